@@ -1,0 +1,3 @@
+"""Turnout: an LLM gateway and intelligent model router."""
+
+__version__ = "0.1.0"

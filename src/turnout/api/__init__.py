@@ -1,0 +1,1 @@
+"""HTTP layer: parse, authorize, call a service, shape the response."""

@@ -1,0 +1,69 @@
+"""Minting and verifying bearer JWTs (HMAC, one configured algorithm only)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import jwt
+
+from turnout.auth.principal import ROLES, Principal
+from turnout.errors import InvalidRequest, Unauthenticated
+
+
+class JwtCodec:
+    """Signs and verifies tokens with one secret and one algorithm; ``alg: none`` never passes."""
+
+    def __init__(self, secret: str, algorithm: str = "HS256", default_ttl_s: int = 3600) -> None:
+        self._secret = secret
+        self._algorithm = algorithm
+        self._default_ttl_s = default_ttl_s
+
+    def mint(
+        self, subject: str, tenant_id: str, roles: Iterable[str], ttl_s: int | None = None, **extra: Any
+    ) -> str:
+        """A signed token carrying ``sub``, ``tenant_id``, ``roles`` and ``exp``."""
+        role_list = sorted(set(roles))
+        unknown = [r for r in role_list if r not in ROLES]
+        if unknown:
+            raise InvalidRequest(f"unknown role(s) {unknown}; allowed: {list(ROLES)}", param="roles")
+        now = int(time.time())
+        claims = {
+            "sub": subject,
+            "tenant_id": tenant_id,
+            "roles": role_list,
+            "iat": now,
+            "exp": now + (ttl_s if ttl_s is not None else self._default_ttl_s),
+            **extra,
+        }
+        return jwt.encode(claims, self._secret, algorithm=self._algorithm)
+
+    def verify(self, token: str) -> Principal:
+        """Decode ``token`` or raise Unauthenticated (bad signature, expired, wrong algorithm...)."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self._algorithm],
+                options={"require": ["exp", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired", code="token_expired") from exc
+        except jwt.InvalidAlgorithmError as exc:
+            raise Unauthenticated("token algorithm not accepted") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from exc
+        tenant = claims.get("tenant_id")
+        roles = claims.get("roles", [])
+        if not isinstance(tenant, str) or not tenant:
+            raise Unauthenticated("token has no tenant_id claim")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthenticated("token roles claim must be a list of strings")
+        agent = claims.get("agent_id")
+        return Principal(
+            subject=str(claims["sub"]),
+            tenant_id=tenant,
+            roles=frozenset(r for r in roles if r in ROLES),
+            agent_id=agent if isinstance(agent, str) else None,
+        )

@@ -1,0 +1,206 @@
+"""Catalog queries and admin edits of models. Hand-set fields are remembered in ``overrides``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from turnout.catalog.discovered import capability_mask
+from turnout.catalog.schemas import (
+    BulkModelUpdate,
+    BulkResult,
+    ModelCreate,
+    ModelDetail,
+    ModelFilter,
+    ModelOut,
+    ModelPage,
+    ModelUpdate,
+)
+from turnout.catalog.tiers import cost_tier_for
+from turnout.errors import Conflict, InvalidRequest, NotFound
+from turnout.store.models import Model, Provider, utcnow
+
+OVERRIDABLE_FIELDS = frozenset(
+    {
+        "display_name",
+        "capabilities",
+        "priority",
+        "cost_tier",
+        "domains",
+        "ctx_length",
+        "model_type",
+        "pricing_input",
+        "pricing_output",
+    }
+)
+
+
+def model_id_for(provider_id: str, external_id: str) -> str:
+    """The catalog id: ``{provider_id}/{external_id}``."""
+    return f"{provider_id}/{external_id}"
+
+
+def filter_clauses(flt: ModelFilter) -> list[ColumnElement[bool]]:
+    """SQL conditions for a filter (ORM expressions only)."""
+    clauses: list[ColumnElement[bool]] = []
+    if flt.provider is not None:
+        clauses.append(Model.provider_id == flt.provider)
+    if flt.cost_tier is not None:
+        clauses.append(Model.cost_tier == flt.cost_tier)
+    if flt.model_type is not None:
+        clauses.append(Model.model_type == flt.model_type)
+    if flt.available is not None:
+        clauses.append(Model.is_available.is_(flt.available))
+    if flt.enabled is not None:
+        clauses.append(Model.is_enabled.is_(flt.enabled))
+    if flt.capability:
+        mask = capability_mask(flt.capability)
+        clauses.append(Model.capability_mask.op("&")(mask) == mask)
+    if flt.q is not None:
+        clauses.append(
+            or_(
+                Model.id.icontains(flt.q, autoescape=True),
+                Model.display_name.icontains(flt.q, autoescape=True),
+            )
+        )
+    return clauses
+
+
+class ModelService:
+    """Read and edit the global model catalog."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def list(self, flt: ModelFilter, page: int, per_page: int) -> ModelPage:
+        """One page of models matching ``flt``, ordered by id, with the total count."""
+        clauses = filter_clauses(flt)
+        async with self._sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(Model).where(*clauses)) or 0
+            rows = (
+                await session.scalars(
+                    select(Model)
+                    .where(*clauses)
+                    .order_by(Model.id)
+                    .offset((page - 1) * per_page)
+                    .limit(per_page)
+                )
+            ).all()
+        return ModelPage(items=[to_out(m) for m in rows], total=total, page=page, per_page=per_page)
+
+    async def get(self, model_id: str) -> ModelDetail:
+        """One model with its raw provider metadata, or 404."""
+        async with self._sessions() as session:
+            return to_detail(await self._load(session, model_id))
+
+    async def create(self, body: ModelCreate) -> ModelDetail:
+        """Register a model by hand (one the provider does not list)."""
+        model_id = model_id_for(body.provider_id, body.external_id)
+        async with self._sessions.begin() as session:
+            if await session.get(Provider, body.provider_id) is None:
+                raise NotFound(f"provider '{body.provider_id}' not found", param="provider_id")
+            if await session.get(Model, model_id) is not None:
+                raise Conflict(f"model '{model_id}' already exists", param="external_id", code="duplicate_id")
+            caps = list(dict.fromkeys(body.capabilities))
+            model = Model(
+                id=model_id,
+                provider_id=body.provider_id,
+                external_id=body.external_id,
+                display_name=body.display_name or body.external_id,
+                model_type=body.model_type,
+                capabilities=caps,
+                capability_mask=capability_mask(caps),
+                priority=body.priority,
+                cost_tier=body.cost_tier or cost_tier_for(body.pricing_input, body.pricing_output),
+                domains=body.domains,
+                ctx_length=body.ctx_length,
+                pricing_input=body.pricing_input,
+                pricing_output=body.pricing_output,
+                is_available=True,
+                is_enabled=True,
+                is_custom=True,
+                overrides=sorted(OVERRIDABLE_FIELDS),
+                metadata_=body.metadata,
+                synced_at=None,
+            )
+            session.add(model)
+        return to_detail(model)
+
+    async def update(self, model_id: str, body: ModelUpdate) -> ModelDetail:
+        """Apply an admin edit; each edited field survives later syncs."""
+        changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+        for field in ("display_name", "model_type", "priority", "capabilities", "domains", "is_enabled"):
+            if field in changes and changes[field] is None:
+                raise InvalidRequest(f"{field} cannot be null", param=field)
+        async with self._sessions.begin() as session:
+            model = await self._load(session, model_id)
+            for field, value in changes.items():
+                setattr(model, field, value)
+            if "capabilities" in changes:
+                model.capabilities = list(dict.fromkeys(changes["capabilities"]))
+                model.capability_mask = capability_mask(model.capabilities)
+            overridden = set(model.overrides) | (OVERRIDABLE_FIELDS & changes.keys())
+            if "cost_tier" not in overridden and {"pricing_input", "pricing_output"} & changes.keys():
+                model.cost_tier = cost_tier_for(model.pricing_input, model.pricing_output)
+            model.overrides = sorted(overridden)
+            model.updated_at = utcnow()
+        return to_detail(model)
+
+    async def bulk_set_enabled(self, body: BulkModelUpdate) -> BulkResult:
+        """Enable or disable every model matching a (non-empty) filter."""
+        clauses = filter_clauses(body.filter)
+        if not clauses:
+            raise InvalidRequest("bulk update needs at least one filter criterion", param="filter")
+        async with self._sessions.begin() as session:
+            matched = await session.scalar(select(func.count()).select_from(Model).where(*clauses)) or 0
+            result = await session.execute(
+                update(Model)
+                .where(*clauses, Model.is_enabled.is_not(body.is_enabled))
+                .values(is_enabled=body.is_enabled, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        changed = int(getattr(result, "rowcount", 0) or 0)
+        return BulkResult(matched=matched, changed=changed, is_enabled=body.is_enabled)
+
+    @staticmethod
+    async def _load(session: AsyncSession, model_id: str) -> Model:
+        model = await session.get(Model, model_id)
+        if model is None:
+            raise NotFound(f"model '{model_id}' not found", param="model_id")
+        return model
+
+
+def to_out(model: Model) -> ModelOut:
+    """Public list view of a model."""
+    return ModelOut(**_common(model))
+
+
+def to_detail(model: Model) -> ModelDetail:
+    """Public detail view, with the provider's raw metadata."""
+    return ModelDetail(**_common(model), metadata=model.metadata_ or {})
+
+
+def _common(model: Model) -> dict[str, Any]:
+    return {
+        "id": model.id,
+        "provider_id": model.provider_id,
+        "external_id": model.external_id,
+        "display_name": model.display_name,
+        "model_type": model.model_type,
+        "capabilities": list(model.capabilities or []),
+        "priority": model.priority,
+        "cost_tier": model.cost_tier,
+        "domains": list(model.domains or []),
+        "ctx_length": model.ctx_length,
+        "pricing_input": None if model.pricing_input is None else float(model.pricing_input),
+        "pricing_output": None if model.pricing_output is None else float(model.pricing_output),
+        "is_available": model.is_available,
+        "is_enabled": model.is_enabled,
+        "is_custom": model.is_custom,
+        "overrides": list(model.overrides or []),
+        "synced_at": model.synced_at,
+        "created_at": model.created_at,
+        "updated_at": model.updated_at,
+    }

@@ -1,0 +1,256 @@
+"""Provider sync: fetch the provider's catalog and upsert it in bulk.
+
+Models that vanish are marked unavailable (never deleted); fields an admin set by hand
+(``Model.overrides``) are left alone; on failure the last known catalog stays and the
+error is recorded on the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from turnout.catalog.discovered import DiscoveredModel, capability_mask
+from turnout.catalog.fetch import ProviderConnection, fetch_models
+from turnout.catalog.model_service import model_id_for
+from turnout.catalog.providers import ProviderService
+from turnout.catalog.schemas import SyncResult
+from turnout.errors import Conflict, TurnoutError, UpstreamError
+from turnout.store.models import Model, Provider, utcnow
+
+CHUNK = 2000
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(slots=True)
+class _Plan:
+    inserts: list[dict[str, Any]]
+    updates: list[dict[str, Any]]
+    removed: list[str]
+    unchanged: int
+
+
+def connection_of(provider: Provider) -> ProviderConnection:
+    """How to reach a provider's models endpoint."""
+    return ProviderConnection(
+        provider_type=provider.provider_type,
+        api_base=provider.api_base,
+        models_endpoint=provider.models_endpoint,
+        api_version=provider.api_version,
+    )
+
+
+def sync_hash(found: DiscoveredModel) -> str:
+    """Fingerprint of everything the provider reported, to skip unchanged rows cheaply."""
+    payload = orjson.dumps(
+        [
+            found.display_name,
+            found.model_type,
+            found.capabilities,
+            found.ctx_length,
+            str(found.pricing_input),
+            str(found.pricing_output),
+            found.cost_tier,
+            found.metadata,
+        ],
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+    )
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+class SyncService:
+    """Runs provider syncs (one at a time per provider)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        providers: ProviderService,
+        http: Callable[[], aiohttp.ClientSession],
+        *,
+        timeout_s: float,
+    ) -> None:
+        self._sessions = sessions
+        self._providers = providers
+        self._http = http
+        self._timeout_s = timeout_s
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def sync(self, provider_id: str, progress: Progress | None = None) -> SyncResult:
+        """Sync one provider; concurrent syncs of the same provider run one after the other."""
+        lock = self._locks.setdefault(provider_id, asyncio.Lock())
+        async with lock:
+            try:
+                return await self._sync(provider_id, progress)
+            except IntegrityError as exc:  # another replica synced the same provider at the same time
+                raise Conflict(
+                    f"provider '{provider_id}' was synced concurrently; retry", code="sync_conflict"
+                ) from exc
+
+    async def _sync(self, provider_id: str, progress: Progress | None = None) -> SyncResult:
+        """Fetch and upsert; errors are recorded on the provider and re-raised."""
+        started = time.perf_counter()
+        report = progress or (lambda phase, done, total: None)
+        async with self._sessions() as session:
+            provider = await ProviderService.load(session, provider_id)
+        if not provider.is_active:
+            raise Conflict(
+                f"provider '{provider_id}' is inactive", param="provider_id", code="provider_inactive"
+            )
+        report("fetch", 0, 1)
+        try:
+            key = await self._providers.api_key(provider)
+            found = await fetch_models(self._http(), connection_of(provider), key, timeout_s=self._timeout_s)
+        except TurnoutError as exc:
+            await self._record_error(provider_id, exc.message)
+            raise
+        except Exception as exc:  # anything unexpected still leaves the old catalog in place
+            await self._record_error(provider_id, f"sync failed: {type(exc).__name__}")
+            raise UpstreamError(f"sync of '{provider_id}' failed: {type(exc).__name__}") from exc
+        report("fetch", 1, 1)
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            plan = await self._plan(session, provider_id, found, now)
+            await self._apply(session, provider_id, plan, now, report)
+            await session.execute(
+                update(Provider)
+                .where(Provider.id == provider_id)
+                .values(last_synced=now, last_sync_error=None, updated_at=now)
+            )
+        return SyncResult(
+            provider_id=provider_id,
+            models_discovered=len(found),
+            models_added=len(plan.inserts),
+            models_updated=len(plan.updates),
+            models_removed=len(plan.removed),
+            models_unchanged=plan.unchanged,
+            synced_at=now,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+        )
+
+    async def _plan(
+        self, session: AsyncSession, provider_id: str, found: list[DiscoveredModel], now: datetime
+    ) -> _Plan:
+        rows = await session.execute(
+            select(Model.id, Model.sync_hash, Model.overrides, Model.is_available, Model.is_custom).where(
+                Model.provider_id == provider_id
+            )
+        )
+        existing = {r.id: r for r in rows}
+        plan = _Plan(inserts=[], updates=[], removed=[], unchanged=0)
+        seen: set[str] = set()
+        for item in found:
+            model_id = model_id_for(provider_id, item.external_id)
+            if model_id in seen:
+                continue
+            seen.add(model_id)
+            digest = sync_hash(item)
+            old = existing.get(model_id)
+            if old is None:
+                plan.inserts.append(_insert_row(provider_id, model_id, item, digest, now))
+            elif old.sync_hash != digest or not old.is_available:
+                plan.updates.append(_update_row(model_id, item, digest, set(old.overrides or ()), now))
+            else:
+                plan.unchanged += 1
+        plan.removed = [
+            mid for mid, r in existing.items() if mid not in seen and r.is_available and not r.is_custom
+        ]
+        return plan
+
+    async def _apply(
+        self, session: AsyncSession, provider_id: str, plan: _Plan, now: datetime, report: Progress
+    ) -> None:
+        total = len(plan.inserts) + len(plan.updates) + len(plan.removed)
+        done = 0
+        report("write", 0, total)
+        for chunk in _chunks(plan.inserts):
+            await session.execute(insert(Model), chunk)
+            done += len(chunk)
+            report("write", done, total)
+        for chunk in _chunks(plan.updates):
+            await session.execute(update(Model), chunk)
+            done += len(chunk)
+            report("write", done, total)
+        for chunk in _chunks([{"id": mid, "is_available": False, "updated_at": now} for mid in plan.removed]):
+            await session.execute(update(Model), chunk)
+            done += len(chunk)
+            report("write", done, total)
+        await session.execute(
+            update(Model)
+            .where(Model.provider_id == provider_id, Model.is_available.is_(True), Model.is_custom.is_(False))
+            .values(synced_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _record_error(self, provider_id: str, message: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Provider).where(Provider.id == provider_id).values(last_sync_error=message[:1000])
+            )
+
+
+def _provider_fields(item: DiscoveredModel) -> dict[str, Any]:
+    caps = list(item.capabilities)
+    return {
+        "display_name": item.display_name,
+        "model_type": item.model_type,
+        "capabilities": caps,
+        "capability_mask": capability_mask(caps),
+        "cost_tier": item.cost_tier,
+        "ctx_length": item.ctx_length,
+        "pricing_input": item.pricing_input,
+        "pricing_output": item.pricing_output,
+    }
+
+
+def _insert_row(
+    provider_id: str, model_id: str, item: DiscoveredModel, digest: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "provider_id": provider_id,
+        "external_id": item.external_id,
+        **_provider_fields(item),
+        "priority": 50,
+        "domains": [],
+        "is_available": True,
+        "is_enabled": True,
+        "is_custom": False,
+        "overrides": [],
+        "sync_hash": digest,
+        "metadata_": item.metadata,
+        "synced_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _update_row(
+    model_id: str, item: DiscoveredModel, digest: str, overrides: set[str], now: datetime
+) -> dict[str, Any]:
+    fields = {k: v for k, v in _provider_fields(item).items() if k not in overrides}
+    if "capabilities" in overrides:
+        fields.pop("capability_mask", None)
+    return {
+        "id": model_id,
+        **fields,
+        "is_available": True,
+        "sync_hash": digest,
+        "metadata_": item.metadata,
+        "updated_at": now,
+    }
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), CHUNK):
+        yield rows[start : start + CHUNK]

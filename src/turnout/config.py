@@ -1,0 +1,82 @@
+"""Settings, read from ``TURNOUT_*`` environment variables (and a ``.env`` file)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _read_or_create_key_file(path: Path, nbytes: int) -> bytes:
+    """Return the key stored at ``path``, creating it (mode 0600) on first use."""
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(nbytes)
+    fd = path.open("x")  # fails if another process raced us; then we read theirs
+    try:
+        path.chmod(0o600)
+        fd.write(key.hex())
+    finally:
+        fd.close()
+    return key
+
+
+class Settings(BaseSettings):
+    """Every knob of Turnout. Each field maps to ``TURNOUT_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TURNOUT_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./turnout.db"
+    data_dir: Path = Path("./.turnout")
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    secret_backend: Literal["local", "vault"] = "local"
+    vault_addr: str = "http://127.0.0.1:8200"
+    vault_token: SecretStr | None = None
+    vault_mount: str = "secret"
+    vault_path_prefix: str = "llm"
+    vault_timeout_s: float = 5.0
+    master_key: SecretStr | None = Field(
+        default=None, description="hex-encoded 32-byte key; a 0600 key file in data_dir is used when unset"
+    )
+
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HMAC secret; a 0600 key file in data_dir is used when unset"
+    )
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_default_ttl_s: int = 3600
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    allow_private_api_base: bool = Field(
+        default=False, description="allow api_base on link-local / cloud-metadata addresses"
+    )
+    http_connect_timeout_s: float = 5.0
+    http_read_timeout_s: float = 60.0
+    http_total_timeout_s: float = 600.0
+    sync_timeout_s: float = 120.0
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @cached_property
+    def master_key_bytes(self) -> bytes:
+        """The 32-byte master key that wraps the local store's data keys."""
+        if self.master_key is not None:
+            key = bytes.fromhex(self.master_key.get_secret_value())
+            if len(key) != 32:
+                raise ValueError("TURNOUT_MASTER_KEY must be 32 bytes, hex-encoded (64 characters)")
+            return key
+        return _read_or_create_key_file(self.data_dir / "master.key", 32)
+
+    @cached_property
+    def jwt_secret_value(self) -> str:
+        """The HMAC secret tokens are signed with."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        return _read_or_create_key_file(self.data_dir / "jwt.key", 32).hex()

@@ -1,0 +1,90 @@
+"""Errors that reach clients, always in the OpenAI error shape.
+
+``{"error": {"message": ..., "type": ..., "param": ..., "code": ...}}``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TurnoutError(Exception):
+    """Base of every error Turnout turns into an HTTP answer."""
+
+    status_code = 500
+    error_type = "api_error"
+    code: str | None = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body sent to the client."""
+        return error_body(self.message, self.error_type, self.param, self.code)
+
+
+def error_body(message: str, error_type: str, param: str | None, code: str | None) -> dict[str, Any]:
+    """Build an OpenAI-shaped error body."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+class InvalidRequest(TurnoutError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class Unauthenticated(TurnoutError):
+    status_code = 401
+    error_type = "authentication_error"
+    code = "invalid_token"
+
+
+class Forbidden(TurnoutError):
+    status_code = 403
+    error_type = "permission_error"
+    code = "forbidden"
+
+
+class NotFound(TurnoutError):
+    status_code = 404
+    error_type = "not_found_error"
+    code = "not_found"
+
+
+class Conflict(TurnoutError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
+
+
+class PayloadTooLarge(TurnoutError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class UpstreamError(TurnoutError):
+    """A provider answered badly or not at all."""
+
+    status_code = 502
+    error_type = "api_error"
+    code = "upstream_error"
+
+
+class ServiceUnavailable(TurnoutError):
+    status_code = 503
+    error_type = "api_error"
+    code = "service_unavailable"

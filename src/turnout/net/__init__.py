@@ -1,0 +1,1 @@
+"""Networking helpers: the shared HTTP client and SSRF guards."""

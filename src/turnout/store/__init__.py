@@ -1,0 +1,1 @@
+"""Persistence: ORM entities, sessions, migrations."""

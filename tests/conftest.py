@@ -1,0 +1,80 @@
+"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, the app, tokens."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services import create_pg_database, drop_pg_database
+from turnout.app import create_app
+from turnout.config import Settings
+from turnout.container import Container
+from turnout.store.migrate import upgrade
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database URL; every test using it runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/turnout.db"
+        return
+    url, name = await create_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(name)
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """Settings for one test: its own database, data dir, keys."""
+    return Settings(
+        database_url=db_url,
+        data_dir=tmp_path / "data",
+        jwt_secret=secrets.token_hex(32),
+        master_key=secrets.token_hex(32),
+        log_json=True,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    """A container on a migrated database."""
+    built = Container.build(settings)
+    await upgrade(built.engine)
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    app = create_app(container=container)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://turnout.test") as http:
+        yield http
+
+
+@pytest.fixture
+def make_token(container: Container) -> Callable[..., str]:
+    """Mint tokens for any subject, tenant and roles."""
+
+    def mint(
+        sub: str = "alice", tenant: str = "t1", roles: tuple[str, ...] = ("platform_admin",), **kw: object
+    ) -> str:
+        return container.jwt.mint(sub, tenant, roles, **kw)  # type: ignore[arg-type]
+
+    return mint
+
+
+@pytest.fixture
+def admin(make_token: Callable[..., str]) -> dict[str, str]:
+    """Headers of a platform admin."""
+    return {"Authorization": f"Bearer {make_token()}"}
