@@ -15,7 +15,10 @@ Each HTTP request gets ``timeout_s``; Anthropic pages are requested one after an
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +34,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 ANTHROPIC_PAGE_LIMIT = 1000
 AZURE_API_VERSION = "2024-10-21"
 MAX_PAGES = 1000
-_THREAD_PARSE_BYTES = 1 << 20  # parse big answers off the event loop
+_BIG_BODY = 1 << 20  # answers this big are parsed off the event loop, with the GC paused
 _DETAIL_CHARS = 300
 
 
@@ -148,8 +151,24 @@ async def _get(
         return resp.status, await resp.read()
 
 
-def _decode(body: bytes, fmt: WireFormat, provider_type: str) -> tuple[list[DiscoveredModel], str | None]:
-    return fmt.parse_page(orjson.loads(body), provider_type)
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: decoding a big list creates ~1M containers it would rescan over and over."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def decode_page(body: bytes, fmt: WireFormat, provider_type: str) -> tuple[list[DiscoveredModel], str | None]:
+    """Decode (orjson) and parse one answer; raises ``orjson.JSONDecodeError`` / ``UnexpectedPayload``."""
+    if len(body) < _BIG_BODY:
+        return fmt.parse_page(orjson.loads(body), provider_type)
+    with _gc_paused():
+        return fmt.parse_page(orjson.loads(body), provider_type)
 
 
 async def _fetch_page(
@@ -175,10 +194,10 @@ async def _fetch_page(
         detail = _scrub(_error_detail(body), api_key)
         raise ProviderSyncError(f"{where}: HTTP {status}: {detail}", status)
     try:
-        if len(body) > _THREAD_PARSE_BYTES:
-            models, cursor = await asyncio.to_thread(_decode, body, fmt, conn.provider_type)
+        if len(body) >= _BIG_BODY:
+            models, cursor = await asyncio.to_thread(decode_page, body, fmt, conn.provider_type)
         else:
-            models, cursor = _decode(body, fmt, conn.provider_type)
+            models, cursor = decode_page(body, fmt, conn.provider_type)
     except orjson.JSONDecodeError:
         raise ProviderSyncError(f"{where}: unexpected response (not JSON)", status) from None
     except UnexpectedPayload as exc:

@@ -121,7 +121,7 @@ class ModelService:
                 is_available=True,
                 is_enabled=True,
                 is_custom=True,
-                overrides=sorted(OVERRIDABLE_FIELDS),
+                overrides=sorted(OVERRIDABLE_FIELDS & body.model_fields_set),
                 metadata_=body.metadata,
                 synced_at=None,
             )

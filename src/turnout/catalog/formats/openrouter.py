@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -34,14 +35,13 @@ def per_token_to_mtok(value: str | int | float | None) -> Decimal | None:
     return _ZERO if price == 0 else price.scaleb(6)
 
 
-def _strings(value: Any) -> tuple[str, ...]:
-    if isinstance(value, list):
-        return tuple(v for v in value if isinstance(v, str))
-    return ()
+def _listed(value: Any) -> list[Any] | tuple[()]:
+    """A JSON list as is (only membership is tested), anything else as empty."""
+    return value if isinstance(value, list) else ()
 
 
-def _modalities(arch: dict[str, Any], key: str, side: int) -> tuple[str, ...]:
-    found = _strings(arch.get(key))
+def _modalities(arch: dict[str, Any], key: str, side: int) -> Collection[Any]:
+    found = _listed(arch.get(key))
     if found:
         return found
     modality = arch.get("modality")  # older entries: "text+image->text"
@@ -89,7 +89,7 @@ def parse_entry(entry: Any, provider_type: str = "openrouter") -> DiscoveredMode
         model_type=model_type,
         name=name,
         input_modalities=inputs,
-        supported_parameters=_strings(entry.get("supported_parameters")),
+        supported_parameters=_listed(entry.get("supported_parameters")),
         ctx_length=ctx,
     )
     return DiscoveredModel(
