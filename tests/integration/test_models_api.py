@@ -20,16 +20,43 @@ async def _seed(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
             "api_base": f"http://127.0.0.1:9/{pid}",
         }
         assert (await client.post(PROVIDERS, json=body, headers=admin)).status_code == 201
+    free, cheap, dear = (
+        {"pricing_input": 0, "pricing_output": 0},
+        {"pricing_input": 0.2, "pricing_output": 0.6},
+        {
+            "pricing_input": 15,
+            "pricing_output": 60,
+        },
+    )
     specs: list[dict[str, Any]] = [
-        {"provider_id": "alpha", "external_id": "org/vision-free:free", "capabilities": ["text", "vision"],
-         "pricing_input": 0, "pricing_output": 0},
-        {"provider_id": "alpha", "external_id": "org/coder", "capabilities": ["text", "code", "function_calling"],
-         "pricing_input": 0.2, "pricing_output": 0.6},
-        {"provider_id": "alpha", "external_id": "org/big-vision", "capabilities": ["text", "vision", "function_calling"],
-         "pricing_input": 15, "pricing_output": 60, "display_name": "Big 100%_Vision"},
-        {"provider_id": "beta", "external_id": "embed-small", "model_type": "embedding", "capabilities": ["text"]},
-        {"provider_id": "beta", "external_id": "plain", "pricing_input": 3, "pricing_output": 9, "priority": 80},
-    ]  # fmt: skip
+        {
+            "provider_id": "alpha",
+            "external_id": "org/vision-free:free",
+            "capabilities": ["text", "vision"],
+            **free,
+        },
+        {
+            "provider_id": "alpha",
+            "external_id": "org/coder",
+            "capabilities": ["text", "code", "function_calling"],
+        }
+        | cheap,
+        {"provider_id": "alpha", "external_id": "org/big-vision", "display_name": "Big 100%_Vision"}
+        | {"capabilities": ["text", "vision", "function_calling"], **dear},
+        {
+            "provider_id": "beta",
+            "external_id": "embed-small",
+            "model_type": "embedding",
+            "capabilities": ["text"],
+        },
+        {
+            "provider_id": "beta",
+            "external_id": "plain",
+            "pricing_input": 3,
+            "pricing_output": 9,
+            "priority": 80,
+        },
+    ]
     for spec in specs:
         resp = await client.post(MODELS, json=spec, headers=admin)
         assert resp.status_code == 201, resp.text

@@ -123,7 +123,7 @@ async def test_denied_token_fails_closed_with_503(
             "secret_backend": "vault",
             "vault_addr": openbao_fresh.addr,
             "vault_token": SecretStr(openbao_fresh.create_deny_token()),
-        }  # fmt: skip
+        }
     )
     container, client = await _client_for(denied)
     try:
