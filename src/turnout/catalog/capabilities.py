@@ -69,9 +69,7 @@ def is_long_context(ctx_length: int | None) -> bool:
 
 def is_code_model(model_id: str, name: str = "") -> bool:
     """The id or name suggests a code model (coder, codestral, starcoder, devstral ...)."""
-    return _CODE_RE.search(model_id.lower()) is not None or (
-        bool(name) and _CODE_RE.search(name.lower()) is not None
-    )
+    return _CODE_RE.search(f"{model_id} {name}".lower()) is not None
 
 
 def name_suggests_vision(model_id: str) -> bool:

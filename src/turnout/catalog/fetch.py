@@ -34,6 +34,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 ANTHROPIC_PAGE_LIMIT = 1000
 AZURE_API_VERSION = "2024-10-21"
 MAX_PAGES = 1000
+MAX_BODY_BYTES = 256 << 20
 _BIG_BODY = 1 << 20  # answers this big are parsed off the event loop, with the GC paused
 _DETAIL_CHARS = 300
 
@@ -114,9 +115,9 @@ def _scrub(text: str, api_key: str | None) -> str:
 
 
 def _where(url: str) -> str:
-    """The URL without credentials or query, for messages."""
+    """The URL without credentials, query or fragment, for messages."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
 
 
 def _error_detail(body: bytes) -> str:
@@ -143,12 +144,18 @@ async def _get(
     params: dict[str, str],
     headers: dict[str, str],
     timeout_s: float,
-) -> tuple[int, bytes]:
+) -> tuple[int, bytes, str | None]:
+    """Status, body (at most ``MAX_BODY_BYTES``) and redirect target of one GET."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with session.get(
         url, params=params, headers=headers, timeout=timeout, allow_redirects=False
     ) as resp:
-        return resp.status, await resp.read()
+        body = bytearray()
+        async for chunk in resp.content.iter_chunked(1 << 20):
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise ProviderSyncError(f"answer larger than {MAX_BODY_BYTES >> 20} MiB", resp.status)
+        return resp.status, bytes(body), resp.headers.get("Location")
 
 
 @contextmanager
@@ -182,14 +189,20 @@ async def _fetch_page(
     url, base_params = models_url(conn)
     where = f"GET {_where(url)}"
     try:
-        status, body = await _get(
+        status, body, location = await _get(
             session, url, {**base_params, **params}, auth_headers(conn.provider_type, api_key), timeout_s
         )
+    except ProviderSyncError as exc:
+        raise ProviderSyncError(f"{where}: {exc.message}", exc.status) from None
     except TimeoutError:
         raise ProviderSyncError(f"{where}: no answer within {timeout_s:g}s") from None
     except aiohttp.ClientError as exc:
         detail = _scrub(str(exc), api_key)[:_DETAIL_CHARS]
         raise ProviderSyncError(f"{where}: connection failed ({type(exc).__name__}: {detail})") from None
+    if 300 <= status < 400:
+        target = _where(location or "?")
+        message = f"{where}: HTTP {status}: redirected to {target} (redirects are not followed; fix api_base)"
+        raise ProviderSyncError(message, status)
     if not 200 <= status < 300:
         detail = _scrub(_error_detail(body), api_key)
         raise ProviderSyncError(f"{where}: HTTP {status}: {detail}", status)

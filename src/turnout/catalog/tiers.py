@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 LOW_BELOW = Decimal(1)
 STANDARD_BELOW = Decimal(10)
@@ -14,15 +15,15 @@ def blended_price(pricing_input: Decimal | None, pricing_output: Decimal | None)
     With only one price known (e.g. embeddings, which bill input only) that price is the blend;
     with neither known, or a negative price, the result is ``None``.
     """
-    known = [p for p in (pricing_input, pricing_output) if p is not None]
-    if not known or any(p < 0 for p in known):
+    if pricing_input is None or pricing_output is None:
+        known = pricing_output if pricing_input is None else pricing_input
+        return None if known is None or known < 0 else known
+    if pricing_input < 0 or pricing_output < 0:
         return None
-    if len(known) == 1:
-        return known[0]
-    assert pricing_input is not None and pricing_output is not None
     return (3 * pricing_input + pricing_output) / 4
 
 
+@lru_cache(maxsize=8192)  # syncs see the same few price points over and over
 def cost_tier_for(pricing_input: Decimal | None, pricing_output: Decimal | None) -> str:
     """Cost tier of a model from its per-1M-token prices.
 
