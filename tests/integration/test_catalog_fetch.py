@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -238,18 +237,13 @@ def test_auth_headers() -> None:
     assert "Authorization" not in auth_headers("ollama", None)
 
 
-def test_50k_openrouter_entries_parse_fast() -> None:
+def test_large_openrouter_catalog_decodes_completely() -> None:
+    """A 50k-model answer (the size bench/sync_catalog.py times) decodes to 50k distinct models."""
     body = orjson.dumps({"data": make_openrouter_models(50_000)})
-    started = time.perf_counter()
-    models, _ = decode_page(body, WIRE_FORMATS["openrouter"], "openrouter")
-    elapsed = time.perf_counter() - started
-    assert len(models) == 50_000
-    assert elapsed < 2.0, f"decoding + parsing 50k OpenRouter entries took {elapsed:.2f}s"
+    models, cursor = decode_page(body, WIRE_FORMATS["openrouter"], "openrouter")
+    assert cursor is None
+    assert len({m.external_id for m in models}) == 50_000
 
 
-def test_50k_unknown_price_lookups_are_fast() -> None:
-    started = time.perf_counter()
-    misses = sum(lookup_price("openrouter", f"vendor{i}/unknown-model-{i}") is None for i in range(50_000))
-    elapsed = time.perf_counter() - started
-    assert misses == 50_000
-    assert elapsed < 2.0, f"50k price lookups took {elapsed:.2f}s"
+def test_unknown_models_have_no_price() -> None:
+    assert all(lookup_price("openrouter", f"vendor{i}/unknown-model-{i}") is None for i in range(500))
