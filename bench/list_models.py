@@ -28,7 +28,7 @@ TIERS = ("free", "low", "standard", "premium")
 CAPS = ("vision", "function_calling", "code", "long_context")
 CAP_PAIRS = (("vision", "function_calling"), ("code", "long_context"), ("vision", "long_context"))
 QUERIES = ("coder-11", "Synthetic chat 99", "gpt-4o", "LLAMA", "synthetic-chat-4242")
-Params = list[tuple[str, str | int]]
+Params = list[tuple[str, str | int | float | bool | None]]
 
 
 def _prov(i: int) -> Params:

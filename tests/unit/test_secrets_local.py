@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -204,6 +205,9 @@ async def test_unreachable_database(tmp_path: Path, master_key: bytes) -> None:
             await LocalSecretStore(make_sessionmaker(engine), master_key).check()
     finally:
         await engine.dispose()
+        await asyncio.sleep(
+            0.1
+        )  # let aiosqlite's worker thread finish its failed connect before the loop closes
 
 
 def test_bad_master_key_and_ref(sm: Sessionmaker) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import defer
 
 from turnout.catalog.discovered import capability_mask
 from turnout.catalog.schemas import (
@@ -42,7 +44,17 @@ def model_id_for(provider_id: str, external_id: str) -> str:
     return f"{provider_id}/{external_id}"
 
 
-def filter_clauses(flt: ModelFilter) -> list[ColumnElement[bool]]:
+def text_search(column: Any, q: str, dialect: str) -> ColumnElement[bool]:
+    """Case-insensitive substring match in the dialect's cheapest form: ``ILIKE`` on PostgreSQL
+    (served by a pg_trgm index when present), plain ``LIKE`` on SQLite (case-insensitive for ASCII
+    and cheaper than ``lower(x) LIKE lower(y)``). Wildcards in ``q`` are escaped."""
+    pattern = "%" + q.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+    if dialect == "sqlite":
+        return column.like(pattern, escape="/")
+    return column.ilike(pattern, escape="/")
+
+
+def filter_clauses(flt: ModelFilter, dialect: str = "postgresql") -> list[ColumnElement[bool]]:
     """SQL conditions for a filter (ORM expressions only)."""
     clauses: list[ColumnElement[bool]] = []
     if flt.provider is not None:
@@ -59,29 +71,30 @@ def filter_clauses(flt: ModelFilter) -> list[ColumnElement[bool]]:
         mask = capability_mask(flt.capability)
         clauses.append(Model.capability_mask.op("&")(mask) == mask)
     if flt.q is not None:
-        clauses.append(
-            or_(
-                Model.id.icontains(flt.q, autoescape=True),
-                Model.display_name.icontains(flt.q, autoescape=True),
-            )
-        )
+        clauses.append(or_(*(text_search(col, flt.q, dialect) for col in (Model.id, Model.display_name))))
     return clauses
 
 
 class ModelService:
     """Read and edit the global model catalog."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], on_change: Callable[[], None] = lambda: None
+    ) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        self._dialect = bind.dialect.name if bind is not None else "postgresql"
+        self._on_change = on_change
 
     async def list(self, flt: ModelFilter, page: int, per_page: int) -> ModelPage:
         """One page of models matching ``flt``, ordered by id, with the total count."""
-        clauses = filter_clauses(flt)
+        clauses = filter_clauses(flt, self._dialect)
         async with self._sessions() as session:
             total = await session.scalar(select(func.count()).select_from(Model).where(*clauses)) or 0
             rows = (
                 await session.scalars(
                     select(Model)
+                    .options(defer(Model.metadata_))
                     .where(*clauses)
                     .order_by(Model.id)
                     .offset((page - 1) * per_page)
@@ -126,6 +139,7 @@ class ModelService:
                 synced_at=None,
             )
             session.add(model)
+        self._on_change()
         return to_detail(model)
 
     async def update(self, model_id: str, body: ModelUpdate) -> ModelDetail:
@@ -146,11 +160,12 @@ class ModelService:
                 model.cost_tier = cost_tier_for(model.pricing_input, model.pricing_output)
             model.overrides = sorted(overridden)
             model.updated_at = utcnow()
+        self._on_change()
         return to_detail(model)
 
     async def bulk_set_enabled(self, body: BulkModelUpdate) -> BulkResult:
         """Enable or disable every model matching a (non-empty) filter."""
-        clauses = filter_clauses(body.filter)
+        clauses = filter_clauses(body.filter, self._dialect)
         if not clauses:
             raise InvalidRequest("bulk update needs at least one filter criterion", param="filter")
         async with self._sessions.begin() as session:
@@ -162,6 +177,7 @@ class ModelService:
                 .execution_options(synchronize_session=False)
             )
         changed = int(getattr(result, "rowcount", 0) or 0)
+        self._on_change()
         return BulkResult(matched=matched, changed=changed, is_enabled=body.is_enabled)
 
     @staticmethod

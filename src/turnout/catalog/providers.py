@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,11 +19,17 @@ class ProviderService:
     """The control-plane operations on providers."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], secrets: SecretStore, *, allow_private: bool
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        secrets: SecretStore,
+        *,
+        allow_private: bool,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessions = sessions
         self._secrets = secrets
         self._allow_private = allow_private
+        self._on_change = on_change
 
     async def create(self, body: ProviderCreate, principal: Principal) -> ProviderOut:
         """Store the key first (fail closed), then the provider row; roll the key back on failure."""
@@ -60,6 +68,7 @@ class ProviderService:
                         f"provider '{body.id}' already exists", param="id", code="duplicate_id"
                     ) from None
             raise
+        self._on_change()
         return to_out(provider, 0)
 
     async def list(self, *, include_inactive: bool = True) -> list[ProviderOut]:
@@ -97,6 +106,7 @@ class ProviderService:
                 provider.api_key_ref, provider.api_key_hint = ref, mask_secret(key)
             for field, value in changes.items():
                 setattr(provider, field, value)
+        self._on_change()
         return await self.get(provider_id)
 
     async def deactivate(self, provider_id: str) -> ProviderOut:

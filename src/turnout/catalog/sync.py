@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +30,7 @@ from turnout.errors import Conflict, TurnoutError, UpstreamError
 from turnout.store.models import Model, Provider, utcnow
 
 CHUNK = 2000
+ANALYZE_AFTER_ROWS = 1000
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -79,7 +80,9 @@ class SyncService:
         http: Callable[[], aiohttp.ClientSession],
         *,
         timeout_s: float,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_change = on_change
         self._sessions = sessions
         self._providers = providers
         self._http = http
@@ -127,6 +130,7 @@ class SyncService:
                 .where(Provider.id == provider_id)
                 .values(last_synced=now, last_sync_error=None, updated_at=now)
             )
+        self._on_change()
         return SyncResult(
             provider_id=provider_id,
             models_discovered=len(found),
@@ -142,11 +146,12 @@ class SyncService:
         self, session: AsyncSession, provider_id: str, found: list[DiscoveredModel], now: datetime
     ) -> _Plan:
         rows = await session.execute(
-            select(Model.id, Model.sync_hash, Model.overrides, Model.is_available, Model.is_custom).where(
+            select(Model.id, Model.sync_hash, Model.is_available, Model.is_custom).where(
                 Model.provider_id == provider_id
             )
         )
         existing = {r.id: r for r in rows}
+        changed: list[tuple[str, DiscoveredModel, str]] = []
         plan = _Plan(inserts=[], updates=[], removed=[], unchanged=0)
         seen: set[str] = set()
         for item in found:
@@ -159,9 +164,13 @@ class SyncService:
             if old is None:
                 plan.inserts.append(_insert_row(provider_id, model_id, item, digest, now))
             elif old.sync_hash != digest or not old.is_available:
-                plan.updates.append(_update_row(model_id, item, digest, set(old.overrides or ()), now))
+                changed.append((model_id, item, digest))
             else:
                 plan.unchanged += 1
+        overrides = await _overrides_of(session, [mid for mid, _, _ in changed])
+        plan.updates = [
+            _update_row(mid, item, digest, overrides.get(mid, set()), now) for mid, item, digest in changed
+        ]
         plan.removed = [
             mid for mid, r in existing.items() if mid not in seen and r.is_available and not r.is_custom
         ]
@@ -185,12 +194,8 @@ class SyncService:
             await session.execute(update(Model), chunk)
             done += len(chunk)
             report("write", done, total)
-        await session.execute(
-            update(Model)
-            .where(Model.provider_id == provider_id, Model.is_available.is_(True), Model.is_custom.is_(False))
-            .values(synced_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        if total > ANALYZE_AFTER_ROWS:
+            await analyze_catalog(session)
 
     async def _record_error(self, provider_id: str, message: str) -> None:
         async with self._sessions.begin() as session:
@@ -247,8 +252,27 @@ def _update_row(
         "is_available": True,
         "sync_hash": digest,
         "metadata_": item.metadata,
+        "synced_at": now,
         "updated_at": now,
     }
+
+
+async def _overrides_of(session: AsyncSession, model_ids: list[str]) -> dict[str, set[str]]:
+    """Hand-set field names of the given models (only rows that changed are read)."""
+    found: dict[str, set[str]] = {}
+    for start in range(0, len(model_ids), CHUNK):
+        chunk = model_ids[start : start + CHUNK]
+        rows = await session.execute(select(Model.id, Model.overrides).where(Model.id.in_(chunk)))
+        found.update({r.id: set(r.overrides or ()) for r in rows if r.overrides})
+    return found
+
+
+async def analyze_catalog(session: AsyncSession) -> None:
+    """Refresh planner statistics after a bulk change (a constant maintenance statement)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("ANALYZE llm_model_catalog"))
+    else:
+        await session.execute(text("PRAGMA optimize"))
 
 
 def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:

@@ -100,7 +100,12 @@ class Model(Base):
         Index("ix_model_active", "is_available"),
         Index("ix_model_type", "model_type"),
         Index("ix_model_cost_tier", "cost_tier"),
-        Index("ix_model_provider_tier", "provider_id", "cost_tier"),
+        # listing: filter by provider (and tier), page in id order without a sort
+        Index("ix_model_provider_id", "provider_id", "id"),
+        Index("ix_model_provider_tier_id", "provider_id", "cost_tier", "id"),
+        # capability filters: a narrow covering index to scan instead of the wide rows
+        Index("ix_model_caps_provider_tier", "capability_mask", "provider_id", "cost_tier", "id"),
+        # PostgreSQL also gets pg_trgm GIN indexes on id and display_name (migration 0001) for ``q``
     )
 
 

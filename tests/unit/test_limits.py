@@ -1,0 +1,57 @@
+"""Circuit breakers and provider rate limits, driven by a fake clock."""
+
+from __future__ import annotations
+
+from turnout.gateway.limits import CircuitBreakers, RpmLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_after_threshold_then_probes_once() -> None:
+    clock = Clock()
+    breakers = CircuitBreakers(threshold=3, cooldown_s=10, clock=clock)
+    for _ in range(2):
+        assert breakers.allow("m")
+        breakers.failure("m")
+    assert breakers.allow("m")
+    breakers.failure("m")
+    assert not breakers.allow("m") and breakers.is_open("m")
+    clock.now += 9.9
+    assert not breakers.allow("m")
+    clock.now += 0.2
+    assert breakers.allow("m"), "one probe after the cool-down"
+    assert not breakers.allow("m"), "only one probe at a time"
+    breakers.failure("m")
+    assert not breakers.allow("m"), "a failed probe re-opens for another cool-down"
+    clock.now += 10.1
+    assert breakers.allow("m")
+    breakers.success("m")
+    assert breakers.allow("m") and breakers.allow("m") and not breakers.is_open("m")
+
+
+def test_success_resets_the_failure_count() -> None:
+    breakers = CircuitBreakers(threshold=2, cooldown_s=10, clock=Clock())
+    breakers.failure("m")
+    breakers.success("m")
+    breakers.failure("m")
+    assert breakers.allow("m")
+
+
+def test_rpm_window_slides() -> None:
+    clock = Clock()
+    limiter = RpmLimiter(clock)
+    assert all(limiter.try_acquire("p", 3) is None for _ in range(3))
+    wait = limiter.try_acquire("p", 3)
+    assert wait is not None and 59.9 < wait <= 60
+    clock.now += 30
+    assert limiter.try_acquire("p", 3) is not None
+    clock.now += 30.1
+    assert limiter.try_acquire("p", 3) is None
+    assert limiter.try_acquire("other", 3) is None, "limits are per provider"
+    assert all(limiter.try_acquire("unlimited", None) is None for _ in range(1000))
