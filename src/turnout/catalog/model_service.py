@@ -87,20 +87,33 @@ class ModelService:
         self._on_change = on_change
 
     async def list(self, flt: ModelFilter, page: int, per_page: int) -> ModelPage:
-        """One page of models matching ``flt``, ordered by id, with the total count."""
+        """One page of models matching ``flt``, ordered by id, with the total count.
+
+        The page's ids are found first (narrow covering indexes, no wide rows touched), then only
+        those rows are loaded, without their raw provider metadata.
+        """
         clauses = filter_clauses(flt, self._dialect)
         async with self._sessions() as session:
             total = await session.scalar(select(func.count()).select_from(Model).where(*clauses)) or 0
-            rows = (
+            ids = (
                 await session.scalars(
-                    select(Model)
-                    .options(defer(Model.metadata_))
+                    select(Model.id)
                     .where(*clauses)
                     .order_by(Model.id)
                     .offset((page - 1) * per_page)
                     .limit(per_page)
                 )
             ).all()
+            rows = (
+                (
+                    await session.scalars(
+                        select(Model).options(defer(Model.metadata_)).where(Model.id.in_(ids))
+                    )
+                ).all()
+                if ids
+                else []
+            )
+        rows = sorted(rows, key=lambda m: m.id)
         return ModelPage(items=[to_out(m) for m in rows], total=total, page=page, per_page=per_page)
 
     async def get(self, model_id: str) -> ModelDetail:

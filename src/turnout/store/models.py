@@ -105,6 +105,8 @@ class Model(Base):
         Index("ix_model_provider_tier_id", "provider_id", "cost_tier", "id"),
         # capability filters: a narrow covering index to scan instead of the wide rows
         Index("ix_model_caps_provider_tier", "capability_mask", "provider_id", "cost_tier", "id"),
+        # search (``q``) on SQLite: scan this narrow index in id order instead of the wide rows
+        Index("ix_model_id_name", "id", "display_name"),
         # PostgreSQL also gets pg_trgm GIN indexes on id and display_name (migration 0001) for ``q``
     )
 
