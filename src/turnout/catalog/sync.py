@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import structlog
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +29,8 @@ from turnout.catalog.providers import ProviderService
 from turnout.catalog.schemas import SyncResult
 from turnout.errors import Conflict, TurnoutError, UpstreamError
 from turnout.store.models import Model, Provider, utcnow
+
+log = structlog.get_logger(__name__)
 
 CHUNK = 2000
 ANALYZE_AFTER_ROWS = 1000
@@ -88,6 +91,8 @@ class SyncService:
         self._http = http
         self._timeout_s = timeout_s
         self._locks: dict[str, asyncio.Lock] = {}
+        self._maintenance_due = False
+        self._background: set[asyncio.Task[None]] = set()
 
     async def sync(self, provider_id: str, progress: Progress | None = None) -> SyncResult:
         """Sync one provider; concurrent syncs of the same provider run one after the other."""
@@ -131,6 +136,11 @@ class SyncService:
                 .values(last_synced=now, last_sync_error=None, updated_at=now)
             )
         self._on_change()
+        if self._maintenance_due:
+            self._maintenance_due = False
+            task = asyncio.create_task(self._maintain())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return SyncResult(
             provider_id=provider_id,
             models_discovered=len(found),
@@ -195,7 +205,26 @@ class SyncService:
             done += len(chunk)
             report("write", done, total)
         if total > ANALYZE_AFTER_ROWS:
-            await analyze_catalog(session)
+            self._maintenance_due = True
+
+    async def _maintain(self) -> None:
+        """After a bulk change, refresh planner statistics (PostgreSQL also vacuums, so list counts
+        can use index-only scans). Constant maintenance statements, run outside the sync's transaction."""
+        engine = self._sessions.kw["bind"]
+        try:
+            async with engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await conn.execute(text("VACUUM (ANALYZE) llm_model_catalog"))
+                else:
+                    await conn.execute(text("PRAGMA optimize"))
+        except Exception as exc:  # statistics are an optimisation; never fail a sync for them
+            log.warning("catalog_maintenance_failed", error_type=type(exc).__name__)
+
+    async def wait_maintenance(self) -> None:
+        """Wait for background maintenance (used at shutdown and by benchmarks)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _record_error(self, provider_id: str, message: str) -> None:
         async with self._sessions.begin() as session:
@@ -265,14 +294,6 @@ async def _overrides_of(session: AsyncSession, model_ids: list[str]) -> dict[str
         rows = await session.execute(select(Model.id, Model.overrides).where(Model.id.in_(chunk)))
         found.update({r.id: set(r.overrides or ()) for r in rows if r.overrides})
     return found
-
-
-async def analyze_catalog(session: AsyncSession) -> None:
-    """Refresh planner statistics after a bulk change (a constant maintenance statement)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("ANALYZE llm_model_catalog"))
-    else:
-        await session.execute(text("PRAGMA optimize"))
 
 
 def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
