@@ -47,6 +47,7 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
     """A container on a migrated database."""
     built = Container.build(settings)
     await upgrade(built.engine)
+    await built.start()
     try:
         yield built
     finally:

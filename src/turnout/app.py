@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from turnout import __version__
-from turnout.api import admin_models, admin_providers
+from turnout.api import admin_models, admin_providers, agents
+from turnout.api.data_plane import ROUTES as DATA_PLANE_ROUTES
 from turnout.api.errors import install_error_handlers
 from turnout.api.limits import BodySizeLimit
 from turnout.config import Settings
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await the_container.start()
         try:
             yield
         finally:
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(admin_providers.router)
     app.include_router(admin_models.router)
+    app.include_router(agents.router)
+    app.router.routes.extend(DATA_PLANE_ROUTES)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -61,6 +61,20 @@ class Settings(BaseSettings):
     http_total_timeout_s: float = 600.0
     sync_timeout_s: float = 120.0
 
+    store_message_text: bool = Field(default=False, description="keep prompt and answer text on records")
+    journal_dir: Path | None = Field(default=None, description="outage journal; default data_dir/journal")
+    record_batch_size: int = 500
+    record_flush_interval_s: float = 0.2
+    snapshot_interval_s: float = 2.0
+    secret_cache_ttl_s: float = 60.0
+    retry_max: int = 2
+    retry_base_delay_s: float = 0.2
+    retry_max_delay_s: float = 4.0
+    retry_after_max_s: float = 10.0
+    first_byte_timeout_s: float = 60.0
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -76,6 +76,12 @@ class PayloadTooLarge(TurnoutError):
     code = "payload_too_large"
 
 
+class RateLimited(TurnoutError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
 class UpstreamError(TurnoutError):
     """A provider answered badly or not at all."""
 

@@ -110,9 +110,7 @@ async def test_serve_starts_with_embedded_defaults(env: dict[str, str], tmp_path
             assert (await http.get("/docs")).status_code == 200
             spec = (await http.get("/openapi.json")).json()
             assert "/api/v2/admin/providers/{provider_id}/sync" in spec["paths"]
-            _, token = await _turnout(
-                env, "token", "--sub", "a", "--tenant", "p", "--role", "platform_admin"
-            )
+            _, token = await _turnout(env, "token", "--sub", "a", "--tenant", "p", "--role", "platform_admin")
             resp = await http.get(
                 "/api/v2/admin/providers", headers={"Authorization": f"Bearer {token.strip()}"}
             )

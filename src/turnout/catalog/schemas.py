@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from turnout.jsontypes import JsonObject
+
 ProviderType = Literal["openai", "openrouter", "anthropic", "azure", "ollama", "custom"]
 Capability = Literal["text", "vision", "code", "audio", "long_context", "function_calling"]
 CostTier = Literal["free", "low", "standard", "premium"]
@@ -102,7 +104,7 @@ class ModelCreate(StrictBody):
     ctx_length: int | None = Field(default=None, ge=1, le=100_000_000)
     pricing_input: Price | None = None
     pricing_output: Price | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
     @field_validator("external_id")
     @classmethod

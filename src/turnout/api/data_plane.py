@@ -1,0 +1,172 @@
+"""The lean `/v1/*` and `/api/models/*` handlers (Starlette, orjson): no FastAPI on the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from turnout.auth.api_keys import secret_matches, split_key
+from turnout.auth.principal import Principal
+from turnout.container import Container
+from turnout.errors import TurnoutError, Unauthenticated
+from turnout.gateway.dialects import ANTHROPIC, OPENAI, Dialect
+from turnout.gateway.native import NATIVE, native_chat_body, native_embeddings_body
+from turnout.gateway.parse import decode_json, parse_chat, parse_embeddings
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def authenticate(request: Request, container: Container) -> Principal:
+    """An agent API key (Bearer or x-api-key) or a JWT, checked against in-memory state only."""
+    header = request.headers.get("authorization")
+    token = None
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            token = value.strip()
+    token = token or request.headers.get("x-api-key")
+    if not token:
+        raise Unauthenticated("missing API key or bearer token", code="missing_token")
+    parts = split_key(token)
+    if parts is None:
+        return container.jwt.verify(token)
+    entry = container.snapshots.current.keys.get(parts[0])
+    if entry is None or entry.revoked or not secret_matches(entry.salt, entry.secret_hash, parts[1]):
+        raise Unauthenticated("invalid API key", code="invalid_api_key")
+    return Principal(
+        subject=f"agent:{entry.agent_id}",
+        tenant_id=entry.tenant_id,
+        roles=frozenset({"agent"}),
+        agent_id=entry.agent_id,
+    )
+
+
+async def _cancel_on_disconnect(request: Request, work: Awaitable[Response]) -> Response:
+    """Run ``work``; if the client goes away first, cancel it (and with it the upstream call)."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(watch())
+    done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        watcher.cancel()
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return Response(status_code=499)
+
+
+def _endpoint(
+    dialect: Dialect, run: Callable[[Container, Principal, dict[str, Any]], Awaitable[Response]]
+) -> Handler:
+    async def handler(request: Request) -> Response:
+        container: Container = request.app.state.container
+        try:
+            principal = authenticate(request, container)
+            body = decode_json(await request.body())
+        except TurnoutError as exc:
+            return dialect.error_response(exc)
+        return await _cancel_on_disconnect(request, _guard(dialect, run(container, principal, body)))
+
+    return handler
+
+
+async def _guard(dialect: Dialect, work: Awaitable[Response]) -> Response:
+    try:
+        return await work
+    except TurnoutError as exc:
+        return dialect.error_response(exc)
+
+
+async def _openai_chat(c: Container, p: Principal, body: dict[str, Any]) -> Response:
+    return await c.gateway.chat(p, parse_chat(body), OPENAI)
+
+
+async def _openai_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> Response:
+    return await c.gateway.embeddings(p, parse_embeddings(body), OPENAI)
+
+
+async def _anthropic_messages(c: Container, p: Principal, body: dict[str, Any]) -> Response:
+    from turnout.providers.anthropic_translate import anthropic_to_openai_request
+
+    return await c.gateway.chat(p, parse_chat(anthropic_to_openai_request(body)), ANTHROPIC, "messages")
+
+
+async def _native_chat(c: Container, p: Principal, body: dict[str, Any]) -> Response:
+    call = parse_chat(native_chat_body(body, completion=False))
+    call.stream = False
+    return await c.gateway.chat(p, call, NATIVE)
+
+
+async def _native_completion(c: Container, p: Principal, body: dict[str, Any]) -> Response:
+    call = parse_chat(native_chat_body(body, completion=True))
+    call.stream = False
+    return await c.gateway.chat(p, call, NATIVE, "completion")
+
+
+async def _native_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> Response:
+    return await c.gateway.embeddings(p, parse_embeddings(native_embeddings_body(body)), NATIVE)
+
+
+def _model_listing(native: bool) -> Handler:
+    async def handler(request: Request) -> Response:
+        container: Container = request.app.state.container
+        try:
+            principal = authenticate(request, container)
+        except TurnoutError as exc:
+            return OPENAI.error_response(exc)
+        from turnout.gateway.plan import allowed_by_capsule
+
+        snapshot = container.snapshots.current
+        usable = [
+            m for m in snapshot.models.values() if m.usable and allowed_by_capsule(snapshot, principal, m)
+        ]
+        usable.sort(key=lambda m: m.id)
+        if native:
+            items = [
+                {
+                    "id": m.id,
+                    "provider": m.provider_id,
+                    "capabilities": ["embedding"]
+                    if m.model_type == "embedding"
+                    else ["chat", "completion", *sorted(m.capabilities)],
+                    "properties": {
+                        "context_length": m.ctx_length,
+                        "token_limit": m.ctx_length,
+                        "pricing": {
+                            "input": None if m.pricing_input is None else m.pricing_input / 1000,
+                            "output": None if m.pricing_output is None else m.pricing_output / 1000,
+                        },
+                    },
+                    "metadata": {"version": None, "description": m.display_name},
+                }
+                for m in usable
+            ]
+            return Response(orjson.dumps({"models": items}), media_type="application/json")
+        data = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider_id} for m in usable]
+        return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+    return handler
+
+
+ROUTES = [
+    Route("/v1/chat/completions", _endpoint(OPENAI, _openai_chat), methods=["POST"]),
+    Route("/v1/embeddings", _endpoint(OPENAI, _openai_embeddings), methods=["POST"]),
+    Route("/v1/models", _model_listing(native=False), methods=["GET"]),
+    Route("/v1/messages", _endpoint(ANTHROPIC, _anthropic_messages), methods=["POST"]),
+    Route("/api/models/chat", _endpoint(NATIVE, _native_chat), methods=["POST"]),
+    Route("/api/models/completion", _endpoint(NATIVE, _native_completion), methods=["POST"]),
+    Route("/api/models/embeddings", _endpoint(NATIVE, _native_embeddings), methods=["POST"]),
+    Route("/api/models", _model_listing(native=True), methods=["GET"]),
+]

@@ -1,0 +1,1 @@
+"""The data plane: one straight line from request to provider and back."""

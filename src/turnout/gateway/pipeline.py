@@ -1,0 +1,181 @@
+"""The data-plane pipeline: authenticate -> parse -> plan -> call (failover) -> respond -> record.
+
+Each step lives in its own module; this file only calls them in order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import structlog
+from starlette.responses import Response, StreamingResponse
+
+from turnout.auth.principal import Principal
+from turnout.errors import TurnoutError
+from turnout.gateway.dialects import Dialect
+from turnout.gateway.failover import Caller, FailoverTrace, Opened
+from turnout.gateway.parse import ChatCall
+from turnout.gateway.plan import build_plan
+from turnout.gateway.records import CallRecord, RecordSink, tool_names
+from turnout.gateway.snapshot import SnapshotStore
+from turnout.providers.base import ProviderError
+
+log = structlog.get_logger(__name__)
+
+
+class Gateway:
+    """Serves chat and embeddings calls for any dialect."""
+
+    def __init__(
+        self, snapshots: SnapshotStore, caller: Caller, sink: RecordSink, *, store_text: bool
+    ) -> None:
+        self.snapshots = snapshots
+        self.caller = caller
+        self.sink = sink
+        self.store_text = store_text
+
+    async def chat(
+        self, principal: Principal, call: ChatCall, dialect: Dialect, endpoint: str = "chat"
+    ) -> Response:
+        record = CallRecord(str(uuid.uuid4()), principal, call, dialect.name, endpoint)
+        try:
+            snapshot = self.snapshots.current
+            plan = build_plan(snapshot, principal, call.model, call.fallbacks, "chat")
+            trace = FailoverTrace()
+            try:
+                opened = await self.caller.open(
+                    snapshot,
+                    plan,
+                    lambda adapter, target: adapter.chat_request(target, call.body, stream=call.stream),
+                    trace,
+                    whole_body=not call.stream,
+                )
+            finally:
+                record.attempts = trace.attempts
+            record.model, record.fallback_used = opened.model, opened.fallback_used
+            if call.stream:
+                return self._stream(opened, record, dialect, call.include_usage)
+            completion = opened.adapter.chat_response(opened.target, opened.first_chunk)
+        except TurnoutError as exc:
+            self._record_error(record, exc)
+            return dialect.error_response(exc)
+        record.mark_first_token()
+        record.usage = completion.get("usage")
+        choice = (completion.get("choices") or [{}])[0]
+        record.finish_reason = choice.get("finish_reason")
+        record.tools_used = tool_names(choice.get("message"))
+        if self.store_text:
+            record.content = (choice.get("message") or {}).get("content")
+        row = record.finish(status="ok", http_status=200, store_text=self.store_text)
+        self.sink.submit(row)
+        body = dialect.answer(completion, opened.model, row.get("cost_usd"))
+        return Response(body, 200, _headers(record, row.get("cost_usd")), media_type="application/json")
+
+    async def embeddings(self, principal: Principal, call: ChatCall, dialect: Dialect) -> Response:
+        record = CallRecord(str(uuid.uuid4()), principal, call, dialect.name, "embeddings")
+        try:
+            snapshot = self.snapshots.current
+            plan = build_plan(snapshot, principal, call.model, call.fallbacks, "embedding")
+            trace = FailoverTrace()
+            try:
+                opened = await self.caller.open(
+                    snapshot,
+                    plan,
+                    lambda adapter, target: adapter.embeddings_request(target, call.body),
+                    trace,
+                    whole_body=True,
+                )
+            finally:
+                record.attempts = trace.attempts
+            record.model, record.fallback_used = opened.model, opened.fallback_used
+            result = opened.adapter.embeddings_response(opened.target, opened.first_chunk)
+        except TurnoutError as exc:
+            self._record_error(record, exc)
+            return dialect.error_response(exc)
+        record.mark_first_token()
+        record.usage = result.get("usage")
+        row = record.finish(status="ok", http_status=200)
+        self.sink.submit(row)
+        body = dialect.answer(result, opened.model, row.get("cost_usd"))
+        return Response(body, 200, _headers(record, row.get("cost_usd")), media_type="application/json")
+
+    def _stream(self, opened: Opened, record: CallRecord, dialect: Dialect, include_usage: bool) -> Response:
+        encoder = dialect.stream_encoder(opened.model.id, include_usage)
+        decoder = opened.adapter.stream_decoder(opened.target)
+
+        async def body() -> AsyncIterator[bytes]:
+            status = "cancelled"
+            error: str | None = "client disconnected"
+            message: dict[str, Any] = {"content": [], "tool_calls": []}
+            try:
+                data = opened.first_chunk
+                async for chunk in _chunks_after(opened.response, data):
+                    out = bytearray()
+                    for item in decoder.feed(chunk):
+                        _observe(record, item, message)
+                        out += encoder.encode(item)
+                    if out:
+                        record.mark_first_token()
+                        yield bytes(out)
+                tail = bytearray()
+                for item in decoder.finish():
+                    _observe(record, item, message)
+                    tail += encoder.encode(item)
+                tail += encoder.finish(record.usage)
+                yield bytes(tail)
+                status, error = "ok", None
+            except ProviderError as exc:
+                status, error = "error", exc.message
+                yield encoder.error(exc.message, exc.error_type)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                status, error = "error", f"upstream stream broke: {type(exc).__name__}"
+                yield encoder.error(error)
+            finally:
+                opened.response.close()
+                record.tools_used = message["tool_calls"]
+                if self.store_text:
+                    record.content = "".join(message["content"])
+                self.sink.submit(
+                    record.finish(status=status, http_status=200, error=error, store_text=self.store_text)
+                )
+
+        return StreamingResponse(body(), 200, _headers(record, None), media_type="text/event-stream")
+
+    def _record_error(self, record: CallRecord, exc: TurnoutError) -> None:
+        self.sink.submit(record.finish(status="error", http_status=exc.status_code, error=exc.message))
+
+
+async def _chunks_after(response: aiohttp.ClientResponse, first: bytes) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in response.content.iter_any():
+        yield chunk
+
+
+def _observe(record: CallRecord, chunk: dict[str, Any], message: dict[str, Any]) -> None:
+    usage = chunk.get("usage")
+    if usage:
+        record.usage = usage
+    for choice in chunk.get("choices") or ():
+        if choice.get("finish_reason"):
+            record.finish_reason = choice["finish_reason"]
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            message["content"].append(delta["content"])
+        for call in delta.get("tool_calls") or ():
+            name = (call.get("function") or {}).get("name")
+            if name:
+                message["tool_calls"].append(name)
+
+
+def _headers(record: CallRecord, cost: float | None) -> dict[str, str]:
+    headers = {"x-turnout-message-id": record.message_id}
+    if record.model is not None:
+        headers["x-turnout-model"] = record.model.id
+        headers["x-turnout-provider"] = record.model.provider_id
+    if cost is not None:
+        headers["x-turnout-cost-usd"] = f"{cost:.8f}"
+    return headers

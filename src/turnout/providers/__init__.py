@@ -1,0 +1,1 @@
+"""Outbound provider adapters, one module per wire format, registered by provider type."""

@@ -1,0 +1,242 @@
+"""Append-only JSONL journal of records the database could not take (yet).
+
+New records are appended (and fsynced) to ``records.jsonl``. A replay first *rotates* that file to
+``replay-<ns>-<seq>.jsonl`` (an atomic rename, so appends go on into a fresh file), inserts what the
+rotated files hold, and removes each one only after its last batch is committed. The methods here are
+synchronous file I/O: the writer calls them through ``asyncio.to_thread`` under one lock.
+``to_row`` turns a submitted or journaled record back into a complete, typed Message row;
+``is_transient`` tells a failed insert that belongs in the journal (database unreachable) from bad data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.types import TypeDecorator
+
+from turnout.store.messages import Message
+
+log = structlog.get_logger(__name__)
+
+ACTIVE_NAME = "records.jsonl"
+REJECTED_NAME = "rejected.jsonl"
+ROTATED_GLOB = "replay-*.jsonl"
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+_seq = itertools.count()
+_MISSING = object()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)  # never fail to journal: an odd value becomes its text
+
+
+def encode(records: Iterable[dict[str, Any]]) -> bytes:
+    """One JSON document per line (orjson never emits a raw newline inside a document)."""
+    return b"".join(orjson.dumps(record, default=_default, option=_OPTIONS) + b"\n" for record in records)
+
+
+def _factory(default: Any) -> Callable[[], Any]:
+    if default is None:
+        return lambda: None
+    if default.is_callable:
+        return lambda: default.arg(None)  # SQLAlchemy wraps the callable to take a context
+    return lambda: default.arg
+
+
+def _column_plan() -> tuple[dict[str, Callable[[], Any]], frozenset[str], frozenset[str]]:
+    """Per Message attribute: its default factory; and which attributes hold datetimes / decimals."""
+    defaults: dict[str, Callable[[], Any]] = {}
+    datetimes: set[str] = set()
+    decimals: set[str] = set()
+    for attr in Message.__mapper__.column_attrs:
+        column = attr.columns[0]
+        defaults[attr.key] = _factory(column.default)
+        try:
+            sql_type = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+            python_type = sql_type.python_type
+        except NotImplementedError:
+            continue
+        if python_type is datetime:
+            datetimes.add(attr.key)
+        elif python_type is Decimal:
+            decimals.add(attr.key)
+    return defaults, frozenset(datetimes), frozenset(decimals)
+
+
+_DEFAULTS, _DATETIMES, _DECIMALS = _column_plan()
+
+
+def to_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A complete, typed Message row from a submitted or journaled record (unknown keys dropped)."""
+    row: dict[str, Any] = {}
+    for key, factory in _DEFAULTS.items():
+        value = record.get(key, _MISSING)
+        if value is _MISSING:
+            value = factory()
+        elif value is not None and key in _DATETIMES and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        elif value is not None and key in _DECIMALS and not isinstance(value, Decimal):
+            value = Decimal(str(value))
+        row[key] = value
+    return row
+
+
+# SQLSTATE classes of errors that pass: connection, rollback (deadlock), resources, lock, shutdown, system
+_TRANSIENT_SQLSTATES = ("08", "40", "53", "55", "57", "58")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return seen
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that say the database is unreachable or busy, not that the data is bad."""
+    for err in _chain(exc):
+        if isinstance(err, asyncpg.DataError):  # client-side encoding of a bad value
+            return False
+        if isinstance(
+            err,
+            OSError  # includes ConnectionRefusedError and TimeoutError
+            | sa_exc.OperationalError
+            | sa_exc.DisconnectionError
+            | sa_exc.TimeoutError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.InterfaceError,
+        ):
+            return True
+        if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
+            return True
+        sqlstate = getattr(err, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATES):
+            return True
+    return False
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class JournalReader:
+    """Reads a rotated file in batches, remembering the offset after the last batch handed out."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self._file = path.open("rb")
+        self._file.seek(offset)
+        self.offset = offset
+
+    def next_batch(self, size: int) -> list[dict[str, Any]]:
+        """Up to ``size`` records; [] at the end. Unparsable lines (a torn last write) are skipped."""
+        batch: list[dict[str, Any]] = []
+        while len(batch) < size:
+            line = self._file.readline()
+            if not line:
+                break
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                log.warning("journal.bad_line", path=str(self.path), offset=self._file.tell() - len(line))
+                continue
+            if isinstance(record, dict):
+                batch.append(record)
+        self.offset = self._file.tell()
+        return batch
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Journal:
+    """The journal directory (mode 0700; files 0600)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.active = self.directory / ACTIVE_NAME
+        self.rejected = self.directory / REJECTED_NAME
+
+    def ensure(self) -> None:
+        """Create the directory (private to the owner)."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _append(self, path: Path, data: bytes) -> None:
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.directory)
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Append records durably (written and fsynced before returning)."""
+        if records:
+            self.ensure()
+            self._append(self.active, encode(records))
+
+    def reject(self, record: dict[str, Any], error: str) -> None:
+        """Keep a record the database refuses (bad data) in ``rejected.jsonl``, with the reason."""
+        self.ensure()
+        self._append(self.rejected, encode([{"error": error[:2000], "record": record}]))
+
+    def rotate(self) -> None:
+        """Move the active file aside for replay (only when it holds something)."""
+        try:
+            if self.active.stat().st_size == 0:
+                return
+        except FileNotFoundError:
+            return
+        target = self.directory / f"replay-{time.time_ns():020d}-{next(_seq):06d}.jsonl"
+        os.replace(self.active, target)
+        _fsync_dir(self.directory)
+
+    def rotated(self) -> list[Path]:
+        """Files waiting for replay, oldest first."""
+        return sorted(self.directory.glob(ROTATED_GLOB))
+
+    def remove(self, path: Path) -> None:
+        """Drop a fully replayed file."""
+        path.unlink(missing_ok=True)
+        _fsync_dir(self.directory)
+
+    def size(self) -> int:
+        """Bytes waiting in the journal (active and rotated files)."""
+        total = 0
+        for path in [self.active, *self.rotated()]:
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total

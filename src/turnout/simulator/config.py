@@ -1,0 +1,72 @@
+"""Simulator settings and the per-provider default model lists."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+DEFAULT_OPENAI_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
+DEFAULT_ANTHROPIC_MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5")
+DEFAULT_OLLAMA_MODELS = ("llama3.2:latest", "nomic-embed-text:latest")
+
+
+@dataclass(slots=True)
+class SimulatorConfig:
+    """How the simulated upstream behaves; every field may be changed while it runs.
+
+    ``latency_ms`` is waited before the first response byte; ``tokens_per_second`` paces stream
+    chunks (and delays a non-streamed answer by ``tokens / tps``; 0 = as fast as possible).
+    ``api_key`` set: OpenAI routes want ``Authorization: Bearer <key>``, Anthropic routes
+    ``x-api-key: <key>`` (or the Bearer form newer SDKs send); Ollama routes stay open like a
+    local Ollama. ``models`` replaces every provider's model list (``None``: per-provider
+    defaults); ``strict_models`` answers 404 for a model not listed. ``reply_text`` fixes the
+    answer; otherwise it is ``"Echo: <first words of the last user message>"`` padded with lorem
+    words to ``reply_tokens`` words (one word is one token).
+    """
+
+    latency_ms: float = 0.0
+    tokens_per_second: float = 0.0
+    api_key: str | None = None
+    models: list[str] | None = None
+    reply_text: str | None = None
+    reply_tokens: int = 16
+    embedding_dimensions: int = 8
+    strict_models: bool = False
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Set the named fields; unknown names raise ``ValueError``."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
+        for name, value in changes.items():
+            if not _valid(name, value):
+                raise ValueError(f"invalid value for {name}: {value!r}")
+        for name, value in changes.items():
+            setattr(self, name, float(value) if name in _FLOATS else value)
+
+    def public(self) -> dict[str, Any]:
+        """The settings as JSON, with the key replaced by whether one is set."""
+        out = asdict(self)
+        out["api_key"] = "set" if self.api_key else None
+        return out
+
+    def model_list(self, defaults: tuple[str, ...]) -> tuple[str, ...]:
+        """The configured models, or the provider's defaults."""
+        return tuple(self.models) if self.models else defaults
+
+
+_FLOATS = ("latency_ms", "tokens_per_second")
+
+
+def _valid(name: str, value: Any) -> bool:
+    """Whether ``value`` fits the field ``name`` (for changes arriving as JSON)."""
+    if name in _FLOATS:
+        return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    if name in ("reply_tokens", "embedding_dimensions"):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if name == "strict_models":
+        return isinstance(value, bool)
+    if name == "models":
+        return value is None or (isinstance(value, list) and all(isinstance(m, str) and m for m in value))
+    return value is None or isinstance(value, str)

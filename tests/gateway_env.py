@@ -1,0 +1,127 @@
+"""A live Turnout (uvicorn, real sockets) in front of the provider simulator, set up the way a user
+would: providers created and synced through the admin API, an agent with an API key."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.live_server import serve
+from turnout.app import create_app
+from turnout.config import Settings
+from turnout.container import Container
+from turnout.simulator import Simulator, SimulatorConfig
+from turnout.store.messages import Message
+
+SIM_KEY = "sk-sim-Upstream7Key4Tests"
+OPENAI_MODEL = "oai/gpt-4o-mini"
+OPENAI_MODEL_2 = "oai/gpt-4o"
+ANTHROPIC_MODEL = "claude/claude-haiku-4-5"
+OLLAMA_MODEL = "local/llama3.2:latest"
+
+
+@dataclass
+class GatewayEnv:
+    url: str
+    key: str
+    agent_id: str
+    sim: Simulator
+    container: Container
+    http: httpx.AsyncClient
+    admin: dict[str, str]
+
+    async def records(self, count: int, timeout_s: float = 5.0) -> list[Message]:
+        """Wait until at least ``count`` Message rows are stored; return them oldest first."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            async with self.container.sessions() as session:
+                rows = list((await session.scalars(select(Message).order_by(Message.created_at))).all())
+            if len(rows) >= count or asyncio.get_running_loop().time() > deadline:
+                return rows
+            await asyncio.sleep(0.05)
+
+    def upstream_calls(self, route: str = "POST /v1/chat/completions") -> int:
+        return int(self.sim.stats.routes[route])
+
+
+def gateway_settings(settings: Settings, **overrides: Any) -> Settings:
+    """Fast retries and short timeouts so fault tests run in seconds."""
+    values: dict[str, Any] = {
+        "retry_base_delay_s": 0.01,
+        "retry_max_delay_s": 0.05,
+        "first_byte_timeout_s": 2.0,
+        "http_read_timeout_s": 2.0,
+        "breaker_threshold": 3,
+        "breaker_cooldown_s": 1.0,
+        "record_flush_interval_s": 0.05,
+        "store_message_text": True,
+    }
+    values.update(overrides)
+    return settings.model_copy(update=values)
+
+
+async def _ok(resp: httpx.Response) -> dict[str, Any]:
+    assert resp.status_code < 300, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
+    """The data plane is database-free on its hot path, so it runs on the embedded SQLite store."""
+    base = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
+        data_dir=tmp_path / "data",
+        jwt_secret=secrets.token_hex(32),
+        master_key=secrets.token_hex(32),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    container = Container.build(gateway_settings(base))
+    make_token: Callable[..., str] = lambda sub, tenant, roles: container.jwt.mint(sub, tenant, roles)  # noqa: E731
+    from turnout.store.migrate import upgrade
+
+    await upgrade(container.engine)
+    sim = Simulator(SimulatorConfig(api_key=SIM_KEY))
+    sim_url = await sim.start()
+    try:
+        async with (
+            serve(create_app(container=container)) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as http,
+        ):
+            root = make_token(sub="root", tenant="platform", roles=("platform_admin",))
+            admin = {"Authorization": f"Bearer {root}"}
+            providers = [
+                {"id": "oai", "provider_type": "openai", "api_base": f"{sim_url}/v1"},
+                {"id": "claude", "provider_type": "anthropic", "api_base": sim_url},
+                {"id": "local", "provider_type": "ollama", "api_base": sim_url},
+            ]
+            for spec in providers:
+                await _ok(
+                    await http.post(
+                        "/api/v2/admin/providers",
+                        json={**spec, "display_name": spec["id"], "api_key": SIM_KEY},
+                        headers=admin,
+                    )
+                )
+                await _ok(await http.post(f"/api/v2/admin/providers/{spec['id']}/sync", headers=admin))
+            tenant_admin = {
+                "Authorization": f"Bearer {make_token(sub='ann', tenant='acme', roles=('tenant_admin',))}"
+            }
+            agent = await _ok(
+                await http.post("/api/v2/agents", json={"id": "bot", "name": "Bot"}, headers=tenant_admin)
+            )
+            key = await _ok(
+                await http.post(f"/api/v2/agents/{agent['id']}/keys", json={}, headers=tenant_admin)
+            )
+            await container.snapshots.reload()
+            yield GatewayEnv(url, key["key"], agent["id"], sim, container, http, admin)
+    finally:
+        await sim.stop()
+        await container.aclose()
