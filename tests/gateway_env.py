@@ -4,13 +4,16 @@ would: providers created and synced through the admin API, an agent with an API 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
+import openai
 import pytest
 from sqlalchemy import select
 
@@ -37,6 +40,19 @@ class GatewayEnv:
     container: Container
     http: httpx.AsyncClient
     admin: dict[str, str]
+    clients: list[Any] = dataclasses.field(default_factory=list)
+
+    def openai(self) -> openai.AsyncOpenAI:
+        """An official OpenAI SDK client pointed at Turnout (no SDK retries), closed at teardown."""
+        client = openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0)
+        self.clients.append(client)
+        return client
+
+    def anthropic(self) -> anthropic.AsyncAnthropic:
+        """An official Anthropic SDK client pointed at Turnout, closed at teardown."""
+        client = anthropic.AsyncAnthropic(base_url=self.url, api_key=self.key, max_retries=0)
+        self.clients.append(client)
+        return client
 
     async def records(self, count: int, timeout_s: float = 5.0) -> list[Message]:
         """Wait until at least ``count`` Message rows are stored; return them oldest first."""
@@ -121,7 +137,13 @@ async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
                 await http.post(f"/api/v2/agents/{agent['id']}/keys", json={}, headers=tenant_admin)
             )
             await container.snapshots.reload()
-            yield GatewayEnv(url, key["key"], agent["id"], sim, container, http, admin)
+            sim.reset_stats()  # count only what the tests send
+            env = GatewayEnv(url, key["key"], agent["id"], sim, container, http, admin)
+            try:
+                yield env
+            finally:
+                for client in env.clients:
+                    await client.close()
     finally:
         await sim.stop()
         await container.aclose()

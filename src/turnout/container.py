@@ -95,7 +95,7 @@ class Container:
                 timeout_s=settings.sync_timeout_s,
                 on_change=snapshots.trigger,
             ),
-            agents=AgentService(sessions, on_change=snapshots.trigger),
+            agents=AgentService(sessions, snapshots),
             records=records,
             gateway=Gateway(snapshots, caller, records, store_text=settings.store_message_text),
         )

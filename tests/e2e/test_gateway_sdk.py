@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
-import openai
 import pytest
 
 from tests.gateway_env import ANTHROPIC_MODEL, OLLAMA_MODEL, OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
@@ -21,17 +19,9 @@ WEATHER_TOOL: dict[str, Any] = {
 }
 
 
-def _openai(env: GatewayEnv) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{env.url}/v1", api_key=env.key, max_retries=0)
-
-
-def _anthropic(env: GatewayEnv) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=env.url, api_key=env.key, max_retries=0)
-
-
 @pytest.mark.parametrize("model", CHAT_MODELS)
 async def test_openai_chat_non_streaming(gw: GatewayEnv, model: str) -> None:  # noqa: F811
-    raw = await _openai(gw).chat.completions.with_raw_response.create(
+    raw = await gw.openai().chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": "Tell me about turnouts"}], max_tokens=64
     )
     completion = raw.parse()
@@ -55,7 +45,7 @@ async def test_openai_chat_non_streaming(gw: GatewayEnv, model: str) -> None:  #
 
 @pytest.mark.parametrize("model", CHAT_MODELS)
 async def test_openai_chat_streaming_matches_whole_answer(gw: GatewayEnv, model: str) -> None:  # noqa: F811
-    client = _openai(gw)
+    client = gw.openai()
     messages: Any = [{"role": "user", "content": "Stream me a story"}]
     whole = await client.chat.completions.create(model=model, messages=messages)
     stream = await client.chat.completions.create(
@@ -78,7 +68,7 @@ async def test_openai_chat_streaming_matches_whole_answer(gw: GatewayEnv, model:
 
 @pytest.mark.parametrize("model", CHAT_MODELS)
 async def test_openai_tool_calls(gw: GatewayEnv, model: str) -> None:  # noqa: F811
-    client = _openai(gw)
+    client = gw.openai()
     messages: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
     whole = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])
     call = whole.choices[0].message.tool_calls[0]
@@ -94,7 +84,7 @@ async def test_openai_tool_calls(gw: GatewayEnv, model: str) -> None:  # noqa: F
 
 @pytest.mark.parametrize("model", [OPENAI_MODEL, ANTHROPIC_MODEL])
 async def test_anthropic_messages(gw: GatewayEnv, model: str) -> None:  # noqa: F811
-    client = _anthropic(gw)
+    client = gw.anthropic()
     message = await client.messages.create(
         model=model, max_tokens=64, system="Be brief", messages=[{"role": "user", "content": "Hello there"}]
     )
@@ -116,7 +106,7 @@ async def test_anthropic_tool_use(gw: GatewayEnv, model: str) -> None:  # noqa: 
         "description": "Weather",
         "input_schema": WEATHER_TOOL["function"]["parameters"],
     }
-    client = _anthropic(gw)
+    client = gw.anthropic()
     messages: Any = [{"role": "user", "content": "Weather in Oslo?"}]
     message = await client.messages.create(model=model, max_tokens=64, tools=[tool], messages=messages)
     use = next(b for b in message.content if b.type == "tool_use")
@@ -159,7 +149,7 @@ async def test_images_reach_vision_models(gw: GatewayEnv) -> None:  # noqa: F811
     )
     content: Any = [{"type": "text", "text": "Describe"}, {"type": "image_url", "image_url": {"url": pixel}}]
     for model in CHAT_MODELS:
-        done = await _openai(gw).chat.completions.create(
+        done = await gw.openai().chat.completions.create(
             model=model, messages=[{"role": "user", "content": content}]
         )
         assert done.choices[0].message.content
@@ -169,7 +159,7 @@ async def test_images_reach_vision_models(gw: GatewayEnv) -> None:  # noqa: F811
 
 
 async def test_embeddings_and_model_list(gw: GatewayEnv) -> None:  # noqa: F811
-    client = _openai(gw)
+    client = gw.openai()
     for model in ("oai/text-embedding-3-small", "local/nomic-embed-text:latest"):
         result = await client.embeddings.create(model=model, input=["one", "two"], encoding_format="float")
         assert len(result.data) == 2 and len(result.data[0].embedding) > 0
@@ -178,7 +168,7 @@ async def test_embeddings_and_model_list(gw: GatewayEnv) -> None:  # noqa: F811
 
 
 async def test_json_response_format_and_parameters_pass_through(gw: GatewayEnv) -> None:  # noqa: F811
-    done = await _openai(gw).chat.completions.create(
+    done = await gw.openai().chat.completions.create(
         model=OPENAI_MODEL,
         messages=[{"role": "user", "content": "json please"}],
         response_format={"type": "json_object"},

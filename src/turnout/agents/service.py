@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,16 +11,17 @@ from turnout.agents.schemas import AgentCreate, AgentList, AgentOut, KeyIssued, 
 from turnout.auth.api_keys import issue_key
 from turnout.auth.principal import Principal
 from turnout.errors import Conflict, NotFound
+from turnout.gateway.snapshot import AgentEntry, KeyEntry, SnapshotStore
 from turnout.store.agents import Agent, ApiKey
 from turnout.store.models import utcnow
 
 
 class AgentService:
-    """Agents and API keys. ``on_change`` is called after writes so snapshots refresh."""
+    """Agents and API keys; writes take effect in this replica's snapshot at once."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], on_change: Callable[[], None]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], snapshots: SnapshotStore) -> None:
         self._sessions = sessions
-        self._on_change = on_change
+        self._snapshots = snapshots
 
     async def create(self, body: AgentCreate, principal: Principal) -> AgentOut:
         """Create an agent in the caller's tenant."""
@@ -38,7 +38,9 @@ class AgentService:
             if await session.get(Agent, agent.id) is not None:
                 raise Conflict(f"agent '{agent.id}' already exists", param="id", code="duplicate_id")
             session.add(agent)
-        self._on_change()
+        self._snapshots.put_agent(
+            AgentEntry(agent.id, agent.tenant_id, agent.name, agent.capsule or {}, True)
+        )
         return _agent_out(agent)
 
     async def list(self, principal: Principal) -> AgentList:
@@ -73,7 +75,7 @@ class AgentService:
                 created_at=utcnow(),
             )
             session.add(row)
-        self._on_change()
+        self._snapshots.put_key(_key_entry(row))
         return KeyIssued(**_key_out(row).model_dump(), key=new.value)
 
     async def list_keys(self, agent_id: str, principal: Principal) -> KeyList:
@@ -96,7 +98,7 @@ class AgentService:
                 raise NotFound(f"key '{key_id}' not found", param="key_id")
             if key.revoked_at is None:
                 key.revoked_at = utcnow()
-        self._on_change()
+        self._snapshots.put_key(_key_entry(key))
         return _key_out(key)
 
     @staticmethod
@@ -106,6 +108,12 @@ class AgentService:
         if agent is None or agent.tenant_id != principal.tenant_id:
             raise NotFound(f"agent '{agent_id}' not found", param="agent_id")
         return agent
+
+
+def _key_entry(key: ApiKey) -> KeyEntry:
+    return KeyEntry(
+        key.id, key.salt, key.secret_hash, key.agent_id, key.tenant_id, key.revoked_at is not None
+    )
 
 
 def _agent_out(agent: Agent) -> AgentOut:

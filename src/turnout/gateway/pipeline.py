@@ -5,6 +5,7 @@ Each step lives in its own module; this file only calls them in order.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -62,6 +63,9 @@ class Gateway:
         except TurnoutError as exc:
             self._record_error(record, exc)
             return dialect.error_response(exc)
+        except asyncio.CancelledError:  # the client went away: the upstream call was cancelled with us
+            self.sink.submit(record.finish(status="cancelled", http_status=499, error="client disconnected"))
+            raise
         record.mark_first_token()
         record.usage = completion.get("usage")
         choice = (completion.get("choices") or [{}])[0]
@@ -95,6 +99,9 @@ class Gateway:
         except TurnoutError as exc:
             self._record_error(record, exc)
             return dialect.error_response(exc)
+        except asyncio.CancelledError:  # the client went away: the upstream call was cancelled with us
+            self.sink.submit(record.finish(status="cancelled", http_status=499, error="client disconnected"))
+            raise
         record.mark_first_token()
         record.usage = result.get("usage")
         row = record.finish(status="ok", http_status=200)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,14 @@ class SnapshotStore:
         self._probe: tuple[Any, ...] | None = None
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def put_key(self, entry: KeyEntry) -> None:
+        """Make a key issue or revocation effective in this replica at once (others follow on refresh)."""
+        self.current = dataclasses.replace(self.current, keys={**self.current.keys, entry.key_id: entry})
+
+    def put_agent(self, entry: AgentEntry) -> None:
+        """Make a new or changed agent visible in this replica at once."""
+        self.current = dataclasses.replace(self.current, agents={**self.current.agents, entry.id: entry})
 
     def trigger(self) -> None:
         """Ask for a rebuild soon (called after control-plane writes)."""
