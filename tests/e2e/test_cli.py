@@ -121,3 +121,31 @@ async def test_serve_starts_with_embedded_defaults(env: dict[str, str], tmp_path
         proc.terminate()
         out, _ = await asyncio.wait_for(proc.communicate(), 15)
     assert b"/docs" in out
+
+
+async def test_simulate_command_serves_provider_formats(env: dict[str, str]) -> None:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        TURNOUT, "simulate", "--port", str(port), "--api-key", "sk-sim", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if (await http.get("/_sim/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "simulator did not start"
+                await asyncio.sleep(0.2)
+            models = await http.get("/v1/models", headers={"Authorization": "Bearer sk-sim"})
+            assert models.status_code == 200 and models.json()["object"] == "list"
+            denied = await http.get("/v1/models", headers={"Authorization": "Bearer wrong"})
+            assert denied.status_code == 401
+            tags = await http.get("/api/tags")
+            assert tags.status_code == 200 and tags.json()["models"]
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.communicate(), 15)
