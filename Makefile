@@ -39,3 +39,6 @@ bench-models: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+bench-gateway: $(STAMP)
+	$(BIN)/python bench/gateway.py --json

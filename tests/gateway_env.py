@@ -136,6 +136,9 @@ async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
             key = await _ok(
                 await http.post(f"/api/v2/agents/{agent['id']}/keys", json={}, headers=tenant_admin)
             )
+            for spec in providers:  # the agent may use every model of the three providers
+                selection = {"bulk_filter": {"provider": spec["id"]}}
+                await _ok(await http.post(f"/api/v2/agents/{agent['id']}/models", json=selection, headers=tenant_admin))
             await container.snapshots.reload()
             sim.reset_stats()  # count only what the tests send
             env = GatewayEnv(url, key["key"], agent["id"], sim, container, http, admin)

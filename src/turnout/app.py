@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from turnout import __version__
-from turnout.api import admin_models, admin_providers, agents
+from turnout.api import admin_models, admin_providers, agent_models, agents, feedback, performance, routing
 from turnout.api.data_plane import ROUTES as DATA_PLANE_ROUTES
 from turnout.api.errors import install_error_handlers
 from turnout.api.limits import BodySizeLimit
@@ -43,8 +43,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(admin_providers.router)
+    app.include_router(performance.router)  # before admin_models: its /{model_id:path} would match
     app.include_router(admin_models.router)
     app.include_router(agents.router)
+    app.include_router(agent_models.router)
+    app.include_router(feedback.router)
+    app.include_router(routing.router)
     app.router.routes.extend(DATA_PLANE_ROUTES)
 
     @app.get("/healthz", tags=["ops"])

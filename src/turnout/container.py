@@ -6,12 +6,17 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from turnout.agents.model_config import AgentModelService
 from turnout.agents.service import AgentService
 from turnout.auth.jwt_tokens import JwtCodec
 from turnout.catalog.model_service import ModelService
 from turnout.catalog.providers import ProviderService
 from turnout.catalog.sync import SyncService
 from turnout.config import Settings
+from turnout.feedback.performance import PerformanceService
+from turnout.feedback.recent import RecentDecisions, RecentMessages
+from turnout.feedback.service import FeedbackService
+from turnout.feedback.sync import FeedbackSync
 from turnout.gateway.failover import Caller, RetryPolicy
 from turnout.gateway.keys import ProviderKeys
 from turnout.gateway.limits import CircuitBreakers, RpmLimiter
@@ -19,6 +24,10 @@ from turnout.gateway.pipeline import Gateway
 from turnout.gateway.snapshot import SnapshotStore
 from turnout.net.http import HttpClient
 from turnout.records.writer import RecordWriter
+from turnout.routing.admin import RoutingAdmin
+from turnout.routing.experience import ExperienceStore
+from turnout.routing.router import Router, RouterConfig
+from turnout.routing.service import RoutingService
 from turnout.secrets import SecretStore, build_secret_store
 from turnout.store.db import make_engine, make_sessionmaker
 
@@ -38,8 +47,16 @@ class Container:
     models: ModelService
     sync: SyncService
     agents: AgentService
+    agent_models: AgentModelService
     records: RecordWriter
     gateway: Gateway
+    experience: ExperienceStore
+    routing: RoutingService
+    routing_admin: RoutingAdmin
+    recent: RecentDecisions
+    feedback_sync: FeedbackSync
+    feedback: FeedbackService
+    performance: PerformanceService
     started: bool = False
 
     @classmethod
@@ -52,9 +69,9 @@ class Container:
         snapshots = SnapshotStore(sessions, interval_s=settings.snapshot_interval_s)
         keys = ProviderKeys(secrets, settings.secret_cache_ttl_s)
 
-        def changed() -> None:
+        async def changed() -> None:
             keys.forget()
-            snapshots.trigger()
+            await snapshots.refresh()
 
         providers = ProviderService(
             sessions, secrets, allow_private=settings.allow_private_api_base, on_change=changed
@@ -65,10 +82,25 @@ class Container:
             batch_size=settings.record_batch_size,
             flush_interval_s=settings.record_flush_interval_s,
         )
+        experience = ExperienceStore()
+        breakers = CircuitBreakers(settings.breaker_threshold, settings.breaker_cooldown_s)
+        router = Router(
+            experience,
+            RouterConfig(
+                w_priority=settings.routing_w_priority,
+                w_experience=settings.routing_w_experience,
+                exploration=settings.routing_exploration,
+                exploration_rate=settings.routing_exploration_rate,
+                cost_margin=settings.routing_cost_margin,
+            ),
+        )
+        routing = RoutingService(router, breakers, default_model=settings.default_model)
+        recent_messages, recent_decisions = RecentMessages(), RecentDecisions()
+        feedback_sync = FeedbackSync(sessions, experience, interval_s=settings.feedback_sync_interval_s)
         caller = Caller(
             http.session,
             keys,
-            CircuitBreakers(settings.breaker_threshold, settings.breaker_cooldown_s),
+            breakers,
             RpmLimiter(),
             RetryPolicy(
                 settings.retry_max,
@@ -77,6 +109,7 @@ class Container:
                 settings.retry_after_max_s,
                 settings.first_byte_timeout_s,
             ),
+            on_outcome=lambda model_id, ok, latency_ms: experience.record_outcome(model_id, ok, latency_ms),
         )
         return cls(
             settings=settings,
@@ -87,7 +120,7 @@ class Container:
             jwt=JwtCodec(settings.jwt_secret_value, settings.jwt_algorithm, settings.jwt_default_ttl_s),
             snapshots=snapshots,
             providers=providers,
-            models=ModelService(sessions, on_change=snapshots.trigger),
+            models=ModelService(sessions, on_change=snapshots.refresh),
             sync=SyncService(
                 sessions,
                 providers,
@@ -96,8 +129,24 @@ class Container:
                 on_change=snapshots.trigger,
             ),
             agents=AgentService(sessions, snapshots),
+            agent_models=AgentModelService(sessions, snapshots),
             records=records,
-            gateway=Gateway(snapshots, caller, records, store_text=settings.store_message_text),
+            gateway=Gateway(
+                snapshots,
+                caller,
+                records,
+                routing,
+                recent_messages,
+                recent_decisions,
+                store_text=settings.store_message_text,
+            ),
+            experience=experience,
+            routing=routing,
+            routing_admin=RoutingAdmin(sessions, snapshots),
+            recent=recent_decisions,
+            feedback_sync=feedback_sync,
+            feedback=FeedbackService(sessions, experience, recent_messages, feedback_sync),
+            performance=PerformanceService(sessions, experience),
         )
 
     async def start(self) -> None:
@@ -106,12 +155,15 @@ class Container:
             return
         await self.records.start()
         await self.snapshots.start()
+        await self.feedback_sync.start()
         self.started = True
 
     async def aclose(self) -> None:
         """Stop background work, flush records, close connections."""
         if self.started:
+            await self.feedback_sync.stop()
             await self.snapshots.stop()
+            await self.sync.wait_maintenance()
             await self.records.stop()
             self.started = False
         await self.http.close()

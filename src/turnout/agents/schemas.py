@@ -21,6 +21,15 @@ class AgentCreate(BaseModel):
     default_policy: str | None = Field(default=None, max_length=50)
 
 
+class AgentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    capsule: JsonObject | None = None
+    default_policy: str | None = Field(default=None, max_length=50)
+    is_active: bool | None = None
+
+
 class AgentOut(BaseModel):
     id: str
     tenant_id: str

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from turnout.agents.schemas import AgentCreate, AgentList, AgentOut, KeyIssued, KeyList, KeyOut
+from turnout.agents.schemas import AgentCreate, AgentList, AgentOut, AgentUpdate, KeyIssued, KeyList, KeyOut
 from turnout.auth.api_keys import issue_key
 from turnout.auth.principal import Principal
 from turnout.errors import Conflict, NotFound
@@ -38,9 +38,7 @@ class AgentService:
             if await session.get(Agent, agent.id) is not None:
                 raise Conflict(f"agent '{agent.id}' already exists", param="id", code="duplicate_id")
             session.add(agent)
-        self._snapshots.put_agent(
-            AgentEntry(agent.id, agent.tenant_id, agent.name, agent.capsule or {}, True)
-        )
+        self._snapshots.put_agent(_agent_entry(agent))
         return _agent_out(agent)
 
     async def list(self, principal: Principal) -> AgentList:
@@ -57,6 +55,17 @@ class AgentService:
         """One agent of the caller's tenant; another tenant's agent is 404, as if absent."""
         async with self._sessions() as session:
             return _agent_out(await self.load(session, agent_id, principal))
+
+    async def update(self, agent_id: str, body: AgentUpdate, principal: Principal) -> AgentOut:
+        """Rename, change the capsule (``allowed_models``, per role) or the default policy."""
+        changes = body.model_dump(exclude_unset=True)
+        async with self._sessions.begin() as session:
+            agent = await self.load(session, agent_id, principal)
+            for field, value in changes.items():
+                if value is not None or field == "default_policy":
+                    setattr(agent, field, value)
+        self._snapshots.put_agent(_agent_entry(agent))
+        return _agent_out(agent)
 
     async def issue_key(self, agent_id: str, name: str | None, principal: Principal) -> KeyIssued:
         """A new key for the agent, returned once in clear."""
@@ -108,6 +117,12 @@ class AgentService:
         if agent is None or agent.tenant_id != principal.tenant_id:
             raise NotFound(f"agent '{agent_id}' not found", param="agent_id")
         return agent
+
+
+def _agent_entry(agent: Agent) -> AgentEntry:
+    return AgentEntry(
+        agent.id, agent.tenant_id, agent.name, agent.capsule or {}, agent.is_active, agent.default_policy
+    )
 
 
 def _key_entry(key: ApiKey) -> KeyEntry:

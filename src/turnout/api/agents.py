@@ -11,6 +11,7 @@ from turnout.agents.schemas import (
     AgentCreate,
     AgentList,
     AgentOut,
+    AgentUpdate,
     KeyCreate,
     KeyIssued,
     KeyList,
@@ -43,6 +44,14 @@ async def list_agents(request: Request, principal: TenantAdmin) -> AgentList:
 @router.get("/{agent_id}", response_model=AgentOut)
 async def get_agent(request: Request, agent_id: AgentId, principal: TenantAdmin) -> AgentOut:
     return await _container(request).agents.get(agent_id, principal)
+
+
+@router.patch("/{agent_id}", response_model=AgentOut)
+async def update_agent(
+    request: Request, agent_id: AgentId, body: AgentUpdate, principal: TenantAdmin
+) -> AgentOut:
+    """Change name, capsule (``{"allowed_models": {"user": [...], "tenant_admin": [...]}}``), policy."""
+    return await _container(request).agents.update(agent_id, body, principal)
 
 
 @router.post("/{agent_id}/keys", response_model=KeyIssued, status_code=201)

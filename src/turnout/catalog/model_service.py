@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
@@ -23,6 +23,11 @@ from turnout.catalog.schemas import (
 from turnout.catalog.tiers import cost_tier_for
 from turnout.errors import Conflict, InvalidRequest, NotFound
 from turnout.store.models import Model, Provider, utcnow
+
+
+async def _nothing() -> None:
+    """Default change hook: nothing to refresh."""
+
 
 OVERRIDABLE_FIELDS = frozenset(
     {
@@ -79,7 +84,7 @@ class ModelService:
     """Read and edit the global model catalog."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], on_change: Callable[[], None] = lambda: None
+        self, sessions: async_sessionmaker[AsyncSession], on_change: Callable[[], Awaitable[None]] = _nothing
     ) -> None:
         self._sessions = sessions
         bind = sessions.kw.get("bind")
@@ -152,7 +157,7 @@ class ModelService:
                 synced_at=None,
             )
             session.add(model)
-        self._on_change()
+        await self._on_change()
         return to_detail(model)
 
     async def update(self, model_id: str, body: ModelUpdate) -> ModelDetail:
@@ -173,7 +178,7 @@ class ModelService:
                 model.cost_tier = cost_tier_for(model.pricing_input, model.pricing_output)
             model.overrides = sorted(overridden)
             model.updated_at = utcnow()
-        self._on_change()
+        await self._on_change()
         return to_detail(model)
 
     async def bulk_set_enabled(self, body: BulkModelUpdate) -> BulkResult:
@@ -190,7 +195,7 @@ class ModelService:
                 .execution_options(synchronize_session=False)
             )
         changed = int(getattr(result, "rowcount", 0) or 0)
-        self._on_change()
+        await self._on_change()
         return BulkResult(matched=matched, changed=changed, is_enabled=body.is_enabled)
 
     @staticmethod

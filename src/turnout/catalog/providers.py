@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +15,10 @@ from turnout.secrets.base import SecretStore, mask_secret
 from turnout.store.models import Model, Provider
 
 
+async def _nothing() -> None:
+    """Default change hook: nothing to refresh."""
+
+
 class ProviderService:
     """The control-plane operations on providers."""
 
@@ -24,7 +28,7 @@ class ProviderService:
         secrets: SecretStore,
         *,
         allow_private: bool,
-        on_change: Callable[[], None] = lambda: None,
+        on_change: Callable[[], Awaitable[None]] = _nothing,
     ) -> None:
         self._sessions = sessions
         self._secrets = secrets
@@ -68,7 +72,7 @@ class ProviderService:
                         f"provider '{body.id}' already exists", param="id", code="duplicate_id"
                     ) from None
             raise
-        self._on_change()
+        await self._on_change()
         return to_out(provider, 0)
 
     async def list(self, *, include_inactive: bool = True) -> list[ProviderOut]:
@@ -106,7 +110,7 @@ class ProviderService:
                 provider.api_key_ref, provider.api_key_hint = ref, mask_secret(key)
             for field, value in changes.items():
                 setattr(provider, field, value)
-        self._on_change()
+        await self._on_change()
         return await self.get(provider_id)
 
     async def deactivate(self, provider_id: str) -> ProviderOut:

@@ -21,7 +21,9 @@ class Dialect(Protocol):
     name: str
 
     def error_response(self, exc: TurnoutError) -> Response: ...
-    def answer(self, completion: dict[str, Any], model: ModelEntry, cost: float | None) -> bytes: ...
+    def answer(
+        self, completion: dict[str, Any], model: ModelEntry, cost: float | None, message_id: str
+    ) -> bytes: ...
     def stream_encoder(self, model: str, include_usage: bool) -> StreamEncoder: ...
 
 
@@ -51,7 +53,9 @@ class OpenAIDialect:
     def error_response(self, exc: TurnoutError) -> Response:
         return Response(orjson.dumps(exc.body()), exc.status_code, exc.headers, media_type="application/json")
 
-    def answer(self, completion: dict[str, Any], model: ModelEntry, cost: float | None) -> bytes:
+    def answer(
+        self, completion: dict[str, Any], model: ModelEntry, cost: float | None, message_id: str
+    ) -> bytes:
         completion["model"] = model.id
         return orjson.dumps(completion)
 
@@ -68,7 +72,9 @@ class AnthropicDialect:
         body = anthropic_error_body(exc.status_code, exc.message)
         return Response(orjson.dumps(body), exc.status_code, exc.headers, media_type="application/json")
 
-    def answer(self, completion: dict[str, Any], model: ModelEntry, cost: float | None) -> bytes:
+    def answer(
+        self, completion: dict[str, Any], model: ModelEntry, cost: float | None, message_id: str
+    ) -> bytes:
         from turnout.providers.anthropic_translate import openai_to_anthropic_response
 
         return orjson.dumps(openai_to_anthropic_response(completion, model.id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,7 +66,9 @@ class Caller:
         breakers: CircuitBreakers,
         limiter: RpmLimiter,
         policy: RetryPolicy,
+        on_outcome: Callable[[str, bool, float], None] = lambda model_id, ok, latency_ms: None,
     ) -> None:
+        self._on_outcome = on_outcome
         self._session = session
         self._keys = keys
         self.breakers = breakers
@@ -143,6 +146,7 @@ class Caller:
         retry = 0
         while True:
             trace.attempts += 1
+            started = time.perf_counter()
             try:
                 response, first = await self._send(request, whole_body)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -154,10 +158,13 @@ class Caller:
             else:
                 if response.status < 400:
                     self.breakers.success(model.id)
+                    self._on_outcome(model.id, True, (time.perf_counter() - started) * 1000)
                     return Opened(model, target, adapter, response, first, trace.attempts, False)
                 response.release()
                 error = adapter.error(response.status, first, response.headers)
             trace.errors.append(f"{model.id}: {error.status_code} {error.message}")
+            if error.status_code not in CLIENT_ERRORS:
+                self._on_outcome(model.id, False, (time.perf_counter() - started) * 1000)
             if not error.retryable:
                 self.breakers.release(model.id)
                 raise error

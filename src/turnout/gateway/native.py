@@ -76,7 +76,9 @@ class NativeDialect:
     def error_response(self, exc: TurnoutError) -> Response:
         return OpenAIDialect().error_response(exc)
 
-    def answer(self, completion: dict[str, Any], model: ModelEntry, cost: float | None) -> bytes:
+    def answer(
+        self, completion: dict[str, Any], model: ModelEntry, cost: float | None, message_id: str
+    ) -> bytes:
         usage = dict(completion.get("usage") or {})
         usage["estimated_cost"] = cost
         model_ref = {"id": model.id, "provider": model.provider_id}
@@ -87,7 +89,7 @@ class NativeDialect:
         message = choice.get("message") or {}
         return orjson.dumps(
             {
-                "completion_id": completion.get("id"),
+                "completion_id": message_id,
                 "created_at": datetime.fromtimestamp(
                     completion.get("created") or time.time(), UTC
                 ).isoformat(),

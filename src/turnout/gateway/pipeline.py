@@ -16,13 +16,18 @@ from starlette.responses import Response, StreamingResponse
 
 from turnout.auth.principal import Principal
 from turnout.errors import TurnoutError
+from turnout.feedback.recent import RatedTarget, RecentDecisions, RecentMessages
 from turnout.gateway.dialects import Dialect
 from turnout.gateway.failover import Caller, FailoverTrace, Opened
 from turnout.gateway.parse import ChatCall
 from turnout.gateway.plan import build_plan
 from turnout.gateway.records import CallRecord, RecordSink, tool_names
-from turnout.gateway.snapshot import SnapshotStore
+from turnout.gateway.snapshot import ModelEntry, Snapshot, SnapshotStore
 from turnout.providers.base import ProviderError
+from turnout.routing.explain import decision_dict
+from turnout.routing.policies import apply_policy_defaults
+from turnout.routing.service import RoutingService
+from turnout.store.models import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -31,11 +36,22 @@ class Gateway:
     """Serves chat and embeddings calls for any dialect."""
 
     def __init__(
-        self, snapshots: SnapshotStore, caller: Caller, sink: RecordSink, *, store_text: bool
+        self,
+        snapshots: SnapshotStore,
+        caller: Caller,
+        sink: RecordSink,
+        routing: RoutingService,
+        recent: RecentMessages,
+        decisions: RecentDecisions,
+        *,
+        store_text: bool,
     ) -> None:
         self.snapshots = snapshots
         self.caller = caller
         self.sink = sink
+        self.routing = routing
+        self.recent = recent
+        self.decisions = decisions
         self.store_text = store_text
 
     async def chat(
@@ -44,7 +60,7 @@ class Gateway:
         record = CallRecord(str(uuid.uuid4()), principal, call, dialect.name, endpoint)
         try:
             snapshot = self.snapshots.current
-            plan = build_plan(snapshot, principal, call.model, call.fallbacks, "chat")
+            plan = self._route(snapshot, principal, call, record)
             trace = FailoverTrace()
             try:
                 opened = await self.caller.open(
@@ -74,8 +90,9 @@ class Gateway:
         if self.store_text:
             record.content = (choice.get("message") or {}).get("content")
         row = record.finish(status="ok", http_status=200, store_text=self.store_text)
+        self._remember(record)
         self.sink.submit(row)
-        body = dialect.answer(completion, opened.model, row.get("cost_usd"))
+        body = dialect.answer(completion, opened.model, row.get("cost_usd"), record.message_id)
         return Response(body, 200, _headers(record, row.get("cost_usd")), media_type="application/json")
 
     async def embeddings(self, principal: Principal, call: ChatCall, dialect: Dialect) -> Response:
@@ -106,7 +123,7 @@ class Gateway:
         record.usage = result.get("usage")
         row = record.finish(status="ok", http_status=200)
         self.sink.submit(row)
-        body = dialect.answer(result, opened.model, row.get("cost_usd"))
+        body = dialect.answer(result, opened.model, row.get("cost_usd"), record.message_id)
         return Response(body, 200, _headers(record, row.get("cost_usd")), media_type="application/json")
 
     def _stream(self, opened: Opened, record: CallRecord, dialect: Dialect, include_usage: bool) -> Response:
@@ -145,11 +162,41 @@ class Gateway:
                 record.tools_used = message["tool_calls"]
                 if self.store_text:
                     record.content = "".join(message["content"])
+                if status == "ok":
+                    self._remember(record)
                 self.sink.submit(
                     record.finish(status=status, http_status=200, error=error, store_text=self.store_text)
                 )
 
         return StreamingResponse(body(), 200, _headers(record, None), media_type="text/event-stream")
+
+    def _route(
+        self, snapshot: Snapshot, principal: Principal, call: ChatCall, record: CallRecord
+    ) -> list[ModelEntry]:
+        """Detect the task and rank the candidates; the decision is kept with the record."""
+        routed = self.routing.route(snapshot, principal, call)
+        record.task_type = routed.detection.task_type
+        record.agent_id = routed.agent_id
+        record.decision = decision_dict(routed)
+        record.detected_tools = list(routed.detection.tools_used)
+        self.decisions.add(record.message_id, principal.tenant_id, record.decision)
+        if call.model is None:
+            apply_policy_defaults(call.body, snapshot.policies.get(routed.policy))
+        return routed.plan
+
+    def _remember(self, record: CallRecord) -> None:
+        """Make the answer ratable at once, before the batch writer stores it."""
+        if record.model is not None:
+            self.recent.add(
+                RatedTarget(
+                    record.message_id,
+                    record.principal.tenant_id,
+                    record.agent_id,
+                    record.model.id,
+                    record.task_type or "general",
+                    utcnow(),
+                )
+            )
 
     def _record_error(self, record: CallRecord, exc: TurnoutError) -> None:
         self.sink.submit(record.finish(status="error", http_status=exc.status_code, error=exc.message))

@@ -11,11 +11,14 @@ from turnout.errors import Forbidden, InvalidRequest, NotFound
 from turnout.gateway.snapshot import ModelEntry, Snapshot
 
 
-def allowed_by_capsule(snapshot: Snapshot, principal: Principal, model: ModelEntry) -> bool:
+def allowed_by_capsule(
+    snapshot: Snapshot, principal: Principal, model: ModelEntry, agent_id: str | None = None
+) -> bool:
     """The agent's capsule ``allowed_models`` (a list, or per-role lists) admits the model."""
-    if principal.agent_id is None:
+    agent_id = agent_id or principal.agent_id
+    if agent_id is None:
         return True
-    agent = snapshot.agents.get(principal.agent_id)
+    agent = snapshot.agents.get(agent_id)
     if agent is None:
         return True
     allowed = agent.capsule.get("allowed_models")
@@ -30,7 +33,12 @@ def allowed_by_capsule(snapshot: Snapshot, principal: Principal, model: ModelEnt
 
 
 def build_plan(
-    snapshot: Snapshot, principal: Principal, model: str | None, fallbacks: list[str], model_type: str
+    snapshot: Snapshot,
+    principal: Principal,
+    model: str | None,
+    fallbacks: list[str],
+    model_type: str,
+    agent_id: str | None = None,
 ) -> list[ModelEntry]:
     """Resolve the requested model and fallbacks; raise 4xx for unknown, disabled or forbidden ones."""
     if model is None:
@@ -49,7 +57,7 @@ def build_plan(
             raise InvalidRequest(
                 f"model '{entry.id}' is a {entry.model_type} model", param=param, code="wrong_model_type"
             )
-        if not allowed_by_capsule(snapshot, principal, entry):
+        if not allowed_by_capsule(snapshot, principal, entry, agent_id):
             raise Forbidden(
                 f"model '{entry.id}' is not allowed for this agent", param=param, code="model_not_allowed"
             )

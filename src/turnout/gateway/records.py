@@ -43,6 +43,10 @@ class CallRecord:
     finish_reason: str | None = None
     tools_used: list[str] = field(default_factory=list)
     content: str | None = None
+    task_type: str | None = None
+    agent_id: str | None = None
+    decision: dict[str, Any] | None = None
+    detected_tools: list[str] = field(default_factory=list)
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
@@ -57,7 +61,7 @@ class CallRecord:
         return {
             "id": self.message_id,
             "conversation_id": meta.get("conversation_id"),
-            "agent_id": self.principal.agent_id or meta.get("agent_id"),
+            "agent_id": self.agent_id or self.principal.agent_id,
             "tenant_id": self.principal.tenant_id,
             "user_id": meta.get("user_id") or self.principal.subject,
             "role": "assistant",
@@ -75,15 +79,22 @@ class CallRecord:
             "completion_tokens": usage.get("completion_tokens"),
             "cost_usd": cost_usd(self.model, self.usage),
             "finish_reason": self.finish_reason,
-            "task_type": self.call.task_type,
-            "tools_used": self.tools_used,
+            "task_type": self.task_type or self.call.task_type,
+            "tools_used": list(dict.fromkeys([*self.detected_tools, *self.tools_used])),
             "attempts": self.attempts,
             "fallback_used": self.fallback_used,
             "prompt": _prompt_text(self.call.body) if store_text else None,
             "content": self.content if store_text else None,
-            "metadata_": {k: v for k, v in meta.items() if k == "task_id"},
+            "metadata_": _metadata(meta, self.decision),
             "created_at": utcnow(),
         }
+
+
+def _metadata(meta: dict[str, Any], decision: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k, v in meta.items() if k == "task_id"}
+    if decision is not None:
+        out["decision"] = decision
+    return out
 
 
 def _prompt_text(body: dict[str, Any]) -> str | None:

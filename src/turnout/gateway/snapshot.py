@@ -17,8 +17,14 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from turnout.routing.policies import DEFAULT_TASK_POLICIES, PolicyView, view_of
+from turnout.routing.tasks import TaskMaps
 from turnout.store.agents import Agent, ApiKey
 from turnout.store.models import Model, Provider
+from turnout.store.routing import AgentModelConfig, RoutingPolicy, SettingEntry
+
+TASK_POLICIES_KEY = "routing.task_policies"
+TASK_MAPS_KEY = "routing.task_maps"
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +73,7 @@ class AgentEntry:
     name: str
     capsule: dict[str, Any]
     is_active: bool
+    default_policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,10 @@ class Snapshot:
     aliases: dict[str, str] = field(default_factory=dict)
     agents: dict[str, AgentEntry] = field(default_factory=dict)
     keys: dict[str, KeyEntry] = field(default_factory=dict)
+    agent_models: dict[str, dict[str, int | None]] = field(default_factory=dict)  # agent -> model -> override
+    policies: dict[str, PolicyView] = field(default_factory=dict)
+    task_policies: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TASK_POLICIES))
+    task_maps: Any = None  # routing.tasks.TaskMaps once an admin changed them; None = defaults
 
     def resolve_model(self, name: str) -> ModelEntry | None:
         """A catalog id, or an alias (a provider's own model id when unambiguous or best-priority)."""
@@ -101,9 +112,27 @@ class SnapshotStore:
         """Make a key issue or revocation effective in this replica at once (others follow on refresh)."""
         self.current = dataclasses.replace(self.current, keys={**self.current.keys, entry.key_id: entry})
 
+    def put_agent_models(self, agent_id: str, models: dict[str, int | None]) -> None:
+        """Make an agent's enabled models (with priority overrides) effective here at once."""
+        self.current = dataclasses.replace(
+            self.current, agent_models={**self.current.agent_models, agent_id: models}
+        )
+
+    def put(self, **changes: Any) -> None:
+        """Replace whole parts of the snapshot at once (policies, task maps, ...) after a write here."""
+        self.current = dataclasses.replace(self.current, **changes)
+
     def put_agent(self, entry: AgentEntry) -> None:
         """Make a new or changed agent visible in this replica at once."""
         self.current = dataclasses.replace(self.current, agents={**self.current.agents, entry.id: entry})
+
+    async def refresh(self) -> None:
+        """Rebuild now, so a control-plane write is visible to this replica when its response returns."""
+        try:
+            await self.reload()
+        except Exception as exc:  # the write succeeded; the background refresh will catch up
+            log.warning("snapshot_refresh_failed", error_type=type(exc).__name__)
+            self.trigger()
 
     def trigger(self) -> None:
         """Ask for a rebuild soon (called after control-plane writes)."""
@@ -146,7 +175,8 @@ class SnapshotStore:
 
 async def _probe(session: AsyncSession) -> tuple[Any, ...]:
     values: list[Any] = []
-    for stamp in (Provider.updated_at, Model.updated_at, Agent.updated_at, ApiKey.created_at):
+    stamps = (Provider.updated_at, Model.updated_at, Agent.updated_at, ApiKey.created_at)
+    for stamp in (*stamps, AgentModelConfig.enabled_at, RoutingPolicy.updated_at, SettingEntry.updated_at):
         row = (await session.execute(select(func.count(), func.max(stamp)))).one()
         values.extend(row)
     revoked = await session.scalar(select(func.count()).where(ApiKey.revoked_at.is_not(None)))
@@ -178,14 +208,39 @@ async def _build(session: AsyncSession) -> Snapshot:
             bool(r.is_available and r.is_enabled and provider is not None and provider.is_active),
         )  # fmt: skip
     agents = {
-        a.id: AgentEntry(a.id, a.tenant_id, a.name, a.capsule or {}, a.is_active)
+        a.id: AgentEntry(a.id, a.tenant_id, a.name, a.capsule or {}, a.is_active, a.default_policy)
         for a in (await session.scalars(select(Agent))).all()
     }
     keys = {
         k.id: KeyEntry(k.id, k.salt, k.secret_hash, k.agent_id, k.tenant_id, k.revoked_at is not None)
         for k in (await session.scalars(select(ApiKey))).all()
     }
-    return Snapshot(providers, models, _aliases(models.values()), agents, keys)
+    agent_models: dict[str, dict[str, int | None]] = {}
+    enabled = select(
+        AgentModelConfig.agent_id, AgentModelConfig.model_id, AgentModelConfig.priority_override
+    ).where(AgentModelConfig.is_enabled.is_(True))
+    for agent_id, model_id, override in await session.execute(enabled):
+        agent_models.setdefault(agent_id, {})[model_id] = override
+    policies = {
+        p.name: view_of(p.name, p.config)
+        for p in (await session.scalars(select(RoutingPolicy))).all()
+        if p.is_active
+    }
+    settings = {s.key: s.value for s in (await session.scalars(select(SettingEntry))).all()}
+    task_policies = dict(settings.get(TASK_POLICIES_KEY) or DEFAULT_TASK_POLICIES)
+    maps = settings.get(TASK_MAPS_KEY)
+    task_maps = TaskMaps.from_dict(maps) if maps else None
+    return Snapshot(
+        providers,
+        models,
+        _aliases(models.values()),
+        agents,
+        keys,
+        agent_models,
+        policies,
+        task_policies,
+        task_maps,
+    )
 
 
 def _aliases(models: Any) -> dict[str, str]:

@@ -66,4 +66,5 @@ class Message(Base):
         ),
         Index("ix_message_tenant_created", "tenant_id", "created_at"),
         Index("ix_message_agent", "agent_id"),
+        Index("ix_message_feedback_at", "feedback_at"),  # replicas poll new ratings by time
     )

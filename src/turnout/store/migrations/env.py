@@ -7,10 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import turnout.store.agents  # noqa: F401  (register the tables)
-from turnout.store import messages  # noqa: F401  (register the table)
 from turnout.store.db import make_engine
-from turnout.store.models import Base
+from turnout.store.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

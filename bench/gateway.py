@@ -1,0 +1,219 @@
+"""Gateway overhead, four ways in one run: the provider simulator directly, a bare aiohttp
+pass-through proxy (the ceiling for a Python proxy), Turnout (``turnout serve``: uvicorn, uvloop,
+httptools, SQLite, agent-key auth, records and limits on) and the LiteLLM proxy 1.109.1.
+
+One worker process each, all in front of the same simulator. Per target: requests/s at saturation
+(wrk, fixed connections), server CPU time per request (``/proc/<pid>/stat`` around that phase),
+p50/p99 latency at a moderate fixed rate (a paced open-loop client, the same rate for all) and
+streaming time to first token. Then the targets: Turnout >= 20x LiteLLM's and >= 50% of the
+pass-through's requests/s; added latency <= 1 ms p50 and <= 5 ms p99; added TTFT <= 2 ms.
+
+    .venv/bin/python bench/gateway.py [--duration 10] [--connections 32] [--skip-litellm] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+import litellm_setup
+from common import ROOT, percentile, workspace
+from gateway_load import Paced, Saturation, Target, closed_loop, ensure_wrk, paced, wrk
+from gateway_procs import SIM_KEY, Cores, Proc, configure_simulators, passthrough, simulator, turnout
+from gateway_report import NAMES, checks, report
+
+RESULTS = ROOT / "bench" / "results" / "gateway.json"
+
+
+@dataclass
+class Entry:
+    """A target: the process whose CPU is read, what saturation loads and what paced runs load."""
+
+    proc: Proc
+    saturate: Target
+    pace: Target
+    pace_proc: Proc
+    saturation: Saturation | None = None
+    cpu_s: float = 0.0
+    latency: Paced | None = None
+    stream: Paced | None = None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if (sat := self.saturation) is not None:
+            out |= {"rps": sat.rps, "ok": sat.ok, "errors": sat.errors, "seconds": sat.seconds}
+            out |= {"cpu_s": self.cpu_s, "cpu_us_per_req": self.cpu_s / sat.ok * 1e6 if sat.ok else None}
+            out["cpu_busy"] = self.cpu_s / sat.seconds if sat.seconds else None
+        for key, run in (("latency", self.latency), ("stream", self.stream)):
+            if run is not None:
+                values = run.ttfts_ms if key == "stream" else run.latencies_ms
+                out[key] = {"rate": run.rate, "samples": len(values), "errors": run.errors, "late": run.late}
+                out[key] |= {"cpu_busy": run.cpu_s / run.seconds, "cpu_us_per_req": run.cpu_per_call * 1e6}
+                if values:
+                    out[key] |= {"p50_ms": percentile(values, 50), "p99_ms": percentile(values, 99)}
+        return out
+
+
+def saturate(entry: Entry, args: argparse.Namespace, wrk_bin: str | None, tmp: Path, cores: Cores) -> None:
+    """Load at ``args.connections`` for one round and add it (and the server's CPU) to the entry."""
+    prefix = cores.prefix(cores.load)
+
+    def run(seconds: float) -> Saturation:
+        if wrk_bin is not None:
+            return wrk(wrk_bin, entry.saturate, args.connections, seconds, tmp, prefix)
+        return uvloop.run(closed_loop(entry.saturate, args.connections, seconds))
+
+    if entry.saturation is None:
+        run(args.warmup)
+    before = entry.proc.cpu_s()
+    sat = run(args.duration / args.rounds)
+    entry.cpu_s += entry.proc.cpu_s() - before
+    if (old := entry.saturation) is not None:
+        sat = Saturation(old.ok + sat.ok, old.errors + sat.errors, old.seconds + sat.seconds)
+    entry.saturation = sat
+
+
+def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cores) -> dict[str, Any]:
+    wrk_bin = ensure_wrk()
+    notes = [f"pinning: {cores.describe()}"]
+    notes.append(
+        "load: wrk -t1 (Lua script: POST body + Authorization)"
+        if wrk_bin
+        else "load: wrk unavailable, FALLBACK aiohttp closed loop (the client may be the bottleneck)"
+    )
+    entries: dict[str, Entry] = {}
+    litellm_error: str | None = "skipped (--skip-litellm)" if args.skip_litellm else None
+    with ExitStack() as stack:
+        upstream = stack.enter_context(simulator(tmp, "sim-upstream", cores.load, cores))
+        alone = stack.enter_context(simulator(tmp, "sim-direct", cores.server, cores))
+        sims = [upstream, alone]
+        model = "gpt-4o-mini"
+        sat, pace = (Target("direct", sim.url, SIM_KEY, model) for sim in (alone, upstream))
+        entries["direct"] = Entry(alone, sat, pace, upstream)
+        proxy = stack.enter_context(passthrough(tmp, upstream.url, cores))
+        target = Target("passthrough", proxy.url, SIM_KEY, model)
+        entries["passthrough"] = Entry(proxy, target, target, proxy)
+        gateway, key = stack.enter_context(turnout(tmp, env, upstream.url, cores))
+        target = Target("turnout", gateway.url, key, "sim/gpt-4o-mini")
+        entries["turnout"] = Entry(gateway, target, target, gateway)
+        if not args.skip_litellm:
+            try:
+                prefix = cores.prefix(cores.server)
+                lite, master = stack.enter_context(
+                    litellm_setup.proxy(tmp, f"{upstream.url}/v1", SIM_KEY, prefix)
+                )
+                target = Target("litellm", lite.url, master, litellm_setup.MODEL)
+                entries["litellm"] = Entry(lite, target, target, lite)
+            except Exception as exc:  # report why, measure the other three
+                litellm_error = f"{type(exc).__name__}: {exc}"
+                print(f"LiteLLM unavailable: {litellm_error}")
+
+        configure_simulators(sims, tokens_per_second=0, reply_tokens=args.reply_tokens)
+        for round_ in range(args.rounds):  # rounds interleave the targets: bursts of noise hit all alike
+            for name, entry in entries.items():
+                print(f"saturation {round_ + 1}/{args.rounds}: {NAMES[name]} ...", flush=True)
+                saturate(entry, args, wrk_bin, tmp, cores)
+
+        base_rate = args.load_fraction * _rps(entries, "turnout")
+        rates = {name: base_rate for name in entries}
+        if "litellm" in rates:
+            rates["litellm"] = min(base_rate, args.load_fraction * _rps(entries, "litellm"))
+        for name, entry in entries.items():
+            run_paced(entry, rates[name], min(1.0, args.warmup))
+        for round_ in range(args.rounds):
+            for name, entry in entries.items():
+                print(
+                    f"moderate load {round_ + 1}/{args.rounds}: {NAMES[name]} at {rates[name]:.0f} req/s ..."
+                )
+                entry.latency = run_paced(entry, rates[name], args.duration / args.rounds, into=entry.latency)
+
+        configure_simulators(sims, tokens_per_second=args.tokens_per_second, reply_tokens=args.stream_tokens)
+        for name, entry in entries.items():
+            rates[name] = args.stream_rate
+            warmup = run_paced(entry, min(args.stream_rate, 10.0), max(2.0, args.warmup), stream=True)
+            if name == "litellm" and warmup.cpu_per_call:  # the rate the others get would swamp it
+                rates[name] = min(args.stream_rate, args.load_fraction / warmup.cpu_per_call)
+        for round_ in range(args.rounds):
+            for name, entry in entries.items():
+                print(
+                    f"streaming {round_ + 1}/{args.rounds}: {NAMES[name]} at {rates[name]:.0f} streams/s ..."
+                )
+                seconds = args.duration / args.rounds
+                entry.stream = run_paced(entry, rates[name], seconds, stream=True, into=entry.stream)
+    notes.append(
+        f"moderate load: paced open-loop aiohttp client at {args.load_fraction:.0%} of Turnout's saturation "
+        "(LiteLLM: at most that share of its own); (a) at moderate load is the upstream simulator itself"
+    )
+    notes.append(
+        f"streaming: simulator at {args.tokens_per_second:g} tokens/s, {args.stream_tokens} tokens, "
+        f"{args.stream_rate:g} streams/s (LiteLLM: at most {args.load_fraction:.0%} of its streaming "
+        "capacity, "
+        "from its CPU per stream in a warm-up); TTFT = time to the first chunk carrying 'data:'"
+    )
+    return {
+        "config": {k: v for k, v in vars(args).items() if k != "json"},
+        "notes": notes,
+        "litellm_error": litellm_error,
+        "targets": {name: entry.summary() for name, entry in entries.items()},
+    }
+
+
+def run_paced(
+    entry: Entry, rate: float, seconds: float, stream: bool = False, into: Paced | None = None
+) -> Paced:
+    """A paced run against ``entry.pace`` with the CPU its server spent meanwhile, added to ``into``."""
+    before = entry.pace_proc.cpu_s()
+    result = uvloop.run(paced(entry.pace, rate, seconds, stream))
+    result.cpu_s = entry.pace_proc.cpu_s() - before
+    return result if into is None else into.merge(result)
+
+
+def _rps(entries: dict[str, Entry], name: str) -> float:
+    sat = entries[name].saturation
+    return sat.rps if sat is not None else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase and target")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections at saturation")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds sharing --duration")
+    parser.add_argument("--load-fraction", type=float, default=0.4, help="moderate rate / Turnout's rps")
+    parser.add_argument("--stream-rate", type=float, default=50.0, help="streams per second")
+    parser.add_argument("--tokens-per-second", type=float, default=200.0, help="simulator stream pace")
+    parser.add_argument("--stream-tokens", type=int, default=50, help="tokens per streamed reply")
+    parser.add_argument("--reply-tokens", type=int, default=16, help="tokens per non-streamed reply")
+    parser.add_argument("--skip-litellm", action="store_true", help="measure (a)-(c) only")
+    parser.add_argument("--json", action="store_true", help=f"write {RESULTS.relative_to(ROOT)}")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    args = parser.parse_args()
+    cores = Cores.pick()
+    if cores.load is not None:
+        os.sched_setaffinity(0, {cores.load})
+    load_before = os.getloadavg()[0]
+    started = time.monotonic()
+    with workspace("sqlite") as (tmp, env):
+        results = measure(args, tmp, env, cores)
+    results["loadavg"] = [load_before, os.getloadavg()[0]]
+    results["wall_s"] = time.monotonic() - started
+    results["checks"] = checks(results)
+    report(results)
+    if args.json:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+    if args.strict and any(c["status"] == "FAIL" for c in results["checks"]):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

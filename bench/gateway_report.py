@@ -1,0 +1,94 @@
+"""Tables and target checks of ``bench/gateway.py`` (from its JSON-able results)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common import print_table
+
+NAMES = {"direct": "(a) simulator direct", "passthrough": "(b) aiohttp pass-through"}
+NAMES |= {"turnout": "(c) Turnout", "litellm": "(d) LiteLLM 1.109.1"}
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets, each ``{"name", "value", "limit", "status"}`` (PASS, FAIL or SKIP)."""
+    t = results["targets"]
+    out: list[dict[str, Any]] = []
+
+    def check(name: str, value: float | None, limit: float, ok: bool | None) -> None:
+        status = "SKIP" if value is None or ok is None else "PASS" if ok else "FAIL"
+        out.append({"name": name, "value": value, "limit": limit, "status": status})
+
+    def get(name: str, *path: str) -> float | None:
+        node: Any = t.get(name)
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node if isinstance(node, float | int) else None
+
+    turn, lite, bare = get("turnout", "rps"), get("litellm", "rps"), get("passthrough", "rps")
+    ratio = turn / lite if turn is not None and lite else None
+    check("Turnout req/s >= 20x LiteLLM's", ratio, 20.0, None if ratio is None else ratio >= 20)
+    share = turn / bare if turn is not None and bare else None
+    check("Turnout req/s >= 50% of pass-through's", share, 0.5, None if share is None else share >= 0.5)
+    for key, pct, limit in (
+        ("latency", "p50_ms", 1.0),
+        ("latency", "p99_ms", 5.0),
+        ("stream", "p50_ms", 2.0),
+    ):
+        mine, base = get("turnout", key, pct), get("direct", key, pct)
+        added = mine - base if mine is not None and base is not None else None
+        what = "TTFT" if key == "stream" else "latency"
+        label = f"Turnout added {what} {pct[:3]} <= {limit:g} ms"
+        check(label, added, limit, None if added is None else added <= limit)
+    return out
+
+
+def report(results: dict[str, Any]) -> None:
+    t = results["targets"]
+    direct = t.get("direct", {})
+    print()
+    for note in results["notes"]:
+        print(f"# {note}")
+    before, after = results["loadavg"]
+    print(f"# load average (1 min) before/after: {before:.2f} / {after:.2f}")
+    if max(before, after) > 1.5:
+        print("# WARNING: other work was running on this machine; compare ratios within this run only")
+    print("# late: requests the paced client itself sent more than 1 ms behind schedule")
+    if results["litellm_error"]:
+        print(f"# LiteLLM: {results['litellm_error']}")
+    print(
+        f"\nSaturation: {results['config']['connections']} connections, {results['config']['duration']:g} s "
+        f"in {results['config']['rounds']} interleaved rounds"
+    )
+    rows = []
+    for name, r in t.items():
+        busy = _fmt(100 * r["cpu_busy"], 0) if r.get("cpu_busy") is not None else "-"
+        rows.append(
+            [NAMES[name], _fmt(r.get("rps"), 0), r.get("errors"), _fmt(r.get("cpu_us_per_req"), 0), busy]
+        )
+    print_table(["target", "req/s", "errors", "server CPU us/req", "server CPU %"], rows)
+    for key, title in (
+        ("latency", "Moderate load (non-streaming)"),
+        ("stream", "Streaming: time to first token"),
+    ):
+        print(f"\n{title}")
+        rows = []
+        for name, r in t.items():
+            run, base = r.get(key, {}), direct.get(key, {})
+            added = [
+                _fmt(run[p] - base[p]) if name != "direct" and p in run and p in base else "-"
+                for p in ("p50_ms", "p99_ms")
+            ]
+            busy = run.get("cpu_busy")
+            cells = [_fmt(run.get("rate"), 0), run.get("samples"), run.get("errors"), run.get("late")]
+            cells += [_fmt(None if busy is None else 100 * busy, 0), _fmt(run.get("p50_ms"))]
+            rows.append([NAMES[name], *cells, _fmt(run.get("p99_ms")), *added])
+        heads = ["rate/s", "samples", "errors", "late", "server CPU %", "p50 ms", "p99 ms", "+p50", "+p99"]
+        print_table(["target", *heads], rows)
+    print("\nTargets")
+    for c in results["checks"]:
+        print(f"  {c['status']:4}  {c['name']}: {_fmt(c['value'])} (limit {c['limit']:g})")

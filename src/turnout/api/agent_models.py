@@ -1,0 +1,73 @@
+"""Tenant-admin API for the models each agent may use (`/api/v2/agents/{agent_id}/models`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from turnout.agents.model_config import (
+    AgentModels,
+    AgentModelView,
+    ConfigUpdate,
+    ModelSelection,
+    SelectionResult,
+)
+from turnout.agents.schemas import AGENT_ID_PATTERN
+from turnout.auth.dependencies import require_roles
+from turnout.auth.principal import Principal
+from turnout.container import Container
+
+router = APIRouter(prefix="/api/v2/agents/{agent_id}", tags=["agent models"])
+TenantAdmin = Annotated[Principal, Depends(require_roles("tenant_admin", "platform_admin"))]
+AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN)]
+
+
+def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+@router.get("/models", response_model=AgentModels)
+async def list_agent_models(request: Request, agent_id: AgentId, principal: TenantAdmin) -> AgentModels:
+    return await _container(request).agent_models.list_models(agent_id, principal)
+
+
+@router.post("/models", response_model=SelectionResult)
+async def enable_models(
+    request: Request, agent_id: AgentId, body: ModelSelection, principal: TenantAdmin
+) -> SelectionResult:
+    """Enable models by id and/or by `bulk_filter` (provider, cost_tier, capability)."""
+    return await _container(request).agent_models.set_enabled(agent_id, body, True, principal)
+
+
+@router.post("/models/disable", response_model=SelectionResult)
+async def disable_models(
+    request: Request, agent_id: AgentId, body: ModelSelection, principal: TenantAdmin
+) -> SelectionResult:
+    """Disable models by id and/or by `bulk_filter`, without affecting other agents."""
+    return await _container(request).agent_models.set_enabled(agent_id, body, False, principal)
+
+
+@router.get("/audit")
+async def agent_audit(request: Request, agent_id: AgentId, principal: TenantAdmin) -> dict[str, Any]:
+    """Every enable, disable and priority change of the agent's models: who, when, before, after."""
+    entries = await _container(request).agent_models.audit(agent_id, principal)
+    return {"agent_id": agent_id, "entries": entries}
+
+
+@router.delete("/models/{model_id:path}", response_model=SelectionResult)
+async def disable_model(
+    request: Request, agent_id: AgentId, model_id: str, principal: TenantAdmin
+) -> SelectionResult:
+    return await _container(request).agent_models.set_enabled(
+        agent_id, ModelSelection(model_ids=[model_id]), False, principal
+    )
+
+
+@router.patch("/models/{model_id:path}", response_model=AgentModelView)
+async def update_agent_model(
+    request: Request, agent_id: AgentId, model_id: str, body: ConfigUpdate, principal: TenantAdmin
+) -> AgentModelView:
+    """Set `priority_override` (0-100, or null) and/or `is_enabled` for one model."""
+    return await _container(request).agent_models.update(agent_id, model_id, body, principal)

@@ -1,0 +1,76 @@
+"""Feedback endpoints: ratings, implicit events, and the native `/api/models/feedback`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from turnout.api.data_plane import authenticate
+from turnout.auth.principal import Principal
+from turnout.container import Container
+from turnout.feedback.service import EventIn, FeedbackIn, FeedbackOut
+from turnout.store.models import utcnow
+
+router = APIRouter(tags=["feedback"])
+MessageId = Annotated[str, Path(min_length=1, max_length=36)]
+
+
+def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+async def any_caller(request: Request) -> Principal:
+    """Users (JWT) and agents (API key) may both rate the answers of their own tenant."""
+    return authenticate(request, _container(request))
+
+
+Caller = Annotated[Principal, Depends(any_caller)]
+
+
+@router.post("/api/v2/chat/messages/{message_id}/feedback", response_model=FeedbackOut)
+async def rate_message(
+    request: Request, message_id: MessageId, body: FeedbackIn, principal: Caller
+) -> FeedbackOut:
+    """Rate an answer 0.0-1.0; rating again replaces the earlier rating."""
+    return await _container(request).feedback.rate(message_id, body, principal)
+
+
+@router.post("/api/v2/chat/messages/{message_id}/events", response_model=FeedbackOut)
+async def message_event(
+    request: Request, message_id: MessageId, body: EventIn, principal: Caller
+) -> FeedbackOut:
+    """Implicit signals: `regenerate` (0.0), `copy` (1.0), `continue` (0.5)."""
+    return await _container(request).feedback.event(message_id, body, principal)
+
+
+class NativeFeedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=36)
+    quality_rating: float | None = Field(default=None, ge=0.0, le=1.0)
+    success: bool
+    feedback: str | None = Field(default=None, max_length=2000)
+    corrections: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+@router.post("/api/models/feedback")
+async def native_feedback(request: Request, body: NativeFeedback, principal: Caller) -> dict[str, Any]:
+    """The orchestration API's feedback: `quality_rating`, or `success` as 1.0 / 0.0."""
+    rating = body.quality_rating if body.quality_rating is not None else (1.0 if body.success else 0.0)
+    stored = await _container(request).feedback.rate(
+        body.request_id,
+        FeedbackIn(
+            rating=rating, feedback_type="explicit", comment=body.feedback, corrections=dict(body.corrections)
+        ),
+        principal,
+    )
+    return {
+        "feedback_id": body.request_id,
+        "created_at": utcnow().isoformat(),
+        "status": "accepted",
+        "updated_metrics": {"quality_score": stored.rating, "success_rate": None},
+    }

@@ -1,0 +1,110 @@
+"""Routing API: policies, task maps, decision log and explain (`/api/v2/routing`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Request
+from sqlalchemy import select
+
+from turnout.api.feedback import Caller
+from turnout.auth.dependencies import require_roles
+from turnout.auth.principal import Principal
+from turnout.container import Container
+from turnout.errors import NotFound
+from turnout.gateway.parse import decode_json, parse_chat
+from turnout.routing.explain import decision_dict
+from turnout.routing.policies import PolicyBody, PolicyIn, PolicyOut
+from turnout.store.messages import Message
+
+router = APIRouter(prefix="/api/v2/routing", tags=["routing"])
+PlatformAdmin = Annotated[Principal, Depends(require_roles("platform_admin"))]
+Admin = Annotated[Principal, Depends(require_roles("platform_admin", "tenant_admin"))]
+PolicyName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_\-]{0,49}$")]
+
+
+def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+@router.get("/policies", response_model=list[PolicyOut])
+async def list_policies(request: Request, _: Admin) -> list[PolicyOut]:
+    return await _container(request).routing_admin.list_policies()
+
+
+@router.post("/policies", response_model=PolicyOut, status_code=201)
+async def create_policy(request: Request, body: PolicyIn, _: PlatformAdmin) -> PolicyOut:
+    return await _container(request).routing_admin.create_policy(body)
+
+
+@router.get("/policies/{name}", response_model=PolicyOut)
+async def get_policy(request: Request, name: PolicyName, _: Admin) -> PolicyOut:
+    return await _container(request).routing_admin.get_policy(name)
+
+
+@router.put("/policies/{name}", response_model=PolicyOut)
+async def replace_policy(request: Request, name: PolicyName, body: PolicyBody, _: PlatformAdmin) -> PolicyOut:
+    return await _container(request).routing_admin.replace_policy(name, body)
+
+
+@router.delete("/policies/{name}", status_code=204)
+async def delete_policy(request: Request, name: PolicyName, _: PlatformAdmin) -> None:
+    await _container(request).routing_admin.delete_policy(name)
+
+
+@router.get("/task-policies")
+async def get_task_policies(request: Request, _: Admin) -> dict[str, str]:
+    """Which policy each task type uses (unlisted tasks use the agent's default policy, then `normal`)."""
+    return await _container(request).routing_admin.task_policies()
+
+
+@router.put("/task-policies")
+async def put_task_policies(
+    request: Request,
+    mapping: Annotated[dict[str, Annotated[str, Body(max_length=50)]], Body()],
+    principal: PlatformAdmin,
+) -> dict[str, str]:
+    return await _container(request).routing_admin.set_task_policies(mapping, principal)
+
+
+@router.get("/task-maps")
+async def get_task_maps(request: Request, _: Admin) -> dict[str, Any]:
+    """The tool -> task, MIME -> task and keyword -> task maps used by task detection."""
+    return _container(request).routing_admin.task_maps()
+
+
+@router.put("/task-maps")
+async def put_task_maps(
+    request: Request, maps: Annotated[dict[str, Any], Body()], principal: PlatformAdmin
+) -> dict[str, Any]:
+    return await _container(request).routing_admin.set_task_maps(maps, principal)
+
+
+@router.get("/decisions/{message_id}")
+async def get_decision(
+    request: Request, message_id: Annotated[str, Path(max_length=36)], principal: Caller
+) -> dict[str, Any]:
+    """The routing decision behind one answer of the caller's tenant."""
+    container = _container(request)
+    recent = container.recent.decision(message_id)
+    if recent is not None and recent[0] == principal.tenant_id:
+        return {"message_id": message_id, **recent[1]}
+    async with container.sessions() as session:
+        row = (
+            await session.execute(
+                select(Message.tenant_id, Message.metadata_).where(Message.id == message_id)
+            )
+        ).one_or_none()
+    if row is None or row.tenant_id != principal.tenant_id or "decision" not in (row.metadata_ or {}):
+        raise NotFound(f"no routing decision for message '{message_id}'", param="message_id")
+    return {"message_id": message_id, **row.metadata_["decision"]}
+
+
+@router.post("/explain")
+async def explain(request: Request, principal: Caller) -> dict[str, Any]:
+    """What would be picked for this chat request, and why, without calling any model."""
+    container = _container(request)
+    call = parse_chat(decode_json(await request.body()))
+    routed = container.routing.route(container.snapshots.current, principal, call)
+    return decision_dict(routed)

@@ -1,0 +1,1 @@
+"""Ratings of answers (explicit, implicit, self-evaluation) and the experience they feed."""

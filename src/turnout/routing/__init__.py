@@ -1,0 +1,1 @@
+"""Routing: task detection, experience, scoring, policies and the router."""

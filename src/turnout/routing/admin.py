@@ -1,0 +1,114 @@
+"""Control-plane operations on routing: policies, the task -> policy map, task detection maps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from turnout.auth.principal import Principal
+from turnout.errors import Conflict, InvalidRequest, NotFound
+from turnout.gateway.snapshot import TASK_MAPS_KEY, TASK_POLICIES_KEY, SnapshotStore
+from turnout.routing.policies import DEFAULT_TASK_POLICIES, PolicyBody, PolicyIn, PolicyOut, view_of
+from turnout.routing.tasks import DEFAULT_MAPS, TaskMaps
+from turnout.store.routing import RoutingPolicy, SettingEntry
+
+
+class RoutingAdmin:
+    """Writes go to the database first, then into this replica's snapshot."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], snapshots: SnapshotStore) -> None:
+        self._sessions = sessions
+        self._snapshots = snapshots
+
+    async def list_policies(self) -> list[PolicyOut]:
+        async with self._sessions() as session:
+            rows = (await session.scalars(select(RoutingPolicy).order_by(RoutingPolicy.name))).all()
+        return [_out(p) for p in rows]
+
+    async def get_policy(self, name: str) -> PolicyOut:
+        async with self._sessions() as session:
+            return _out(await _load(session, name))
+
+    async def create_policy(self, body: PolicyIn) -> PolicyOut:
+        async with self._sessions.begin() as session:
+            if await session.get(RoutingPolicy, body.name) is not None:
+                raise Conflict(f"policy '{body.name}' already exists", param="name", code="duplicate_id")
+            row = RoutingPolicy(
+                name=body.name, description=body.description, config=_config(body), is_active=body.is_active
+            )
+            session.add(row)
+        await self._publish_policies()
+        return _out(row)
+
+    async def replace_policy(self, name: str, body: PolicyBody) -> PolicyOut:
+        async with self._sessions.begin() as session:
+            row = await _load(session, name)
+            row.description, row.config, row.is_active = body.description, _config(body), body.is_active
+        await self._publish_policies()
+        return _out(row)
+
+    async def delete_policy(self, name: str) -> None:
+        async with self._sessions.begin() as session:
+            row = await _load(session, name)
+            await session.delete(row)
+        await self._publish_policies()
+
+    async def task_policies(self) -> dict[str, str]:
+        return dict(self._snapshots.current.task_policies)
+
+    async def set_task_policies(self, mapping: dict[str, str], principal: Principal) -> dict[str, str]:
+        known = {p.name for p in await self.list_policies()}
+        unknown = sorted({v for v in mapping.values() if v not in known})
+        if unknown:
+            raise InvalidRequest(f"unknown policy name(s): {', '.join(unknown)}", param="mapping")
+        await self._put_setting(TASK_POLICIES_KEY, mapping, principal)
+        self._snapshots.put(task_policies=dict(mapping))
+        return mapping
+
+    def task_maps(self) -> dict[str, Any]:
+        maps = self._snapshots.current.task_maps or DEFAULT_MAPS
+        return maps.to_dict()
+
+    async def set_task_maps(self, raw: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        try:
+            maps = TaskMaps.from_dict(raw)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="task_maps") from None
+        await self._put_setting(TASK_MAPS_KEY, maps.to_dict(), principal)
+        self._snapshots.put(task_maps=maps)
+        return maps.to_dict()
+
+    async def reset_task_policies(self, principal: Principal) -> dict[str, str]:
+        return await self.set_task_policies(dict(DEFAULT_TASK_POLICIES), principal)
+
+    async def _put_setting(self, key: str, value: dict[str, Any], principal: Principal) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(SettingEntry, key)
+            if row is None:
+                session.add(SettingEntry(key=key, value=value, updated_by=principal.subject))
+            else:
+                row.value, row.updated_by = value, principal.subject
+
+    async def _publish_policies(self) -> None:
+        async with self._sessions() as session:
+            rows = (await session.scalars(select(RoutingPolicy))).all()
+        self._snapshots.put(policies={p.name: view_of(p.name, p.config) for p in rows if p.is_active})
+
+
+async def _load(session: AsyncSession, name: str) -> RoutingPolicy:
+    row = await session.get(RoutingPolicy, name)
+    if row is None:
+        raise NotFound(f"policy '{name}' not found", param="name")
+    return row
+
+
+def _config(body: PolicyBody) -> dict[str, Any]:
+    return body.model_dump(exclude={"name", "description", "is_active"}, mode="json")
+
+
+def _out(row: RoutingPolicy) -> PolicyOut:
+    return PolicyOut.model_validate(
+        {**row.config, "name": row.name, "description": row.description, "is_active": row.is_active}
+    )

@@ -1,0 +1,460 @@
+"""Experience: in-memory, time-decayed rating aggregates with hierarchical backoff.
+
+Every cell holds three decayed sums: count ``n``, ratings ``s`` and squares ``q``, for the levels
+agent ``(tenant, agent, task)``, tenant ``(tenant, task)``, global ``(task)`` and model (all tasks).
+Decay uses one reference time ``t_ref``: a rating at ``t`` is added with weight ``2 ** ((t - t_ref) / h)``
+and a sum read at ``now`` is multiplied by ``2 ** (-(now - t_ref) / h)``, one scalar for every cell.
+So an update is O(1), a replaced rating is removed exactly (its weight is a function of its own time)
+and all sums are additive: replicas can ship increments (``ExperienceStore(track_delta=True)``,
+``drain_delta()`` on the sender, ``merge(delta)`` on the receivers) and 10 million ratings are still
+just three numbers a cell. The router never queries the database; lookups for a candidate list are
+cached slot arrays (``cache_key``), so an estimate is a few vectorised numpy operations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Key = tuple[str, ...]
+LEVEL_NAMES = ("prior", "prior", "global", "tenant", "agent")  # codes 0 (none) .. 4 (agent)
+_REBASE = 512.0  # rebase t_ref when new weights would exceed 2**_REBASE
+DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Strengths:
+    """Prior strengths, in pseudo-ratings, of each backoff step (coarser level -> finer level)."""
+
+    priority: float = 2.0  # catalog priority/100 -> a model's cross-task effect
+    model: float = 4.0  # cross-task prior (task baseline + model effect) -> (global, task)
+    tenant: float = 32.0  # (global, task) -> (tenant, task)
+    agent: float = 32.0  # (tenant, task) -> (agent, task)
+    offset: float = 8.0  # shrinks a task's baseline toward an average task's
+    variance: float = 2.0  # pseudo-ratings of the Bernoulli variance mean*(1-mean)
+
+
+@dataclass(slots=True)
+class Estimates:
+    """Posteriors for a list of models: arrays aligned with it."""
+
+    mean: np.ndarray  # posterior mean quality
+    var: np.ndarray  # posterior variance of the mean
+    evidence: np.ndarray  # decayed ratings at ``level`` (the finest level with data)
+    level: np.ndarray  # codes into LEVEL_NAMES; 0 = no data at any level
+    total: float  # decayed ratings of this task across the candidates (global level)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """One model's posterior: ``mean`` is None when no level (not even the model's) has data."""
+
+    mean: float | None
+    prior_mean: float
+    std: float
+    evidence: float
+    level: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    effect: np.ndarray  # each model's quality relative to a task's baseline (other tasks)
+    evidence: np.ndarray  # decayed ratings behind ``effect``
+    baseline: float  # an average task's baseline
+    strength: np.ndarray  # pseudo-ratings the cross-task prior is worth on a new task, per model
+
+
+class _Table:
+    """Model id -> row of a growable ``(capacity, 3)`` array; row 0 stays zero (unknown models)."""
+
+    __slots__ = ("data", "index", "version")
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.data = np.zeros((8, 3))
+        self.version = 0  # bumped when a model is added (cached slot arrays then go stale)
+
+    def slot(self, model_id: str) -> int:
+        row = self.index.get(model_id)
+        if row is None:
+            row = self.index[model_id] = len(self.index) + 1
+            if row >= len(self.data):
+                self.data = np.concatenate([self.data, np.zeros_like(self.data)])
+            self.version += 1
+        return row
+
+    def add(self, model_id: str, sums: Any) -> None:
+        row = self.slot(model_id)  # first: it may reallocate ``data``
+        self.data[row] += sums
+
+    def slots(self, model_ids: Sequence[str]) -> np.ndarray:
+        get = self.index.get
+        return np.fromiter((get(m, 0) for m in model_ids), dtype=np.intp, count=len(model_ids))
+
+
+class ExperienceStore:
+    """Decayed rating aggregates and outcome (error, latency) counters, all in memory."""
+
+    def __init__(
+        self,
+        half_life_s: float = 30 * DAY,
+        outcome_half_life_s: float = 3600.0,
+        strengths: Strengths | None = None,
+        track_delta: bool = False,
+    ) -> None:
+        self.half_life_s = half_life_s
+        self.outcome_half_life_s = outcome_half_life_s
+        self.strengths = strengths or Strengths()
+        self._tables: dict[Key, _Table] = {}
+        self._outcomes = _Table()  # per model: decayed calls, errors, latency sum (ms)
+        self._t_ref: float | None = None
+        self._o_ref: float | None = None
+        self._cache: dict[tuple[Key, Hashable], tuple[int, np.ndarray]] = {}
+        self._tasks: dict[str, None] = {}  # tasks with a global table, for the cross-task fit
+        self._fits: dict[tuple[Hashable, str], tuple[float, int, _Fit]] = {}
+        self.refit_s = 1.0  # a cached cross-task fit is reused for this long (seconds of ``now``)
+        self._delta = ExperienceStore(half_life_s, outcome_half_life_s, strengths) if track_delta else None
+
+    # -- writes ---------------------------------------------------------------------------------
+    @staticmethod
+    def keys(tenant_id: str, agent_id: str | None, task: str) -> list[Key]:
+        """The cells one rating updates, finest first (no agent cell without an agent)."""
+        keys: list[Key] = [("a", tenant_id, agent_id, task)] if agent_id else []
+        return [*keys, ("t", tenant_id, task), ("g", task)]
+
+    def record(
+        self,
+        tenant_id: str,
+        agent_id: str | None,
+        task: str,
+        model_id: str,
+        rating: float,
+        at: float | None = None,
+        previous_rating: float | None = None,
+        previous_at: float | None = None,
+    ) -> None:
+        """Add a rating (epoch seconds ``at``); with ``previous_*`` it replaces that earlier rating."""
+        at = time.time() if at is None else at
+        if previous_rating is not None:
+            self._add(tenant_id, agent_id, task, model_id, -1.0, previous_rating, previous_at or at)
+        self._add(tenant_id, agent_id, task, model_id, 1.0, rating, at)
+        if self._delta is not None:
+            self._delta.record(tenant_id, agent_id, task, model_id, rating, at, previous_rating, previous_at)
+
+    def add_sums(
+        self,
+        tenant_id: str,
+        agent_id: str | None,
+        task: str,
+        model_id: str,
+        count: float,
+        total: float,
+        total_sq: float,
+        at: float,
+    ) -> None:
+        """Bulk load: ``count`` ratings summing to ``total`` (squares ``total_sq``), all dated ``at``."""
+        w = self._weight(at)
+        row = np.array([count * w, total * w, total_sq * w])
+        for key in self.keys(tenant_id, agent_id, task):
+            table = self._table(key)
+            table.add(model_id, row)
+        if self._delta is not None:
+            self._delta.add_sums(tenant_id, agent_id, task, model_id, count, total, total_sq, at)
+
+    def _add(
+        self, tenant_id: str, agent_id: str | None, task: str, model_id: str, sign: float, r: float, at: float
+    ) -> None:
+        w = sign * self._weight(at)
+        wr = w * r
+        wrr = wr * r
+        for key in self.keys(tenant_id, agent_id, task):
+            table = self._table(key)
+            row = table.slot(model_id)
+            cell = table.data[row]
+            cell[0] += w
+            cell[1] += wr
+            cell[2] += wrr
+
+    def _table(self, key: Key) -> _Table:
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = _Table()
+            if key[0] == "g":
+                self._tasks[key[1]] = None
+        return table
+
+    def _weight(self, at: float) -> float:
+        if self._t_ref is None:
+            self._t_ref = at
+        exponent = (at - self._t_ref) / self.half_life_s
+        if exponent > _REBASE:
+            self._rebase(at)
+            exponent = 0.0
+        return float(2.0**exponent)
+
+    def _rebase(self, t_ref: float) -> None:
+        factor = 2.0 ** (((self._t_ref or t_ref) - t_ref) / self.half_life_s)
+        for table in self._tables.values():
+            table.data *= factor
+        self._t_ref = t_ref
+
+    def decay(self, now: float | None = None) -> float:
+        """The factor turning stored sums into sums decayed to ``now``."""
+        if self._t_ref is None:
+            return 1.0
+        now = time.time() if now is None else now
+        return float(2.0 ** (-(now - self._t_ref) / self.half_life_s))
+
+    def record_outcome(self, model_id: str, ok: bool, latency_ms: float, at: float | None = None) -> None:
+        """A call's outcome, for the error-rate and latency penalties (decayed, per model)."""
+        at = time.time() if at is None else at
+        if self._o_ref is None or (at - self._o_ref) / self.outcome_half_life_s > _REBASE:
+            if self._o_ref is not None:
+                self._outcomes.data *= 2.0 ** ((self._o_ref - at) / self.outcome_half_life_s)
+            self._o_ref = at
+        w = float(2.0 ** ((at - self._o_ref) / self.outcome_half_life_s))
+        self._outcomes.add(model_id, (w, 0.0 if ok else w, w * latency_ms))
+        if self._delta is not None:
+            self._delta.record_outcome(model_id, ok, latency_ms, at)
+
+    def reset(
+        self, model_id: str | None = None, task: str | None = None, agent_id: str | None = None
+    ) -> None:
+        """Forget ratings: an agent's (taken out of the coarser levels too), a task's, a model's, or all.
+
+        Resets are local: apply them on every replica (deltas carry ratings, not resets)."""
+        for key, table in list(self._tables.items()):
+            if (agent_id is not None and (key[0] != "a" or key[2] != agent_id)) or task not in (
+                None,
+                key[-1],
+            ):
+                continue
+            chosen = [(m, r) for m, r in table.index.items() if model_id is None or m == model_id]
+            for parent in self.keys(key[1], None, key[3])[1:] if agent_id is not None else []:
+                ptable = self._table(parent)
+                for m, row in chosen:
+                    ptable.add(m, -table.data[row])
+            table.data[[r for _, r in chosen]] = 0.0
+        self._fits.clear()
+        if agent_id is None and task is None:
+            rows = [r for m, r in self._outcomes.index.items() if model_id is None or m == model_id]
+            self._outcomes.data[rows] = 0.0
+
+    # -- reads ----------------------------------------------------------------------------------
+    def _gather(self, key: Key, model_ids: Sequence[str], cache_key: Hashable | None) -> np.ndarray | None:
+        table = self._tables.get(key)
+        if table is None:
+            return None
+        if cache_key is None:
+            return table.data[table.slots(model_ids)]
+        hit = self._cache.get((key, cache_key))
+        if hit is None or hit[0] != table.version:
+            if len(self._cache) > 16_384:
+                self._cache.clear()
+            hit = self._cache[(key, cache_key)] = (table.version, table.slots(model_ids))
+        return table.data[hit[1]]
+
+    def estimate_many(
+        self,
+        tenant_id: str,
+        agent_id: str | None,
+        task: str,
+        model_ids: Sequence[str],
+        priors: np.ndarray,
+        *,
+        now: float | None = None,
+        cache_key: Hashable | None = None,
+        strengths: Strengths | None = None,
+    ) -> Estimates:
+        """Posteriors of ``model_ids`` for a task, backing off agent -> tenant -> global -> cross-task.
+
+        The prior of a (task, model) is ``baseline(task) + effect(model)``: an additive fit over the
+        other tasks' global ratings (``_cross_task``), the task's baseline from its own ratings net of
+        the models' effects, shrunk toward an average task's. So an unseen model starts at "its usual
+        margin over its peers, on this task's scale". Then the disjoint parts of this task's data
+        (other tenants, the tenant's other agents, this agent) update it in turn, each rating
+        counted once; before each part the prior's weight is capped at that level's strength.
+        ``cache_key`` names a fixed ``model_ids`` list whose lookups and fit may be cached.
+        """
+        k = strengths or self.strengths
+        now = time.time() if now is None else now
+        f = self.decay(now)
+        size = len(model_ids)
+        zeros = np.zeros((size, 3))
+        fit = self._cross_task(model_ids, task, np.asarray(priors, dtype=float), f, k, now, cache_key)
+        gathered = [
+            self._gather(key, model_ids, cache_key) for key in reversed(self.keys(tenant_id, agent_id, task))
+        ]
+        incl = [zeros if c is None else c * f for c in gathered] + [zeros] * (3 - len(gathered))  # g, t, a
+        n_g = np.maximum(incl[0][:, 0], 0.0)
+        total = float(n_g.sum())
+        base = fit.baseline
+        if total > 1e-9:
+            base = (float((incl[0][:, 1] - n_g * fit.effect).sum()) + k.offset * base) / (total + k.offset)
+        mean = np.clip(base + fit.effect, 0.0, 1.0)
+        nu = k.priority + fit.evidence
+        parts = [incl[0] - incl[1], incl[1] - incl[2], incl[2]]  # other tenants, other agents, this agent
+        for part, strength in zip(parts, (fit.strength, k.tenant, k.agent), strict=True):
+            n = np.maximum(part[:, 0], 0.0)
+            kappa = 1.0 / (1.0 / nu + 1.0 / strength)  # the level's own spread adds to the prior's
+            mean = (kappa * mean + part[:, 1]) / (kappa + n)
+            nu = kappa + n
+        mean = np.clip(mean, 0.0, 1.0)
+        has = [c[:, 0] > 1e-9 for c in reversed(incl)] + [fit.evidence > 1e-9]
+        level = np.select(has, [4, 3, 2, 1], 0).astype(np.int8)
+        cell = np.stack([zeros, zeros, *incl])[level, np.arange(size)]  # the finest cell with data
+        n = np.maximum(cell[:, 0], 0.0)
+        ssd = np.maximum(cell[:, 2] - np.divide(cell[:, 1] ** 2, n, out=np.zeros(size), where=n > 0), 0.0)
+        sigma2 = (k.variance * np.maximum(mean * (1.0 - mean), 0.01) + ssd) / (k.variance + n)
+        evidence = np.where(level == 1, fit.evidence, n)
+        return Estimates(mean, sigma2 / nu, evidence, level, total)
+
+    def _cross_task(
+        self,
+        model_ids: Sequence[str],
+        task: str,
+        priors: np.ndarray,
+        f: float,
+        k: Strengths,
+        now: float,
+        cache_key: Hashable | None,
+    ) -> _Fit:
+        """Additive fit ``rating ~ baseline(t) + effect(m)`` over the other tasks' global cells.
+
+        Effects are shrunk toward the priors' deviations (``strengths.priority`` pseudo-ratings), so
+        with equal priorities an unrated model counts as average. A few alternating least-squares
+        sweeps; cached per (candidate list, task) for ``refit_s`` seconds.
+        """
+        if cache_key is not None:
+            hit = self._fits.get((cache_key, task))
+            if hit is not None and now - hit[0] < self.refit_s and hit[1] == len(self._tasks):
+                return hit[2]
+        p_bar = float(priors.mean()) if priors.size else 0.5
+        effect = priors - p_bar
+        gathered = (self._gather(("g", t), model_ids, cache_key) for t in self._tasks if t != task)
+        cells = [c for c in gathered if c is not None]
+        if not cells:
+            fit = _Fit(effect, np.zeros(len(model_ids)), p_bar, np.full(len(model_ids), k.model))
+        else:
+            x = np.stack(cells) * f
+            n, s = np.maximum(x[:, :, 0], 0.0), x[:, :, 1]
+            n_m, n_t = n.sum(0), n.sum(1)
+            rated = n_t > 1e-9
+            base = np.zeros(len(cells))
+            for _ in range(4):
+                base = np.divide((s - n * effect).sum(1), n_t, out=np.zeros(len(cells)), where=rated)
+                effect = (k.priority * (priors - p_bar) + (s - n * base[:, None]).sum(0)) / (k.priority + n_m)
+            # empirical Bayes: each model's task-to-task spread around baseline + effect sets how many
+            # ratings its cross-task prior is worth (sigma^2 / tau^2); k.model is the prior guess
+            rated_tm = n > 1e-9
+            mean_tm = np.divide(s, n, out=np.zeros_like(n), where=rated_tm)
+            within = max(
+                float(np.maximum(x[:, :, 2] - s * mean_tm, 0.0).sum()) / max(float(n.sum()), 1.0), 0.01
+            )
+            noise = np.divide(within, n, out=np.zeros_like(n), where=rated_tm)
+            resid2 = np.where(rated_tm, (mean_tm - base[:, None] - effect) ** 2 - noise, 0.0)
+            w = np.where(rated_tm, n / (n + k.model), 0.0)
+            tau0 = within / k.model
+            pooled = max((2.0 * tau0 + float((w * resid2).sum())) / (2.0 + float(w.sum())), 1e-4)
+            tau2 = np.maximum((2.0 * pooled + (w * resid2).sum(0)) / (2.0 + w.sum(0)), 1e-4)
+            strength = np.clip(within / tau2, 1.0, 1000.0)
+            if __import__("os").environ.get("EB", "1") == "0":
+                strength = np.full(len(model_ids), k.model)
+            fit = _Fit(effect, n_m, float(base[rated].mean()) if rated.any() else p_bar, strength)
+        if cache_key is not None:
+            if len(self._fits) > 4096:
+                self._fits.clear()
+            self._fits[(cache_key, task)] = (now, len(self._tasks), fit)
+        return fit
+
+    def estimate(
+        self,
+        tenant_id: str,
+        agent_id: str | None,
+        task: str,
+        model_id: str,
+        *,
+        prior: float = 0.5,
+        now: float | None = None,
+    ) -> Estimate:
+        """One model's posterior (see ``estimate_many``)."""
+        est = self.estimate_many(tenant_id, agent_id, task, [model_id], np.array([prior]), now=now)
+        code = int(est.level[0])
+        mean = float(est.mean[0])
+        std = math.sqrt(float(est.var[0]))
+        return Estimate(mean if code else None, mean, std, float(est.evidence[0]), LEVEL_NAMES[code])
+
+    def outcomes(
+        self, model_ids: Sequence[str], *, now: float | None = None, cache_key: Hashable | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Decayed (calls, errors, latency sum ms) per model, or None before any outcome."""
+        if self._o_ref is None:
+            return None
+        now = time.time() if now is None else now
+        f = 2.0 ** (-(now - self._o_ref) / self.outcome_half_life_s)
+        if cache_key is None:
+            data = self._outcomes.data[self._outcomes.slots(model_ids)]
+        else:
+            hit = self._cache.get((("o",), cache_key))
+            if hit is None or hit[0] != self._outcomes.version:
+                hit = self._cache[(("o",), cache_key)] = (
+                    self._outcomes.version,
+                    self._outcomes.slots(model_ids),
+                )
+            data = self._outcomes.data[hit[1]]
+        return data[:, 0] * f, data[:, 1] * f, data[:, 2] * f
+
+    # -- persistence and replication -------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state: reference times and every non-empty cell's sums."""
+        cells = [
+            [
+                list(key),
+                {m: table.data[row].tolist() for m, row in table.index.items() if table.data[row].any()},
+            ]
+            for key, table in self._tables.items()
+        ]
+        outcomes = {m: self._outcomes.data[row].tolist() for m, row in self._outcomes.index.items()}
+        return {
+            "version": 1, "half_life_s": self.half_life_s, "outcome_half_life_s": self.outcome_half_life_s,
+            "t_ref": self._t_ref, "o_ref": self._o_ref, "cells": cells, "outcomes": outcomes,
+        }  # fmt: skip
+
+    def load(self, snapshot: dict[str, Any]) -> None:
+        """Replace the state with a snapshot's."""
+        self._tables.clear()
+        self._outcomes = _Table()
+        self._cache.clear()
+        self._t_ref = self._o_ref = None
+        self.merge(snapshot)
+
+    def merge(self, snapshot: dict[str, Any]) -> None:
+        """Add a snapshot's (or a delta's) sums to ours, rescaled to our reference times."""
+        if snapshot.get("half_life_s") != self.half_life_s:
+            raise ValueError("snapshot has a different half-life")
+        if snapshot.get("t_ref") is not None:
+            self._weight(snapshot["t_ref"])
+            scale = 2.0 ** ((snapshot["t_ref"] - (self._t_ref or 0.0)) / self.half_life_s)
+            for key, rows in snapshot["cells"]:
+                table = self._table(tuple(key))
+                for model_id, sums in rows.items():
+                    table.add(model_id, np.asarray(sums) * scale)
+        if snapshot.get("o_ref") is not None:
+            if self._o_ref is None:
+                self._o_ref = snapshot["o_ref"]
+            scale = 2.0 ** ((snapshot["o_ref"] - self._o_ref) / self.outcome_half_life_s)
+            for model_id, sums in snapshot["outcomes"].items():
+                self._outcomes.add(model_id, np.asarray(sums) * scale)
+
+    def drain_delta(self) -> dict[str, Any] | None:
+        """The increments since the last drain (for ``merge`` on other replicas); None without tracking."""
+        if self._delta is None:
+            return None
+        delta = self._delta.snapshot()
+        self._delta = ExperienceStore(self.half_life_s, self.outcome_half_life_s, self.strengths)
+        return delta

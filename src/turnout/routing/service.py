@@ -1,0 +1,270 @@
+"""The routing step of the pipeline: detect the task, gather the agent's candidates, filter,
+score with experience, and hand a ranked list to failover. Reads only in-memory state."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from turnout.auth.principal import Principal
+from turnout.errors import Forbidden, InvalidRequest, NotFound
+from turnout.gateway.limits import CircuitBreakers
+from turnout.gateway.parse import ChatCall
+from turnout.gateway.plan import allowed_by_capsule, build_plan
+from turnout.gateway.snapshot import ModelEntry, Snapshot
+from turnout.routing.policies import DEFAULT_POLICY, PolicyView
+from turnout.routing.router import CandidateSet, Router
+from turnout.routing.tasks import detect_task
+from turnout.routing.types import Candidate, Decision, RouteRequest, ScoredCandidate, TaskDetection
+
+log = structlog.get_logger(__name__)
+MAX_PLAN = 5  # models tried in order by failover
+NO_AGENT_CANDIDATES = 1000
+CACHE_SIZE = 4096  # callers without an agent: the highest-priority usable models
+
+
+@dataclass(slots=True)
+class Routed:
+    """The routing outcome for one request."""
+
+    detection: TaskDetection
+    plan: list[ModelEntry]
+    decision: Decision
+    policy: str
+    agent_id: str | None
+
+
+def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    """About 4 characters a token over the text of every message."""
+    chars = 0
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
+    return chars // 4
+
+
+class RoutingService:
+    """Turns a request into a ranked plan; explains itself without calling any model."""
+
+    def __init__(
+        self, router: Router, breakers: CircuitBreakers, *, default_model: str | None = None
+    ) -> None:
+        self.router = router
+        self._breakers = breakers
+        self._default_model = default_model
+        self._rng = random.Random()
+        self._cache: dict[tuple[Any, ...], tuple[Snapshot, CandidateSet, list[tuple[str, str]]]] = {}
+
+    def agent_of(self, snapshot: Snapshot, principal: Principal, call: ChatCall) -> str | None:
+        """The agent a request acts for: the API key's, or ``metadata.agent_id`` of the caller's tenant."""
+        if principal.agent_id is not None:
+            return principal.agent_id
+        wanted = call.metadata.get("agent_id")
+        if wanted is None:
+            return None
+        agent = snapshot.agents.get(wanted)
+        if agent is None or agent.tenant_id != principal.tenant_id:
+            raise NotFound(f"agent '{wanted}' not found", param="metadata.agent_id")
+        return str(wanted)
+
+    def route(
+        self, snapshot: Snapshot, principal: Principal, call: ChatCall, model_type: str = "chat"
+    ) -> Routed:
+        maps = snapshot.task_maps
+        detection = (
+            detect_task(call.body, maps, explicit=call.task_type)
+            if maps is not None
+            else detect_task(call.body, explicit=call.task_type)
+        )
+        agent_id = self.agent_of(snapshot, principal, call)
+        policy = self._policy(snapshot, detection.task_type, agent_id)
+        if call.model is not None:  # the caller named a model: no ranking, but the same checks
+            plan = build_plan(snapshot, principal, call.model, call.fallbacks, model_type, agent_id)
+            self._check_enabled(snapshot, agent_id, plan)
+            ranked = [_explicit(m) for m in plan]
+            decision = Decision(detection.task_type, ranked, reason="model named by the caller")
+            return Routed(detection, plan, decision, policy.name if policy else DEFAULT_POLICY, agent_id)
+        try:
+            decision = self.decide(snapshot, principal, call, detection, agent_id, policy, model_type)
+        except (InvalidRequest, NotFound, Forbidden):
+            raise
+        except Exception as exc:  # SRS 7.4: the router failing must not fail the request
+            log.error("router_failed", error_type=type(exc).__name__)
+            return self._default(snapshot, detection, policy, agent_id, exc)
+        if not decision.ranked:
+            raise InvalidRequest(
+                f"no enabled model satisfies this request ({decision.reason})",
+                param="model",
+                code="no_model_available",
+            )
+        plan = [snapshot.models[s.model_id] for s in decision.ranked[:MAX_PLAN]]
+        plan += [m for m in self._fallbacks(snapshot, principal, call, agent_id) if m not in plan]
+        return Routed(detection, plan, decision, policy.name if policy else DEFAULT_POLICY, agent_id)
+
+    def decide(
+        self,
+        snapshot: Snapshot,
+        principal: Principal,
+        call: ChatCall,
+        detection: TaskDetection,
+        agent_id: str | None,
+        policy: PolicyView | None,
+        model_type: str,
+    ) -> Decision:
+        """Candidates -> filters -> scores (the part `explain` shows)."""
+        candidates, base_filtered = self._candidates(snapshot, principal, agent_id, policy, model_type)
+        requirements = call.requirements
+        required = set(detection.required_capabilities)
+        required.update(c for c in requirements.get("capabilities") or () if isinstance(c, str))
+        max_cost = requirements.get("max_cost_usd", requirements.get("max_cost"))
+        if max_cost is None and policy is not None:
+            max_cost = policy.max_cost_per_task
+        request = RouteRequest(
+            tenant_id=principal.tenant_id,
+            agent_id=agent_id,
+            task_type=detection.task_type,
+            required_capabilities=frozenset(required),
+            prompt_tokens=estimate_prompt_tokens(call.body),
+            expected_output_tokens=int(
+                call.body.get("max_tokens") or call.body.get("max_completion_tokens") or 200
+            ),
+            max_cost_usd=float(max_cost) if isinstance(max_cost, int | float) else None,
+            min_quality=requirements.get("min_quality_score")
+            if isinstance(requirements.get("min_quality_score"), int | float)
+            else None,
+            explore=_explore_allowed(snapshot, agent_id),
+        )
+        decision = self.router.rank(request, candidates, rng=self._rng)
+        tripped = [s.model_id for s in decision.ranked if self._breakers.is_open(s.model_id)]
+        if tripped:
+            decision.ranked = [s for s in decision.ranked if s.model_id not in tripped]
+        decision.filtered = base_filtered + [(m, "circuit breaker open") for m in tripped] + decision.filtered
+        return decision
+
+    def _candidates(
+        self,
+        snapshot: Snapshot,
+        principal: Principal,
+        agent_id: str | None,
+        policy: PolicyView | None,
+        model_type: str,
+    ) -> tuple[CandidateSet, list[tuple[str, str]]]:
+        """The agent's candidate set, built once per snapshot, role set and policy, then reused."""
+        key = (id(snapshot), agent_id, principal.roles, policy.name if policy else None, model_type)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is snapshot:
+            return cached[1], cached[2]
+        filtered: list[tuple[str, str]] = []
+        candidates: list[Candidate] = []
+        for model, override in self._pool(snapshot, agent_id, model_type):
+            if not model.usable:
+                filtered.append((model.id, "unavailable or disabled"))
+            elif not allowed_by_capsule(snapshot, principal, model, agent_id):
+                filtered.append((model.id, "not in the capsule's allowed_models for this role"))
+            else:
+                candidates.append(_candidate(model, override, policy))
+        built = CandidateSet(candidates)
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = (snapshot, built, filtered)
+        return built, filtered
+
+    def _pool(
+        self, snapshot: Snapshot, agent_id: str | None, model_type: str
+    ) -> Iterable[tuple[ModelEntry, int | None]]:
+        if agent_id is not None:
+            for model_id, override in snapshot.agent_models.get(agent_id, {}).items():
+                model = snapshot.models.get(model_id)
+                if model is not None and model.model_type == model_type:
+                    yield model, override
+            return
+        usable = sorted(
+            (m for m in snapshot.models.values() if m.usable and m.model_type == model_type),
+            key=lambda m: (-m.priority, m.id),
+        )
+        for model in usable[:NO_AGENT_CANDIDATES]:
+            yield model, None
+
+    def _policy(self, snapshot: Snapshot, task_type: str, agent_id: str | None) -> PolicyView | None:
+        name = snapshot.task_policies.get(task_type)
+        if name is None and agent_id is not None:
+            agent = snapshot.agents.get(agent_id)
+            name = agent.default_policy if agent is not None else None
+        return snapshot.policies.get(name or DEFAULT_POLICY)
+
+    def _check_enabled(self, snapshot: Snapshot, agent_id: str | None, plan: list[ModelEntry]) -> None:
+        if agent_id is None:
+            return
+        enabled = snapshot.agent_models.get(agent_id, {})
+        for index, model in enumerate(plan):
+            if model.id not in enabled:
+                param = "model" if index == 0 else f"fallbacks[{index - 1}]"
+                raise Forbidden(
+                    f"model '{model.id}' is not enabled for agent '{agent_id}'",
+                    param=param,
+                    code="model_not_allowed",
+                )
+
+    def _fallbacks(
+        self, snapshot: Snapshot, principal: Principal, call: ChatCall, agent_id: str | None
+    ) -> list[ModelEntry]:
+        if not call.fallbacks:
+            return []
+        plan = build_plan(snapshot, principal, call.fallbacks[0], call.fallbacks[1:], "chat", agent_id)
+        self._check_enabled(snapshot, agent_id, plan)
+        return plan
+
+    def _default(
+        self,
+        snapshot: Snapshot,
+        detection: TaskDetection,
+        policy: PolicyView | None,
+        agent_id: str | None,
+        exc: Exception,
+    ) -> Routed:
+        model = snapshot.resolve_model(self._default_model) if self._default_model else None
+        if model is None or not model.usable:
+            raise InvalidRequest("routing failed and no default model is configured", param="model") from exc
+        decision = Decision(
+            detection.task_type,
+            [_explicit(model)],
+            reason=f"router failed ({type(exc).__name__}); default model",
+        )
+        return Routed(detection, [model], decision, policy.name if policy else DEFAULT_POLICY, agent_id)
+
+
+def _candidate(model: ModelEntry, override: int | None, policy: PolicyView | None) -> Candidate:
+    priority = override if override is not None else model.priority
+    if policy is not None and policy.model_priority:
+        preferred = policy.model_priority.get(model.id, policy.model_priority.get(model.external_id))
+        if preferred is not None:
+            priority = max(priority, preferred)
+    return Candidate(
+        model.id,
+        model.provider_id,
+        model.capabilities,
+        priority,
+        model.cost_tier,
+        model.ctx_length,
+        model.pricing_input,
+        model.pricing_output,
+    )
+
+
+def _explicit(model: ModelEntry) -> ScoredCandidate:
+    return ScoredCandidate(model.id, 1.0, 0.0, 0.0, None, 0.0, "explicit", None, None, 0.0)
+
+
+def _explore_allowed(snapshot: Snapshot, agent_id: str | None) -> bool:
+    if agent_id is None:
+        return True
+    agent = snapshot.agents.get(agent_id)
+    routing = agent.capsule.get("routing") if agent is not None else None
+    return not (isinstance(routing, dict) and routing.get("explore") is False)

@@ -1,0 +1,75 @@
+"""Shared types of the routing step (detection -> candidates -> filters -> scores -> ranked list)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DetectionSource = Literal["explicit", "tool", "attachment", "keyword", "classifier", "default"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDetection:
+    """The detected task type, where it came from and how sure we are (0..1)."""
+
+    task_type: str
+    source: DetectionSource
+    confidence: float
+    tools_used: tuple[str, ...] = ()
+    required_capabilities: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A model the router may choose: catalog facts plus the agent's priority override applied."""
+
+    model_id: str
+    provider_id: str
+    capabilities: frozenset[str]
+    priority: int  # 0..100, the agent's priority_override when set
+    cost_tier: str
+    ctx_length: int | None
+    pricing_input: float | None  # USD per 1M tokens
+    pricing_output: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    """What the router needs to know about one request."""
+
+    tenant_id: str
+    agent_id: str | None
+    task_type: str
+    required_capabilities: frozenset[str] = frozenset()
+    prompt_tokens: int = 0
+    expected_output_tokens: int = 200
+    max_cost_usd: float | None = None
+    min_quality: float | None = None
+    explore: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredCandidate:
+    """One ranked model with the parts of its score, for the decision log."""
+
+    model_id: str
+    score: float
+    priority_part: float
+    experience_part: float
+    experience: float | None  # posterior mean quality, None without data
+    evidence: float  # effective number of ratings behind ``experience``
+    level: str  # where the evidence came from: "agent", "tenant", "global", "prior"
+    sampled: float | None  # the exploration draw, when exploring
+    est_cost_usd: float | None
+    penalty: float  # error-rate / latency penalty subtracted
+
+
+@dataclass(slots=True)
+class Decision:
+    """The router's answer: a ranked list, what was filtered out and why, and a one-line reason."""
+
+    task_type: str
+    ranked: list[ScoredCandidate]
+    filtered: list[tuple[str, str]] = field(default_factory=list)  # (model_id, reason)
+    reason: str = ""
+    explored: bool = False

@@ -1,0 +1,88 @@
+"""Routing policies, the task -> policy map and task-detection maps through the admin API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+ROUTING = "/api/v2/routing"
+
+
+def _hdr(make_token: Callable[..., str], role: str, tenant: str = "acme") -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token(sub=role, tenant=tenant, roles=(role,))}"}
+
+
+async def test_default_policies_and_crud(
+    client: httpx.AsyncClient, admin: dict[str, str], make_token: Callable[..., str]
+) -> None:
+    listed = (await client.get(f"{ROUTING}/policies", headers=admin)).json()
+    assert {p["name"] for p in listed} == {"normal", "deep_research", "code", "ops"}
+    assert next(p for p in listed if p["name"] == "ops")["max_cost_per_task"] == 0.01
+    body = {
+        "name": "legal",
+        "description": "Careful",
+        "models": [{"model": "p/m", "priority": 90}],
+        "max_tokens": 2000,
+    }
+    created = await client.post(f"{ROUTING}/policies", json=body, headers=admin)
+    assert created.status_code == 201 and created.json()["models"] == [{"model": "p/m", "priority": 90}]
+    assert (await client.post(f"{ROUTING}/policies", json=body, headers=admin)).status_code == 409
+    replaced = await client.put(f"{ROUTING}/policies/legal", json={"temperature": 0.1}, headers=admin)
+    assert (
+        replaced.status_code == 200
+        and replaced.json()["temperature"] == 0.1
+        and replaced.json()["models"] == []
+    )
+    tenant_admin = _hdr(make_token, "tenant_admin")
+    assert (await client.get(f"{ROUTING}/policies/legal", headers=tenant_admin)).status_code == 200
+    assert (await client.delete(f"{ROUTING}/policies/legal", headers=tenant_admin)).status_code == 403
+    assert (await client.delete(f"{ROUTING}/policies/legal", headers=admin)).status_code == 204
+    assert (await client.get(f"{ROUTING}/policies/legal", headers=admin)).status_code == 404
+    bad = await client.post(f"{ROUTING}/policies", json={"name": "x", "temperature": 9}, headers=admin)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "temperature"
+
+
+async def test_task_policy_map(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    current = (await client.get(f"{ROUTING}/task-policies", headers=admin)).json()
+    assert current["code"] == "code"
+    updated = await client.put(
+        f"{ROUTING}/task-policies", json={"code": "deep_research", "general": "ops"}, headers=admin
+    )
+    assert updated.status_code == 200
+    assert (await client.get(f"{ROUTING}/task-policies", headers=admin)).json() == {
+        "code": "deep_research",
+        "general": "ops",
+    }
+    unknown = await client.put(f"{ROUTING}/task-policies", json={"code": "nope"}, headers=admin)
+    assert unknown.status_code == 400
+
+
+async def test_task_maps_are_configurable(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    maps = (await client.get(f"{ROUTING}/task-maps", headers=admin)).json()
+    assert maps["tool_to_task"]["code_execute"] == "code"
+    maps["keyword_to_task"]["legal"] = ["contract", "lawsuit"]
+    saved = await client.put(f"{ROUTING}/task-maps", json=maps, headers=admin)
+    assert saved.status_code == 200, saved.text
+    provider = {
+        "id": "p1",
+        "display_name": "P1",
+        "provider_type": "custom",
+        "api_base": "http://127.0.0.1:9/v1",
+    }
+    assert (await client.post("/api/v2/admin/providers", json=provider, headers=admin)).status_code == 201
+    assert (
+        await client.post(
+            "/api/v2/admin/models", json={"provider_id": "p1", "external_id": "m"}, headers=admin
+        )
+    ).status_code == 201
+    explained = await client.post(
+        f"{ROUTING}/explain",
+        json={"messages": [{"role": "user", "content": "Check the contract before the lawsuit"}]},
+        headers=admin,
+    )
+    assert explained.status_code == 200, explained.text
+    assert explained.json()["task_type"] == "legal" and explained.json()["detection"]["source"] == "keyword"
+    assert explained.json()["chosen"] == "p1/m"
+    broken = await client.put(f"{ROUTING}/task-maps", json={"keyword_to_task": "nope"}, headers=admin)
+    assert broken.status_code == 400
