@@ -38,6 +38,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         jwt_secret=secrets.token_hex(32),
         master_key=secrets.token_hex(32),
         log_json=True,
+        task_classifier="off",  # loading the word vectors takes ~0.5 s: only tests that need it turn it on
         _env_file=None,  # type: ignore[call-arg]
     )
 

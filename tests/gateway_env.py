@@ -97,6 +97,7 @@ async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
         data_dir=tmp_path / "data",
         jwt_secret=secrets.token_hex(32),
         master_key=secrets.token_hex(32),
+        task_classifier="off",
         _env_file=None,  # type: ignore[call-arg]
     )
     container = Container.build(gateway_settings(base))
@@ -138,7 +139,11 @@ async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
             )
             for spec in providers:  # the agent may use every model of the three providers
                 selection = {"bulk_filter": {"provider": spec["id"]}}
-                await _ok(await http.post(f"/api/v2/agents/{agent['id']}/models", json=selection, headers=tenant_admin))
+                await _ok(
+                    await http.post(
+                        f"/api/v2/agents/{agent['id']}/models", json=selection, headers=tenant_admin
+                    )
+                )
             await container.snapshots.reload()
             sim.reset_stats()  # count only what the tests send
             env = GatewayEnv(url, key["key"], agent["id"], sim, container, http, admin)

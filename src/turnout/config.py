@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     routing_cost_margin: float = Field(default=0.02, ge=0, le=1)
     default_model: str | None = Field(default=None, description="used when the router itself fails (SRS 7.4)")
     feedback_sync_interval_s: float = 2.0
+    task_classifier: Literal["auto", "off"] = Field(
+        default="auto", description="offline task classifier when keywords find nothing (needs the extra)"
+    )
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -25,6 +26,7 @@ from turnout.gateway.snapshot import SnapshotStore
 from turnout.net.http import HttpClient
 from turnout.records.writer import RecordWriter
 from turnout.routing.admin import RoutingAdmin
+from turnout.routing.classifier import TaskClassifier
 from turnout.routing.experience import ExperienceStore
 from turnout.routing.router import Router, RouterConfig
 from turnout.routing.service import RoutingService
@@ -94,7 +96,10 @@ class Container:
                 cost_margin=settings.routing_cost_margin,
             ),
         )
-        routing = RoutingService(router, breakers, default_model=settings.default_model)
+        classifier = TaskClassifier.if_available() if settings.task_classifier == "auto" else None
+        routing = RoutingService(
+            router, breakers, default_model=settings.default_model, classifier=classifier
+        )
         recent_messages, recent_decisions = RecentMessages(), RecentDecisions()
         feedback_sync = FeedbackSync(sessions, experience, interval_s=settings.feedback_sync_interval_s)
         caller = Caller(
@@ -156,6 +161,9 @@ class Container:
         await self.records.start()
         await self.snapshots.start()
         await self.feedback_sync.start()
+        classifier = self.routing.classifier
+        if isinstance(classifier, TaskClassifier):
+            await asyncio.to_thread(classifier.warm)
         self.started = True
 
     async def aclose(self) -> None:

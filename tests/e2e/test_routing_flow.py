@@ -21,9 +21,13 @@ async def _tenant_admin(env: GatewayEnv) -> dict[str, str]:
 async def test_routing_learns_from_ratings(gw: GatewayEnv) -> None:  # noqa: F811
     admin = await _tenant_admin(gw)
     # a fresh agent with exactly two chat models enabled
-    agent = (await gw.http.post("/api/v2/agents", json={"id": "coder", "name": "Coder"}, headers=admin)).json()
+    agent = (
+        await gw.http.post("/api/v2/agents", json={"id": "coder", "name": "Coder"}, headers=admin)
+    ).json()
     enabled = await gw.http.post(
-        f"/api/v2/agents/{agent['id']}/models", json={"model_ids": ["oai/gpt-4o-mini", "oai/gpt-4o"]}, headers=admin
+        f"/api/v2/agents/{agent['id']}/models",
+        json={"model_ids": ["oai/gpt-4o-mini", "oai/gpt-4o"]},
+        headers=admin,
     )
     assert enabled.json()["enabled_count"] == 2
     key = (await gw.http.post(f"/api/v2/agents/{agent['id']}/keys", json={}, headers=admin)).json()["key"]
@@ -41,7 +45,9 @@ async def test_routing_learns_from_ratings(gw: GatewayEnv) -> None:  # noqa: F81
         picks.append(model)
         rating = 1.0 if model == "oai/gpt-4o" else 0.0
         rated = await gw.http.post(
-            f"/api/v2/chat/messages/{raw.headers['x-turnout-message-id']}/feedback", json={"rating": rating}, headers=user
+            f"/api/v2/chat/messages/{raw.headers['x-turnout-message-id']}/feedback",
+            json={"rating": rating},
+            headers=user,
         )
         assert rated.status_code == 200, rated.text
         assert rated.json()["task_type"] == "code"
@@ -49,7 +55,9 @@ async def test_routing_learns_from_ratings(gw: GatewayEnv) -> None:  # noqa: F81
     late = Counter(picks[-10:])
     assert late["oai/gpt-4o"] >= 8, f"routing did not shift toward the better-rated model: {picks}"
 
-    decision = await gw.http.get(f"/api/v2/routing/decisions/{raw.headers['x-turnout-message-id']}", headers=user)
+    decision = await gw.http.get(
+        f"/api/v2/routing/decisions/{raw.headers['x-turnout-message-id']}", headers=user
+    )
     assert decision.status_code == 200
     body = decision.json()
     assert body["task_type"] == "code" and body["detection"]["source"] == "keyword"
@@ -57,7 +65,9 @@ async def test_routing_learns_from_ratings(gw: GatewayEnv) -> None:  # noqa: F81
 
     calls_before = gw.sim.stats.total
     explained = await gw.http.post(
-        "/api/v2/routing/explain", json={"model": "auto", "messages": CODE_PROMPT, "metadata": {"agent_id": "coder"}}, headers=user
+        "/api/v2/routing/explain",
+        json={"model": "auto", "messages": CODE_PROMPT, "metadata": {"agent_id": "coder"}},
+        headers=user,
     )
     assert explained.status_code == 200 and explained.json()["ranked"][0]["model"] == "oai/gpt-4o"
     assert gw.sim.stats.total == calls_before, "explain calls no model"
@@ -66,7 +76,10 @@ async def test_routing_learns_from_ratings(gw: GatewayEnv) -> None:  # noqa: F81
     perf = await gw.http.get("/api/v2/admin/models/performance?task_type=code&agent_id=coder", headers=admin)
     rows = {r["model"]: r for r in perf.json()["performance"]}
     assert rows["oai/gpt-4o"]["avg_rating"] == 1.0
-    assert rows["oai/gpt-4o"]["usage_count"] + rows.get("oai/gpt-4o-mini", {"usage_count": 0})["usage_count"] == 40
+    assert (
+        rows["oai/gpt-4o"]["usage_count"] + rows.get("oai/gpt-4o-mini", {"usage_count": 0})["usage_count"]
+        == 40
+    )
 
 
 async def test_capsule_roles_restrict_choice(gw: GatewayEnv) -> None:  # noqa: F811
@@ -90,12 +103,18 @@ async def test_capsule_roles_restrict_choice(gw: GatewayEnv) -> None:  # noqa: F
 async def test_implicit_signals_and_rerating(gw: GatewayEnv) -> None:  # noqa: F811
     user = {"Authorization": f"Bearer {gw.container.jwt.mint('uma', 'acme', ['user'])}"}
     raw = await gw.http.post(
-        "/v1/chat/completions", json={"model": "oai/gpt-4o", "messages": CODE_PROMPT}, headers={"Authorization": f"Bearer {gw.key}"}
+        "/v1/chat/completions",
+        json={"model": "oai/gpt-4o", "messages": CODE_PROMPT},
+        headers={"Authorization": f"Bearer {gw.key}"},
     )
     message_id = raw.headers["x-turnout-message-id"]
-    first = await gw.http.post(f"/api/v2/chat/messages/{message_id}/events", json={"event": "regenerate"}, headers=user)
+    first = await gw.http.post(
+        f"/api/v2/chat/messages/{message_id}/events", json={"event": "regenerate"}, headers=user
+    )
     assert first.json()["rating"] == 0.0 and first.json()["feedback_type"] == "implicit"
-    again = await gw.http.post(f"/api/v2/chat/messages/{message_id}/feedback", json={"rating": 0.8}, headers=user)
+    again = await gw.http.post(
+        f"/api/v2/chat/messages/{message_id}/feedback", json={"rating": 0.8}, headers=user
+    )
     assert again.json()["replaced"] == 0.0
     rows = await gw.records(1)
     await _until_rated(gw, message_id, 0.8)

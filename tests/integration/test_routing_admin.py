@@ -86,3 +86,40 @@ async def test_task_maps_are_configurable(client: httpx.AsyncClient, admin: dict
     assert explained.json()["chosen"] == "p1/m"
     broken = await client.put(f"{ROUTING}/task-maps", json={"keyword_to_task": "nope"}, headers=admin)
     assert broken.status_code == 400
+
+
+async def test_offline_classifier_detects_when_keywords_do_not(
+    settings: object, make_token: Callable[..., str]
+) -> None:
+    from turnout.app import create_app
+    from turnout.config import Settings
+    from turnout.container import Container
+    from turnout.store.migrate import upgrade
+
+    assert isinstance(settings, Settings)
+    container = Container.build(settings.model_copy(update={"task_classifier": "auto"}))
+    await upgrade(container.engine)
+    await container.start()
+    try:
+        app = create_app(container=container)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            admin = _hdr(make_token, "platform_admin")
+            provider = {
+                "id": "p1",
+                "display_name": "P1",
+                "provider_type": "custom",
+                "api_base": "http://127.0.0.1:9/v1",
+            }
+            assert (
+                await http.post("/api/v2/admin/providers", json=provider, headers=admin)
+            ).status_code == 201
+            model = {"provider_id": "p1", "external_id": "m"}
+            assert (await http.post("/api/v2/admin/models", json=model, headers=admin)).status_code == 201
+            prompt = "Sasha sells ten boards at $10 each"
+            resp = await http.post(
+                f"{ROUTING}/explain", json={"messages": [{"role": "user", "content": prompt}]}, headers=admin
+            )
+            assert resp.status_code == 200, resp.text
+            assert (resp.json()["task_type"], resp.json()["detection"]["source"]) == ("math", "classifier")
+    finally:
+        await container.aclose()

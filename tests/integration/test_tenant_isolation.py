@@ -20,14 +20,18 @@ def _hdr(make_token: Callable[..., str], tenant: str, role: str = "tenant_admin"
 
 
 @pytest.fixture
-async def acme_agent(client: httpx.AsyncClient, make_token: Callable[..., str], admin: dict[str, str]) -> dict[str, str]:
+async def acme_agent(
+    client: httpx.AsyncClient, make_token: Callable[..., str], admin: dict[str, str]
+) -> dict[str, str]:
     """Tenant acme's agent with one enabled model and one key."""
     body = {"id": "p1", "display_name": "P1", "provider_type": "custom", "api_base": "http://127.0.0.1:9/v1"}
     assert (await client.post("/api/v2/admin/providers", json=body, headers=admin)).status_code == 201
     model = {"provider_id": "p1", "external_id": "m1"}
     assert (await client.post("/api/v2/admin/models", json=model, headers=admin)).status_code == 201
     acme = _hdr(make_token, "acme")
-    assert (await client.post(AGENTS, json={"id": "helpdesk", "name": "Helpdesk"}, headers=acme)).status_code == 201
+    assert (
+        await client.post(AGENTS, json={"id": "helpdesk", "name": "Helpdesk"}, headers=acme)
+    ).status_code == 201
     enabled = await client.post(f"{AGENTS}/helpdesk/models", json={"model_ids": ["p1/m1"]}, headers=acme)
     assert enabled.status_code == 200, enabled.text
     key = (await client.post(f"{AGENTS}/helpdesk/keys", json={}, headers=acme)).json()
@@ -89,7 +93,9 @@ async def test_unknown_models_and_empty_selection(
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "model_ids"
     empty = await client.post(f"{AGENTS}/helpdesk/models", json={}, headers=acme)
     assert empty.status_code == 400
-    bulk = await client.post(f"{AGENTS}/helpdesk/models", json={"bulk_filter": {"provider": "p1"}}, headers=acme)
+    bulk = await client.post(
+        f"{AGENTS}/helpdesk/models", json={"bulk_filter": {"provider": "p1"}}, headers=acme
+    )
     assert bulk.status_code == 200
 
 
@@ -99,11 +105,21 @@ async def acme_message(container: Container) -> str:
     async with container.sessions.begin() as session:
         session.add(
             Message(
-                id=message_id, tenant_id="acme", agent_id="helpdesk", model="p1/m1", provider="p1", dialect="openai",
-                endpoint="chat", stream=False, status="ok", http_status=200, task_type="code", created_at=utcnow(),
+                id=message_id,
+                tenant_id="acme",
+                agent_id="helpdesk",
+                model="p1/m1",
+                provider="p1",
+                dialect="openai",
+                endpoint="chat",
+                stream=False,
+                status="ok",
+                http_status=200,
+                task_type="code",
+                created_at=utcnow(),
                 metadata_={"decision": {"task_type": "code", "reason": "test"}},
             )
-        )  # fmt: skip
+        )
     return message_id
 
 
@@ -116,7 +132,11 @@ async def acme_message(container: Container) -> str:
     ],
 )
 async def test_feedback_only_from_the_messages_tenant(
-    client: httpx.AsyncClient, make_token: Callable[..., str], acme_message: str, path: str, body: dict[str, object]
+    client: httpx.AsyncClient,
+    make_token: Callable[..., str],
+    acme_message: str,
+    path: str,
+    body: dict[str, object],
 ) -> None:
     url = path.format(id=acme_message)
     payload = {k: (v.format(id=acme_message) if isinstance(v, str) else v) for k, v in body.items()}
@@ -136,8 +156,12 @@ async def test_decisions_only_for_the_messages_tenant(
 
 
 @pytest.mark.parametrize("rating", [-0.1, 1.5, "good"])
-async def test_bad_ratings(client: httpx.AsyncClient, make_token: Callable[..., str], acme_message: str, rating: object) -> None:
+async def test_bad_ratings(
+    client: httpx.AsyncClient, make_token: Callable[..., str], acme_message: str, rating: object
+) -> None:
     resp = await client.post(
-        f"/api/v2/chat/messages/{acme_message}/feedback", json={"rating": rating}, headers=_hdr(make_token, "acme", "user")
+        f"/api/v2/chat/messages/{acme_message}/feedback",
+        json={"rating": rating},
+        headers=_hdr(make_token, "acme", "user"),
     )
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "rating"

@@ -114,9 +114,8 @@ def test_offered_tools_decide_with_less_confidence_and_are_listed_when_none_was_
 def test_the_most_called_tool_wins_and_ties_go_to_the_newest_call() -> None:
     history = [user("go"), called("file_read"), called("code_execute", "code_execute"), user("next")]
     assert detect_task(body(*history)).task_type == "code"
-    assert detect_task(
-        body(user("go"), called("file_read"), called("http_fetch"), user("next"))
-    ).task_type == ("research")
+    tied = body(user("go"), called("file_read"), called("http_fetch"), user("next"))
+    assert detect_task(tied).task_type == "research"
     found = detect_task(body(*history))
     assert found.tools_used == ("file_read", "code_execute")
 

@@ -18,7 +18,7 @@ from turnout.gateway.plan import allowed_by_capsule, build_plan
 from turnout.gateway.snapshot import ModelEntry, Snapshot
 from turnout.routing.policies import DEFAULT_POLICY, PolicyView
 from turnout.routing.router import CandidateSet, Router
-from turnout.routing.tasks import detect_task
+from turnout.routing.tasks import DEFAULT_MAPS, TextClassifier, detect_task
 from turnout.routing.types import Candidate, Decision, RouteRequest, ScoredCandidate, TaskDetection
 
 log = structlog.get_logger(__name__)
@@ -54,9 +54,15 @@ class RoutingService:
     """Turns a request into a ranked plan; explains itself without calling any model."""
 
     def __init__(
-        self, router: Router, breakers: CircuitBreakers, *, default_model: str | None = None
+        self,
+        router: Router,
+        breakers: CircuitBreakers,
+        *,
+        default_model: str | None = None,
+        classifier: TextClassifier | None = None,
     ) -> None:
         self.router = router
+        self.classifier = classifier
         self._breakers = breakers
         self._default_model = default_model
         self._rng = random.Random()
@@ -77,11 +83,8 @@ class RoutingService:
     def route(
         self, snapshot: Snapshot, principal: Principal, call: ChatCall, model_type: str = "chat"
     ) -> Routed:
-        maps = snapshot.task_maps
-        detection = (
-            detect_task(call.body, maps, explicit=call.task_type)
-            if maps is not None
-            else detect_task(call.body, explicit=call.task_type)
+        detection = detect_task(
+            call.body, snapshot.task_maps or DEFAULT_MAPS, explicit=call.task_type, classifier=self.classifier
         )
         agent_id = self.agent_of(snapshot, principal, call)
         policy = self._policy(snapshot, detection.task_type, agent_id)
