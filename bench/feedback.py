@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import BIN, gateway, percentile, print_table, workspace
+from common import BIN, gateway, percentile, print_table, workspace
 from turnout.store.db import make_engine, make_sessionmaker
 from turnout.store.messages import Message
 from turnout.store.migrate import upgrade
@@ -95,7 +95,11 @@ def main() -> None:
             def health(i: int) -> tuple[str, str, dict[str, object]]:
                 return "GET", "/healthz", {}
 
-            asyncio.run(paced(base, args.rate, 2.0, rating))  # warm-up
+            try:
+                asyncio.run(paced(base, args.rate, 2.0, rating))  # warm-up
+            except AssertionError:
+                print((Path(tmp) / "gateway.log").read_text()[-4000:])
+                raise
             baseline = asyncio.run(paced(base, args.rate, args.seconds, health))
             feedback = asyncio.run(paced(base, args.rate, args.seconds, rating))
     rows = []

@@ -161,6 +161,7 @@ class Container:
         await self.records.start()
         await self.snapshots.start()
         await self.feedback_sync.start()
+        await self.feedback.start()
         classifier = self.routing.classifier
         if isinstance(classifier, TaskClassifier):
             await asyncio.to_thread(classifier.warm)
@@ -169,10 +170,11 @@ class Container:
     async def aclose(self) -> None:
         """Stop background work, flush records, close connections."""
         if self.started:
-            await self.feedback_sync.stop()
             await self.snapshots.stop()
             await self.sync.wait_maintenance()
-            await self.records.stop()
+            await self.records.stop()  # every accepted record stored (or journaled) first
+            await self.feedback.stop()  # then ratings are copied onto their stored messages
+            await self.feedback_sync.stop()
             self.started = False
         await self.http.close()
         await self.secrets.close()

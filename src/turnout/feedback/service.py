@@ -7,11 +7,16 @@ Other replicas pick ratings up by polling the ``feedback`` table by ``updated_at
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
@@ -25,7 +30,16 @@ from turnout.store.models import utcnow
 from turnout.store.routing import Feedback
 
 IMPLICIT_EVENTS = {"regenerate": 0.0, "copy": 1.0, "continue": 0.5}
+MIRROR_INTERVAL_S = 0.25
+MIRROR_RETRY_S = 30.0
+log = structlog.get_logger(__name__)
 GENERAL = "general"
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    """The dialect's INSERT with ON CONFLICT (SQLite and PostgreSQL): concurrent ratings of one
+    message resolve to the last one, never to an error."""
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
 
 
 class FeedbackIn(BaseModel):
@@ -67,43 +81,34 @@ class FeedbackService:
         self._experience = experience
         self._recent = recent
         self._sync = sync
-        self._pending: set[asyncio.Task[None]] = set()
+        self._to_mirror: dict[str, float] = {}  # message id -> first time it waited for its copy
+        self._task: asyncio.Task[None] | None = None
 
     async def rate(self, message_id: str, body: FeedbackIn, principal: Principal) -> FeedbackOut:
-        """Store (or replace) the rating and update the aggregates incrementally."""
+        """Store (or replace) the rating and update the aggregates incrementally.
+
+        One upsert per rating; the copy onto the Message row is batched (``mirror_pending``)."""
         now = utcnow()
         async with self._sessions.begin() as session:
             target = await self._target(session, message_id, principal)
-            previous = await session.get(Feedback, message_id)
-            old_rating = previous.rating if previous is not None else None
-            if previous is None:
-                session.add(
-                    Feedback(
-                        message_id=message_id,
-                        tenant_id=target.tenant_id,
-                        agent_id=target.agent_id,
-                        model=target.model,
-                        task_type=target.task_type,
-                        rating=body.rating,
-                        feedback_type=body.feedback_type,
-                        comment=body.comment,
-                        corrections=body.corrections,
-                        given_by=principal.subject,
-                        message_created_at=target.created_at,
-                        updated_at=now,
-                    )
-                )
-            else:
-                previous.rating, previous.feedback_type = body.rating, body.feedback_type
-                previous.comment, previous.corrections = body.comment, body.corrections
-                previous.given_by, previous.updated_at = principal.subject, now
-            mirrored = await session.execute(
-                update(Message)
-                .where(Message.id == message_id)
-                .values(rating=body.rating, feedback_type=body.feedback_type, feedback_at=now)
+            values = {
+                "rating": body.rating,
+                "feedback_type": body.feedback_type,
+                "comment": body.comment,
+                "corrections": body.corrections,
+                "given_by": principal.subject,
+                "updated_at": now,
+            }
+            upsert = _insert_for(session)(Feedback).values(
+                message_id=message_id,
+                tenant_id=target.tenant_id,
+                agent_id=target.agent_id,
+                model=target.model,
+                task_type=target.task_type,
+                message_created_at=target.created_at,
+                **values,
             )
-        if not getattr(mirrored, "rowcount", 1):  # the batch writer has not stored the message yet
-            self._later(message_id)
+            await session.execute(upsert.on_conflict_do_update(index_elements=["message_id"], set_=values))
         replaced = self._sync.applied(message_id, body.rating, now.timestamp())
         self._experience.record(
             target.tenant_id,
@@ -115,40 +120,66 @@ class FeedbackService:
             previous_rating=replaced[0] if replaced else None,
             previous_at=replaced[1] if replaced else None,
         )
+        self._to_mirror.setdefault(message_id, time.monotonic())
         return FeedbackOut(
             message_id=message_id,
             rating=body.rating,
             feedback_type=body.feedback_type,
             model=target.model,
             task_type=target.task_type,
-            replaced=old_rating,
+            replaced=replaced[0] if replaced else None,
             recorded_at=now,
         )
 
-    def _later(self, message_id: str) -> None:
-        task = asyncio.create_task(self._mirror(message_id))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._mirror_loop(), name="feedback-mirror")
 
-    async def _mirror(self, message_id: str, attempts: int = 60, delay_s: float = 0.25) -> None:
-        """Copy the current rating onto the Message row once the writer has stored it."""
-        for _ in range(attempts):
-            await asyncio.sleep(delay_s)
-            async with self._sessions.begin() as session:
-                current = await session.get(Feedback, message_id)
-                if current is None:
-                    return
-                done = await session.execute(
-                    update(Message)
-                    .where(Message.id == message_id)
-                    .values(
-                        rating=current.rating,
-                        feedback_type=current.feedback_type,
-                        feedback_at=current.updated_at,
-                    )
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.mirror_pending()
+
+    async def mirror_pending(self) -> None:
+        """Copy current ratings onto their Message rows (SRS FR-04.1) in one UPDATE ... FROM.
+
+        A message the batch writer has not stored yet is retried for ``MIRROR_RETRY_S``."""
+        if not self._to_mirror:
+            return
+        ids = list(self._to_mirror)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Message)
+                .where(Message.id == Feedback.message_id, Feedback.message_id.in_(ids))
+                .values(
+                    rating=Feedback.rating,
+                    feedback_type=Feedback.feedback_type,
+                    feedback_at=Feedback.updated_at,
                 )
-            if getattr(done, "rowcount", 1):
-                return
+                .execution_options(synchronize_session=False)
+            )
+            stored = set(
+                (
+                    await session.scalars(
+                        select(Message.id).where(Message.id.in_(ids), Message.rating.is_not(None))
+                    )
+                ).all()
+            )
+        cutoff = time.monotonic() - MIRROR_RETRY_S
+        for message_id in ids:
+            if message_id in stored or self._to_mirror.get(message_id, 0.0) < cutoff:
+                self._to_mirror.pop(message_id, None)
+
+    async def _mirror_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MIRROR_INTERVAL_S)
+            try:
+                await self.mirror_pending()
+            except Exception as exc:  # the feedback table holds the truth; the copy catches up later
+                log.warning("feedback_mirror_failed", error_type=type(exc).__name__)
 
     async def event(self, message_id: str, body: EventIn, principal: Principal) -> FeedbackOut:
         """An implicit signal: regenerate = 0.0, copy = 1.0, continue = 0.5."""

@@ -353,16 +353,18 @@ class ExperienceStore:
             # ratings its cross-task prior is worth (sigma^2 / tau^2); k.model is the prior guess
             rated_tm = n > 1e-9
             mean_tm = np.divide(s, n, out=np.zeros_like(n), where=rated_tm)
-            within = max(
-                float(np.maximum(x[:, :, 2] - s * mean_tm, 0.0).sum()) / max(float(n.sum()), 1.0), 0.01
-            )
-            noise = np.divide(within, n, out=np.zeros_like(n), where=rated_tm)
-            resid2 = np.where(rated_tm, (mean_tm - base[:, None] - effect) ** 2 - noise, 0.0)
+            fitted = np.clip(base[:, None] + effect, 0.02, 0.98)
+            bern = fitted * (1.0 - fitted)  # rating noise if ratings were 0/1, scaled to the observed
+            ssd = float(np.maximum(x[:, :, 2] - s * mean_tm, 0.0).sum())
+            rho = min(ssd / max(float((n * bern).sum()), 1e-9), 1.0) if n.sum() > 2 else 1.0
+            noise = np.divide(rho * bern, n, out=np.zeros_like(n), where=rated_tm)
+            resid2 = np.where(rated_tm, (mean_tm - fitted) ** 2 - noise, 0.0)
             w = np.where(rated_tm, n / (n + k.model), 0.0)
+            within = max(rho * float((w * bern).sum()) / max(float(w.sum()), 1e-9), 0.01)
             tau0 = within / k.model
             pooled = max((2.0 * tau0 + float((w * resid2).sum())) / (2.0 + float(w.sum())), 1e-4)
             tau2 = np.maximum((2.0 * pooled + (w * resid2).sum(0)) / (2.0 + w.sum(0)), 1e-4)
-            strength = np.clip(within / tau2, 1.0, 1000.0)
+            strength = np.clip(within / tau2, 1.0, 100.0)
             if __import__("os").environ.get("EB", "1") == "0":
                 strength = np.full(len(model_ids), k.model)
             fit = _Fit(effect, n_m, float(base[rated].mean()) if rated.any() else p_bar, strength)
