@@ -1,0 +1,93 @@
+"""Two replicas on one database: ratings and control-plane changes reach the other within seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from turnout.auth.principal import Principal
+from turnout.config import Settings
+from turnout.container import Container
+from turnout.feedback.service import FeedbackIn
+from turnout.store.messages import Message
+from turnout.store.migrate import upgrade
+from turnout.store.models import utcnow
+
+
+@pytest.fixture
+async def replicas(settings: Settings) -> AsyncIterator[tuple[Container, Container]]:
+    fast = settings.model_copy(update={"feedback_sync_interval_s": 0.2, "snapshot_interval_s": 0.2})
+    first, second = Container.build(fast), Container.build(fast)
+    await upgrade(first.engine)
+    await first.start()
+    await second.start()
+    try:
+        yield first, second
+    finally:
+        await second.aclose()
+        await first.aclose()
+
+
+async def _until(check: object, timeout_s: float = 5.0) -> float:
+    started = time.monotonic()
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() - started < timeout_s, "the other replica never caught up"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def test_ratings_reach_the_other_replica(replicas: tuple[Container, Container]) -> None:
+    first, second = replicas
+    message_id = str(uuid.uuid4())
+    async with first.sessions.begin() as session:
+        session.add(
+            Message(
+                id=message_id,
+                tenant_id="acme",
+                agent_id=None,
+                model="p/m",
+                dialect="openai",
+                endpoint="chat",
+                status="ok",
+                http_status=200,
+                task_type="code",
+                created_at=utcnow(),
+            )
+        )
+    user = Principal("uma", "acme", frozenset({"user"}))
+
+    def seen(store: Container, value: float) -> bool:
+        """The replica's posterior for p/m on code has moved toward ``value`` from its 0.5 prior."""
+        estimate = store.experience.estimate("acme", None, "code", "p/m")
+        if estimate.mean is None or estimate.evidence <= 0:
+            return False
+        return estimate.mean > 0.5 if value > 0.5 else estimate.mean < 0.5
+
+    await first.feedback.rate(message_id, FeedbackIn(rating=1.0), user)
+    assert seen(first, 1.0)
+    waited = await _until(lambda: seen(second, 1.0))
+    assert waited < 3.0
+    await first.feedback.rate(message_id, FeedbackIn(rating=0.0), user)
+    await _until(lambda: seen(second, 0.0))
+    second_view = second.experience.estimate("acme", None, "code", "p/m")
+    first_view = first.experience.estimate("acme", None, "code", "p/m")
+    assert second_view.evidence == pytest.approx(first_view.evidence, rel=0.05), (
+        "the replacement was applied, not added"
+    )
+
+
+async def test_control_plane_changes_reach_the_other_replica(replicas: tuple[Container, Container]) -> None:
+    from turnout.agents.schemas import AgentCreate
+
+    first, second = replicas
+    admin = Principal("ann", "acme", frozenset({"tenant_admin"}))
+    await first.agents.create(AgentCreate(id="helper", name="Helper"), admin)
+    key = await first.agents.issue_key("helper", None, admin)
+    await _until(lambda: "helper" in second.snapshots.current.agents)
+    await _until(lambda: key.id in second.snapshots.current.keys)
+    await first.agents.revoke_key("helper", key.id, admin)
+    await _until(lambda: second.snapshots.current.keys[key.id].revoked)
