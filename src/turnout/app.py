@@ -11,13 +11,14 @@ from turnout import __version__
 from turnout.api import admin_models, admin_providers, agent_models, agents, feedback, performance, routing
 from turnout.api.data_plane import ROUTES as DATA_PLANE_ROUTES
 from turnout.api.errors import install_error_handlers
+from turnout.api.hot_path import HotPath
 from turnout.api.limits import BodySizeLimit
 from turnout.config import Settings
 from turnout.container import Container
 from turnout.logs import configure_logging
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, container: Container | None = None) -> HotPath:
     """Build the ASGI app. Pass a container to share one with tests or the CLI."""
     settings = settings or (container.settings if container else Settings())
     configure_logging(settings.log_level, json=settings.log_json)
@@ -49,10 +50,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(agent_models.router)
     app.include_router(feedback.router)
     app.include_router(routing.router)
-    app.router.routes.extend(DATA_PLANE_ROUTES)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    return app
+    return HotPath(app, DATA_PLANE_ROUTES, max_body_bytes=settings.max_body_bytes)

@@ -16,10 +16,10 @@ import uuid
 from collections import deque
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import insert, text
+from sqlalchemy import Table, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,11 +35,12 @@ SPILL_BATCH = 5000  # records per journal write when spilling or while the datab
 
 
 def _insert_statement(dialect: str) -> Insert:
+    table = cast(Table, Message.__table__)
     if dialect == "postgresql":
-        return pg_insert(Message).on_conflict_do_nothing(index_elements=["id"])
+        return pg_insert(table).on_conflict_do_nothing(index_elements=["id"])
     if dialect == "sqlite":
-        return sqlite_insert(Message).on_conflict_do_nothing(index_elements=["id"])
-    return insert(Message)
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=["id"])
+    return insert(table)
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> bool:
@@ -298,7 +299,9 @@ class RecordWriter:
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
         async with self._sessions() as session, session.begin():
             connection = await session.connection()
-            await session.execute(_insert_statement(connection.dialect.name), rows)
+            # Core executemany on the table (no ORM bulk bookkeeping): rows use column names
+            columns = [{("metadata" if k == "metadata_" else k): v for k, v in row.items()} for row in rows]
+            await connection.execute(_insert_statement(connection.dialect.name), columns)
 
     async def _ping(self) -> None:
         async with self._sessions() as session:

@@ -63,10 +63,9 @@ class Estimate:
 
 @dataclass(frozen=True, slots=True)
 class _Fit:
-    effect: np.ndarray  # each model's quality relative to a task's baseline (other tasks)
+    effect: np.ndarray  # each model's quality relative to a task's baseline (from the other tasks)
     evidence: np.ndarray  # decayed ratings behind ``effect``
     baseline: float  # an average task's baseline
-    strength: np.ndarray  # pseudo-ratings the cross-task prior is worth on a new task, per model
 
 
 class _Table:
@@ -273,13 +272,15 @@ class ExperienceStore:
     ) -> Estimates:
         """Posteriors of ``model_ids`` for a task, backing off agent -> tenant -> global -> cross-task.
 
-        The prior of a (task, model) is ``baseline(task) + effect(model)``: an additive fit over the
-        other tasks' global ratings (``_cross_task``), the task's baseline from its own ratings net of
-        the models' effects, shrunk toward an average task's. So an unseen model starts at "its usual
-        margin over its peers, on this task's scale". Then the disjoint parts of this task's data
-        (other tenants, the tenant's other agents, this agent) update it in turn, each rating
-        counted once; before each part the prior's weight is capped at that level's strength.
-        ``cache_key`` names a fixed ``model_ids`` list whose lookups and fit may be cached.
+        Model: ``rating = baseline(task) + effect(model) + interaction + noise``. The effects come from
+        the other tasks (``_cross_task``); this task's baseline is a precision-weighted mean of the
+        models' residuals on it, each worth at most ``1/tau^2`` (one model failing says little about
+        the others), left-one-out for the model it serves as prior for. That prior (mean
+        ``baseline + effect``, variance ``var(baseline) + tau^2 + var(effect)``) is then updated by
+        the disjoint parts of this task's data: other tenants, the tenant's other agents, this agent,
+        each counted once; before each finer part the prior's variance grows by that level's spread
+        (``strengths.tenant`` / ``strengths.agent`` pseudo-ratings). ``cache_key`` names a fixed
+        ``model_ids`` list whose lookups and cross-task fit may be cached.
         """
         k = strengths or self.strengths
         now = time.time() if now is None else now
@@ -294,12 +295,12 @@ class ExperienceStore:
         n_g = np.maximum(incl[0][:, 0], 0.0)
         total = float(n_g.sum())
         base = fit.baseline
-        if total > 1e-9:
+        if total > 1e-9:  # this task's baseline: its ratings net of the models' effects
             base = (float((incl[0][:, 1] - n_g * fit.effect).sum()) + k.offset * base) / (total + k.offset)
         mean = np.clip(base + fit.effect, 0.0, 1.0)
         nu = k.priority + fit.evidence
         parts = [incl[0] - incl[1], incl[1] - incl[2], incl[2]]  # other tenants, other agents, this agent
-        for part, strength in zip(parts, (fit.strength, k.tenant, k.agent), strict=True):
+        for part, strength in zip(parts, (k.model, k.tenant, k.agent), strict=True):
             n = np.maximum(part[:, 0], 0.0)
             kappa = 1.0 / (1.0 / nu + 1.0 / strength)  # the level's own spread adds to the prior's
             mean = (kappa * mean + part[:, 1]) / (kappa + n)
@@ -334,13 +335,13 @@ class ExperienceStore:
             hit = self._fits.get((cache_key, task))
             if hit is not None and now - hit[0] < self.refit_s and hit[1] == len(self._tasks):
                 return hit[2]
+        size = len(model_ids)
         p_bar = float(priors.mean()) if priors.size else 0.5
         effect = priors - p_bar
         gathered = (self._gather(("g", t), model_ids, cache_key) for t in self._tasks if t != task)
         cells = [c for c in gathered if c is not None]
-        if not cells:
-            fit = _Fit(effect, np.zeros(len(model_ids)), p_bar, np.full(len(model_ids), k.model))
-        else:
+        fit = _Fit(effect, np.zeros(size), p_bar)
+        if cells:
             x = np.stack(cells) * f
             n, s = np.maximum(x[:, :, 0], 0.0), x[:, :, 1]
             n_m, n_t = n.sum(0), n.sum(1)
@@ -349,25 +350,7 @@ class ExperienceStore:
             for _ in range(4):
                 base = np.divide((s - n * effect).sum(1), n_t, out=np.zeros(len(cells)), where=rated)
                 effect = (k.priority * (priors - p_bar) + (s - n * base[:, None]).sum(0)) / (k.priority + n_m)
-            # empirical Bayes: each model's task-to-task spread around baseline + effect sets how many
-            # ratings its cross-task prior is worth (sigma^2 / tau^2); k.model is the prior guess
-            rated_tm = n > 1e-9
-            mean_tm = np.divide(s, n, out=np.zeros_like(n), where=rated_tm)
-            fitted = np.clip(base[:, None] + effect, 0.02, 0.98)
-            bern = fitted * (1.0 - fitted)  # rating noise if ratings were 0/1, scaled to the observed
-            ssd = float(np.maximum(x[:, :, 2] - s * mean_tm, 0.0).sum())
-            rho = min(ssd / max(float((n * bern).sum()), 1e-9), 1.0) if n.sum() > 2 else 1.0
-            noise = np.divide(rho * bern, n, out=np.zeros_like(n), where=rated_tm)
-            resid2 = np.where(rated_tm, (mean_tm - fitted) ** 2 - noise, 0.0)
-            w = np.where(rated_tm, n / (n + k.model), 0.0)
-            within = max(rho * float((w * bern).sum()) / max(float(w.sum()), 1e-9), 0.01)
-            tau0 = within / k.model
-            pooled = max((2.0 * tau0 + float((w * resid2).sum())) / (2.0 + float(w.sum())), 1e-4)
-            tau2 = np.maximum((2.0 * pooled + (w * resid2).sum(0)) / (2.0 + w.sum(0)), 1e-4)
-            strength = np.clip(within / tau2, 1.0, 100.0)
-            if __import__("os").environ.get("EB", "1") == "0":
-                strength = np.full(len(model_ids), k.model)
-            fit = _Fit(effect, n_m, float(base[rated].mean()) if rated.any() else p_bar, strength)
+            fit = _Fit(effect, n_m, float(base[rated].mean()) if rated.any() else p_bar)
         if cache_key is not None:
             if len(self._fits) > 4096:
                 self._fits.clear()

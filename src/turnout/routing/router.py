@@ -179,10 +179,22 @@ class Router:
             greedy = self._pick(score, cost_sort)
             if exploring:
                 spread = cfg.exploration_rate * np.sqrt(est.var[idx])
+                _n0 = float(os.environ.get("N0", "0"))
+                if _n0 > 0:
+                    spread = spread / math.sqrt(1.0 + est.total / _n0)
+                _r0 = float(os.environ.get("R0", "-1"))
+                if _r0 >= 0:
+                    spread = np.where(level >= 2, spread, _r0 * np.sqrt(est.var[idx]))
+                gen = self._gen if rng is None else np.random.default_rng(rng.getrandbits(64))
+                if os.environ.get("RATEMODE") == "prob":
+                    spread = np.sqrt(est.var[idx]) * (gen.random() < cfg.exploration_rate)
                 if cfg.exploration == "ucb":
                     sampled = mean + spread * math.sqrt(2.0 * math.log(est.total + 2.0))
+                elif os.environ.get("BETA"):
+                    m_ = np.clip(mean, 1e-3, 1 - 1e-3)
+                    cnt_ = np.maximum(m_ * (1 - m_) / np.maximum(est.var[idx], 1e-9), 0.5) / cfg.exploration_rate**2
+                    sampled = gen.beta(m_ * cnt_, (1 - m_) * cnt_)
                 else:
-                    gen = self._gen if rng is None else np.random.default_rng(rng.getrandbits(64))
                     sampled = mean + spread * gen.standard_normal(idx.size)
                 score = base + cfg.w_experience * sampled
             order = np.lexsort((cost_sort, -score))
@@ -220,6 +232,12 @@ class Router:
     ) -> int:
         """The cheapest candidate whose (expected) score is within the margin of the best score."""
         best = int(order[0]) if order is not None else int(np.argmax(score))
+        if _MODE == "log":
+            fin = np.isfinite(cost) & (cost > 0)
+            if fin.any():
+                rel = np.where(fin, np.log2(np.where(fin, cost, 1.0) / cost[fin].min()), 0.0)
+                return int(np.argmax(score - self.config.w_experience * self.config.cost_margin * rel))
+            return best
         ref = score if expected is None or _MODE == "draw" else expected
         within = ref >= score[best] - self.config.w_experience * self.config.cost_margin
         if not within.any() or not np.isfinite(cost[within]).any():
