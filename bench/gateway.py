@@ -28,6 +28,7 @@ import litellm_setup
 from common import ROOT, percentile, workspace
 from gateway_load import Paced, Saturation, Target, closed_loop, ensure_wrk, paced, wrk
 from gateway_procs import SIM_KEY, Cores, Proc, configure_simulators, passthrough, simulator, turnout
+from gateway_rawload import paced_raw
 from gateway_report import NAMES, checks, report
 
 RESULTS = ROOT / "bench" / "results" / "gateway.json"
@@ -148,15 +149,15 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
                 )
                 seconds = args.duration / args.rounds
                 entry.stream = run_paced(entry, rates[name], seconds, stream=True, into=entry.stream)
+    share = f"{args.load_fraction:.0%}"
     notes.append(
-        f"moderate load: paced open-loop aiohttp client at {args.load_fraction:.0%} of Turnout's saturation "
+        f"moderate load: open-loop raw HTTP/1.1 client (gateway_rawload) at {share} of Turnout's saturation "
         "(LiteLLM: at most that share of its own); (a) at moderate load is the upstream simulator itself"
     )
     notes.append(
         f"streaming: simulator at {args.tokens_per_second:g} tokens/s, {args.stream_tokens} tokens, "
-        f"{args.stream_rate:g} streams/s (LiteLLM: at most {args.load_fraction:.0%} of its streaming "
-        "capacity, "
-        "from its CPU per stream in a warm-up); TTFT = time to the first chunk carrying 'data:'"
+        f"{args.stream_rate:g} streams/s (LiteLLM: at most {share} of its streaming capacity, from its CPU "
+        "per stream in a warm-up); TTFT = time to the first chunk carrying 'data:' (paced aiohttp client)"
     )
     return {
         "config": {k: v for k, v in vars(args).items() if k != "json"},
@@ -171,7 +172,8 @@ def run_paced(
 ) -> Paced:
     """A paced run against ``entry.pace`` with the CPU its server spent meanwhile, added to ``into``."""
     before = entry.pace_proc.cpu_s()
-    result = uvloop.run(paced(entry.pace, rate, seconds, stream))
+    work = paced(entry.pace, rate, seconds, stream=True) if stream else paced_raw(entry.pace, rate, seconds)
+    result = uvloop.run(work)
     result.cpu_s = entry.pace_proc.cpu_s() - before
     return result if into is None else into.merge(result)
 

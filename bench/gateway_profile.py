@@ -29,6 +29,7 @@ import gateway_stalls
 from common import BIN, ROOT, percentile, workspace
 from gateway_load import Target, ensure_wrk, paced, wrk
 from gateway_procs import Cores, Proc, configure_simulators, simulator, turnout
+from gateway_rawload import paced_raw
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -36,11 +37,16 @@ RESULTS = ROOT / "bench" / "results"
 def load(args: argparse.Namespace, gateway: Proc, key: str, tmp: Path, cores: Cores) -> None:
     """Drive the gateway for ``args.duration`` s and print what it did."""
     target = Target("turnout", gateway.url, key, "sim/gpt-4o-mini")
+    if args.preload > 0 and (wrk_bin := ensure_wrk()) is not None:  # history, as after a saturation phase
+        print(f"preload: {wrk(wrk_bin, target, 32, args.preload, tmp, cores.prefix(cores.load)).ok} requests")
     if args.rate > 0:  # warm up: connections, lazy imports, caches
-        uvloop.run(paced(target, args.rate, 2.0, stream=args.stream))
+        uvloop.run(
+            paced(target, args.rate, 2.0, stream=True) if args.stream else paced_raw(target, args.rate, 2.0)
+        )
     before = gateway.cpu_s()
     if args.rate > 0:
-        run = uvloop.run(paced(target, args.rate, args.duration, stream=args.stream))
+        work = paced(target, args.rate, args.duration, stream=True) if args.stream else None
+        run = uvloop.run(work or paced_raw(target, args.rate, args.duration))
         values = run.ttfts_ms if args.stream else run.latencies_ms
         done, seconds = len(values), run.seconds
         what = "TTFT" if args.stream else "latency"
@@ -86,6 +92,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="paced req/s (0: saturate with wrk)")
     parser.add_argument("--stream", action="store_true", help="paced streaming requests (needs --rate)")
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--preload", type=float, default=0.0, help="seconds of saturation load first")
     parser.add_argument("--cprofile", action="store_true", help="run turnout under cProfile")
     parser.add_argument("--py-spy", type=Path, help="sample turnout with this py-spy binary")
     parser.add_argument("--stalls", action="store_true", help="catch what blocks the event loop")
@@ -119,6 +126,7 @@ def main() -> None:
                     cmd += [
                         "--nonblocking",
                         "--gil",
+                        "--threads",
                         "-r",
                         "500",
                         "-d",

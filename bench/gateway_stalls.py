@@ -17,7 +17,7 @@ from pathlib import Path
 STALL_MS = 3.0
 
 SITECUSTOMIZE = """
-import asyncio, json, os, sys, threading, time
+import asyncio, gc, json, os, sys, threading, time
 from collections import Counter
 
 _REPORT, _STALL = os.environ["TURNOUT_BENCH_STALLS"], float(os.environ["TURNOUT_BENCH_STALL_MS"]) / 1000
@@ -31,6 +31,17 @@ def _install():
         sys.setswitchinterval(0.001)
         state = {"beat": time.perf_counter(), "stacks": Counter(), "lag": Counter(), "seen": None}
         main, done = threading.get_ident(), threading.Event()
+        gcs = {g: [0, 0.0, 0.0] for g in range(3)}  # per generation: count, total ms, max ms
+        gc_start = [0.0]
+
+        def on_gc(phase, info):
+            if phase == "start":
+                gc_start[0] = time.perf_counter()
+                return
+            ms, entry = (time.perf_counter() - gc_start[0]) * 1000, gcs[info["generation"]]
+            entry[0], entry[1], entry[2] = entry[0] + 1, entry[1] + ms, max(entry[2], ms)
+
+        gc.callbacks.append(on_gc)
 
         async def heartbeat():
             while True:
@@ -42,7 +53,7 @@ def _install():
                 state["lag"][min(int(late), 100)] += 1
 
         def write():
-            data = {"lag_ms": dict(state["lag"]), "stacks": state["stacks"].most_common(40)}
+            data = {"lag_ms": dict(state["lag"]), "stacks": state["stacks"].most_common(40), "gc": gcs}
             with open(_REPORT + ".tmp", "w") as out:
                 json.dump(data, out)
             os.replace(_REPORT + ".tmp", _REPORT)
@@ -107,6 +118,8 @@ def summary(report: Path, top: int = 8) -> None:
     for lo, hi in ((0, 1), (1, 3), (3, 5), (5, 10), (10, 20), (20, 50), (50, 101)):
         n = sum(v for k, v in lag.items() if lo <= k < hi)
         print(f"  {lo:>3}-{hi:<3} ms late: {n:7d}  ({100 * n / max(1, beats):5.2f}%)")
+    for gen, (count, total, worst) in sorted(data.get("gc", {}).items()):
+        print(f"  gc generation {gen}: {count} collections, {total:.1f} ms in all, longest {worst:.1f} ms")
     stacks = data["stacks"]
     print(
         f"\nloop-thread stacks caught during stalls > {STALL_MS:g} ms ({sum(n for _, n in stacks)} stalls):"

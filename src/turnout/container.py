@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -165,6 +166,7 @@ class Container:
         classifier = self.routing.classifier
         if isinstance(classifier, TaskClassifier):
             await asyncio.to_thread(classifier.warm)
+        gc.freeze()  # start-up objects (snapshot, vectors) leave the collector's scans: shorter pauses
         self.started = True
 
     async def aclose(self) -> None:

@@ -10,17 +10,16 @@ import asyncio
 import contextlib
 import time
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.errors import NotFound
+from turnout.feedback.batch import FeedbackBatcher
 from turnout.feedback.recent import RatedTarget, RecentMessages
 from turnout.feedback.sync import FeedbackSync
 from turnout.jsontypes import JsonObject
@@ -34,12 +33,6 @@ MIRROR_INTERVAL_S = 0.25
 MIRROR_RETRY_S = 30.0
 log = structlog.get_logger(__name__)
 GENERAL = "general"
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    """The dialect's INSERT with ON CONFLICT (SQLite and PostgreSQL): concurrent ratings of one
-    message resolve to the last one, never to an error."""
-    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
 
 
 class FeedbackIn(BaseModel):
@@ -81,6 +74,7 @@ class FeedbackService:
         self._experience = experience
         self._recent = recent
         self._sync = sync
+        self._batcher = FeedbackBatcher(sessions)
         self._to_mirror: dict[str, float] = {}  # message id -> first time it waited for its copy
         self._task: asyncio.Task[None] | None = None
 
@@ -89,9 +83,19 @@ class FeedbackService:
 
         One upsert per rating; the copy onto the Message row is batched (``mirror_pending``)."""
         now = utcnow()
-        async with self._sessions.begin() as session:
-            target = await self._target(session, message_id, principal)
-            values = {
+        target = self._recent.get(message_id)
+        if target is None:
+            async with self._sessions() as session:
+                target = await self._target(session, message_id, principal)
+        self._check_tenant(target, message_id, principal)
+        await self._batcher.put(
+            {
+                "message_id": message_id,
+                "tenant_id": target.tenant_id,
+                "agent_id": target.agent_id,
+                "model": target.model,
+                "task_type": target.task_type,
+                "message_created_at": target.created_at,
                 "rating": body.rating,
                 "feedback_type": body.feedback_type,
                 "comment": body.comment,
@@ -99,16 +103,7 @@ class FeedbackService:
                 "given_by": principal.subject,
                 "updated_at": now,
             }
-            upsert = _insert_for(session)(Feedback).values(
-                message_id=message_id,
-                tenant_id=target.tenant_id,
-                agent_id=target.agent_id,
-                model=target.model,
-                task_type=target.task_type,
-                message_created_at=target.created_at,
-                **values,
-            )
-            await session.execute(upsert.on_conflict_do_update(index_elements=["message_id"], set_=values))
+        )
         replaced = self._sync.applied(message_id, body.rating, now.timestamp())
         self._experience.record(
             target.tenant_id,
@@ -140,6 +135,7 @@ class FeedbackService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._batcher.stop()
         with contextlib.suppress(Exception):
             await self.mirror_pending()
 
@@ -210,8 +206,14 @@ class FeedbackService:
                     row.task_type or GENERAL,
                     row.created_at,
                 )
+        self._check_tenant(target, message_id, principal)
+        assert target is not None
+        return target
+
+    @staticmethod
+    def _check_tenant(target: RatedTarget | None, message_id: str, principal: Principal) -> None:
+        """Only the message's tenant (and, for agent keys, its agent) may rate it; others see 404."""
         if target is None or target.tenant_id != principal.tenant_id:
             raise NotFound(f"message '{message_id}' not found", param="message_id")
         if principal.agent_id is not None and target.agent_id not in (None, principal.agent_id):
             raise NotFound(f"message '{message_id}' not found", param="message_id")
-        return target

@@ -1,14 +1,14 @@
 """Experience: in-memory, time-decayed rating aggregates with hierarchical backoff.
 
 Every cell holds three decayed sums: count ``n``, ratings ``s`` and squares ``q``, for the levels
-agent ``(tenant, agent, task)``, tenant ``(tenant, task)``, global ``(task)`` and model (all tasks).
+agent ``(tenant, agent, task)``, tenant ``(tenant, task)`` and global ``(task)``, per model.
 Decay uses one reference time ``t_ref``: a rating at ``t`` is added with weight ``2 ** ((t - t_ref) / h)``
 and a sum read at ``now`` is multiplied by ``2 ** (-(now - t_ref) / h)``, one scalar for every cell.
 So an update is O(1), a replaced rating is removed exactly (its weight is a function of its own time)
 and all sums are additive: replicas can ship increments (``ExperienceStore(track_delta=True)``,
 ``drain_delta()`` on the sender, ``merge(delta)`` on the receivers) and 10 million ratings are still
-just three numbers a cell. The router never queries the database; lookups for a candidate list are
-cached slot arrays (``cache_key``), so an estimate is a few vectorised numpy operations.
+just three numbers a cell. The router never queries the database: lookups for a candidate list are
+cached slot arrays (``cache_key``) and an estimate is a few vectorised numpy operations.
 """
 
 from __future__ import annotations
@@ -127,80 +127,46 @@ class ExperienceStore:
         return [*keys, ("t", tenant_id, task), ("g", task)]
 
     def record(
-        self,
-        tenant_id: str,
-        agent_id: str | None,
-        task: str,
-        model_id: str,
-        rating: float,
-        at: float | None = None,
-        previous_rating: float | None = None,
-        previous_at: float | None = None,
-    ) -> None:
+        self, tenant_id: str, agent_id: str | None, task: str, model_id: str, rating: float,
+        at: float | None = None, previous_rating: float | None = None, previous_at: float | None = None,
+    ) -> None:  # fmt: skip
         """Add a rating (epoch seconds ``at``); with ``previous_*`` it replaces that earlier rating."""
         at = time.time() if at is None else at
+        keys = self.keys(tenant_id, agent_id, task)
         if previous_rating is not None:
-            self._add(tenant_id, agent_id, task, model_id, -1.0, previous_rating, previous_at or at)
-        self._add(tenant_id, agent_id, task, model_id, 1.0, rating, at)
+            self._add(keys, model_id, -1.0, -previous_rating, -(previous_rating**2), previous_at or at)
+        self._add(keys, model_id, 1.0, rating, rating * rating, at)
         if self._delta is not None:
             self._delta.record(tenant_id, agent_id, task, model_id, rating, at, previous_rating, previous_at)
 
     def add_sums(
-        self,
-        tenant_id: str,
-        agent_id: str | None,
-        task: str,
-        model_id: str,
-        count: float,
-        total: float,
-        total_sq: float,
-        at: float,
-    ) -> None:
-        """Bulk load: ``count`` ratings summing to ``total`` (squares ``total_sq``), all dated ``at``."""
-        w = self._weight(at)
-        row = np.array([count * w, total * w, total_sq * w])
-        for key in self.keys(tenant_id, agent_id, task):
-            table = self._table(key)
-            table.add(model_id, row)
+        self, tenant_id: str, agent_id: str | None, task: str, model_id: str, count: float, total: float,
+        total_sq: float, at: float,
+    ) -> None:  # fmt: skip
+        """Bulk load: ``count`` ratings summing to ``total`` (their squares to ``total_sq``), dated ``at``."""
+        self._add(self.keys(tenant_id, agent_id, task), model_id, count, total, total_sq, at)
         if self._delta is not None:
             self._delta.add_sums(tenant_id, agent_id, task, model_id, count, total, total_sq, at)
 
     def _add(
-        self, tenant_id: str, agent_id: str | None, task: str, model_id: str, sign: float, r: float, at: float
+        self, keys: list[Key], model_id: str, count: float, total: float, total_sq: float, at: float
     ) -> None:
-        w = sign * self._weight(at)
-        wr = w * r
-        wrr = wr * r
-        for key in self.keys(tenant_id, agent_id, task):
-            table = self._table(key)
-            row = table.slot(model_id)
-            cell = table.data[row]
-            cell[0] += w
-            cell[1] += wr
-            cell[2] += wrr
-
-    def _table(self, key: Key) -> _Table:
-        table = self._tables.get(key)
-        if table is None:
-            table = self._tables[key] = _Table()
-            if key[0] == "g":
-                self._tasks[key[1]] = None
-        return table
-
-    def _weight(self, at: float) -> float:
         if self._t_ref is None:
             self._t_ref = at
-        exponent = (at - self._t_ref) / self.half_life_s
-        if exponent > _REBASE:
-            self._rebase(at)
-            exponent = 0.0
-        return float(2.0**exponent)
-
-    def _rebase(self, t_ref: float) -> None:
-        factor = 2.0 ** (((self._t_ref or t_ref) - t_ref) / self.half_life_s)
-        for table in self._tables.values():
-            table.data *= factor
-        self._t_ref = t_ref
+        if (at - self._t_ref) / self.half_life_s > _REBASE:  # keep weights finite: move t_ref forward
+            for table in self._tables.values():
+                table.data *= 2.0 ** ((self._t_ref - at) / self.half_life_s)
+            self._t_ref = at
+        w = float(2.0 ** ((at - self._t_ref) / self.half_life_s))
+        for key in keys:
+            table = self._tables.get(key) or self._tables.setdefault(key, _Table())
+            if key[0] == "g":
+                self._tasks[key[1]] = None
+            row = table.slot(model_id)
+            cell = table.data[row]
+            cell[0] += w * count
+            cell[1] += w * total
+            cell[2] += w * total_sq
 
     def decay(self, now: float | None = None) -> float:
         """The factor turning stored sums into sums decayed to ``now``."""
@@ -234,8 +200,8 @@ class ExperienceStore:
             ):
                 continue
             chosen = [(m, r) for m, r in table.index.items() if model_id is None or m == model_id]
-            for parent in self.keys(key[1], None, key[3])[1:] if agent_id is not None else []:
-                ptable = self._table(parent)
+            for parent in self.keys(key[1], None, key[3]) if agent_id is not None else []:
+                ptable = self._tables[parent]
                 for m, row in chosen:
                     ptable.add(m, -table.data[row])
             table.data[[r for _, r in chosen]] = 0.0
@@ -246,7 +212,7 @@ class ExperienceStore:
 
     # -- reads ----------------------------------------------------------------------------------
     def _gather(self, key: Key, model_ids: Sequence[str], cache_key: Hashable | None) -> np.ndarray | None:
-        table = self._tables.get(key)
+        table = self._outcomes if key == ("o",) else self._tables.get(key)
         if table is None:
             return None
         if cache_key is None:
@@ -259,28 +225,21 @@ class ExperienceStore:
         return table.data[hit[1]]
 
     def estimate_many(
-        self,
-        tenant_id: str,
-        agent_id: str | None,
-        task: str,
-        model_ids: Sequence[str],
-        priors: np.ndarray,
-        *,
-        now: float | None = None,
-        cache_key: Hashable | None = None,
-        strengths: Strengths | None = None,
-    ) -> Estimates:
+        self, tenant_id: str, agent_id: str | None, task: str, model_ids: Sequence[str], priors: np.ndarray,
+        *, now: float | None = None, cache_key: Hashable | None = None, strengths: Strengths | None = None,
+    ) -> Estimates:  # fmt: skip
         """Posteriors of ``model_ids`` for a task, backing off agent -> tenant -> global -> cross-task.
 
-        Model: ``rating = baseline(task) + effect(model) + interaction + noise``. The effects come from
-        the other tasks (``_cross_task``); this task's baseline is a precision-weighted mean of the
-        models' residuals on it, each worth at most ``1/tau^2`` (one model failing says little about
-        the others), left-one-out for the model it serves as prior for. That prior (mean
-        ``baseline + effect``, variance ``var(baseline) + tau^2 + var(effect)``) is then updated by
-        the disjoint parts of this task's data: other tenants, the tenant's other agents, this agent,
-        each counted once; before each finer part the prior's variance grows by that level's spread
-        (``strengths.tenant`` / ``strengths.agent`` pseudo-ratings). ``cache_key`` names a fixed
-        ``model_ids`` list whose lookups and cross-task fit may be cached.
+        The prior of (task, model) is ``baseline(task) + effect(model)``: the effect from an additive
+        fit over the other tasks (``_cross_task``), the baseline from this task's ratings net of the
+        models' effects, shrunk toward an average task's (``strengths.offset``). So an unseen model
+        starts at "its usual margin over its peers, on this task's scale", worth at most
+        ``strengths.model`` ratings (models vary from task to task). The disjoint parts of this task's
+        data then update it in turn (other tenants, the tenant's other agents, this agent), each rating
+        counted once; before each finer part the prior's variance grows by that level's spread
+        (``strengths.tenant`` / ``strengths.agent`` pseudo-ratings), so a thin agent level backs off
+        to its tenant's and the global estimate. ``cache_key`` names a fixed ``model_ids`` list whose
+        lookups and cross-task fit may be cached.
         """
         k = strengths or self.strengths
         now = time.time() if now is None else now
@@ -288,9 +247,8 @@ class ExperienceStore:
         size = len(model_ids)
         zeros = np.zeros((size, 3))
         fit = self._cross_task(model_ids, task, np.asarray(priors, dtype=float), f, k, now, cache_key)
-        gathered = [
-            self._gather(key, model_ids, cache_key) for key in reversed(self.keys(tenant_id, agent_id, task))
-        ]
+        keys = reversed(self.keys(tenant_id, agent_id, task))
+        gathered = [self._gather(key, model_ids, cache_key) for key in keys]
         incl = [zeros if c is None else c * f for c in gathered] + [zeros] * (3 - len(gathered))  # g, t, a
         n_g = np.maximum(incl[0][:, 0], 0.0)
         total = float(n_g.sum())
@@ -301,14 +259,18 @@ class ExperienceStore:
         nu = k.priority + fit.evidence
         parts = [incl[0] - incl[1], incl[1] - incl[2], incl[2]]  # other tenants, other agents, this agent
         for part, strength in zip(parts, (k.model, k.tenant, k.agent), strict=True):
-            n = np.maximum(part[:, 0], 0.0)
+            part = np.where(part[:, :1] > 1e-9, part, 0.0)  # float residue of removed ratings
+            n = part[:, 0]
             kappa = 1.0 / (1.0 / nu + 1.0 / strength)  # the level's own spread adds to the prior's
             mean = (kappa * mean + part[:, 1]) / (kappa + n)
             nu = kappa + n
         mean = np.clip(mean, 0.0, 1.0)
-        has = [c[:, 0] > 1e-9 for c in reversed(incl)] + [fit.evidence > 1e-9]
-        level = np.select(has, [4, 3, 2, 1], 0).astype(np.int8)
-        cell = np.stack([zeros, zeros, *incl])[level, np.arange(size)]  # the finest cell with data
+        level = np.where(fit.evidence > 1e-9, 1, 0).astype(np.int8)
+        cell = zeros  # the finest cell with data
+        for code, c in enumerate(incl, start=2):
+            has = c[:, 0] > 1e-9
+            level[has] = code
+            cell = np.where(has[:, None], c, cell)
         n = np.maximum(cell[:, 0], 0.0)
         ssd = np.maximum(cell[:, 2] - np.divide(cell[:, 1] ** 2, n, out=np.zeros(size), where=n > 0), 0.0)
         sigma2 = (k.variance * np.maximum(mean * (1.0 - mean), 0.01) + ssd) / (k.variance + n)
@@ -316,15 +278,9 @@ class ExperienceStore:
         return Estimates(mean, sigma2 / nu, evidence, level, total)
 
     def _cross_task(
-        self,
-        model_ids: Sequence[str],
-        task: str,
-        priors: np.ndarray,
-        f: float,
-        k: Strengths,
-        now: float,
+        self, model_ids: Sequence[str], task: str, priors: np.ndarray, f: float, k: Strengths, now: float,
         cache_key: Hashable | None,
-    ) -> _Fit:
+    ) -> _Fit:  # fmt: skip
         """Additive fit ``rating ~ baseline(t) + effect(m)`` over the other tasks' global cells.
 
         Effects are shrunk toward the priors' deviations (``strengths.priority`` pseudo-ratings), so
@@ -358,15 +314,9 @@ class ExperienceStore:
         return fit
 
     def estimate(
-        self,
-        tenant_id: str,
-        agent_id: str | None,
-        task: str,
-        model_id: str,
-        *,
-        prior: float = 0.5,
+        self, tenant_id: str, agent_id: str | None, task: str, model_id: str, *, prior: float = 0.5,
         now: float | None = None,
-    ) -> Estimate:
+    ) -> Estimate:  # fmt: skip
         """One model's posterior (see ``estimate_many``)."""
         est = self.estimate_many(tenant_id, agent_id, task, [model_id], np.array([prior]), now=now)
         code = int(est.level[0])
@@ -382,26 +332,15 @@ class ExperienceStore:
             return None
         now = time.time() if now is None else now
         f = 2.0 ** (-(now - self._o_ref) / self.outcome_half_life_s)
-        if cache_key is None:
-            data = self._outcomes.data[self._outcomes.slots(model_ids)]
-        else:
-            hit = self._cache.get((("o",), cache_key))
-            if hit is None or hit[0] != self._outcomes.version:
-                hit = self._cache[(("o",), cache_key)] = (
-                    self._outcomes.version,
-                    self._outcomes.slots(model_ids),
-                )
-            data = self._outcomes.data[hit[1]]
+        data = self._gather(("o",), model_ids, cache_key)
+        assert data is not None
         return data[:, 0] * f, data[:, 1] * f, data[:, 2] * f
 
     # -- persistence and replication -------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state: reference times and every non-empty cell's sums."""
         cells = [
-            [
-                list(key),
-                {m: table.data[row].tolist() for m, row in table.index.items() if table.data[row].any()},
-            ]
+            [list(key), {m: table.data[r].tolist() for m, r in table.index.items() if table.data[r].any()}]
             for key, table in self._tables.items()
         ]
         outcomes = {m: self._outcomes.data[row].tolist() for m, row in self._outcomes.index.items()}
@@ -415,6 +354,8 @@ class ExperienceStore:
         self._tables.clear()
         self._outcomes = _Table()
         self._cache.clear()
+        self._tasks.clear()
+        self._fits.clear()
         self._t_ref = self._o_ref = None
         self.merge(snapshot)
 
@@ -423,12 +364,9 @@ class ExperienceStore:
         if snapshot.get("half_life_s") != self.half_life_s:
             raise ValueError("snapshot has a different half-life")
         if snapshot.get("t_ref") is not None:
-            self._weight(snapshot["t_ref"])
-            scale = 2.0 ** ((snapshot["t_ref"] - (self._t_ref or 0.0)) / self.half_life_s)
             for key, rows in snapshot["cells"]:
-                table = self._table(tuple(key))
-                for model_id, sums in rows.items():
-                    table.add(model_id, np.asarray(sums) * scale)
+                for model_id, (count, total, total_sq) in rows.items():  # stored at weight 1 = their t_ref
+                    self._add([tuple(key)], model_id, count, total, total_sq, snapshot["t_ref"])
         if snapshot.get("o_ref") is not None:
             if self._o_ref is None:
                 self._o_ref = snapshot["o_ref"]

@@ -73,7 +73,8 @@ def load_outcomes(path: Path) -> list[Row]:
         for line in fh:
             if line.strip():
                 item = json.loads(line)
-                rows.append(Row(str(item["task"]), str(item["prompt"]), {k: float(v) for k, v in item["scores"].items()}))  # fmt: skip
+                scores = {k: float(v) for k, v in item["scores"].items()}
+                rows.append(Row(str(item["task"]), str(item["prompt"]), scores))
     return rows
 
 
@@ -192,7 +193,7 @@ def replay(
         quarters=[
             Figures(float(q.mean()), float(c.mean()))
             for q, c in zip(np.array_split(quality, 4), np.array_split(cost, 4), strict=True)
-        ],  # fmt: skip
+        ],
         picks=dict(Counter(chosen).most_common()),
         notes=notes,
     )

@@ -1,12 +1,14 @@
 """The router: filters, experience-weighted scores, exploration, cheaper-within-margin, penalties.
 
-``score = w_priority * priority/100 + w_experience * experience - penalty`` (FR-06.5), where experience
-is the posterior mean quality of the model for the task (``ExperienceStore``), or a Thompson / UCB draw
-from the posterior while exploring. Without any experience for the task's candidates, priority alone
-ranks them (FR-06.6). Among models whose score is within ``cost_margin`` quality points of the best,
-the cheapest is chosen (US-06.4). Everything is vectorised over the candidates with numpy; pass a
-``CandidateSet`` (built once per agent and catalog snapshot) so its columns and the store's slot
-lookups are reused across requests.
+``score = w_priority * priority/100 + w_experience * (experience - cost_margin * doublings) - penalty``:
+FR-06.5's weighted sum, where experience is the model's posterior mean quality for the task
+(``ExperienceStore``), or a tempered Thompson draw (or UCB bound) while exploring; ``doublings`` is
+log2 of the model's estimated request cost over the cheapest candidate's, so a pricier model must be
+better by ``cost_margin`` per doubling of price, else the cheaper one wins (US-06.4); ``penalty`` is
+the recent error rate and slowness. Without any experience for the task's candidates (no level,
+not even other tasks, has a rating), priority alone ranks them, cheaper first on ties (FR-06.6).
+Everything is vectorised with numpy; pass a ``CandidateSet`` (built once per agent and catalog
+snapshot) so its columns, the store's slot lookups and the cross-task fit are reused.
 """
 
 from __future__ import annotations
@@ -26,9 +28,6 @@ from turnout.routing.types import Candidate, Decision, RouteRequest, ScoredCandi
 
 Exploration = Literal["thompson", "ucb", "off"]
 _SETTERS = [getattr(ScoredCandidate, f.name).__set__ for f in fields(ScoredCandidate)]
-import os
-
-_MODE = os.environ.get("MARGIN", "mean")
 _LEVELS = np.array(LEVEL_NAMES, dtype=object)
 
 
@@ -39,14 +38,15 @@ class RouterConfig:
     w_priority: float = 0.3
     w_experience: float = 0.7
     exploration: Exploration = "thompson"
-    exploration_rate: float = 1.0  # scales the posterior spread of the draw; 0 = greedy
-    cost_margin: float = 0.05  # quality points within which the cheapest model wins (US-06.4)
+    exploration_rate: float = 0.5  # scales the posterior spread of the draw (tempered); 0 = greedy
+    cost_margin: float = 0.02  # quality a model must add per doubling of price (US-06.4)
     error_penalty: float = 0.5  # score lost per unit of recent error rate
     latency_penalty: float = 0.05  # score lost per doubling of latency over the candidates' median
     outcome_prior: float = 5.0  # pseudo-calls (fine, median latency) shrinking the penalties
     strengths: Strengths = field(default_factory=Strengths)
     half_life_s: float = 30 * DAY  # for the store ``Router`` creates when given none
     outcome_half_life_s: float = 3600.0
+    max_ranked: int | None = 32  # Decision.ranked keeps the best N, in order (None: all; ~0.5 us each)
 
 
 class CandidateSet(tuple[Candidate, ...]):
@@ -55,6 +55,7 @@ class CandidateSet(tuple[Candidate, ...]):
     _uids = itertools.count()
     uid: int
     ids: list[str]
+    id_array: np.ndarray
     priority: np.ndarray
     price_in: np.ndarray
     price_out: np.ndarray
@@ -65,6 +66,7 @@ class CandidateSet(tuple[Candidate, ...]):
         self = super().__new__(cls, candidates)
         self.uid = next(cls._uids)
         self.ids = [c.model_id for c in self]
+        self.id_array = np.array(self.ids, dtype=object)
         self.priority = np.array([c.priority for c in self], dtype=float) / 100.0
         nan = math.nan
         self.price_in = np.array(
@@ -97,6 +99,15 @@ def _or_none(values: np.ndarray, present: np.ndarray) -> list[object]:
     return list(out.tolist())
 
 
+def _doublings(cost: np.ndarray) -> np.ndarray:
+    """log2(price / cheapest price) per candidate; unknown and free prices count as the cheapest."""
+    known = np.isfinite(cost) & (cost > 0)
+    if not known.any():
+        return np.zeros(cost.size)
+    ref = float(cost[known].min())
+    return np.where(known, np.log2(np.where(known, cost, ref) / ref), 0.0)
+
+
 def _scored(n: int, columns: list[Iterable[object]]) -> list[ScoredCandidate]:
     """Build ``n`` ScoredCandidates column by column (C-level loops; 3x faster than ``__init__``)."""
     items: list[ScoredCandidate] = list(map(object.__new__, itertools.repeat(ScoredCandidate, n)))
@@ -114,6 +125,7 @@ class Router:
             self.config.half_life_s, self.config.outcome_half_life_s, self.config.strengths
         )
         self._gen = np.random.default_rng()
+        self._sets: dict[int, tuple[tuple[Candidate, ...], CandidateSet]] = {}  # tuples seen, by identity
 
     def rank(
         self,
@@ -126,8 +138,7 @@ class Router:
     ) -> Decision:
         """Filter, score and order ``candidates``; ``explore`` overrides ``request.explore``."""
         cfg = self.config
-        cs = candidates if isinstance(candidates, CandidateSet) else CandidateSet(candidates)
-        cache_key = cs.uid if cs is candidates else None
+        cs, cache_key = self._candidate_set(candidates)
         keep = np.ones(len(cs), dtype=bool)
         filtered: list[tuple[str, str]] = []
 
@@ -163,48 +174,39 @@ class Router:
 
         prio, mean, level = cs.priority[idx], est.mean[idx], est.level[idx]
         cost_k = cost[idx]
-        cost_sort = np.where(np.isnan(cost_k), np.inf, cost_k)
         penalty = self._penalty(cs.ids, idx, now, cache_key)
         has_exp = bool((level > 0).any())
         exploring = has_exp and cfg.exploration != "off" and cfg.exploration_rate > 0
         exploring = exploring and (request.explore if explore is None else explore)
         sampled: np.ndarray | None = None
-        if not has_exp:
+        thrift = np.zeros(idx.size)
+        if not has_exp:  # FR-06.6: priority alone (ties: cheaper first)
             score = prio - penalty
-            order = np.lexsort((cost_sort, -score))
-            greedy = int(order[0])
+            greedy = -1
         else:
-            base = cfg.w_priority * prio - penalty
+            thrift = cfg.w_experience * cfg.cost_margin * _doublings(cost_k)
+            base = cfg.w_priority * prio - penalty - thrift
             score = base + cfg.w_experience * mean
-            greedy = self._pick(score, cost_sort)
+            greedy = int(np.argmax(score))
             if exploring:
                 spread = cfg.exploration_rate * np.sqrt(est.var[idx])
-                _n0 = float(os.environ.get("N0", "0"))
-                if _n0 > 0:
-                    spread = spread / math.sqrt(1.0 + est.total / _n0)
-                _r0 = float(os.environ.get("R0", "-1"))
-                if _r0 >= 0:
-                    spread = np.where(level >= 2, spread, _r0 * np.sqrt(est.var[idx]))
-                gen = self._gen if rng is None else np.random.default_rng(rng.getrandbits(64))
-                if os.environ.get("RATEMODE") == "prob":
-                    spread = np.sqrt(est.var[idx]) * (gen.random() < cfg.exploration_rate)
+                _g = float(__import__("os").environ.get("GAMMA", "0"))
+                if _g:
+                    spread = spread * np.exp2(-_g * _doublings(cost_k))
                 if cfg.exploration == "ucb":
                     sampled = mean + spread * math.sqrt(2.0 * math.log(est.total + 2.0))
-                elif os.environ.get("BETA"):
-                    m_ = np.clip(mean, 1e-3, 1 - 1e-3)
-                    cnt_ = np.maximum(m_ * (1 - m_) / np.maximum(est.var[idx], 1e-9), 0.5) / cfg.exploration_rate**2
-                    sampled = gen.beta(m_ * cnt_, (1 - m_) * cnt_)
                 else:
+                    gen = self._gen if rng is None else np.random.default_rng(rng.getrandbits(64))
                     sampled = mean + spread * gen.standard_normal(idx.size)
                 score = base + cfg.w_experience * sampled
-            order = np.lexsort((cost_sort, -score))
-            pick = self._pick(score, cost_sort, order, base + cfg.w_experience * mean)
-            if pick != order[0]:
-                order = np.concatenate(([pick], order[order != pick]))
-
+        if has_exp:
+            order = np.argsort(-score, kind="stable")
+        else:
+            order = np.lexsort((np.where(np.isnan(cost_k), np.inf, cost_k), -score))
+        if cfg.max_ranked:
+            order = order[: cfg.max_ranked]
         top = int(order[0])
-        ids = [cs.ids[i] for i in idx[order].tolist()]
-        s_o = score[order].tolist()
+        ids = cs.id_array[idx[order]].tolist()
         if has_exp:
             exp_used = sampled if sampled is not None else mean
             p_part = (cfg.w_priority * prio[order]).tolist()
@@ -213,38 +215,30 @@ class Router:
         else:
             p_part, e_part, experience = prio[order].tolist(), itertools.repeat(0.0), itertools.repeat(None)
         columns: list[Iterable[object]] = [
-            ids, s_o, p_part, e_part, experience, est.evidence[idx][order].tolist(),
+            ids, score[order].tolist(), p_part, e_part, experience, est.evidence[idx][order].tolist(),
             _LEVELS[level[order]].tolist(),
             sampled[order].tolist() if sampled is not None else itertools.repeat(None),
             _or_none(cost_k[order], ~np.isnan(cost_k[order])), penalty[order].tolist(),
         ]  # fmt: skip
         ranked = _scored(len(ids), columns)
         explored = exploring and top != greedy
-        reason = self._reason(task, ranked, order, score, cost_sort, has_exp, explored, len(filtered))
+        best = int(np.argmax(score + thrift))  # the winner without the cost preference
+        cheaper_than = cs.ids[idx[best]] if has_exp and best != top and cost_k[top] < cost_k[best] else None
+        reason = self._reason(task, ranked[0], has_exp, explored, len(filtered), cheaper_than)
         return Decision(task, ranked, filtered, reason, explored)
 
-    def _pick(
-        self,
-        score: np.ndarray,
-        cost: np.ndarray,
-        order: np.ndarray | None = None,
-        expected: np.ndarray | None = None,
-    ) -> int:
-        """The cheapest candidate whose (expected) score is within the margin of the best score."""
-        best = int(order[0]) if order is not None else int(np.argmax(score))
-        if _MODE == "log":
-            fin = np.isfinite(cost) & (cost > 0)
-            if fin.any():
-                rel = np.where(fin, np.log2(np.where(fin, cost, 1.0) / cost[fin].min()), 0.0)
-                return int(np.argmax(score - self.config.w_experience * self.config.cost_margin * rel))
-            return best
-        ref = score if expected is None or _MODE == "draw" else expected
-        within = ref >= score[best] - self.config.w_experience * self.config.cost_margin
-        if not within.any() or not np.isfinite(cost[within]).any():
-            return best
-        cand = np.flatnonzero(within)
-        cheapest = cand[np.lexsort((-score[cand], cost[cand]))[0]]
-        return int(cheapest) if cost[cheapest] < cost[best] else best
+    def _candidate_set(self, candidates: Sequence[Candidate]) -> tuple[CandidateSet, int | None]:
+        """The candidates' CandidateSet and cache key: reused for a CandidateSet or a tuple seen before."""
+        if isinstance(candidates, CandidateSet):
+            return candidates, candidates.uid
+        if not isinstance(candidates, tuple):
+            return CandidateSet(candidates), None  # a list may change: no caching
+        hit = self._sets.get(id(candidates))
+        if hit is None or hit[0] is not candidates:
+            if len(self._sets) >= 256:
+                self._sets.clear()
+            hit = self._sets[id(candidates)] = (candidates, CandidateSet(candidates))
+        return hit[1], hit[1].uid
 
     def _penalty(
         self, ids: list[str], idx: np.ndarray, now: float | None, cache_key: int | None
@@ -268,27 +262,22 @@ class Router:
     def _reason(
         self,
         task: str,
-        ranked: list[ScoredCandidate],
-        order: np.ndarray,
-        score: np.ndarray,
-        cost: np.ndarray,
+        first: ScoredCandidate,
         has_exp: bool,
         explored: bool,
         n_filtered: int,
+        cheaper_than: str | None,
     ) -> str:
-        top = ranked[0]
         tail = f"; {n_filtered} filtered" if n_filtered else ""
-        if top.penalty > 0.005:
-            tail += f"; penalty {top.penalty:.3f}"
+        if first.penalty > 0.005:
+            tail += f"; penalty {first.penalty:.3f}"
         if not has_exp:
-            return f"no experience for task '{task}': ranked by priority alone; {top.model_id} first{tail}"
-        quality = f"quality {top.experience:.3f}" if top.experience is not None else "no ratings yet"
-        evidence = f"{top.evidence:.0f} ratings at {top.level} level"
-        text = f"task '{task}': {top.model_id} score {top.score:.3f} ({quality}, {evidence})"
-        best = int(np.argmax(score))
-        if order[0] != best and cost[order[0]] < cost[best]:
-            beaten = ranked[1 + int(np.flatnonzero(order[1:] == best)[0])].model_id
-            text += f"; cheaper than {beaten} within margin {self.config.cost_margin:g}"
+            return f"no experience for task '{task}': ranked by priority alone; {first.model_id} first{tail}"
+        quality = f"quality {first.experience:.3f}" if first.experience is not None else "no ratings yet"
+        evidence = f"{first.evidence:.0f} ratings at {first.level} level"
+        text = f"task '{task}': {first.model_id} score {first.score:.3f} ({quality}, {evidence})"
+        if cheaper_than is not None:
+            text += f"; cheaper than {cheaper_than} (margin {self.config.cost_margin:g} per price doubling)"
         if explored:
             text += f"; exploring ({self.config.exploration})"
         return text + tail

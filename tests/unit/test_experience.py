@@ -1,0 +1,147 @@
+"""ExperienceStore: Bayesian estimates, backoff, exact replacement, decay, persistence, resets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from turnout.routing.experience import DAY, ExperienceStore
+
+T0 = 1_700_000_000.0
+
+
+def ratings_averaging_094() -> list[float]:
+    return [1.0] * 44 + [0.18, 0.0, 0.0]  # 47 ratings, mean 0.94
+
+
+def test_one_perfect_rating_does_not_beat_47_averaging_094() -> None:
+    store = ExperienceStore()
+    store.record("t", "a", "code", "lucky", 1.0, T0)
+    for i, r in enumerate(ratings_averaging_094()):
+        store.record("t", "a", "code", "proven", r, T0 + i)
+    assert np.mean(ratings_averaging_094()) == pytest.approx(0.94)
+    lucky = store.estimate("t", "a", "code", "lucky", now=T0 + 100)
+    proven = store.estimate("t", "a", "code", "proven", now=T0 + 100)
+    assert lucky.mean is not None and proven.mean is not None
+    assert lucky.mean < proven.mean
+    assert proven.mean == pytest.approx(0.94, abs=0.03)
+    assert lucky.evidence == pytest.approx(1.0, rel=1e-3) and proven.evidence == pytest.approx(47.0, rel=1e-3)
+    assert lucky.std > proven.std
+
+
+def test_backoff_agent_to_tenant_to_global_to_prior() -> None:
+    store = ExperienceStore()
+    for i in range(30):
+        store.record("acme", "writer", "code", "m", 0.9, T0 + i)
+    own = store.estimate("acme", "writer", "code", "m", now=T0 + 60)
+    sibling = store.estimate("acme", "reviewer", "code", "m", now=T0 + 60)
+    stranger = store.estimate("other", "bot", "code", "m", now=T0 + 60)
+    other_task = store.estimate("acme", "writer", "math", "m", now=T0 + 60)
+    unknown = store.estimate("acme", "writer", "code", "never-rated", now=T0 + 60)
+    assert (own.level, sibling.level, stranger.level) == ("agent", "tenant", "global")
+    assert other_task.level == "prior" and other_task.mean is not None  # the model's cross-task record
+    assert unknown.mean is None and unknown.evidence == 0.0
+    for est in (sibling, stranger):  # no data of their own: they inherit the coarser level's estimate
+        assert est.mean is not None and est.mean > 0.75
+        assert est.std > own.std
+    assert unknown.prior_mean == pytest.approx(0.5)
+
+
+def test_replacing_a_rating_keeps_aggregates_exact() -> None:
+    replaced, direct = ExperienceStore(half_life_s=7 * DAY), ExperienceStore(half_life_s=7 * DAY)
+    for store in (replaced, direct):
+        store.record("t", "a", "code", "m", 0.7, T0)
+        store.record("t", "a", "code", "n", 0.4, T0 + 5)
+    replaced.record("t", "a", "code", "m", 0.2, T0 + 3 * DAY)
+    replaced.record("t", "a", "code", "m", 1.0, T0 + 4 * DAY, previous_rating=0.2, previous_at=T0 + 3 * DAY)
+    direct.record("t", "a", "code", "m", 1.0, T0 + 4 * DAY)
+    a, b = replaced.snapshot(), direct.snapshot()
+    assert a["t_ref"] == b["t_ref"]
+    cells_a, cells_b = dict((tuple(k), v) for k, v in a["cells"]), dict((tuple(k), v) for k, v in b["cells"])
+    assert cells_a.keys() == cells_b.keys()
+    for key, rows in cells_a.items():
+        assert rows.keys() == cells_b[key].keys()
+        for model, sums in rows.items():
+            assert sums == pytest.approx(cells_b[key][model], rel=1e-12, abs=1e-12)
+    now = T0 + 5 * DAY
+    assert replaced.estimate("t", "a", "code", "m", now=now) == direct.estimate(
+        "t", "a", "code", "m", now=now
+    )
+
+
+def test_recency_decay_favours_recent_ratings() -> None:
+    store = ExperienceStore(half_life_s=1 * DAY)
+    for i in range(20):
+        store.record("t", "a", "code", "was-good", 1.0, T0 + i)
+        store.record("t", "a", "code", "got-good", 0.0, T0 + i)
+    later = T0 + 30 * DAY
+    for i in range(20):
+        store.record("t", "a", "code", "was-good", 0.0, later + i)
+        store.record("t", "a", "code", "got-good", 1.0, later + i)
+    was = store.estimate("t", "a", "code", "was-good", now=later + 60)
+    got = store.estimate("t", "a", "code", "got-good", now=later + 60)
+    assert was.mean is not None and got.mean is not None
+    assert got.mean > 0.8 > 0.2 > was.mean
+    old = store.estimate("t", "a", "code", "got-good", now=later + 10 * DAY)
+    assert old.evidence == pytest.approx(20 * 2**-10, rel=1e-3)  # evidence fades with the half-life
+
+
+def test_snapshot_roundtrip_and_delta_merge() -> None:
+    primary = ExperienceStore(track_delta=True)
+    for i in range(10):
+        primary.record("t", "a", "code", "m", i / 10, T0 + i)
+    primary.record_outcome("m", False, 800.0, T0)
+    replica = ExperienceStore()
+    replica.merge(json.loads(json.dumps(primary.drain_delta())))
+    restored = ExperienceStore()
+    restored.load(json.loads(json.dumps(primary.snapshot())))
+    now = T0 + 100
+    want = primary.estimate("t", "a", "code", "m", now=now)
+    assert restored.estimate("t", "a", "code", "m", now=now) == want
+    got = replica.estimate("t", "a", "code", "m", now=now)
+    assert got.mean == pytest.approx(want.mean) and got.evidence == pytest.approx(want.evidence)
+    # later increments ship as a new delta and add up
+    primary.record("t", "a", "code", "m", 1.0, T0 + 50, previous_rating=0.0, previous_at=T0)
+    replica.merge(primary.drain_delta() or {})
+    assert replica.estimate("t", "a", "code", "m", now=now).mean == pytest.approx(
+        primary.estimate("t", "a", "code", "m", now=now).mean
+    )
+    assert replica.outcomes(["m"], now=T0) is not None
+    with pytest.raises(ValueError, match="half-life"):
+        ExperienceStore(half_life_s=1.0).merge(primary.snapshot())
+
+
+def test_reset_agent_removes_its_ratings_everywhere() -> None:
+    store = ExperienceStore()
+    for i in range(10):
+        store.record("t", "a1", "code", "m", 1.0, T0 + i)
+        store.record("t", "a2", "code", "m", 0.0, T0 + i)
+    store.reset(agent_id="a1")
+    assert store.estimate("t", "a1", "code", "m", now=T0 + 20).level == "tenant"
+    tenant = store.estimate("t", "a3", "code", "m", now=T0 + 20)
+    assert tenant.mean is not None and tenant.mean < 0.2 and tenant.evidence == pytest.approx(10, rel=1e-3)
+    store.reset(model_id="m")
+    assert store.estimate("t", "a2", "code", "m", now=T0 + 20).mean is None
+
+
+def test_outcomes_are_decayed_counts() -> None:
+    store = ExperienceStore(outcome_half_life_s=60.0)
+    assert store.outcomes(["m"]) is None
+    store.record_outcome("m", True, 100.0, T0)
+    store.record_outcome("m", False, 300.0, T0)
+    stats = store.outcomes(["m", "unknown"], now=T0 + 60)
+    assert stats is not None
+    calls, errors, latency = stats
+    assert calls.tolist() == pytest.approx([1.0, 0.0]) and errors.tolist() == pytest.approx([0.5, 0.0])
+    assert latency[0] / calls[0] == pytest.approx(200.0)
+
+
+def test_bulk_sums_equal_individual_records() -> None:
+    bulk, one_by_one = ExperienceStore(), ExperienceStore()
+    ratings = [0.2, 0.9, 1.0, 0.5]
+    for r in ratings:
+        one_by_one.record("t", "a", "code", "m", r, T0)
+    bulk.add_sums("t", "a", "code", "m", len(ratings), sum(ratings), sum(r * r for r in ratings), T0)
+    assert bulk.estimate("t", "a", "code", "m", now=T0) == one_by_one.estimate("t", "a", "code", "m", now=T0)
