@@ -34,6 +34,12 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     check("Turnout req/s >= 20x LiteLLM's", ratio, 20.0, None if ratio is None else ratio >= 20)
     share = turn / bare if turn is not None and bare else None
     check("Turnout req/s >= 50% of pass-through's", share, 0.5, None if share is None else share >= 0.5)
+    cpu = {name: get(name, "cpu_us_per_req") for name in ("turnout", "litellm", "passthrough")}
+    for other, limit in (("litellm", 20.0), ("passthrough", 0.5)):
+        mine, theirs = cpu["turnout"], cpu[other]
+        value = theirs / mine if mine and theirs else None  # requests per CPU-second, as a ratio
+        name = f"  same, CPU-normalized (their CPU/req over Turnout's) vs {other}"
+        out.append({"name": name, "value": value, "limit": limit, "status": "INFO"})
     for key, pct, limit in (
         ("latency", "p50_ms", 1.0),
         ("latency", "p99_ms", 5.0),
@@ -71,6 +77,12 @@ def report(results: dict[str, Any]) -> None:
             [NAMES[name], _fmt(r.get("rps"), 0), r.get("errors"), _fmt(r.get("cpu_us_per_req"), 0), busy]
         )
     print_table(["target", "req/s", "errors", "server CPU us/req", "server CPU %"], rows)
+    idle = [NAMES[n] for n, r in t.items() if r.get("cpu_busy") is not None and r["cpu_busy"] < 0.9]
+    if idle:
+        print(f"# NOT saturated (< 90% busy): {', '.join(idle)}")
+        print(
+            "#   the load generator or other processes limited them: trust the CPU us/req ratios (INFO below)"
+        )
     for key, title in (
         ("latency", "Moderate load (non-streaming)"),
         ("stream", "Streaming: time to first token"),

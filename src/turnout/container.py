@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -61,6 +61,7 @@ class Container:
     feedback: FeedbackService
     performance: PerformanceService
     started: bool = False
+    verified_keys: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings) -> Container:

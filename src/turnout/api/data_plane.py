@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,8 +37,15 @@ def authenticate(request: Request, container: Container) -> Principal:
     if parts is None:
         return container.jwt.verify(token)
     entry = container.snapshots.current.keys.get(parts[0])
-    if entry is None or entry.revoked or not secret_matches(entry.salt, entry.secret_hash, parts[1]):
+    if entry is None or entry.revoked:
         raise Unauthenticated("invalid API key", code="invalid_api_key")
+    verified = container.verified_keys  # key value -> the hash it matched; revocation still checked
+    if verified.get(token) != entry.secret_hash:  # hash once per key value, not once per request
+        if not secret_matches(entry.salt, entry.secret_hash, parts[1]):
+            raise Unauthenticated("invalid API key", code="invalid_api_key")
+        if len(verified) > 10_000:
+            verified.clear()
+        verified[token] = entry.secret_hash
     return Principal(
         subject=f"agent:{entry.agent_id}",
         tenant_id=entry.tenant_id,
@@ -49,22 +55,28 @@ def authenticate(request: Request, container: Container) -> Principal:
 
 
 async def _cancel_on_disconnect(request: Request, work: Awaitable[Response]) -> Response:
-    """Run ``work``; if the client goes away first, cancel it (and with it the upstream call)."""
-    task = asyncio.ensure_future(work)
+    """Run ``work`` in this task; a watcher cancels it (and the upstream call) if the client leaves."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
 
     async def watch() -> None:
+        nonlocal gone
         while (await request.receive())["type"] != "http.disconnect":
             pass
+        gone = True
+        current.cancel()
 
     watcher = asyncio.ensure_future(watch())
-    done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        current.uncancel()
+        return Response(status_code=499)
+    finally:
         watcher.cancel()
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    return Response(status_code=499)
 
 
 def _endpoint(

@@ -23,12 +23,14 @@ class BodySizeLimit:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    declared = int(value)
                 except ValueError:
-                    too_big = False
-                if too_big:
+                    break
+                if declared > self.max_bytes:
                     await self._reject(send)
                     return
+                await self.app(scope, receive, send)  # the server never delivers more than declared
+                return
         seen = 0
         started = False
 

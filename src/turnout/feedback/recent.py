@@ -1,12 +1,15 @@
-"""The messages this replica answered recently, so feedback can be attributed before the
-batch writer has stored them."""
+"""The messages this replica answered recently, so feedback and decision lookups work before the
+batch writer has stored them. Entries are plain tuples and bytes: the garbage collector does not
+scan them, so a busy gateway keeps short GC pauses."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,32 +25,43 @@ class RatedTarget:
 
 
 class RecentMessages:
-    """A bounded LRU of recently answered messages."""
+    """A bounded LRU of recently answered messages (stored as untracked tuples)."""
 
-    def __init__(self, capacity: int = 200_000) -> None:
+    def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[str, RatedTarget] = OrderedDict()
+        self._items: OrderedDict[str, tuple[str, str | None, str, str, float]] = OrderedDict()
 
     def add(self, target: RatedTarget) -> None:
-        self._items[target.message_id] = target
+        self._items[target.message_id] = (
+            target.tenant_id,
+            target.agent_id,
+            target.model,
+            target.task_type,
+            target.created_at.timestamp(),
+        )
         if len(self._items) > self._capacity:
             self._items.popitem(last=False)
 
     def get(self, message_id: str) -> RatedTarget | None:
-        return self._items.get(message_id)
+        item = self._items.get(message_id)
+        if item is None:
+            return None
+        tenant, agent, model, task, created = item
+        return RatedTarget(message_id, tenant, agent, model, task, datetime.fromtimestamp(created, UTC))
 
 
 class RecentDecisions:
-    """A bounded LRU of routing decisions, readable before their messages are stored."""
+    """A bounded LRU of routing decisions (stored as JSON bytes), readable before their messages are."""
 
-    def __init__(self, capacity: int = 50_000) -> None:
+    def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
 
     def add(self, message_id: str, tenant_id: str, decision: dict[str, Any]) -> None:
-        self._items[message_id] = (tenant_id, decision)
+        self._items[message_id] = (tenant_id, orjson.dumps(decision))
         if len(self._items) > self._capacity:
             self._items.popitem(last=False)
 
     def decision(self, message_id: str) -> tuple[str, dict[str, Any]] | None:
-        return self._items.get(message_id)
+        item = self._items.get(message_id)
+        return None if item is None else (item[0], orjson.loads(item[1]))

@@ -7,8 +7,10 @@ and a sum read at ``now`` is multiplied by ``2 ** (-(now - t_ref) / h)``, one sc
 So an update is O(1), a replaced rating is removed exactly (its weight is a function of its own time)
 and all sums are additive: replicas can ship increments (``ExperienceStore(track_delta=True)``,
 ``drain_delta()`` on the sender, ``merge(delta)`` on the receivers) and 10 million ratings are still
-just three numbers a cell. The router never queries the database: lookups for a candidate list are
-cached slot arrays (``cache_key``) and an estimate is a few vectorised numpy operations.
+just three numbers a cell. A delta is a snapshot of increments: ship it (e.g. every second, or with
+the feedback row) and ``merge`` it; merging is commutative, so replicas converge. The router never
+queries the database: lookups for a candidate list are cached slot arrays (``cache_key``) and an
+estimate is a few vectorised numpy operations. Not thread-safe: use it from one event loop.
 """
 
 from __future__ import annotations
@@ -71,20 +73,20 @@ class _Fit:
 class _Table:
     """Model id -> row of a growable ``(capacity, 3)`` array; row 0 stays zero (unknown models)."""
 
-    __slots__ = ("data", "index", "version")
+    __slots__ = ("data", "index", "order")
 
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
+        self.order: list[str] = []  # models by row (row = position + 1); cached slot arrays patch from it
         self.data = np.zeros((8, 3))
-        self.version = 0  # bumped when a model is added (cached slot arrays then go stale)
 
     def slot(self, model_id: str) -> int:
         row = self.index.get(model_id)
         if row is None:
-            row = self.index[model_id] = len(self.index) + 1
+            self.order.append(model_id)
+            row = self.index[model_id] = len(self.order)
             if row >= len(self.data):
                 self.data = np.concatenate([self.data, np.zeros_like(self.data)])
-            self.version += 1
         return row
 
     def add(self, model_id: str, sums: Any) -> None:
@@ -113,10 +115,11 @@ class ExperienceStore:
         self._outcomes = _Table()  # per model: decayed calls, errors, latency sum (ms)
         self._t_ref: float | None = None
         self._o_ref: float | None = None
-        self._cache: dict[tuple[Key, Hashable], tuple[int, np.ndarray]] = {}
+        self._cache: dict[tuple[Key, Hashable], list[Any]] = {}  # -> [models seen, slot array]
+        self._positions: dict[Hashable, dict[str, int]] = {}  # cache key -> model id -> position
         self._tasks: dict[str, None] = {}  # tasks with a global table, for the cross-task fit
         self._fits: dict[tuple[Hashable, str], tuple[float, int, _Fit]] = {}
-        self.refit_s = 1.0  # a cached cross-task fit is reused for this long (seconds of ``now``)
+        self.refit_s = 10.0  # a cached cross-task fit is reused for this long (seconds of ``now``)
         self._delta = ExperienceStore(half_life_s, outcome_half_life_s, strengths) if track_delta else None
 
     # -- writes ---------------------------------------------------------------------------------
@@ -218,10 +221,20 @@ class ExperienceStore:
         if cache_key is None:
             return table.data[table.slots(model_ids)]
         hit = self._cache.get((key, cache_key))
-        if hit is None or hit[0] != table.version:
+        if hit is None:
             if len(self._cache) > 16_384:
                 self._cache.clear()
-            hit = self._cache[(key, cache_key)] = (table.version, table.slots(model_ids))
+                self._positions.clear()
+            hit = self._cache[(key, cache_key)] = [len(table.order), table.slots(model_ids)]
+        elif hit[0] != len(table.order):  # models added since: patch their slots in, O(new models)
+            positions = self._positions.get(cache_key)
+            if positions is None:
+                positions = self._positions[cache_key] = {m: i for i, m in enumerate(model_ids)}
+            for model_id in table.order[hit[0] :]:
+                i = positions.get(model_id)
+                if i is not None:
+                    hit[1][i] = table.index[model_id]
+            hit[0] = len(table.order)
         return table.data[hit[1]]
 
     def estimate_many(
@@ -354,6 +367,7 @@ class ExperienceStore:
         self._tables.clear()
         self._outcomes = _Table()
         self._cache.clear()
+        self._positions.clear()
         self._tasks.clear()
         self._fits.clear()
         self._t_ref = self._o_ref = None

@@ -128,6 +128,11 @@ def replay(
     """Replay ``warmup`` (learning, not counted) then ``rows`` through a fresh router."""
     if mode not in ("bandit", "full"):
         raise ValueError("mode must be 'bandit' or 'full'")
+    if not rows:
+        raise ValueError("the outcomes table has no rows")
+    missing = {name for row in (*warmup, *rows) for name in prices if name not in row.scores}
+    if missing:
+        raise ValueError(f"rows without a score for priced models: {', '.join(sorted(missing))}")
     router = Router(None, config)
     store: ExperienceStore = router.experience
     catalog = scratch_catalog(prices)
@@ -228,10 +233,13 @@ def eval_replay(
     """Replay an outcomes table through the real router and compare with the baselines."""
     if mode not in ("bandit", "full"):
         raise typer.BadParameter("must be 'bandit' or 'full'", param_hint="--mode")
-    report = replay(
-        load_outcomes(outcomes), load_prices(prices), mode=mode, detect=detect or not task_hint,
-        warmup=load_outcomes(warmup) if warmup else (), answer_tokens=answer_tokens, seed=seed,
-    )  # fmt: skip
+    try:
+        report = replay(
+            load_outcomes(outcomes), load_prices(prices), mode=mode, detect=detect or not task_hint,
+            warmup=load_outcomes(warmup) if warmup else (), answer_tokens=answer_tokens, seed=seed,
+        )  # fmt: skip
+    except (ValueError, KeyError) as exc:
+        raise typer.BadParameter(f"unusable table: {exc}", param_hint="--outcomes/--prices") from None
     _print(report)
     if json_out:
         print(json.dumps(report.to_json(), separators=(",", ":")))

@@ -8,7 +8,10 @@ better by ``cost_margin`` per doubling of price, else the cheaper one wins (US-0
 the recent error rate and slowness. Without any experience for the task's candidates (no level,
 not even other tasks, has a rating), priority alone ranks them, cheaper first on ties (FR-06.6).
 Everything is vectorised with numpy; pass a ``CandidateSet`` (built once per agent and catalog
-snapshot) so its columns, the store's slot lookups and the cross-task fit are reused.
+snapshot; the same tuple each time works too) so its columns, the store's slot lookups and the
+cross-task fit are reused: p99 under 1 ms for 1,000 candidates (bench/routing.py). Building the
+``ScoredCandidate`` objects is the biggest fixed cost, so ``Decision.ranked`` keeps the best
+``max_ranked`` (in order; enough for failover); ``max_ranked=None`` ranks all (~0.5 us a model).
 """
 
 from __future__ import annotations
@@ -46,7 +49,11 @@ class RouterConfig:
     strengths: Strengths = field(default_factory=Strengths)
     half_life_s: float = 30 * DAY  # for the store ``Router`` creates when given none
     outcome_half_life_s: float = 3600.0
-    max_ranked: int | None = 32  # Decision.ranked keeps the best N, in order (None: all; ~0.5 us each)
+    max_ranked: int | None = 32  # Decision.ranked keeps the best N, in order (None: all)
+
+    def __post_init__(self) -> None:
+        if self.max_ranked is not None and self.max_ranked < 1:
+            raise ValueError("max_ranked must be at least 1 (or None for all)")
 
 
 class CandidateSet(tuple[Candidate, ...]):
@@ -87,10 +94,6 @@ class CandidateSet(tuple[Candidate, ...]):
                 (capability in c.capabilities for c in self), dtype=bool, count=len(self)
             )
         return mask
-
-
-def _const(text: str) -> Callable[[int], str]:
-    return lambda _i: text
 
 
 def _or_none(values: np.ndarray, present: np.ndarray) -> list[object]:
@@ -142,14 +145,17 @@ class Router:
         keep = np.ones(len(cs), dtype=bool)
         filtered: list[tuple[str, str]] = []
 
-        def drop(fail: np.ndarray, why: Callable[[int], str]) -> None:
+        def drop(fail: np.ndarray, why: Callable[[int], str] | str) -> None:
             fail &= keep
             if fail.any():
-                filtered.extend((cs.ids[i], why(i)) for i in np.flatnonzero(fail).tolist())
+                if isinstance(why, str):
+                    filtered.extend(zip(cs.id_array[fail].tolist(), itertools.repeat(why)))
+                else:
+                    filtered.extend((cs.ids[i], why(i)) for i in np.flatnonzero(fail).tolist())
                 keep[fail] = False
 
         for cap in sorted(request.required_capabilities - {"long_context"}):
-            drop(~cs.has(cap), _const(f"missing capability '{cap}'"))
+            drop(~cs.has(cap), f"missing capability '{cap}'")
         need = request.prompt_tokens + request.expected_output_tokens
         drop((cs.ctx >= 0) & (cs.ctx < need), lambda i: f"context window {cs.ctx[i]} < {need} tokens")
         cost = (request.prompt_tokens * cs.price_in + request.expected_output_tokens * cs.price_out) / 1e6
@@ -190,21 +196,19 @@ class Router:
             greedy = int(np.argmax(score))
             if exploring:
                 spread = cfg.exploration_rate * np.sqrt(est.var[idx])
-                _g = float(__import__("os").environ.get("GAMMA", "0"))
-                if _g:
-                    spread = spread * np.exp2(-_g * _doublings(cost_k))
                 if cfg.exploration == "ucb":
                     sampled = mean + spread * math.sqrt(2.0 * math.log(est.total + 2.0))
                 else:
                     gen = self._gen if rng is None else np.random.default_rng(rng.getrandbits(64))
                     sampled = mean + spread * gen.standard_normal(idx.size)
                 score = base + cfg.w_experience * sampled
-        if has_exp:
-            order = np.argsort(-score, kind="stable")
+        if not has_exp:
+            order = np.lexsort((np.where(np.isnan(cost_k), np.inf, cost_k), -score))[: cfg.max_ranked]
+        elif cfg.max_ranked and cfg.max_ranked < idx.size:  # the best N only: partition, then sort them
+            best_n = np.argpartition(-score, cfg.max_ranked - 1)[: cfg.max_ranked]
+            order = best_n[np.argsort(-score[best_n], kind="stable")]
         else:
-            order = np.lexsort((np.where(np.isnan(cost_k), np.inf, cost_k), -score))
-        if cfg.max_ranked:
-            order = order[: cfg.max_ranked]
+            order = np.argsort(-score, kind="stable")
         top = int(order[0])
         ids = cs.id_array[idx[order]].tolist()
         if has_exp:
