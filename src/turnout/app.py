@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from turnout import __version__
 from turnout.api import admin_models, admin_providers, agent_models, agents, feedback, performance, routing
+from turnout.api.data_plane import PATTERNS as DATA_PLANE_PATTERNS
 from turnout.api.data_plane import ROUTES as DATA_PLANE_ROUTES
 from turnout.api.errors import install_error_handlers
 from turnout.api.hot_path import HotPath
@@ -55,4 +56,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    return HotPath(app, DATA_PLANE_ROUTES, max_body_bytes=settings.max_body_bytes)
+    return HotPath(
+        app, DATA_PLANE_ROUTES, max_body_bytes=settings.max_body_bytes, patterns=DATA_PLANE_PATTERNS
+    )

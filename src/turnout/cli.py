@@ -17,6 +17,7 @@ from turnout.catalog.schemas import ModelFilter, ProviderCreate
 from turnout.config import Settings
 from turnout.container import Container
 from turnout.errors import TurnoutError
+from turnout.routing.replay import eval_app
 from turnout.simulator.cli import simulate
 from turnout.store.migrate import upgrade_sync
 
@@ -25,6 +26,7 @@ providers_app = typer.Typer(help="Manage providers", no_args_is_help=True)
 models_app = typer.Typer(help="Browse the model catalog", no_args_is_help=True)
 app.add_typer(providers_app, name="providers")
 app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
 app.command("simulate", help="Run the provider simulator (OpenAI, Anthropic, Ollama formats)")(simulate)
 console = Console()
 T = TypeVar("T")

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     routing_w_priority: float = Field(default=0.3, ge=0, le=1)
     routing_w_experience: float = Field(default=0.7, ge=0, le=1)
     routing_exploration: Literal["thompson", "ucb", "off"] = "thompson"
-    routing_exploration_rate: float = Field(default=1.0, ge=0, le=1)
+    routing_exploration_rate: float = Field(default=0.5, ge=0, le=1)
     routing_cost_margin: float = Field(default=0.02, ge=0, le=1)
     default_model: str | None = Field(default=None, description="used when the router itself fails (SRS 7.4)")
     feedback_sync_interval_s: float = 2.0

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,7 +15,8 @@ from starlette.routing import Route
 from turnout.auth.api_keys import secret_matches, split_key
 from turnout.auth.principal import Principal
 from turnout.container import Container
-from turnout.errors import TurnoutError, Unauthenticated
+from turnout.errors import InvalidRequest, TurnoutError, Unauthenticated
+from turnout.feedback.service import FeedbackIn
 from turnout.gateway.dialects import ANTHROPIC, OPENAI, Dialect
 from turnout.gateway.native import NATIVE, native_chat_body, native_embeddings_body
 from turnout.gateway.parse import decode_json, parse_chat, parse_embeddings
@@ -182,3 +184,29 @@ ROUTES = [
     Route("/api/models/embeddings", _endpoint(NATIVE, _native_embeddings), methods=["POST"]),
     Route("/api/models", _model_listing(native=True), methods=["GET"]),
 ]
+
+
+async def _rate(request: Request) -> Response:
+    """`POST /api/v2/chat/messages/{id}/feedback` served on the hot path (lean, no FastAPI)."""
+    container: Container = request.app.state.container
+    message_id = request.url.path.split("/")[-2]
+    try:
+        principal = authenticate(request, container)
+        body = decode_json(await request.body())
+        try:
+            rating = FeedbackIn.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join(str(p) for p in first.get("loc", ())) or None
+            raise InvalidRequest(
+                f"{param}: {first.get('msg')}" if param else str(first.get("msg")), param=param
+            ) from None
+        if len(message_id) > 36:
+            raise InvalidRequest("message id must be at most 36 characters", param="message_id")
+        out = await container.feedback.rate(message_id, rating, principal)
+    except TurnoutError as exc:
+        return OPENAI.error_response(exc)
+    return Response(out.model_dump_json(), media_type="application/json")
+
+
+PATTERNS = [("POST", "/api/v2/chat/messages/", "/feedback", _rate)]

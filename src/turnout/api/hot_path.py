@@ -3,7 +3,7 @@ before FastAPI's router and middleware stack (about half the per-request CPU oth
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 import structlog
@@ -23,22 +23,42 @@ Handler = Callable[[Request], Awaitable[Response]]
 class HotPath:
     """Exact-path dispatch to lean handlers; everything else goes to ``app`` (FastAPI)."""
 
-    def __init__(self, app: ASGIApp, routes: list[Route], *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: list[Route],
+        *,
+        max_body_bytes: int,
+        patterns: Sequence[tuple[str, str, str, Handler]] = (),
+    ) -> None:
         self.app = app
         self._table: dict[tuple[str, str], Handler] = {}
         for route in routes:
             for method in route.methods or ():
                 self._table[(method, route.path)] = route.endpoint
+        self._patterns = list(patterns)  # (method, prefix, suffix, handler): one path segment between
         self._limited = BodySizeLimit(self._serve, max_body_bytes)
 
+    def _match(self, method: str, path: str) -> Handler | None:
+        handler = self._table.get((method, path))
+        if handler is not None:
+            return handler
+        for verb, prefix, suffix, candidate in self._patterns:
+            if method == verb and path.startswith(prefix) and path.endswith(suffix):
+                middle = path[len(prefix) : len(path) - len(suffix)]
+                if middle and "/" not in middle:
+                    return candidate
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (scope["method"], scope["path"]) in self._table:
+        if scope["type"] == "http" and self._match(scope["method"], scope["path"]) is not None:
             await self._limited(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self._table[(scope["method"], scope["path"])]
+        handler = self._match(scope["method"], scope["path"])
+        assert handler is not None
         scope["app"] = self.app  # handlers read request.app.state.container
         try:
             response = await handler(Request(scope, receive))

@@ -21,7 +21,7 @@ class FeedbackBatcher:
     """Group commit of feedback upserts: wait ``window_s`` for company, then one transaction."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, window_s: float = 0.004, max_rows: int = 500
+        self, sessions: async_sessionmaker[AsyncSession], *, window_s: float = 0.001, max_rows: int = 500
     ) -> None:
         self._sessions = sessions
         self._window_s = window_s

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import and_, or_, select
@@ -20,7 +21,7 @@ from turnout.store.routing import Feedback
 
 log = structlog.get_logger(__name__)
 BATCH = 5000
-OVERLAP = timedelta(seconds=5)  # re-read a little behind the cursor: commits land out of order
+OVERLAP = timedelta(seconds=1)  # re-read a little behind the cursor: commits land out of order
 
 
 class FeedbackSync:
@@ -64,7 +65,19 @@ class FeedbackSync:
             (self._cursor - OVERLAP, "") if self._cursor is not None else None
         )
         while True:
-            query = select(Feedback).order_by(Feedback.updated_at, Feedback.message_id).limit(BATCH)
+            query = (
+                select(
+                    Feedback.message_id,
+                    Feedback.tenant_id,
+                    Feedback.agent_id,
+                    Feedback.task_type,
+                    Feedback.model,
+                    Feedback.rating,
+                    Feedback.updated_at,
+                )
+                .order_by(Feedback.updated_at, Feedback.message_id)
+                .limit(BATCH)
+            )
             if after is not None:
                 query = query.where(
                     or_(
@@ -73,7 +86,7 @@ class FeedbackSync:
                     )
                 )
             async with self._sessions() as session:
-                rows = (await session.scalars(query)).all()
+                rows = (await session.execute(query)).all()
             for row in rows:
                 applied += self._apply(row)
             if rows:
@@ -82,7 +95,7 @@ class FeedbackSync:
             if len(rows) < BATCH:
                 return applied
 
-    def _apply(self, row: Feedback) -> int:
+    def _apply(self, row: Any) -> int:
         at = row.updated_at.timestamp()
         previous = self._applied.get(row.message_id)
         if previous == (row.rating, at):
