@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     routing_w_experience: float = Field(default=0.7, ge=0, le=1)
     routing_exploration: Literal["thompson", "ucb", "off"] = "thompson"
     routing_exploration_rate: float = Field(default=0.5, ge=0, le=1)
-    routing_cost_margin: float = Field(default=0.02, ge=0, le=1)
+    routing_cost_margin: float = Field(default=0.025, ge=0, le=1)
     default_model: str | None = Field(default=None, description="used when the router itself fails (SRS 7.4)")
     feedback_sync_interval_s: float = 2.0
     task_classifier: Literal["auto", "off"] = Field(

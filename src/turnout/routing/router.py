@@ -42,7 +42,7 @@ class RouterConfig:
     w_experience: float = 0.7
     exploration: Exploration = "thompson"
     exploration_rate: float = 0.5  # scales the posterior spread of the draw (tempered); 0 = greedy
-    cost_margin: float = 0.02  # quality a model must add per doubling of price (US-06.4)
+    cost_margin: float = 0.025  # quality a model must add per doubling of price (US-06.4)
     error_penalty: float = 0.5  # score lost per unit of recent error rate
     latency_penalty: float = 0.05  # score lost per doubling of latency over the candidates' median
     outcome_prior: float = 5.0  # pseudo-calls (fine, median latency) shrinking the penalties
