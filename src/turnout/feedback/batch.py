@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.store.routing import Feedback
 
-UPDATED = ("rating", "feedback_type", "comment", "corrections", "given_by", "updated_at")
+UPDATED = ("rating", "feedback_type", "comment", "corrections", "given_by", "origin", "updated_at")
 
 
 class FeedbackBatcher:

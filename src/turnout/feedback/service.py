@@ -101,6 +101,7 @@ class FeedbackService:
                 "comment": body.comment,
                 "corrections": body.corrections,
                 "given_by": principal.subject,
+                "origin": self._sync.replica_id,
                 "updated_at": now,
             }
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -37,6 +38,7 @@ class FeedbackSync:
         self._sessions = sessions
         self._experience = experience
         self._interval_s = interval_s
+        self.replica_id = uuid.uuid4().hex  # ratings this replica took are applied locally, not re-read
         self._applied: dict[str, tuple[float, float]] = {}  # message -> (rating, at) in the aggregates
         self._cursor: datetime | None = None
         self._task: asyncio.Task[None] | None = None
@@ -49,6 +51,8 @@ class FeedbackSync:
 
     async def start(self) -> None:
         await self.poll()
+        if self._cursor is None:  # nothing rated yet: later polls start from now (minus the overlap)
+            self._cursor = datetime.now(UTC)
         self._task = asyncio.create_task(self._loop(), name="feedback-sync")
 
     async def stop(self) -> None:
@@ -78,6 +82,8 @@ class FeedbackSync:
                 .order_by(Feedback.updated_at, Feedback.message_id)
                 .limit(BATCH)
             )
+            if self._cursor is not None:  # after start-up, skip what this replica applied itself
+                query = query.where(Feedback.origin != self.replica_id)
             if after is not None:
                 query = query.where(
                     or_(

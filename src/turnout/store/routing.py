@@ -89,6 +89,7 @@ class Feedback(Base):
     comment: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     corrections: Mapped[dict[str, Any]] = mapped_column(default=dict)
     given_by: Mapped[str] = mapped_column(String(255))
+    origin: Mapped[str] = mapped_column(String(36), default="")  # replica that took the rating
     message_created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("comment", sa.String(length=2000), nullable=True),
         sa.Column("corrections", JSON_DOC, nullable=False),
         sa.Column("given_by", sa.String(length=255), nullable=False),
+        sa.Column("origin", sa.String(length=36), nullable=False),
         sa.Column("message_created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("message_id"),
