@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from turnout.api.deps import container_of as _container
 from turnout.auth.dependencies import require_platform_admin
 from turnout.auth.principal import Principal
 from turnout.catalog.schemas import (
@@ -20,15 +21,9 @@ from turnout.catalog.schemas import (
     ModelType,
     ModelUpdate,
 )
-from turnout.container import Container
 
 router = APIRouter(prefix="/api/v2/admin/models", tags=["models"])
 Admin = Annotated[Principal, Depends(require_platform_admin)]
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
 
 
 @router.get("", response_model=ModelPage)

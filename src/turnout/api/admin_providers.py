@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
+from turnout.api.deps import container_of as _container
 from turnout.auth.dependencies import require_platform_admin
 from turnout.auth.principal import Principal
 from turnout.catalog.fetch import test_connection
@@ -19,17 +20,11 @@ from turnout.catalog.schemas import (
     SyncResult,
 )
 from turnout.catalog.sync import connection_of
-from turnout.container import Container
 from turnout.errors import TurnoutError
 
 router = APIRouter(prefix="/api/v2/admin/providers", tags=["providers"])
 Admin = Annotated[Principal, Depends(require_platform_admin)]
 ProviderId = Annotated[str, Path(pattern=PROVIDER_ID_PATTERN)]
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
 
 
 @router.get("", response_model=ProviderList)

@@ -14,18 +14,13 @@ from turnout.agents.model_config import (
     SelectionResult,
 )
 from turnout.agents.schemas import AGENT_ID_PATTERN
+from turnout.api.deps import container_of as _container
 from turnout.auth.dependencies import require_roles
 from turnout.auth.principal import Principal
-from turnout.container import Container
 
 router = APIRouter(prefix="/api/v2/agents/{agent_id}", tags=["agent models"])
 TenantAdmin = Annotated[Principal, Depends(require_roles("tenant_admin", "platform_admin"))]
 AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN)]
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
 
 
 @router.get("/models", response_model=AgentModels)

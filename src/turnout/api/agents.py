@@ -17,18 +17,13 @@ from turnout.agents.schemas import (
     KeyList,
     KeyOut,
 )
+from turnout.api.deps import container_of as _container
 from turnout.auth.dependencies import require_roles
 from turnout.auth.principal import Principal
-from turnout.container import Container
 
 router = APIRouter(prefix="/api/v2/agents", tags=["agents"])
 TenantAdmin = Annotated[Principal, Depends(require_roles("tenant_admin", "platform_admin"))]
 AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN)]
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
 
 
 @router.post("", response_model=AgentOut, status_code=201)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from turnout.api.deps import container_of
 from turnout.auth.api_keys import secret_matches, split_key
 from turnout.auth.principal import Principal
 from turnout.container import Container
@@ -85,7 +86,7 @@ def _endpoint(
     dialect: Dialect, run: Callable[[Container, Principal, dict[str, Any]], Awaitable[Response]]
 ) -> Handler:
     async def handler(request: Request) -> Response:
-        container: Container = request.app.state.container
+        container = container_of(request)
         try:
             principal = authenticate(request, container)
             body = decode_json(await request.body())
@@ -135,7 +136,7 @@ async def _native_embeddings(c: Container, p: Principal, body: dict[str, Any]) -
 
 def _model_listing(native: bool) -> Handler:
     async def handler(request: Request) -> Response:
-        container: Container = request.app.state.container
+        container = container_of(request)
         try:
             principal = authenticate(request, container)
         except TurnoutError as exc:
@@ -188,7 +189,7 @@ ROUTES = [
 
 async def _rate(request: Request) -> Response:
     """`POST /api/v2/chat/messages/{id}/feedback` served on the hot path (lean, no FastAPI)."""
-    container: Container = request.app.state.container
+    container = container_of(request)
     message_id = request.url.path.split("/")[-2]
     try:
         principal = authenticate(request, container)

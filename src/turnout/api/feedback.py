@@ -8,18 +8,13 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from turnout.api.data_plane import authenticate
+from turnout.api.deps import container_of as _container
 from turnout.auth.principal import Principal
-from turnout.container import Container
 from turnout.feedback.service import EventIn, FeedbackIn, FeedbackOut
 from turnout.store.models import utcnow
 
 router = APIRouter(tags=["feedback"])
 MessageId = Annotated[str, Path(min_length=1, max_length=36)]
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
 
 
 async def any_caller(request: Request) -> Principal:

@@ -6,19 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from turnout.api.deps import container_of as _container
 from turnout.auth.dependencies import require_roles
 from turnout.auth.principal import Principal
-from turnout.container import Container
 from turnout.feedback.performance import ResetIn
 
 router = APIRouter(prefix="/api/v2/admin/models/performance", tags=["performance"])
 Admin = Annotated[Principal, Depends(require_roles("platform_admin", "tenant_admin"))]
 PlatformAdmin = Annotated[Principal, Depends(require_roles("platform_admin"))]
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
 
 
 @router.get("")

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Request
 from sqlalchemy import select
 
+from turnout.api.deps import container_of as _container
 from turnout.api.feedback import Caller
 from turnout.auth.dependencies import require_roles
 from turnout.auth.principal import Principal
-from turnout.container import Container
 from turnout.errors import NotFound
 from turnout.gateway.parse import decode_json, parse_chat
 from turnout.routing.explain import decision_dict
@@ -21,11 +21,6 @@ router = APIRouter(prefix="/api/v2/routing", tags=["routing"])
 PlatformAdmin = Annotated[Principal, Depends(require_roles("platform_admin"))]
 Admin = Annotated[Principal, Depends(require_roles("platform_admin", "tenant_admin"))]
 PolicyName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_\-]{0,49}$")]
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
 
 
 @router.get("/policies", response_model=list[PolicyOut])
