@@ -84,6 +84,19 @@ async def test_token_command_mints_a_verifiable_jwt(env: dict[str, str]) -> None
     assert code == 1 and "unknown role" in out
 
 
+async def _wait_ready(http: httpx.AsyncClient, path: str, timeout_s: float = 30.0) -> None:
+    """Poll ``path`` until the process behind ``http`` answers 200."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if (await http.get(path)).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"nothing answered {path} within {timeout_s:g} s"
+        await asyncio.sleep(0.2)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -98,15 +111,7 @@ async def test_serve_starts_with_embedded_defaults(env: dict[str, str], tmp_path
     )  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start"
-                await asyncio.sleep(0.2)
+            await _wait_ready(http, "/healthz")
             assert (await http.get("/docs")).status_code == 200
             spec = (await http.get("/openapi.json")).json()
             assert "/api/v2/admin/providers/{provider_id}/sync" in spec["paths"]
@@ -131,15 +136,7 @@ async def test_simulate_command_serves_provider_formats(env: dict[str, str]) -> 
     )  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await http.get("/_sim/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "simulator did not start"
-                await asyncio.sleep(0.2)
+            await _wait_ready(http, "/_sim/health")
             models = await http.get("/v1/models", headers={"Authorization": "Bearer sk-sim"})
             assert models.status_code == 200 and models.json()["object"] == "list"
             denied = await http.get("/v1/models", headers={"Authorization": "Bearer wrong"})

@@ -99,7 +99,7 @@ class Gateway:
         record = CallRecord(str(uuid.uuid4()), principal, call, dialect.name, "embeddings")
         try:
             snapshot = self.snapshots.current
-            plan = build_plan(snapshot, principal, call.model, call.fallbacks, "embedding")
+            plan = build_plan(snapshot, principal, call.model or "", call.fallbacks, "embedding")
             trace = FailoverTrace()
             try:
                 opened = await self.caller.open(

@@ -1,7 +1,6 @@
-"""Which models may serve a request, in order: the named model, then its fallbacks.
+"""Which models may serve a request that names its model: that model, then its fallbacks.
 
-The routing issue replaces ``model: auto`` handling with the experience-based router; until then
-``auto`` picks the caller's highest-priority usable model of the right type.
+Requests without a model (``auto``) are ranked by ``turnout.routing.service`` instead.
 """
 
 from __future__ import annotations
@@ -35,14 +34,12 @@ def allowed_by_capsule(
 def build_plan(
     snapshot: Snapshot,
     principal: Principal,
-    model: str | None,
+    model: str,
     fallbacks: list[str],
     model_type: str,
     agent_id: str | None = None,
 ) -> list[ModelEntry]:
     """Resolve the requested model and fallbacks; raise 4xx for unknown, disabled or forbidden ones."""
-    if model is None:
-        return [_auto(snapshot, principal, model_type)]
     plan: list[ModelEntry] = []
     for index, name in enumerate([model, *fallbacks]):
         param = "model" if index == 0 else f"fallbacks[{index - 1}]"
@@ -64,14 +61,3 @@ def build_plan(
         if entry not in plan:
             plan.append(entry)
     return plan
-
-
-def _auto(snapshot: Snapshot, principal: Principal, model_type: str) -> ModelEntry:
-    best: ModelEntry | None = None
-    for entry in snapshot.models.values():
-        if entry.usable and entry.model_type == model_type and allowed_by_capsule(snapshot, principal, entry):
-            if best is None or (entry.priority, best.id) > (best.priority, entry.id):
-                best = entry
-    if best is None:
-        raise NotFound("no model is available for this request", param="model", code="model_not_found")
-    return best
