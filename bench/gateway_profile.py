@@ -125,6 +125,7 @@ def main() -> None:
                     ]
                     cmd += [
                         "--nonblocking",
+                        "--subprocesses",
                         "--gil",
                         "--threads",
                         "-r",

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from turnout import serving
 from turnout.auth.principal import Principal
 from turnout.catalog.schemas import ModelFilter, ProviderCreate
 from turnout.config import Settings
@@ -57,26 +58,16 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,
     migrate: Annotated[bool, typer.Option(help="apply migrations first")] = True,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes (TURNOUT_WORKERS)")] = None,
 ) -> None:
     """Start the gateway (uvicorn, uvloop, httptools)."""
-    import uvicorn
-
-    from turnout.app import create_app
-
     settings = Settings()
     if migrate:
         upgrade_sync(settings.database_url)
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"Turnout on http://{bind_host}:{bind_port}  API docs: http://{bind_host}:{bind_port}/docs")
     console.print("Admin token: .venv/bin/turnout token --sub admin --tenant platform --role platform_admin")
-    uvicorn.run(
-        create_app(settings),
-        host=bind_host,
-        port=bind_port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-    )
+    serving.serve(bind_host, bind_port, workers=workers or settings.workers)
 
 
 @app.command()

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./.turnout")
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = Field(default=1, ge=1, description="worker processes of `turnout serve`")
 
     secret_backend: Literal["local", "vault"] = "local"
     vault_addr: str = "http://127.0.0.1:8200"

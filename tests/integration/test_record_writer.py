@@ -160,7 +160,7 @@ def test_journal_round_trip_restores_types(tmp_path: Path) -> None:
     row = to_row(restored)
     assert row["cost_usd"] == Decimal("1.5")
     assert isinstance(row["created_at"], datetime) and row["created_at"] == record["created_at"]
-    assert row["feedback_at"] == record["feedback_at"] and row["metadata_"] == {"task_id": "task-1"}
+    assert row["feedback_at"] == record["feedback_at"] and row["metadata"] == {"task_id": "task-1"}
     assert row["rating"] is None and row["role"] == "assistant"
 
 

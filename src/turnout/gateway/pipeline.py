@@ -6,7 +6,6 @@ Each step lives in its own module; this file only calls them in order.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from turnout.gateway.parse import ChatCall
 from turnout.gateway.plan import build_plan
 from turnout.gateway.records import CallRecord, RecordSink, tool_names
 from turnout.gateway.snapshot import ModelEntry, Snapshot, SnapshotStore
+from turnout.ids import new_id
 from turnout.providers.base import ProviderError
 from turnout.routing.explain import decision_dict
 from turnout.routing.policies import apply_policy_defaults
@@ -57,7 +57,7 @@ class Gateway:
     async def chat(
         self, principal: Principal, call: ChatCall, dialect: Dialect, endpoint: str = "chat"
     ) -> Response:
-        record = CallRecord(str(uuid.uuid4()), principal, call, dialect.name, endpoint)
+        record = CallRecord(new_id(), principal, call, dialect.name, endpoint)
         try:
             snapshot = self.snapshots.current
             plan = self._route(snapshot, principal, call, record)
@@ -96,7 +96,7 @@ class Gateway:
         return Response(body, 200, _headers(record, row.get("cost_usd")), media_type="application/json")
 
     async def embeddings(self, principal: Principal, call: ChatCall, dialect: Dialect) -> Response:
-        record = CallRecord(str(uuid.uuid4()), principal, call, dialect.name, "embeddings")
+        record = CallRecord(new_id(), principal, call, dialect.name, "embeddings")
         try:
             snapshot = self.snapshots.current
             plan = build_plan(snapshot, principal, call.model or "", call.fallbacks, "embedding")

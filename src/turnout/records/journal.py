@@ -60,14 +60,15 @@ def _factory(default: Any) -> Callable[[], Any]:
     return lambda: default.arg
 
 
-def _column_plan() -> tuple[dict[str, Callable[[], Any]], frozenset[str], frozenset[str]]:
-    """Per Message attribute: its default factory; and which attributes hold datetimes / decimals."""
-    defaults: dict[str, Callable[[], Any]] = {}
+def _column_plan() -> tuple[dict[str, tuple[str, Callable[[], Any]]], frozenset[str], frozenset[str]]:
+    """Per Message attribute: its column's name and default factory; and which attributes hold
+    datetimes / decimals."""
+    defaults: dict[str, tuple[str, Callable[[], Any]]] = {}
     datetimes: set[str] = set()
     decimals: set[str] = set()
     for attr in Message.__mapper__.column_attrs:
         column = attr.columns[0]
-        defaults[attr.key] = _factory(column.default)
+        defaults[attr.key] = (column.name, _factory(column.default))
         try:
             sql_type = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
             python_type = sql_type.python_type
@@ -84,9 +85,10 @@ _DEFAULTS, _DATETIMES, _DECIMALS = _column_plan()
 
 
 def to_row(record: dict[str, Any]) -> dict[str, Any]:
-    """A complete, typed Message row from a submitted or journaled record (unknown keys dropped)."""
+    """A complete, typed Message row, keyed by column name, from a submitted or journaled record
+    (Message attribute names; unknown keys dropped)."""
     row: dict[str, Any] = {}
-    for key, factory in _DEFAULTS.items():
+    for key, (column, factory) in _DEFAULTS.items():
         value = record.get(key, _MISSING)
         if value is _MISSING:
             value = factory()
@@ -94,7 +96,7 @@ def to_row(record: dict[str, Any]) -> dict[str, Any]:
             value = datetime.fromisoformat(value)
         elif value is not None and key in _DECIMALS and not isinstance(value, Decimal):
             value = Decimal(str(value))
-        row[key] = value
+        row[column] = value
     return row
 
 
