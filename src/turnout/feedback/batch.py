@@ -5,16 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Insert
 
+from turnout.store.gate import write_gate
 from turnout.store.routing import Feedback
 
 UPDATED = ("rating", "feedback_type", "comment", "corrections", "given_by", "origin", "updated_at")
+
+
+@functools.cache
+def _upsert(dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (message_id) DO UPDATE, built once per dialect (``excluded`` is costly)."""
+    table: Table = Feedback.__table__  # type: ignore[assignment]
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["message_id"], set_={c: stmt.excluded[c] for c in UPDATED}
+    )
 
 
 class FeedbackBatcher:
@@ -57,28 +70,23 @@ class FeedbackBatcher:
             await self._flush()
 
     async def _flush(self) -> None:
-        batch, self._pending = self._pending[: self._max_rows], self._pending[self._max_rows :]
-        if self._pending:
-            self._wake.set()
-        if not batch:
-            return
-        latest: dict[str, dict[str, Any]] = {}
-        for row, _ in batch:  # the same message rated twice in one batch: the later rating wins
-            latest[row["message_id"]] = row
-        try:
-            async with self._sessions.begin() as session:
-                table: Table = Feedback.__table__  # type: ignore[assignment]
-                insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-                stmt = insert(table)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["message_id"], set_={c: stmt.excluded[c] for c in UPDATED}
-                )
-                await session.execute(stmt, list(latest.values()))
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+        async with write_gate(self._sessions):  # ratings that come while it waits join this commit
+            batch, self._pending = self._pending[: self._max_rows], self._pending[self._max_rows :]
+            if self._pending:
+                self._wake.set()
+            if not batch:
+                return
+            latest: dict[str, dict[str, Any]] = {}
+            for row, _ in batch:  # the same message rated twice in one batch: the later rating wins
+                latest[row["message_id"]] = row
+            try:
+                async with self._sessions.begin() as session:
+                    await session.execute(_upsert(session.get_bind().dialect.name), list(latest.values()))
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
         for _, future in batch:
             if not future.done():
                 future.set_result(None)

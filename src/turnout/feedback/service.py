@@ -15,7 +15,7 @@ from typing import Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.errors import NotFound
@@ -24,6 +24,7 @@ from turnout.feedback.recent import RatedTarget, RecentMessages
 from turnout.feedback.sync import FeedbackSync
 from turnout.jsontypes import JsonObject
 from turnout.routing.experience import ExperienceStore
+from turnout.store.gate import write_gate
 from turnout.store.messages import Message
 from turnout.store.models import utcnow
 from turnout.store.routing import Feedback
@@ -71,6 +72,9 @@ class FeedbackService:
         sync: FeedbackSync,
     ) -> None:
         self._sessions = sessions
+        bind = sessions.kw["bind"]
+        assert isinstance(bind, AsyncEngine), "feedback needs a session factory bound to an engine"
+        self._engine: AsyncEngine = bind
         self._experience = experience
         self._recent = recent
         self._sync = sync
@@ -83,11 +87,8 @@ class FeedbackService:
 
         One upsert per rating; the copy onto the Message row is batched (``mirror_pending``)."""
         now = utcnow()
-        target = self._recent.get(message_id)
-        if target is None:
-            async with self._sessions() as session:
-                target = await self._target(session, message_id, principal)
-        self._check_tenant(target, message_id, principal)
+        found = self._recent.get(message_id) or await self._stored_target(message_id)
+        target = self._check_tenant(found, message_id, principal)
         await self._batcher.put(
             {
                 "message_id": message_id,
@@ -147,7 +148,7 @@ class FeedbackService:
         if not self._to_mirror:
             return
         ids = list(self._to_mirror)
-        async with self._sessions.begin() as session:
+        async with write_gate(self._sessions), self._sessions.begin() as session:
             await session.execute(
                 update(Message)
                 .where(Message.id == Feedback.message_id, Feedback.message_id.in_(ids))
@@ -183,38 +184,24 @@ class FeedbackService:
         rating = IMPLICIT_EVENTS[body.event]
         return await self.rate(message_id, FeedbackIn(rating=rating, feedback_type="implicit"), principal)
 
-    async def _target(self, session: AsyncSession, message_id: str, principal: Principal) -> RatedTarget:
-        target = self._recent.get(message_id)
-        if target is None:
-            row = (
-                await session.execute(
-                    select(
-                        Message.tenant_id,
-                        Message.agent_id,
-                        Message.model,
-                        Message.task_type,
-                        Message.created_at,
-                        Message.status,
-                    ).where(Message.id == message_id)
-                )
-            ).one_or_none()
-            if row is not None and row.model is not None:
-                target = RatedTarget(
-                    message_id,
-                    row.tenant_id,
-                    row.agent_id,
-                    row.model,
-                    row.task_type or GENERAL,
-                    row.created_at,
-                )
-        self._check_tenant(target, message_id, principal)
-        assert target is not None
-        return target
+    async def _stored_target(self, message_id: str) -> RatedTarget | None:
+        """The rated message as stored (Core, on a plain connection: no ORM session per rating)."""
+        query = select(
+            Message.tenant_id, Message.agent_id, Message.model, Message.task_type, Message.created_at
+        ).where(Message.id == message_id)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).one_or_none()
+        if row is None or row.model is None:
+            return None
+        return RatedTarget(
+            message_id, row.tenant_id, row.agent_id, row.model, row.task_type or GENERAL, row.created_at
+        )
 
     @staticmethod
-    def _check_tenant(target: RatedTarget | None, message_id: str, principal: Principal) -> None:
+    def _check_tenant(target: RatedTarget | None, message_id: str, principal: Principal) -> RatedTarget:
         """Only the message's tenant (and, for agent keys, its agent) may rate it; others see 404."""
         if target is None or target.tenant_id != principal.tenant_id:
             raise NotFound(f"message '{message_id}' not found", param="message_id")
         if principal.agent_id is not None and target.agent_id not in (None, principal.agent_id):
             raise NotFound(f"message '{message_id}' not found", param="message_id")
+        return target

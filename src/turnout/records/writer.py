@@ -26,6 +26,7 @@ from sqlalchemy.sql.dml import Insert
 
 from turnout.ids import new_id
 from turnout.records.journal import Journal, JournalReader, is_transient, to_row
+from turnout.store.gate import write_gate
 from turnout.store.messages import Message
 from turnout.store.models import utcnow
 
@@ -298,12 +299,13 @@ class RecordWriter:
             task.exception()  # retrieved: a late failure is already handled
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        async with self._sessions() as session, session.begin():
-            connection = await session.connection()
-            statement = _insert_statement(connection.dialect.name)
-            # Core executemany on the table (no ORM bookkeeping), in slices: binding a slice's
-            # parameters runs on the event loop, so a slice bounds how long requests wait for it
-            for start in range(0, len(rows), INSERT_SLICE):
+        # Core executemany on the table (no ORM bookkeeping), one short transaction per slice:
+        # binding a slice's parameters runs on the event loop, and the SQLite write gate is free
+        # for a rating's commit between slices (a retried batch skips rows already stored)
+        for start in range(0, len(rows), INSERT_SLICE):
+            async with write_gate(self._sessions), self._sessions() as session, session.begin():
+                connection = await session.connection()
+                statement = _insert_statement(connection.dialect.name)
                 await connection.execute(statement, rows[start : start + INSERT_SLICE])
 
     async def _ping(self) -> None:
