@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 
+from turnout.store.dml import conflict_insert
 from turnout.store.gate import write_gate
 from turnout.store.routing import Feedback
 
@@ -23,11 +24,10 @@ UPDATED = ("rating", "feedback_type", "comment", "corrections", "given_by", "ori
 @functools.cache
 def _upsert(dialect: str) -> Insert:
     """INSERT ... ON CONFLICT (message_id) DO UPDATE, built once per dialect (``excluded`` is costly)."""
-    table: Table = Feedback.__table__  # type: ignore[assignment]
-    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
-    return stmt.on_conflict_do_update(
-        index_elements=["message_id"], set_={c: stmt.excluded[c] for c in UPDATED}
-    )
+    stmt = conflict_insert(cast(Table, Feedback.__table__), dialect)
+    assert isinstance(stmt, PgInsert | SqliteInsert), f"feedback upserts need ON CONFLICT ({dialect})"
+    updates = {c: stmt.excluded[c] for c in UPDATED}
+    return stmt.on_conflict_do_update(index_elements=["message_id"], set_=updates)
 
 
 class FeedbackBatcher:

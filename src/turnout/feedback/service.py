@@ -24,7 +24,7 @@ from turnout.feedback.recent import RatedTarget, RecentMessages
 from turnout.feedback.sync import FeedbackSync
 from turnout.jsontypes import JsonObject
 from turnout.routing.experience import ExperienceStore
-from turnout.store.gate import write_gate
+from turnout.store.gate import engine_of, write_gate
 from turnout.store.messages import Message
 from turnout.store.models import utcnow
 from turnout.store.routing import Feedback
@@ -72,9 +72,9 @@ class FeedbackService:
         sync: FeedbackSync,
     ) -> None:
         self._sessions = sessions
-        bind = sessions.kw["bind"]
-        assert isinstance(bind, AsyncEngine), "feedback needs a session factory bound to an engine"
-        self._engine: AsyncEngine = bind
+        engine = engine_of(sessions)
+        assert engine is not None, "feedback needs a session factory bound to an engine"
+        self._engine: AsyncEngine = engine
         self._experience = experience
         self._recent = recent
         self._sync = sync

@@ -1,10 +1,11 @@
 """RecordWriter: batches Message rows into the database without blocking requests or losing a record.
 
-``submit`` only appends to an in-memory queue. A background task inserts batches (one transaction
-each, ``ON CONFLICT (id) DO NOTHING`` so a replay is idempotent). When the database is unreachable the
-batch goes to an fsynced JSONL journal instead, and a replay loop brings the journal back into the
-database (with backoff) once it answers again. Records the database refuses while it *does* answer
-(bad data) are kept in ``rejected.jsonl`` rather than blocking the rest. One writer per journal_dir.
+``submit`` only appends to an in-memory queue. A background task inserts batches (``insert_rows``:
+short transactions, ``ON CONFLICT (id) DO NOTHING`` so a replay is idempotent). When the database
+is unreachable the batch goes to an fsynced JSONL journal instead, and a replay loop brings the
+journal back into the database (with backoff) once it answers again. Records the database refuses
+while it *does* answer (bad data) are kept in ``rejected.jsonl`` rather than blocking the rest. One
+writer per journal_dir.
 """
 
 from __future__ import annotations
@@ -15,34 +16,20 @@ import time
 from collections import deque
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import Table, insert, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.dml import Insert
 
 from turnout.ids import new_id
+from turnout.records.insert import insert_rows
 from turnout.records.journal import Journal, JournalReader, is_transient, to_row
-from turnout.store.gate import write_gate
-from turnout.store.messages import Message
 from turnout.store.models import utcnow
 
 log = structlog.get_logger(__name__)
 
 SPILL_BATCH = 5000  # records per journal write when spilling or while the database is down
-INSERT_SLICE = 50  # rows per INSERT statement within a batch's transaction (about 1 ms of binding)
-
-
-def _insert_statement(dialect: str) -> Insert:
-    table = cast(Table, Message.__table__)
-    if dialect == "postgresql":
-        return pg_insert(table).on_conflict_do_nothing(index_elements=["id"])
-    if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=["id"])
-    return insert(table)
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> bool:
@@ -298,16 +285,6 @@ class RecordWriter:
         if not task.cancelled():
             task.exception()  # retrieved: a late failure is already handled
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        # Core executemany on the table (no ORM bookkeeping), one short transaction per slice:
-        # binding a slice's parameters runs on the event loop, and the SQLite write gate is free
-        # for a rating's commit between slices (a retried batch skips rows already stored)
-        for start in range(0, len(rows), INSERT_SLICE):
-            async with write_gate(self._sessions), self._sessions() as session, session.begin():
-                connection = await session.connection()
-                statement = _insert_statement(connection.dialect.name)
-                await connection.execute(statement, rows[start : start + INSERT_SLICE])
-
     async def _ping(self) -> None:
         async with self._sessions() as session:
             await session.execute(text("SELECT 1"))
@@ -346,7 +323,7 @@ class RecordWriter:
         if not rows:
             return 0, []
         try:
-            await self._bounded(self._insert(rows))
+            await self._bounded(insert_rows(self._sessions, rows))
             return len(rows), []
         except Exception as exc:
             if is_transient(exc) or not await self._probe():
@@ -356,7 +333,7 @@ class RecordWriter:
         stored = 0
         for index, row in enumerate(rows):
             try:
-                await self._bounded(self._insert([row]))
+                await self._bounded(insert_rows(self._sessions, [row]))
                 stored += 1
             except Exception as exc:
                 if is_transient(exc) or not await self._probe():

@@ -22,7 +22,8 @@ _Gates = weakref.WeakKeyDictionary[Engine, asyncio.Lock]
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Gates] = weakref.WeakKeyDictionary()
 
 
-def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
+def engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
+    """The engine a session factory is bound to (None when it has no engine bind)."""
     bind = sessions.kw.get("bind")
     return bind if isinstance(bind, AsyncEngine) else None
 
@@ -30,7 +31,7 @@ def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None
 @contextlib.asynccontextmanager
 async def write_gate(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
     """Hold the database's in-process write gate (SQLite only) for the ``async with`` body."""
-    engine = _engine_of(sessions)
+    engine = engine_of(sessions)
     if engine is None or engine.dialect.name != "sqlite":
         yield
         return
