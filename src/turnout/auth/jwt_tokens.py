@@ -11,14 +11,20 @@ import jwt
 from turnout.auth.principal import ROLES, Principal
 from turnout.errors import InvalidRequest, Unauthenticated
 
+VERIFIED_CACHE_SIZE = 10_000
+
 
 class JwtCodec:
-    """Signs and verifies tokens with one secret and one algorithm; ``alg: none`` never passes."""
+    """Signs and verifies tokens with one secret and one algorithm; ``alg: none`` never passes.
+
+    A verified token is remembered until its ``exp`` (bounded cache), so a client that sends the
+    same token on every request pays for the HMAC and the claim checks once."""
 
     def __init__(self, secret: str, algorithm: str = "HS256", default_ttl_s: int = 3600) -> None:
         self._secret = secret
         self._algorithm = algorithm
         self._default_ttl_s = default_ttl_s
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def mint(
         self, subject: str, tenant_id: str, roles: Iterable[str], ttl_s: int | None = None, **extra: Any
@@ -41,6 +47,16 @@ class JwtCodec:
 
     def verify(self, token: str) -> Principal:
         """Decode ``token`` or raise Unauthenticated (bad signature, expired, wrong algorithm...)."""
+        cached = self._verified.get(token)
+        if cached is not None and time.time() < cached[1]:
+            return cached[0]
+        principal, expires_at = self._decode(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (principal, expires_at)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -61,9 +77,10 @@ class JwtCodec:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated("token roles claim must be a list of strings")
         agent = claims.get("agent_id")
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]),
             tenant_id=tenant,
             roles=frozenset(r for r in roles if r in ROLES),
             agent_id=agent if isinstance(agent, str) else None,
         )
+        return principal, float(claims["exp"])

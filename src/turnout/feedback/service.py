@@ -14,26 +14,24 @@ from typing import Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.errors import NotFound
-from turnout.feedback.batch import FeedbackBatcher
+from turnout.feedback.batch import FeedbackBatcher, TargetLookup, mirror_ratings
 from turnout.feedback.recent import RatedTarget, RecentMessages
 from turnout.feedback.sync import FeedbackSync
 from turnout.jsontypes import JsonObject
 from turnout.routing.experience import ExperienceStore
 from turnout.store.gate import engine_of, write_gate
-from turnout.store.messages import Message
 from turnout.store.models import utcnow
-from turnout.store.routing import Feedback
+from turnout.store.one_hop import OneHop
+from turnout.tasks import cancel_and_wait
 
 IMPLICIT_EVENTS = {"regenerate": 0.0, "copy": 1.0, "continue": 0.5}
 MIRROR_INTERVAL_S = 0.25
 MIRROR_RETRY_S = 30.0
 log = structlog.get_logger(__name__)
-GENERAL = "general"
 
 
 class FeedbackIn(BaseModel):
@@ -74,22 +72,23 @@ class FeedbackService:
         self._sessions = sessions
         engine = engine_of(sessions)
         assert engine is not None, "feedback needs a session factory bound to an engine"
-        self._engine: AsyncEngine = engine
+        self._hop = OneHop(engine)
         self._experience = experience
         self._recent = recent
         self._sync = sync
-        self._batcher = FeedbackBatcher(sessions)
+        self._batcher = FeedbackBatcher(sessions, self._hop)
+        self._lookup = TargetLookup(self._hop)
         self._to_mirror: dict[str, float] = {}  # message id -> first time it waited for its copy
         self._task: asyncio.Task[None] | None = None
 
     async def rate(self, message_id: str, body: FeedbackIn, principal: Principal) -> FeedbackOut:
         """Store (or replace) the rating and update the aggregates incrementally.
 
-        One upsert per rating; the copy onto the Message row is batched (``mirror_pending``)."""
+        The rating, and its copy onto the Message row, go into the next group commit."""
         now = utcnow()
-        found = self._recent.get(message_id) or await self._stored_target(message_id)
+        found = self._recent.get(message_id) or await self._lookup.get(message_id)
         target = self._check_tenant(found, message_id, principal)
-        await self._batcher.put(
+        mirrored = await self._batcher.put(
             {
                 "message_id": message_id,
                 "tenant_id": target.tenant_id,
@@ -117,7 +116,8 @@ class FeedbackService:
             previous_rating=replaced[0] if replaced else None,
             previous_at=replaced[1] if replaced else None,
         )
-        self._to_mirror.setdefault(message_id, time.monotonic())
+        if not mirrored:  # answered but not stored yet: the mirror loop copies it once it is
+            self._to_mirror.setdefault(message_id, time.monotonic())
         return FeedbackOut(
             message_id=message_id,
             rating=body.rating,
@@ -132,40 +132,23 @@ class FeedbackService:
         self._task = asyncio.create_task(self._mirror_loop(), name="feedback-mirror")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
+        await self._lookup.stop()
         await self._batcher.stop()
         with contextlib.suppress(Exception):
             await self.mirror_pending()
+        await self._hop.dispose()
 
     async def mirror_pending(self) -> None:
-        """Copy current ratings onto their Message rows (SRS FR-04.1) in one UPDATE ... FROM.
+        """Copy the ratings whose Message row was not stored at commit time onto their rows.
 
-        A message the batch writer has not stored yet is retried for ``MIRROR_RETRY_S``."""
+        A message the records writer has not stored yet is retried for ``MIRROR_RETRY_S``."""
         if not self._to_mirror:
             return
         ids = list(self._to_mirror)
-        async with write_gate(self._sessions), self._sessions.begin() as session:
-            await session.execute(
-                update(Message)
-                .where(Message.id == Feedback.message_id, Feedback.message_id.in_(ids))
-                .values(
-                    rating=Feedback.rating,
-                    feedback_type=Feedback.feedback_type,
-                    feedback_at=Feedback.updated_at,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            stored = set(
-                (
-                    await session.scalars(
-                        select(Message.id).where(Message.id.in_(ids), Message.rating.is_not(None))
-                    )
-                ).all()
-            )
+        async with write_gate(self._sessions):
+            stored = await self._hop.transaction(lambda connection: mirror_ratings(connection, ids))
         cutoff = time.monotonic() - MIRROR_RETRY_S
         for message_id in ids:
             if message_id in stored or self._to_mirror.get(message_id, 0.0) < cutoff:
@@ -183,19 +166,6 @@ class FeedbackService:
         """An implicit signal: regenerate = 0.0, copy = 1.0, continue = 0.5."""
         rating = IMPLICIT_EVENTS[body.event]
         return await self.rate(message_id, FeedbackIn(rating=rating, feedback_type="implicit"), principal)
-
-    async def _stored_target(self, message_id: str) -> RatedTarget | None:
-        """The rated message as stored (Core, on a plain connection: no ORM session per rating)."""
-        query = select(
-            Message.tenant_id, Message.agent_id, Message.model, Message.task_type, Message.created_at
-        ).where(Message.id == message_id)
-        async with self._engine.connect() as connection:
-            row = (await connection.execute(query)).one_or_none()
-        if row is None or row.model is None:
-            return None
-        return RatedTarget(
-            message_id, row.tenant_id, row.agent_id, row.model, row.task_type or GENERAL, row.created_at
-        )
 
     @staticmethod
     def _check_tenant(target: RatedTarget | None, message_id: str, principal: Principal) -> RatedTarget:

@@ -8,7 +8,6 @@ through other replicas are applied within ``interval_s``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.routing.experience import ExperienceStore
 from turnout.store.routing import Feedback
+from turnout.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 BATCH = 5000
@@ -56,11 +56,8 @@ class FeedbackSync:
         self._task = asyncio.create_task(self._loop(), name="feedback-sync")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def poll(self) -> int:
         """Apply every rating stored since the cursor that this replica has not applied yet."""

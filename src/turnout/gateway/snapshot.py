@@ -22,6 +22,7 @@ from turnout.routing.tasks import TaskMaps
 from turnout.store.agents import Agent, ApiKey
 from turnout.store.models import Model, Provider
 from turnout.store.routing import AgentModelConfig, RoutingPolicy, SettingEntry
+from turnout.tasks import cancel_and_wait
 
 TASK_POLICIES_KEY = "routing.task_policies"
 TASK_MAPS_KEY = "routing.task_maps"
@@ -151,11 +152,8 @@ class SnapshotStore:
         self._task = asyncio.create_task(self._loop(), name="snapshot-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

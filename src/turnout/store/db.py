@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -30,14 +30,19 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=_json_default).decode()
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """Create the engine; SQLite gets WAL mode and foreign keys."""
+def engine_options(url: str) -> dict[str, Any]:
+    """Engine keyword arguments shared by the async engine and its blocking twin (``one_hop``)."""
     kwargs: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("postgresql"):
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = create_async_engine(url, **kwargs)
+    return kwargs
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """Create the engine; SQLite gets WAL mode and foreign keys."""
+    engine = create_async_engine(url, **engine_options(url))
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
 
 
