@@ -12,6 +12,7 @@ import os
 import threading
 
 _BUFFER_IDS = 256
+_VARIANT = {f"{n:x}": f"{8 + (n & 3):x}" for n in range(16)}
 _lock = threading.Lock()
 _buffer = b""
 _offset = 0
@@ -25,6 +26,5 @@ def new_id() -> str:
             _buffer, _offset = os.urandom(16 * _BUFFER_IDS), 0
         raw = _buffer[_offset : _offset + 16]
         _offset += 16
-    value = (int.from_bytes(raw) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = raw.hex()  # version nibble 4; variant bits 10 (the nibble's top two bits)
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"

@@ -57,29 +57,47 @@ def authenticate(request: Request, container: Container) -> Principal:
     )
 
 
+WATCH_AFTER_S = 0.05  # answers faster than this never start a disconnect watcher
+
+
+class _DisconnectWatch:
+    """Cancels ``task`` (and so its upstream call) when the client goes away; started lazily."""
+
+    __slots__ = ("gone", "request", "task", "watcher")
+
+    def __init__(self, request: Request, task: asyncio.Task[Any]) -> None:
+        self.request, self.task = request, task
+        self.gone = False
+        self.watcher: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self.request.receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self.task.cancel()
+
+
 async def _cancel_on_disconnect(request: Request, work: Awaitable[Response]) -> Response:
-    """Run ``work`` in this task; a watcher cancels it (and the upstream call) if the client leaves."""
+    """Run ``work`` in this task; if it takes over ``WATCH_AFTER_S``, a watcher cancels it (and the
+    upstream call) when the client leaves. Fast answers skip the watcher task and its two steps."""
     current = asyncio.current_task()
     assert current is not None
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        current.cancel()
-
-    watcher = asyncio.ensure_future(watch())
+    watch = _DisconnectWatch(request, current)
+    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch.start)
     try:
         return await work
     except asyncio.CancelledError:
-        if not gone:
+        if not watch.gone:
             raise
         current.uncancel()
         return Response(status_code=499)
     finally:
-        watcher.cancel()
+        timer.cancel()
+        if watch.watcher is not None:
+            watch.watcher.cancel()
 
 
 def _endpoint(

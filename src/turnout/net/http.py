@@ -9,7 +9,10 @@ from turnout.net.ssrf import GuardedResolver
 
 
 def make_client_session(settings: Settings) -> aiohttp.ClientSession:
-    """A pooled session with explicit timeouts; blocked addresses are refused at connect time."""
+    """A pooled session with explicit timeouts; blocked addresses are refused at connect time.
+
+    No cookie jar: one tenant's upstream cookies must never ride along on another's request (and
+    the jar's per-request filtering is work the gateway never needs)."""
     resolver = None if settings.allow_private_api_base else GuardedResolver()
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60, resolver=resolver)
     timeout = aiohttp.ClientTimeout(
@@ -17,7 +20,9 @@ def make_client_session(settings: Settings) -> aiohttp.ClientSession:
         sock_connect=settings.http_connect_timeout_s,
         sock_read=settings.http_read_timeout_s,
     )
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False)
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, raise_for_status=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
 
 
 class HttpClient:
