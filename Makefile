@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench bench-sync bench-models clean
+.PHONY: run test install lint typecheck bench bench-sync bench-models bench-gateway bench-feedback bench-routing clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,11 @@ clean:
 
 bench-gateway: $(STAMP)
 	$(BIN)/python bench/gateway.py --json
+
+bench-feedback: $(STAMP)
+	$(BIN)/python bench/feedback.py
+	$(BIN)/python bench/feedback.py --db postgres
+
+bench-routing: $(STAMP)
+	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/task_detection.py

@@ -80,76 +80,71 @@ class _DisconnectWatch:
         self.task.cancel()
 
 
-async def _cancel_on_disconnect(request: Request, work: Awaitable[Response]) -> Response:
-    """Run ``work`` in this task; if it takes over ``WATCH_AFTER_S``, a watcher cancels it (and the
-    upstream call) when the client leaves. Fast answers skip the watcher task and its two steps."""
-    current = asyncio.current_task()
-    assert current is not None
-    watch = _DisconnectWatch(request, current)
-    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch.start)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if not watch.gone:
-            raise
-        current.uncancel()
-        return Response(status_code=499)
-    finally:
-        timer.cancel()
-        if watch.watcher is not None:
-            watch.watcher.cancel()
-
-
 def _endpoint(
     dialect: Dialect, run: Callable[[Container, Principal, dict[str, Any]], Awaitable[Response]]
 ) -> Handler:
+    """A data-plane handler: authenticate, parse, then await the gateway in this task. If that takes
+    over ``WATCH_AFTER_S``, a watcher cancels it (and the upstream call) when the client leaves;
+    fast answers never start the watcher task. One flat frame: every resume of the request passes
+    through each awaiting frame, so wrappers cost on every upstream read."""
+
     async def handler(request: Request) -> Response:
         container = container_of(request)
         try:
             principal = authenticate(request, container)
             body = decode_json(await request.body())
+            work = run(container, principal, body)  # parsing errors raise here
         except TurnoutError as exc:
             return dialect.error_response(exc)
-        return await _cancel_on_disconnect(request, _guard(dialect, run(container, principal, body)))
+        current = asyncio.current_task()
+        assert current is not None
+        watch = _DisconnectWatch(request, current)  # after the body: the watcher reads receive()
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch.start)
+        try:
+            return await work
+        except TurnoutError as exc:
+            return dialect.error_response(exc)
+        except asyncio.CancelledError:
+            if not watch.gone:
+                raise
+            current.uncancel()
+            return Response(status_code=499)
+        finally:
+            timer.cancel()
+            if watch.watcher is not None:
+                watch.watcher.cancel()
 
     return handler
 
 
-async def _guard(dialect: Dialect, work: Awaitable[Response]) -> Response:
-    try:
-        return await work
-    except TurnoutError as exc:
-        return dialect.error_response(exc)
+def _openai_chat(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
+    return c.gateway.chat(p, parse_chat(body), OPENAI)
 
 
-async def _openai_chat(c: Container, p: Principal, body: dict[str, Any]) -> Response:
-    return await c.gateway.chat(p, parse_chat(body), OPENAI)
+def _openai_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
+    return c.gateway.embeddings(p, parse_embeddings(body), OPENAI)
 
 
-async def _openai_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> Response:
-    return await c.gateway.embeddings(p, parse_embeddings(body), OPENAI)
-
-
-async def _anthropic_messages(c: Container, p: Principal, body: dict[str, Any]) -> Response:
+def _anthropic_messages(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
     from turnout.providers.anthropic_translate import anthropic_to_openai_request
 
-    return await c.gateway.chat(p, parse_chat(anthropic_to_openai_request(body)), ANTHROPIC, "messages")
+    return c.gateway.chat(p, parse_chat(anthropic_to_openai_request(body)), ANTHROPIC, "messages")
 
 
-async def _native_chat(c: Container, p: Principal, body: dict[str, Any]) -> Response:
+def _native_chat(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
     call = parse_chat(native_chat_body(body, completion=False))
     call.stream = False
-    return await c.gateway.chat(p, call, NATIVE)
+    return c.gateway.chat(p, call, NATIVE)
 
 
-async def _native_completion(c: Container, p: Principal, body: dict[str, Any]) -> Response:
+def _native_completion(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
     call = parse_chat(native_chat_body(body, completion=True))
     call.stream = False
-    return await c.gateway.chat(p, call, NATIVE, "completion")
+    return c.gateway.chat(p, call, NATIVE, "completion")
 
 
-async def _native_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> Response:
-    return await c.gateway.embeddings(p, parse_embeddings(native_embeddings_body(body)), NATIVE)
+def _native_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
+    return c.gateway.embeddings(p, parse_embeddings(native_embeddings_body(body)), NATIVE)
 
 
 def _model_listing(native: bool) -> Handler:

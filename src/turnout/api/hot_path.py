@@ -18,6 +18,7 @@ from turnout.errors import error_body
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
+_HANDLER = "turnout.handler"
 
 
 class HotPath:
@@ -51,14 +52,21 @@ class HotPath:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self._match(scope["method"], scope["path"]) is not None:
-            await self._limited(scope, receive, send)
+        handler = self._match(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if handler is None:
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        scope[_HANDLER] = handler
+        within = self._limited.declared_within(scope)
+        if within:  # the common case, served without the byte-counting wrapper's frames
+            await self._serve(scope, receive, send)
+        elif within is False:
+            await self._limited.reject(send)
+        else:
+            await self._limited(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self._match(scope["method"], scope["path"])
-        assert handler is not None
+        handler: Handler = scope[_HANDLER]
         scope["app"] = self.app  # handlers read request.app.state.container
         try:
             response = await handler(Request(scope, receive))

@@ -16,21 +16,27 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
+    def declared_within(self, scope: Scope) -> bool | None:
+        """True/False if the declared Content-Length is within/over the limit; None if undeclared."""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    return int(value) <= self.max_bytes
+                except ValueError:
+                    return None
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    break
-                if declared > self.max_bytes:
-                    await self._reject(send)
-                    return
-                await self.app(scope, receive, send)  # the server never delivers more than declared
-                return
+        within = self.declared_within(scope)
+        if within is False:
+            await self.reject(send)
+            return
+        if within:
+            await self.app(scope, receive, send)  # the server never delivers more than declared
+            return
         seen = 0
         started = False
 
@@ -53,9 +59,10 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(send)
+                await self.reject(send)
 
-    async def _reject(self, send: Send) -> None:
+    async def reject(self, send: Send) -> None:
+        """Answer 413 in the OpenAI error shape."""
         err = PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
         body = orjson.dumps(err.body())
         await send(

@@ -17,6 +17,7 @@ from turnout.gateway.limits import CircuitBreakers, RpmLimiter
 from turnout.gateway.snapshot import ModelEntry, Snapshot
 from turnout.providers.base import ChatAdapter, ProviderError, Target, UpstreamRequest
 from turnout.providers.registry import adapter_for
+from turnout.tasks import Deadline
 
 CLIENT_ERRORS = frozenset({400, 413, 422})
 
@@ -179,7 +180,7 @@ class Caller:
 
     async def _send(self, request: UpstreamRequest, whole_body: bool) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send and wait for the first body bytes (or the whole body), within the first-byte timeout."""
-        async with asyncio.timeout(self.policy.first_byte_timeout_s):
+        with Deadline(self.policy.first_byte_timeout_s):
             response = await self._session().request(
                 request.method, request.url, data=request.body, headers=request.headers, allow_redirects=False
             )
