@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.gateway_env import GatewayEnv, gw  # noqa: F401
 from tests.live_server import serve  # noqa: F401
@@ -137,3 +138,27 @@ async def _until_rated(env: GatewayEnv, message_id: str, rating: float) -> None:
 
 def _unused(_: httpx.Response) -> None:
     return None
+
+
+async def test_embeddings_need_the_model_enabled_for_the_agent(gw: GatewayEnv) -> None:  # noqa: F811
+    import openai
+
+    admin = await _tenant_admin(gw)
+    await gw.http.post("/api/v2/agents", json={"id": "embedder", "name": "Embedder"}, headers=admin)
+    enable = "/api/v2/agents/embedder/models"
+    await gw.http.post(enable, json={"model_ids": ["oai/gpt-4o-mini"]}, headers=admin)
+    key = (await gw.http.post("/api/v2/agents/embedder/keys", json={}, headers=admin)).json()["key"]
+    await gw.container.snapshots.reload()
+    client = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
+    gw.clients.append(client)
+    before = gw.upstream_calls("POST /v1/embeddings")
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        await client.embeddings.create(model="oai/text-embedding-3-small", input="hello")
+    assert refused.value.code == "model_not_allowed"
+    assert gw.upstream_calls("POST /v1/embeddings") == before, "nothing was forwarded upstream"
+    await gw.http.post(enable, json={"model_ids": ["oai/text-embedding-3-small"]}, headers=admin)
+    await gw.container.snapshots.reload()
+    answer = await client.embeddings.create(model="oai/text-embedding-3-small", input="hello")
+    assert len(answer.data[0].embedding) > 0
+    row = (await gw.records(2))[-1]
+    assert row.agent_id == "embedder" and row.endpoint == "embeddings" and row.status == "ok"

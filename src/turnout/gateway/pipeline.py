@@ -19,7 +19,6 @@ from turnout.feedback.recent import RatedTarget, RecentDecisions, RecentMessages
 from turnout.gateway.dialects import Dialect
 from turnout.gateway.failover import Caller, FailoverTrace, Opened
 from turnout.gateway.parse import ChatCall
-from turnout.gateway.plan import build_plan
 from turnout.gateway.records import CallRecord, RecordSink, tool_names
 from turnout.gateway.snapshot import ModelEntry, Snapshot, SnapshotStore
 from turnout.ids import new_id
@@ -99,7 +98,7 @@ class Gateway:
         record = CallRecord(new_id(), principal, call, dialect.name, "embeddings")
         try:
             snapshot = self.snapshots.current
-            plan = build_plan(snapshot, principal, call.model or "", call.fallbacks, "embedding")
+            plan, record.agent_id = self.routing.named_plan(snapshot, principal, call, "embedding")
             trace = FailoverTrace()
             try:
                 opened = await self.caller.open(

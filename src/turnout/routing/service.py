@@ -204,6 +204,16 @@ class RoutingService:
             name = agent.default_policy if agent is not None else None
         return snapshot.policies.get(name or DEFAULT_POLICY)
 
+    def named_plan(
+        self, snapshot: Snapshot, principal: Principal, call: ChatCall, model_type: str
+    ) -> tuple[list[ModelEntry], str | None]:
+        """The named model and its fallbacks, checked like chat's: catalog, capsule, the agent's
+        enabled models. Returns the plan and the agent the call is attributed to."""
+        agent_id = self.agent_of(snapshot, principal, call)
+        plan = build_plan(snapshot, principal, call.model or "", call.fallbacks, model_type, agent_id)
+        self._check_enabled(snapshot, agent_id, plan)
+        return plan, agent_id
+
     def _check_enabled(self, snapshot: Snapshot, agent_id: str | None, plan: list[ModelEntry]) -> None:
         if agent_id is None:
             return
