@@ -127,3 +127,18 @@ async def test_one_hop_rolls_back_a_failed_transaction(container: Container) -> 
     await hop.dispose()
     async with container.sessions() as session:
         assert (await session.get(Message, message_id)).rating is None  # type: ignore[union-attr]
+
+
+async def test_a_foreign_rating_in_the_same_commit_neither_lands_nor_blocks(container: Container) -> None:
+    (message_id,) = await _stored(container, _message())
+    intruder = Principal("eve", "globex", frozenset({"user"}))
+    results = await asyncio.gather(
+        container.feedback.rate(message_id, FeedbackIn(rating=0.75), USER),
+        container.feedback.rate(message_id, FeedbackIn(rating=0.0), intruder),
+        return_exceptions=True,
+    )
+    assert not isinstance(results[0], BaseException) and results[0].rating == 0.75
+    assert isinstance(results[1], NotFound)
+    async with container.sessions() as session:
+        assert (await session.get(Feedback, message_id)).rating == 0.75  # type: ignore[union-attr]
+        assert (await session.get(Message, message_id)).rating == 0.75  # type: ignore[union-attr]

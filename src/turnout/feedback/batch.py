@@ -1,12 +1,14 @@
 """Ratings are written in small group commits: each caller waits for the commit that holds its
 rating (so an answered request is durable), but one transaction carries many ratings and copies
-them onto their Message rows (SRS FR-04.1). The rated messages are read the same way: one
-``SELECT ... WHERE id IN`` per batch of ratings. Each batch is one ``OneHop`` transaction."""
+them onto their Message rows (SRS FR-04.1). Ratings of messages this replica did not answer
+recently are resolved in the same transaction (one ``SELECT ... WHERE id IN`` for the batch), so
+a batch costs one ``OneHop`` call: one thread hop on SQLite, one pooled connection on PostgreSQL."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, select, update
@@ -15,6 +17,7 @@ from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 
+from turnout.auth.principal import Principal
 from turnout.coalesce import Coalescer
 from turnout.feedback.recent import RatedTarget
 from turnout.store.dml import conflict_insert
@@ -49,10 +52,51 @@ def mirror_ratings(connection: Connection, message_ids: Sequence[str]) -> set[st
     return set(connection.execute(stmt).scalars().all())
 
 
-class FeedbackBatcher:
-    """Group commit of feedback upserts: wait ``window_s`` for company, then one transaction.
+def may_rate(target: RatedTarget, principal: Principal) -> bool:
+    """Only the message's tenant (and, for agent keys, its agent) may rate it."""
+    if target.tenant_id != principal.tenant_id:
+        return False
+    return principal.agent_id is None or target.agent_id in (None, principal.agent_id)
 
-    ``put`` answers whether the rating also reached its Message row in that transaction."""
+
+def target_columns(target: RatedTarget) -> dict[str, Any]:
+    """The Feedback columns that say what a rating is about."""
+    return {
+        "tenant_id": target.tenant_id,
+        "agent_id": target.agent_id,
+        "model": target.model,
+        "task_type": target.task_type,
+        "message_created_at": target.created_at,
+    }
+
+
+def fetch_targets(connection: Connection, message_ids: set[str]) -> dict[str, RatedTarget]:
+    """The stored, answered messages among ``message_ids``."""
+    columns = (Message.tenant_id, Message.agent_id, Message.model, Message.task_type, Message.created_at)
+    rows = connection.execute(select(Message.id, *columns).where(Message.id.in_(message_ids))).all()
+    return {
+        row.id: RatedTarget(
+            row.id, row.tenant_id, row.agent_id, row.model, row.task_type or GENERAL, row.created_at
+        )
+        for row in rows
+        if row.model is not None
+    }
+
+
+@dataclass(slots=True)
+class Pending:
+    """One rating waiting for its commit. Without ``caller`` the row names its target already;
+    with it, the commit looks the message up and stores the rating only if the caller may rate it."""
+
+    row: dict[str, Any]
+    caller: Principal | None = None
+
+
+Outcome = tuple[RatedTarget | None, bool]  # (the resolved target, or None if refused; mirrored)
+
+
+class FeedbackBatcher:
+    """Group commit of feedback upserts: wait ``window_s`` for company, then one transaction."""
 
     def __init__(
         self,
@@ -63,7 +107,7 @@ class FeedbackBatcher:
         max_rows: int = 500,
     ) -> None:
         self._hop = hop
-        self._group: Coalescer[dict[str, Any], bool] = Coalescer(
+        self._group: Coalescer[Pending, Outcome] = Coalescer(
             self._commit,
             window_s=window_s,
             max_items=max_rows,
@@ -71,53 +115,43 @@ class FeedbackBatcher:
             guard=lambda: write_gate(sessions),  # ratings that come while it waits join this commit
         )
 
-    async def put(self, row: dict[str, Any]) -> bool:
-        """Queue one feedback row (Feedback attribute names) and wait until it is committed;
-        True if its Message row carries the rating too (False: the message is not stored yet)."""
-        return await self._group.submit(row)
+    async def put(self, row: dict[str, Any], caller: Principal | None = None) -> Outcome:
+        """Queue one feedback row (Feedback attribute names) and wait until it is committed.
+
+        With ``caller``, the row's target columns are filled from the stored message; the outcome's
+        target is None when there is no such answered message or ``caller`` may not rate it (then
+        nothing is stored). The flag says whether the Message row carries the rating too."""
+        return await self._group.submit(Pending(row, caller))
 
     async def stop(self) -> None:
         await self._group.stop()
 
-    async def _commit(self, rows: list[dict[str, Any]]) -> Sequence[bool]:
-        latest: dict[str, dict[str, Any]] = {}
-        for row in rows:  # the same message rated twice in one batch: the later rating wins
-            latest[row["message_id"]] = row
+    async def _commit(self, batch: list[Pending]) -> Sequence[Outcome]:
         upsert = _upsert(self._hop.dialect)
 
-        def write(connection: Connection) -> set[str]:
-            connection.execute(upsert, list(latest.values()))
-            return mirror_ratings(connection, list(latest))
+        def write(connection: Connection) -> list[Outcome]:
+            unresolved = {p.row["message_id"] for p in batch if p.caller is not None}
+            stored = fetch_targets(connection, unresolved) if unresolved else {}
+            targets: list[RatedTarget | None] = []
+            latest: dict[str, dict[str, Any]] = {}
+            for pending in batch:
+                row, target = pending.row, None
+                if pending.caller is not None:
+                    target = stored.get(row["message_id"])
+                    if target is None or not may_rate(target, pending.caller):
+                        targets.append(None)
+                        continue
+                    row.update(target_columns(target))
+                targets.append(target)
+                latest[row["message_id"]] = row  # the same message rated twice: the later wins
+            mirrored: set[str] = set()
+            if latest:
+                connection.execute(upsert, list(latest.values()))
+                mirrored = mirror_ratings(connection, list(latest))
+            outcomes: list[Outcome] = []
+            for pending, target in zip(batch, targets, strict=True):
+                stored_here = target is not None or pending.caller is None
+                outcomes.append((target, stored_here and pending.row["message_id"] in mirrored))
+            return outcomes
 
-        mirrored = await self._hop.transaction(write)
-        return [row["message_id"] in mirrored for row in rows]
-
-
-class TargetLookup:
-    """The rated messages as stored, read in batches."""
-
-    def __init__(self, hop: OneHop, *, max_ids: int = 500) -> None:
-        self._hop = hop
-        self._group: Coalescer[str, RatedTarget | None] = Coalescer(
-            self._fetch, max_items=max_ids, name="feedback-lookup"
-        )
-
-    async def get(self, message_id: str) -> RatedTarget | None:
-        """The message's tenant, agent, model and task, or None if it is unknown or unanswered."""
-        return await self._group.submit(message_id)
-
-    async def stop(self) -> None:
-        await self._group.stop()
-
-    async def _fetch(self, message_ids: list[str]) -> Sequence[RatedTarget | None]:
-        columns = (Message.tenant_id, Message.agent_id, Message.model, Message.task_type, Message.created_at)
-        query = select(Message.id, *columns).where(Message.id.in_(set(message_ids)))
-        rows = await self._hop.read(lambda connection: connection.execute(query).all())
-        found = {
-            row.id: RatedTarget(
-                row.id, row.tenant_id, row.agent_id, row.model, row.task_type or GENERAL, row.created_at
-            )
-            for row in rows
-            if row.model is not None
-        }
-        return [found.get(message_id) for message_id in message_ids]
+        return await self._hop.transaction(write)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.errors import NotFound
-from turnout.feedback.batch import FeedbackBatcher, TargetLookup, mirror_ratings
+from turnout.feedback.batch import FeedbackBatcher, may_rate, mirror_ratings, target_columns
 from turnout.feedback.recent import RatedTarget, RecentMessages
 from turnout.feedback.sync import FeedbackSync
 from turnout.jsontypes import JsonObject
@@ -77,7 +77,6 @@ class FeedbackService:
         self._recent = recent
         self._sync = sync
         self._batcher = FeedbackBatcher(sessions, self._hop)
-        self._lookup = TargetLookup(self._hop)
         self._to_mirror: dict[str, float] = {}  # message id -> first time it waited for its copy
         self._task: asyncio.Task[None] | None = None
 
@@ -86,25 +85,23 @@ class FeedbackService:
 
         The rating, and its copy onto the Message row, go into the next group commit."""
         now = utcnow()
-        found = self._recent.get(message_id) or await self._lookup.get(message_id)
-        target = self._check_tenant(found, message_id, principal)
-        mirrored = await self._batcher.put(
-            {
-                "message_id": message_id,
-                "tenant_id": target.tenant_id,
-                "agent_id": target.agent_id,
-                "model": target.model,
-                "task_type": target.task_type,
-                "message_created_at": target.created_at,
-                "rating": body.rating,
-                "feedback_type": body.feedback_type,
-                "comment": body.comment,
-                "corrections": body.corrections,
-                "given_by": principal.subject,
-                "origin": self._sync.replica_id,
-                "updated_at": now,
-            }
-        )
+        row: dict[str, Any] = {
+            "message_id": message_id,
+            "rating": body.rating,
+            "feedback_type": body.feedback_type,
+            "comment": body.comment,
+            "corrections": body.corrections,
+            "given_by": principal.subject,
+            "origin": self._sync.replica_id,
+            "updated_at": now,
+        }
+        known = self._recent.get(message_id)
+        if known is not None:  # answered here recently: the target is known, the commit just stores
+            target = self._check_tenant(known, message_id, principal)
+            _, mirrored = await self._batcher.put(row | target_columns(target))
+        else:  # the commit looks the message up and checks the caller in the same transaction
+            resolved, mirrored = await self._batcher.put(row, caller=principal)
+            target = self._check_tenant(resolved, message_id, principal)
         replaced = self._sync.applied(message_id, body.rating, now.timestamp())
         self._experience.record(
             target.tenant_id,
@@ -134,7 +131,6 @@ class FeedbackService:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
-        await self._lookup.stop()
         await self._batcher.stop()
         with contextlib.suppress(Exception):
             await self.mirror_pending()
@@ -170,8 +166,6 @@ class FeedbackService:
     @staticmethod
     def _check_tenant(target: RatedTarget | None, message_id: str, principal: Principal) -> RatedTarget:
         """Only the message's tenant (and, for agent keys, its agent) may rate it; others see 404."""
-        if target is None or target.tenant_id != principal.tenant_id:
-            raise NotFound(f"message '{message_id}' not found", param="message_id")
-        if principal.agent_id is not None and target.agent_id not in (None, principal.agent_id):
+        if target is None or not may_rate(target, principal):
             raise NotFound(f"message '{message_id}' not found", param="message_id")
         return target
