@@ -123,7 +123,7 @@ async def test_one_hop_rolls_back_a_failed_transaction(container: Container) -> 
 
     with pytest.raises(RuntimeError):
         await hop.transaction(fail_midway)
-    assert await hop.read(lambda c: c.execute(text("SELECT 1")).scalar()) == 1
+    assert await hop.transaction(lambda c: c.execute(text("SELECT 1")).scalar()) == 1  # still usable
     await hop.dispose()
     async with container.sessions() as session:
         assert (await session.get(Message, message_id)).rating is None  # type: ignore[union-attr]

@@ -52,19 +52,6 @@ class OneHop:
         async with self._engine.begin() as connection:
             return await connection.run_sync(work)
 
-    async def read(self, work: Callable[[Connection], T]) -> T:
-        """Run read-only ``work`` outside an explicit transaction (no BEGIN/COMMIT round trips)."""
-        if self._twin is not None:
-            return await asyncio.to_thread(self._blocking_read, self._twin, work)
-        async with self._engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return await connection.run_sync(work)
-
-    @staticmethod
-    def _blocking_read(twin: Engine, work: Callable[[Connection], T]) -> T:
-        with twin.connect() as connection:
-            return work(connection)
-
     @staticmethod
     def _blocking(twin: Engine, work: Callable[[Connection], T]) -> T:
         with twin.begin() as connection:
