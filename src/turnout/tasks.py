@@ -1,4 +1,4 @@
-"""Background-task helpers shared by the services that run loops."""
+"""Task helpers: stopping a service's background loop, and a cheap deadline for a hot-path await."""
 
 from __future__ import annotations
 

@@ -99,8 +99,8 @@ async def test_the_latest_rating_wins_when_commits_land_out_of_order(container: 
         }  # fmt: skip
 
     try:
-        await batcher.put(row(0.9, now))
-        await batcher.put(row(0.1, now - timedelta(seconds=1)))  # an older rating, committed later
+        await batcher.put(row(0.9, now), USER, None)
+        await batcher.put(row(0.1, now - timedelta(seconds=1)), USER, None)  # older, committed later
     finally:
         await batcher.stop()
         await hop.dispose()

@@ -57,12 +57,9 @@ class HotPath:
             await self.app(scope, receive, send)
             return
         scope[_HANDLER] = handler
-        within = self._limited.declared_within(scope)
-        if within:  # the common case, served without the byte-counting wrapper's frames
+        if self._limited.declared_within(scope):  # the common case, without the wrapper's frame
             await self._serve(scope, receive, send)
-        elif within is False:
-            await self._limited.reject(send)
-        else:
+        else:  # over the limit (413) or undeclared (bytes counted as they come)
             await self._limited(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:

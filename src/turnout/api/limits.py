@@ -32,7 +32,7 @@ class BodySizeLimit:
             return
         within = self.declared_within(scope)
         if within is False:
-            await self.reject(send)
+            await self._reject(send)
             return
         if within:
             await self.app(scope, receive, send)  # the server never delivers more than declared
@@ -59,10 +59,9 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self.reject(send)
+                await self._reject(send)
 
-    async def reject(self, send: Send) -> None:
-        """Answer 413 in the OpenAI error shape."""
+    async def _reject(self, send: Send) -> None:
         err = PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
         body = orjson.dumps(err.body())
         await send(

@@ -59,7 +59,7 @@ def may_rate(target: RatedTarget, principal: Principal) -> bool:
     return principal.agent_id is None or target.agent_id in (None, principal.agent_id)
 
 
-def target_columns(target: RatedTarget) -> dict[str, Any]:
+def _target_columns(target: RatedTarget) -> dict[str, Any]:
     """The Feedback columns that say what a rating is about."""
     return {
         "tenant_id": target.tenant_id,
@@ -85,43 +85,33 @@ def fetch_targets(connection: Connection, message_ids: set[str]) -> dict[str, Ra
 
 @dataclass(slots=True)
 class Pending:
-    """One rating waiting for its commit. Without ``caller`` the row names its target already;
-    with it, the commit looks the message up and stores the rating only if the caller may rate it."""
+    """One rating waiting for its commit; a ``target`` not yet known is looked up by the commit."""
 
     row: dict[str, Any]
-    caller: Principal | None = None
+    caller: Principal
+    target: RatedTarget | None
 
 
-Outcome = tuple[RatedTarget | None, bool]  # (the resolved target, or None if refused; mirrored)
+Outcome = tuple[RatedTarget | None, bool]  # (the rated message, or None if refused; mirrored)
 
 
 class FeedbackBatcher:
-    """Group commit of feedback upserts: wait ``window_s`` for company, then one transaction."""
+    """Group commit of feedback upserts: the ratings that arrive while one commits share the next."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        hop: OneHop,
-        *,
-        window_s: float = 0.0,
-        max_rows: int = 500,
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], hop: OneHop) -> None:
         self._hop = hop
         self._group: Coalescer[Pending, Outcome] = Coalescer(
             self._commit,
-            window_s=window_s,
-            max_items=max_rows,
             name="feedback-batcher",
             guard=lambda: write_gate(sessions),  # ratings that come while it waits join this commit
         )
 
-    async def put(self, row: dict[str, Any], caller: Principal | None = None) -> Outcome:
-        """Queue one feedback row (Feedback attribute names) and wait until it is committed.
-
-        With ``caller``, the row's target columns are filled from the stored message; the outcome's
-        target is None when there is no such answered message or ``caller`` may not rate it (then
-        nothing is stored). The flag says whether the Message row carries the rating too."""
-        return await self._group.submit(Pending(row, caller))
+    async def put(self, row: dict[str, Any], caller: Principal, target: RatedTarget | None) -> Outcome:
+        """Queue one feedback row (Feedback attribute names, without the target's) and wait until it
+        is committed. An unknown ``target`` is read from the stored message. The outcome's target is
+        None when there is no such answered message or ``caller`` may not rate it (then nothing is
+        stored); the flag says whether the Message row carries the rating too."""
+        return await self._group.submit(Pending(row, caller, target))
 
     async def stop(self) -> None:
         await self._group.stop()
@@ -130,28 +120,22 @@ class FeedbackBatcher:
         upsert = _upsert(self._hop.dialect)
 
         def write(connection: Connection) -> list[Outcome]:
-            unresolved = {p.row["message_id"] for p in batch if p.caller is not None}
+            unresolved = {p.row["message_id"] for p in batch if p.target is None}
             stored = fetch_targets(connection, unresolved) if unresolved else {}
             targets: list[RatedTarget | None] = []
             latest: dict[str, dict[str, Any]] = {}
             for pending in batch:
-                row, target = pending.row, None
-                if pending.caller is not None:
-                    target = stored.get(row["message_id"])
-                    if target is None or not may_rate(target, pending.caller):
-                        targets.append(None)
-                        continue
-                    row.update(target_columns(target))
+                row = pending.row
+                target = pending.target or stored.get(row["message_id"])
+                if target is None or not may_rate(target, pending.caller):
+                    targets.append(None)
+                    continue
                 targets.append(target)
-                latest[row["message_id"]] = row  # the same message rated twice: the later wins
+                latest[row["message_id"]] = row | _target_columns(target)  # rated twice: the later wins
             mirrored: set[str] = set()
             if latest:
                 connection.execute(upsert, list(latest.values()))
                 mirrored = mirror_ratings(connection, list(latest))
-            outcomes: list[Outcome] = []
-            for pending, target in zip(batch, targets, strict=True):
-                stored_here = target is not None or pending.caller is None
-                outcomes.append((target, stored_here and pending.row["message_id"] in mirrored))
-            return outcomes
+            return [(t, t is not None and t.message_id in mirrored) for t in targets]
 
         return await self._hop.transaction(write)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.errors import NotFound
-from turnout.feedback.batch import FeedbackBatcher, may_rate, mirror_ratings, target_columns
+from turnout.feedback.batch import FeedbackBatcher, may_rate, mirror_ratings
 from turnout.feedback.recent import RatedTarget, RecentMessages
 from turnout.feedback.sync import FeedbackSync
 from turnout.jsontypes import JsonObject
@@ -95,13 +95,11 @@ class FeedbackService:
             "origin": self._sync.replica_id,
             "updated_at": now,
         }
-        known = self._recent.get(message_id)
-        if known is not None:  # answered here recently: the target is known, the commit just stores
-            target = self._check_tenant(known, message_id, principal)
-            _, mirrored = await self._batcher.put(row | target_columns(target))
-        else:  # the commit looks the message up and checks the caller in the same transaction
-            resolved, mirrored = await self._batcher.put(row, caller=principal)
-            target = self._check_tenant(resolved, message_id, principal)
+        known = self._recent.get(message_id)  # answered here recently; else the commit looks it up
+        if known is not None:
+            self._check_tenant(known, message_id, principal)  # refused at once, without a commit
+        resolved, mirrored = await self._batcher.put(row, principal, known)
+        target = self._check_tenant(resolved, message_id, principal)
         replaced = self._sync.applied(message_id, body.rating, now.timestamp())
         self._experience.record(
             target.tenant_id,

@@ -6,11 +6,11 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -30,8 +30,8 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=_json_default).decode()
 
 
-def engine_options(url: str) -> dict[str, Any]:
-    """Engine keyword arguments shared by the async engine and its blocking twin (``one_hop``)."""
+def _engine_options(url: str) -> dict[str, Any]:
+    """Engine keyword arguments shared by the async engine and the blocking one."""
     kwargs: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("postgresql"):
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -40,9 +40,17 @@ def engine_options(url: str) -> dict[str, Any]:
 
 def make_engine(url: str) -> AsyncEngine:
     """Create the engine; SQLite gets WAL mode and foreign keys."""
-    engine = create_async_engine(url, **engine_options(url))
+    engine = create_async_engine(url, **_engine_options(url))
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def make_blocking_engine(url: str) -> Engine:
+    """A blocking engine with the same options and SQLite pragmas (for ``store/one_hop.py``)."""
+    engine = create_engine(url, **_engine_options(url))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 

@@ -14,10 +14,10 @@ import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from turnout.store.db import engine_options, sqlite_pragmas
+from turnout.store.db import make_blocking_engine
 
 T = TypeVar("T")
 
@@ -29,9 +29,7 @@ def blocking_twin(engine: AsyncEngine) -> Engine | None:
         return None
     if url.query.get("mode") == "memory":
         return None
-    twin = create_engine(url.set(drivername="sqlite"), **engine_options(str(url)))
-    event.listen(twin, "connect", sqlite_pragmas)
-    return twin
+    return make_blocking_engine(url.set(drivername="sqlite").render_as_string(hide_password=False))
 
 
 class OneHop:
