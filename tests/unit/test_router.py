@@ -168,3 +168,20 @@ def test_candidate_set_and_plain_list_agree() -> None:
     two = router.rank(request(), CandidateSet(plain), now=NOW)
     assert one.ranked == two.ranked and one.reason == two.reason
     assert router.rank(request(), [], now=NOW).ranked == []
+
+
+def test_cached_estimates_follow_every_new_rating_and_reset() -> None:
+    router = Router(config=RouterConfig(exploration="off"))
+    candidates = CandidateSet([cand("a"), cand("b")])
+    rate(router.experience, "a", [0.9] * 20)
+    rate(router.experience, "b", [0.5] * 20)
+    assert router.rank(request(), candidates, now=NOW).ranked[0].model_id == "a"
+    assert router.rank(request(), candidates, now=NOW).ranked[0].model_id == "a"  # served from the cache
+    rate(router.experience, "a", [0.0] * 40)  # the very next decision sees these
+    assert router.rank(request(), candidates, now=NOW).ranked[0].model_id == "b"
+    router.experience.reset(model_id="b")
+    levels = {c.model_id: c.level for c in router.rank(request(), candidates, now=NOW).ranked}
+    assert levels == {"a": "agent", "b": "prior"}  # b's ratings are gone at once
+    # b's excellent record on a new task lifts its cross-task prior here: the cached fit is renewed
+    rate(router.experience, "b", [1.0] * 40, task="math")
+    assert router.rank(request(), candidates, now=NOW).ranked[0].model_id == "b"

@@ -119,6 +119,8 @@ class ExperienceStore:
         self._positions: dict[Hashable, dict[str, int]] = {}  # cache key -> model id -> position
         self._tasks: dict[str, None] = {}  # tasks with a global table, for the cross-task fit
         self._fits: dict[tuple[Hashable, str], tuple[float, int, _Fit]] = {}
+        self._versions: dict[str, int] = {}  # task -> bumped by every write to one of its cells
+        self._memo: dict[tuple[Any, ...], tuple[int, _Fit, Estimates]] = {}  # estimates per candidate list
         self.refit_s = 10.0  # a cached cross-task fit is reused for this long (seconds of ``now``)
         self._delta = ExperienceStore(half_life_s, outcome_half_life_s, strengths) if track_delta else None
 
@@ -162,6 +164,7 @@ class ExperienceStore:
             self._t_ref = at
         w = float(2.0 ** ((at - self._t_ref) / self.half_life_s))
         for key in keys:
+            self._versions[key[-1]] = self._versions.get(key[-1], 0) + 1
             table = self._tables.get(key) or self._tables.setdefault(key, _Table())
             if key[0] == "g":
                 self._tasks[key[1]] = None
@@ -209,6 +212,7 @@ class ExperienceStore:
                     ptable.add(m, -table.data[row])
             table.data[[r for _, r in chosen]] = 0.0
         self._fits.clear()
+        self._memo.clear()
         if agent_id is None and task is None:
             rows = [r for m, r in self._outcomes.index.items() if model_id is None or m == model_id]
             self._outcomes.data[rows] = 0.0
@@ -252,14 +256,32 @@ class ExperienceStore:
         counted once; before each finer part the prior's variance grows by that level's spread
         (``strengths.tenant`` / ``strengths.agent`` pseudo-ratings), so a thin agent level backs off
         to its tenant's and the global estimate. ``cache_key`` names a fixed ``model_ids`` list whose
-        lookups and cross-task fit may be cached.
+        lookups, cross-task fit and estimates may be cached (estimates until the task's next rating or
+        the fit's renewal, so the decay they apply is at most ``refit_s`` old).
         """
         k = strengths or self.strengths
         now = time.time() if now is None else now
         f = self.decay(now)
+        fit = self._cross_task(model_ids, task, np.asarray(priors, dtype=float), f, k, now, cache_key)
+        if cache_key is None:
+            return self._estimate(tenant_id, agent_id, task, model_ids, fit, f, k, None)
+        memo_key = (cache_key, tenant_id, agent_id, task, k)
+        version = self._versions.get(task, 0)
+        hit = self._memo.get(memo_key)
+        if hit is not None and hit[0] == version and hit[1] is fit:  # no rating of the task since, same fit
+            return hit[2]
+        if len(self._memo) > 16_384:
+            self._memo.clear()
+        est = self._estimate(tenant_id, agent_id, task, model_ids, fit, f, k, cache_key)
+        self._memo[memo_key] = (version, fit, est)
+        return est
+
+    def _estimate(
+        self, tenant_id: str, agent_id: str | None, task: str, model_ids: Sequence[str], fit: _Fit, f: float,
+        k: Strengths, cache_key: Hashable | None,
+    ) -> Estimates:  # fmt: skip
         size = len(model_ids)
         zeros = np.zeros((size, 3))
-        fit = self._cross_task(model_ids, task, np.asarray(priors, dtype=float), f, k, now, cache_key)
         keys = reversed(self.keys(tenant_id, agent_id, task))
         gathered = [self._gather(key, model_ids, cache_key) for key in keys]
         incl = [zeros if c is None else c * f for c in gathered] + [zeros] * (3 - len(gathered))  # g, t, a
@@ -370,6 +392,7 @@ class ExperienceStore:
         self._positions.clear()
         self._tasks.clear()
         self._fits.clear()
+        self._memo.clear()
         self._t_ref = self._o_ref = None
         self.merge(snapshot)
 
