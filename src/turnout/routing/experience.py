@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from turnout.routing.sum_table import SumTable
+
 Key = tuple[str, ...]
 LEVEL_NAMES = ("prior", "prior", "global", "tenant", "agent")  # codes 0 (none) .. 4 (agent)
 _REBASE = 512.0  # rebase t_ref when new weights would exceed 2**_REBASE
@@ -70,34 +72,6 @@ class _Fit:
     baseline: float  # an average task's baseline
 
 
-class _Table:
-    """Model id -> row of a growable ``(capacity, 3)`` array; row 0 stays zero (unknown models)."""
-
-    __slots__ = ("data", "index", "order")
-
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
-        self.order: list[str] = []  # models by row (row = position + 1); cached slot arrays patch from it
-        self.data = np.zeros((8, 3))
-
-    def slot(self, model_id: str) -> int:
-        row = self.index.get(model_id)
-        if row is None:
-            self.order.append(model_id)
-            row = self.index[model_id] = len(self.order)
-            if row >= len(self.data):
-                self.data = np.concatenate([self.data, np.zeros_like(self.data)])
-        return row
-
-    def add(self, model_id: str, sums: Any) -> None:
-        row = self.slot(model_id)  # first: it may reallocate ``data``
-        self.data[row] += sums
-
-    def slots(self, model_ids: Sequence[str]) -> np.ndarray:
-        get = self.index.get
-        return np.fromiter((get(m, 0) for m in model_ids), dtype=np.intp, count=len(model_ids))
-
-
 class ExperienceStore:
     """Decayed rating aggregates and outcome (error, latency) counters, all in memory."""
 
@@ -111,8 +85,8 @@ class ExperienceStore:
         self.half_life_s = half_life_s
         self.outcome_half_life_s = outcome_half_life_s
         self.strengths = strengths or Strengths()
-        self._tables: dict[Key, _Table] = {}
-        self._outcomes = _Table()  # per model: decayed calls, errors, latency sum (ms)
+        self._tables: dict[Key, SumTable] = {}
+        self._outcomes = SumTable()  # per model: decayed calls, errors, latency sum (ms)
         self._t_ref: float | None = None
         self._o_ref: float | None = None
         self._cache: dict[tuple[Key, Hashable], list[Any]] = {}  # -> [models seen, slot array]
@@ -165,7 +139,7 @@ class ExperienceStore:
         w = float(2.0 ** ((at - self._t_ref) / self.half_life_s))
         for key in keys:
             self._versions[key[-1]] = self._versions.get(key[-1], 0) + 1
-            table = self._tables.get(key) or self._tables.setdefault(key, _Table())
+            table = self._tables.get(key) or self._tables.setdefault(key, SumTable())
             if key[0] == "g":
                 self._tasks[key[1]] = None
             row = table.slot(model_id)
@@ -387,7 +361,7 @@ class ExperienceStore:
     def load(self, snapshot: dict[str, Any]) -> None:
         """Replace the state with a snapshot's."""
         self._tables.clear()
-        self._outcomes = _Table()
+        self._outcomes = SumTable()
         self._cache.clear()
         self._positions.clear()
         self._tasks.clear()
