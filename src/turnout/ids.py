@@ -1,4 +1,5 @@
-"""Random (version 4) UUID strings without a system call per id.
+"""Random (version 4) UUID strings without a system call per id (message ids, and the ids the
+dialect translators give answers, tool calls and streams).
 
 ``uuid.uuid4()`` reads ``os.urandom(16)`` each time, and that call releases the GIL: on a busy
 gateway a background thread (the SQLite driver's) then holds it for up to the switch interval, a
@@ -18,8 +19,8 @@ _buffer = b""
 _offset = 0
 
 
-def new_id() -> str:
-    """A random UUID (version 4, RFC 9562 variant) in its canonical 36-character form."""
+def new_hex() -> str:
+    """A random UUID (version 4, RFC 9562 variant) as 32 hex digits, like ``uuid.uuid4().hex``."""
     global _buffer, _offset
     with _lock:
         if _offset >= len(_buffer):
@@ -27,4 +28,10 @@ def new_id() -> str:
         raw = _buffer[_offset : _offset + 16]
         _offset += 16
     h = raw.hex()  # version nibble 4; variant bits 10 (the nibble's top two bits)
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+    return f"{h[:12]}4{h[13:16]}{_VARIANT[h[16]]}{h[17:]}"
+
+
+def new_id() -> str:
+    """A random UUID (version 4, RFC 9562 variant) in its canonical 36-character form."""
+    h = new_hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -9,12 +9,12 @@ mappings below are inverse of each other.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from turnout.ids import new_hex
 from turnout.providers.base import ProviderError
 from turnout.providers.errors_map import (
     MAX_MESSAGE_CHARS,
@@ -138,7 +138,7 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> dict[st
             arguments = block.get("input")
             calls.append(
                 {
-                    "id": block.get("id") or f"toolu_{uuid.uuid4().hex}",
+                    "id": block.get("id") or f"toolu_{new_hex()}",
                     "type": "function",
                     "function": {
                         "name": block.get("name") or "",
@@ -154,7 +154,7 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> dict[st
     if calls:
         message["tool_calls"] = calls
     return {
-        "id": payload.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
+        "id": payload.get("id") or f"chatcmpl-{new_hex()}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
@@ -215,7 +215,7 @@ def openai_to_anthropic_response(payload: dict[str, Any], model: str) -> dict[st
         blocks.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or f"toolu_{uuid.uuid4().hex}",
+                "id": call.get("id") or f"toolu_{new_hex()}",
                 "name": fn.get("name") or "",
                 "input": tool_input(fn.get("arguments")),
             }
@@ -226,7 +226,7 @@ def openai_to_anthropic_response(payload: dict[str, Any], model: str) -> dict[st
     elif not text and isinstance(refusal, str) and refusal:
         stop = "refusal"
     return {
-        "id": f"msg_{uuid.uuid4().hex}",
+        "id": f"msg_{new_hex()}",
         "type": "message",
         "role": "assistant",
         "model": model,

@@ -11,11 +11,11 @@ run and per tool call, closing the previous block first (Anthropic blocks do not
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import orjson
 
+from turnout.ids import new_hex
 from turnout.providers.anthropic_response import (
     anthropic_error_type,
     anthropic_provider_error,
@@ -55,7 +55,7 @@ class AnthropicStreamDecoder:
         self._sse = SseParser()
         self._model = model
         self._api_key = api_key
-        self._id = f"chatcmpl-{uuid.uuid4().hex}"
+        self._id = f"chatcmpl-{new_hex()}"
         self._created = int(time.time())
         self._tools: dict[int, list[Any]] = {}  # block index -> [tool-call index, saw arguments]
         self._usage: dict[str, Any] = {}
@@ -161,7 +161,7 @@ class AnthropicStreamDecoder:
             self._tools[index] = [ordinal, bool(initial)]
             call = {
                 "index": ordinal,
-                "id": block.get("id") or f"toolu_{uuid.uuid4().hex}",
+                "id": block.get("id") or f"toolu_{new_hex()}",
                 "type": "function",
                 "function": {"name": block.get("name") or "", "arguments": initial},
             }
@@ -216,7 +216,7 @@ class AnthropicStreamEncoder:
 
     def __init__(self, model: str, *, input_tokens: int | None = None, message_id: str | None = None) -> None:
         self._model = model
-        self._id = message_id or f"msg_{uuid.uuid4().hex}"
+        self._id = message_id or f"msg_{new_hex()}"
         self._input_tokens = input_tokens or 0
         self._started = False
         self._finished = False
@@ -270,7 +270,7 @@ class AnthropicStreamEncoder:
         if key not in self._tools:
             block: dict[str, Any] = {
                 "type": "tool_use",
-                "id": call.get("id") or f"toolu_{uuid.uuid4().hex}",
+                "id": call.get("id") or f"toolu_{new_hex()}",
                 "name": fn.get("name") or "",
                 "input": {},
             }

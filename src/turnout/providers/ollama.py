@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import sys
 import time
-import uuid
 from array import array
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import orjson
 
 from turnout.errors import InvalidRequest
+from turnout.ids import new_hex
 from turnout.providers.base import ProviderError, Target, UpstreamRequest
 from turnout.providers.errors_map import error_from_response, error_from_stream
 from turnout.providers.openai_compat import load_object, malformed
@@ -149,7 +149,7 @@ def _tool_calls(calls: Any, start: int) -> list[dict[str, Any]]:
         out.append(
             {
                 "index": start + n,
-                "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
+                "id": call.get("id") or f"call_{new_hex()[:24]}",
                 "type": "function",
                 "function": {
                     "name": fn.get("name", ""),
@@ -180,7 +180,7 @@ class OllamaStreamDecoder:
         self._buf = bytearray()
         self._model_id = target.model_id
         self._api_key = target.api_key
-        self._id = f"chatcmpl-{uuid.uuid4().hex}"
+        self._id = f"chatcmpl-{new_hex()}"
         self._created = int(time.time())
         self._role_sent = False
         self._tools = 0
@@ -283,7 +283,7 @@ class OllamaAdapter:
         if message.get("thinking"):
             out_message["reasoning"] = message["thinking"]
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "id": f"chatcmpl-{new_hex()}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": target.model_id,
