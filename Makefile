@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench bench-sync bench-models bench-gateway bench-feedback bench-routing clean
+.PHONY: run test install lint typecheck bench bench-sync bench-models bench-gateway bench-feedback bench-routing bench-replay clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,3 +50,6 @@ bench-feedback: $(STAMP)
 bench-routing: $(STAMP)
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/task_detection.py
+
+bench-replay: $(STAMP)
+	$(BIN)/python bench/replay_seeds.py --seeds 30
