@@ -13,6 +13,7 @@ worst run. Router knobs can be overridden to compare settings on the same seeds.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -22,7 +23,7 @@ from typing import Any
 
 from common import ROOT
 from turnout.routing.experience import Strengths
-from turnout.routing.replay import load_outcomes, load_prices, replay
+from turnout.routing.replay import Row, load_outcomes, load_prices, replay
 from turnout.routing.router import RouterConfig
 
 DATA = ROOT / "data" / "routing"
@@ -41,9 +42,15 @@ class Run:
         return self.quality > self.best_quality and self.cost_ratio <= MAX_COST_RATIO
 
 
+@functools.cache
+def _tables(outcomes: Path, prices: Path) -> tuple[list[Row], dict[str, tuple[float, float]]]:
+    """The outcomes and prices, read once per worker process."""
+    return load_outcomes(outcomes), load_prices(prices)
+
+
 def _one(seed: int, outcomes: Path, prices: Path, config: dict[str, Any], strengths: dict[str, Any]) -> Run:
     router = RouterConfig(**config, strengths=Strengths(**strengths))
-    report = replay(load_outcomes(outcomes), load_prices(prices), seed=seed, config=router)
+    report = replay(*_tables(outcomes, prices), seed=seed, config=router)
     best = report.best_single
     return Run(seed, report.mean_quality, report.cost_per_query / best.cost_per_query, best.mean_quality)
 

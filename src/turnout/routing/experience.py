@@ -142,11 +142,7 @@ class ExperienceStore:
             table = self._tables.get(key) or self._tables.setdefault(key, SumTable())
             if key[0] == "g":
                 self._tasks[key[1]] = None
-            row = table.slot(model_id)
-            cell = table.data[row]
-            cell[0] += w * count
-            cell[1] += w * total
-            cell[2] += w * total_sq
+            table.accumulate(model_id, w * count, w * total, w * total_sq)
 
     def decay(self, now: float | None = None) -> float:
         """The factor turning stored sums into sums decayed to ``now``."""
@@ -163,7 +159,7 @@ class ExperienceStore:
                 self._outcomes.data *= 2.0 ** ((self._o_ref - at) / self.outcome_half_life_s)
             self._o_ref = at
         w = float(2.0 ** ((at - self._o_ref) / self.outcome_half_life_s))
-        self._outcomes.add(model_id, (w, 0.0 if ok else w, w * latency_ms))
+        self._outcomes.accumulate(model_id, w, 0.0 if ok else w, w * latency_ms)
         if self._delta is not None:
             self._delta.record_outcome(model_id, ok, latency_ms, at)
 

