@@ -145,3 +145,19 @@ def test_bulk_sums_equal_individual_records() -> None:
         one_by_one.record("t", "a", "code", "m", r, T0)
     bulk.add_sums("t", "a", "code", "m", len(ratings), sum(ratings), sum(r * r for r in ratings), T0)
     assert bulk.estimate("t", "a", "code", "m", now=T0) == one_by_one.estimate("t", "a", "code", "m", now=T0)
+
+
+def test_every_model_keeps_its_own_sums_as_a_cell_grows() -> None:
+    store = ExperienceStore()
+    models = [f"m{i}" for i in range(40)]  # past the tables' initial capacity, several times over
+    for i, model in enumerate(models):
+        store.record("t", "a", "code", model, 1.0 if i % 2 else 0.0, T0)
+        store.record_outcome(model, ok=i % 3 != 0, latency_ms=10.0 * (i + 1), at=T0)
+    evidence = [store.estimate("t", "a", "code", m, now=T0).evidence for m in models]
+    assert evidence == pytest.approx([1.0] * len(models), rel=1e-6)
+    stats = store.outcomes(models, now=T0)
+    assert stats is not None
+    calls, errors, latency = stats
+    assert calls.tolist() == pytest.approx([1.0] * len(models))
+    assert errors.tolist() == pytest.approx([1.0 if i % 3 == 0 else 0.0 for i in range(len(models))])
+    assert latency.tolist() == pytest.approx([10.0 * (i + 1) for i in range(len(models))])
