@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     routing_exploration: Literal["thompson", "ucb", "off"] = "thompson"
     routing_exploration_rate: float = Field(default=0.5, ge=0, le=1)
     routing_cost_margin: float = Field(default=0.025, ge=0, le=1)
+    routing_size_exponent: float = Field(
+        default=3.0, ge=0, le=8, description="the margin scales by (request cost / agent's typical) ** this"
+    )
     default_model: str | None = Field(default=None, description="used when the router itself fails (SRS 7.4)")
     feedback_sync_interval_s: float = 2.0
     task_classifier: Literal["auto", "off"] = Field(

@@ -101,6 +101,7 @@ class Container:
                 exploration=settings.routing_exploration,
                 exploration_rate=settings.routing_exploration_rate,
                 cost_margin=settings.routing_cost_margin,
+                size_exponent=settings.routing_size_exponent,
             ),
         )
         classifier = TaskClassifier.if_available() if settings.task_classifier == "auto" else None

@@ -104,6 +104,29 @@ def test_cheaper_model_wins_within_the_margin() -> None:
     assert router.rank(request(), candidates, now=NOW).ranked[0].model_id == "dear"
 
 
+def test_a_large_request_leans_cheaper_than_a_typical_one() -> None:
+    """The margin scales with the request's cost over the agent's typical: long prompts go cheaper."""
+    router = Router(config=RouterConfig(exploration="off", cost_margin=0.025))
+    rate(router.experience, "dear", [0.9] * 200)
+    rate(router.experience, "cheap", [0.8] * 200)  # 0.1 worse at a quarter of the price
+    candidates = CandidateSet([cand("dear", price=4.0), cand("cheap", price=1.0)])
+
+    def pick(prompt_tokens: int) -> str:
+        routed = RouteRequest("t", "a", "code", prompt_tokens=prompt_tokens, expected_output_tokens=100)
+        return router.rank(routed, candidates, now=NOW).ranked[0].model_id
+
+    assert [pick(100) for _ in range(50)] == ["dear"] * 50  # typical size: 0.1 beats 2 x 0.025
+    assert pick(1_000) == "cheap"  # ~5x the typical cost: the margin grows past the 0.1 gap
+    assert pick(100) == "dear"
+    # another agent has its own typical size: for it, 1,000 tokens is the norm
+    other = [RouteRequest("t", "b", "code", prompt_tokens=1_000, expected_output_tokens=100)] * 3
+    assert [router.rank(r, candidates, now=NOW).ranked[0].model_id for r in other] == ["dear"] * 3
+    flat = Router(router.experience, RouterConfig(exploration="off", cost_margin=0.025, size_exponent=0))
+    flat.rank(request(), candidates, now=NOW)
+    big = RouteRequest("t", "a", "code", prompt_tokens=1_000, expected_output_tokens=100)
+    assert flat.rank(big, candidates, now=NOW).ranked[0].model_id == "dear"
+
+
 def test_penalties_demote_a_model_with_recent_errors_or_slowness() -> None:
     router = Router(config=RouterConfig(exploration="off"))
     for m in ("flaky", "steady", "slow"):
