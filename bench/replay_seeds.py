@@ -6,7 +6,7 @@ run depends on its exploration seed, so this replays seeds ``0 .. N-1`` (in para
 prints each run's quality and cost ratio and its verdict, then the pass count, the mean and the
 worst run. Router knobs can be overridden to compare settings on the same seeds.
 
-    .venv/bin/python bench/replay_seeds.py [--seeds 30] [--workers 2]
+    .venv/bin/python bench/replay_seeds.py [--seeds 30] [--first 0] [--workers 2]
         [--config '{"exploration_rate": 0.5}'] [--strengths '{"model": 4.0}'] [--json]
 """
 
@@ -57,7 +57,8 @@ def _one(seed: int, outcomes: Path, prices: Path, config: dict[str, Any], streng
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--seeds", type=int, default=30, help="replay seeds 0 .. N-1")
+    parser.add_argument("--seeds", type=int, default=30, help="replay seeds FIRST .. FIRST+N-1")
+    parser.add_argument("--first", type=int, default=0, help="first seed (e.g. hold-out seeds for tuning)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--outcomes", type=Path, default=DATA / "outcomes-train.jsonl")
     parser.add_argument("--prices", type=Path, default=DATA / "models.json")
@@ -68,7 +69,7 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         futures = [
             pool.submit(_one, seed, args.outcomes, args.prices, args.config, args.strengths)
-            for seed in range(args.seeds)
+            for seed in range(args.first, args.first + args.seeds)
         ]
         runs = [future.result() for future in futures]
     for run in runs:

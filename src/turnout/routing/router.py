@@ -46,8 +46,8 @@ class RouterConfig:
     w_priority: float = 0.3
     w_experience: float = 0.7
     exploration: Exploration = "thompson"
-    exploration_rate: float = 0.5  # scales the posterior spread of the draw (tempered); 0 = greedy
-    cost_margin: float = 0.025  # quality a model must add per doubling of price (US-06.4)
+    exploration_rate: float = 0.45  # scales the posterior spread of the draw (tempered); 0 = greedy
+    cost_margin: float = 0.0275  # quality a model must add per doubling of price (US-06.4)
     size_exponent: float = 3.0  # the margin scales by (request cost / the agent's typical) ** this
     error_penalty: float = 0.5  # score lost per unit of recent error rate
     latency_penalty: float = 0.05  # score lost per doubling of latency over the candidates' median
