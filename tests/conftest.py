@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import secrets
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,6 +47,32 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
     )
 
 
+CLOSE_WARN_S = 10.0  # a teardown this slow dumps every task's stack (a rare hang was seen once)
+
+
+def task_stacks() -> str:
+    """Every pending asyncio task of the running loop, with its stack."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}: {task.get_coro()!r}", file=out)
+        task.print_stack(file=out)
+    return out.getvalue()
+
+
+async def close_watched(closing: Coroutine[Any, Any, None], what: str) -> None:
+    """Await ``closing``; if it takes over CLOSE_WARN_S, print all task stacks, then fail after 60 s."""
+    task = asyncio.ensure_future(closing)
+    done, _ = await asyncio.wait({task}, timeout=CLOSE_WARN_S)
+    if not done:
+        print(f"\n{what} still closing after {CLOSE_WARN_S:g} s; tasks:\n{task_stacks()}", file=sys.stderr)
+        done, _ = await asyncio.wait({task}, timeout=60.0)
+        if not done:
+            stacks = task_stacks()
+            task.cancel()
+            pytest.fail(f"{what} did not close within {CLOSE_WARN_S + 60:g} s; tasks:\n{stacks}")
+    task.result()
+
+
 @pytest.fixture
 async def container(settings: Settings) -> AsyncIterator[Container]:
     """A container on a migrated database."""
@@ -52,7 +82,7 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
     try:
         yield built
     finally:
-        await built.aclose()
+        await close_watched(built.aclose(), "the container")
 
 
 @pytest.fixture
