@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     record_batch_size: int = 500
     record_flush_interval_s: float = 0.2
     snapshot_interval_s: float = 2.0
+    sqlite_checkpoint_interval_s: float = Field(
+        default=0.1, ge=0, description="SQLite WAL checkpoints in the background (0: off; commits do them)"
+    )
     secret_cache_ttl_s: float = 60.0
     retry_max: int = 2
     retry_base_delay_s: float = 0.2

@@ -32,6 +32,7 @@ from turnout.routing.experience import ExperienceStore
 from turnout.routing.router import Router, RouterConfig
 from turnout.routing.service import RoutingService
 from turnout.secrets import SecretStore, build_secret_store
+from turnout.store.checkpoint import WalCheckpointer
 from turnout.store.db import make_engine, make_sessionmaker
 
 # A request allocates a few hundred container objects, so the default 700 ran a young collection
@@ -65,6 +66,7 @@ class Container:
     feedback_sync: FeedbackSync
     feedback: FeedbackService
     performance: PerformanceService
+    checkpoints: WalCheckpointer | None = None
     started: bool = False
     verified_keys: dict[str, str] = field(default_factory=dict)
 
@@ -166,6 +168,8 @@ class Container:
         """Replay journaled records, load the snapshot, start background work (idempotent)."""
         if self.started:
             return
+        self.checkpoints = WalCheckpointer(self.engine, self.settings.sqlite_checkpoint_interval_s)
+        await self.checkpoints.start()
         await self.records.start()
         await self.snapshots.start()
         await self.feedback_sync.start()
@@ -185,6 +189,8 @@ class Container:
             await self.records.stop()  # every accepted record stored (or journaled) first
             await self.feedback.stop()  # then ratings are copied onto their stored messages
             await self.feedback_sync.stop()
+            if self.checkpoints is not None:
+                await self.checkpoints.stop()  # after the last writes: their pages go back to the file
             self.started = False
         await self.http.close()
         await self.secrets.close()

@@ -16,6 +16,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # checkpoints run in the background (store/checkpoint.py), not inside a commit; 10,000 pages
+    # (~40 MB of WAL) is only the cap for when they do not run
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 

@@ -1,0 +1,59 @@
+"""SQLite WAL checkpoints run in the background, so no commit (a rating, a record batch) pays for one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+
+from turnout.container import Container
+from turnout.store.checkpoint import WalCheckpointer
+from turnout.store.db import make_engine
+from turnout.store.one_hop import OneHop
+
+ROWS = Table("rows", MetaData(), Column("id", Integer, primary_key=True), Column("v", String))
+
+
+async def wal_sizes(tmp_path: Path, checkpointer: bool) -> tuple[int, int]:
+    """The WAL file's size after one burst of writes, and after a second burst of the same size."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/wal.db")
+    async with engine.begin() as connection:
+        await connection.run_sync(ROWS.metadata.create_all)
+    hop, checkpoints = OneHop(engine), WalCheckpointer(engine, interval_s=0.02)
+    if checkpointer:
+        await checkpoints.start()
+    sizes = []
+    try:
+        for _ in range(2):
+            for _ in range(20):  # 20 commits of ~40 pages each
+                await hop.transaction(lambda c: c.execute(insert(ROWS), [{"v": "x" * 400}] * 400))
+            runs = checkpoints.runs
+            while checkpointer and checkpoints.runs < runs + 2:  # one full checkpoint after the burst
+                await asyncio.sleep(0.01)
+            sizes.append((tmp_path / "wal.db-wal").stat().st_size)
+    finally:
+        await checkpoints.stop()
+        await hop.dispose()
+        await engine.dispose()
+    return sizes[0], sizes[1]
+
+
+async def test_background_checkpoints_keep_the_wal_bounded(tmp_path: Path) -> None:
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    first, second = await wal_sizes(tmp_path / "on", checkpointer=True)
+    assert second <= first * 1.2  # the second burst reused the checkpointed WAL
+    # without them, no commit checkpoints either (until the 10,000-page cap): the WAL only grows
+    first_off, second_off = await wal_sizes(tmp_path / "off", checkpointer=False)
+    assert second_off >= first_off * 1.8
+
+
+async def test_the_container_checkpoints_sqlite_files_only(container: Container) -> None:
+    assert container.checkpoints is not None
+    assert container.checkpoints.active == (container.engine.dialect.name == "sqlite")
+    result = await container.checkpoints.checkpoint()
+    if container.engine.dialect.name == "sqlite":
+        assert result is not None and result.busy == 0 and result.checkpointed == result.log_frames
+    else:
+        assert result is None
