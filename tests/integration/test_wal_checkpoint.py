@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+from structlog.testing import capture_logs
 
 from turnout.container import Container
 from turnout.store.checkpoint import WalCheckpointer
@@ -57,3 +58,17 @@ async def test_the_container_checkpoints_sqlite_files_only(container: Container)
         assert result is not None and result.busy == 0 and result.checkpointed == result.log_frames
     else:
         assert result is None
+
+
+async def test_a_failing_checkpoint_is_logged_once_not_every_interval(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/turnout.db")  # cannot be opened
+    checkpoints = WalCheckpointer(engine, interval_s=0.005)
+    with capture_logs() as logs:
+        await checkpoints.start()
+        await asyncio.sleep(0.3)  # dozens of failed attempts
+        assert checkpoints.active
+        await checkpoints.stop()
+    await engine.dispose()
+    failures = [entry for entry in logs if entry["event"] == "wal_checkpoint_failed"]
+    assert len(failures) == 2  # the loop's first failure, then the final one at stop
+    assert failures[0]["error_type"] == "OperationalError"

@@ -77,9 +77,16 @@ class WalCheckpointer:
         return Checkpoint(*row)
 
     async def _loop(self) -> None:
+        failing = False  # log the first failure and the recovery, not ten warnings a second
         while True:
             await asyncio.sleep(self._interval_s)
             try:
                 await self.checkpoint()
             except Exception as exc:  # a locked or missing file: try again next interval
-                log.warning("wal_checkpoint_failed", error_type=type(exc).__name__)
+                if not failing:
+                    log.warning("wal_checkpoint_failed", error_type=type(exc).__name__)
+                failing = True
+            else:
+                if failing:
+                    log.info("wal_checkpoint_recovered")
+                failing = False
