@@ -189,9 +189,10 @@ class Container:
             await self.records.stop()  # every accepted record stored (or journaled) first
             await self.feedback.stop()  # then ratings are copied onto their stored messages
             await self.feedback_sync.stop()
-            if self.checkpoints is not None:
-                await self.checkpoints.stop()  # after the last writes: their pages go back to the file
             self.started = False
+        if self.checkpoints is not None:  # after the last writes (or a start that failed half-way)
+            await self.checkpoints.stop()
+            self.checkpoints = None
         await self.http.close()
         await self.secrets.close()
         await self.engine.dispose()
