@@ -66,7 +66,7 @@ class Container:
     feedback_sync: FeedbackSync
     feedback: FeedbackService
     performance: PerformanceService
-    checkpoints: WalCheckpointer | None = None
+    checkpoints: WalCheckpointer
     started: bool = False
     verified_keys: dict[str, str] = field(default_factory=dict)
 
@@ -162,13 +162,13 @@ class Container:
             feedback_sync=feedback_sync,
             feedback=FeedbackService(sessions, experience, recent_messages, feedback_sync),
             performance=PerformanceService(sessions, experience),
+            checkpoints=WalCheckpointer(engine, settings.sqlite_checkpoint_interval_s),
         )
 
     async def start(self) -> None:
         """Replay journaled records, load the snapshot, start background work (idempotent)."""
         if self.started:
             return
-        self.checkpoints = WalCheckpointer(self.engine, self.settings.sqlite_checkpoint_interval_s)
         await self.checkpoints.start()
         await self.records.start()
         await self.snapshots.start()
@@ -190,9 +190,7 @@ class Container:
             await self.feedback.stop()  # then ratings are copied onto their stored messages
             await self.feedback_sync.stop()
             self.started = False
-        if self.checkpoints is not None:  # after the last writes (or a start that failed half-way)
-            await self.checkpoints.stop()
-            self.checkpoints = None
+        await self.checkpoints.stop()  # after the last writes (or a start that failed half-way)
         await self.http.close()
         await self.secrets.close()
         await self.engine.dispose()

@@ -7,8 +7,9 @@ checkpoint on their own only as a safety net (past 10,000 pages, ``store/db.py``
 ``WalCheckpointer`` runs a ``PASSIVE`` checkpoint every ``interval_s`` in a worker thread, on its
 own connection: it never blocks a reader or a writer, and SQLite releases the GIL while it copies.
 Keep the interval short: a checkpoint's writes and sync slow the commits beside it in proportion
-to its size. Feedback at 500 ratings/s on a 2-core VM (``bench/feedback.py``), p99: 34-41 ms with
-SQLite's own checkpoints, 42-47 ms with one every second, 19-22 ms with one every 0.05-0.1 s.
+to its size. Feedback at 500 ratings/s on a slow 2-core VM (``bench/feedback.py``), p99 median:
+37.8 ms with SQLite's own checkpoints (7 runs), 28.0 ms with one every 0.1 s (8 runs, 19-42 ms);
+one every second did no better (42 and 47 ms).
 """
 
 from __future__ import annotations
@@ -51,15 +52,16 @@ class WalCheckpointer:
             self._task = asyncio.create_task(self._loop(), name="wal-checkpoint")
 
     async def stop(self) -> None:
-        """Stop the loop, checkpoint what the last writes left, close the connection."""
+        """Stop the loop, checkpoint what the last writes left, close the connection (if started)."""
+        if self._task is None or self._twin is None:
+            return
         await cancel_and_wait(self._task)
         self._task = None
-        if self._twin is not None:
-            try:
-                await self.checkpoint()
-            except Exception as exc:  # the next start, or SQLite's own close, checkpoints it
-                log.warning("wal_checkpoint_failed", error_type=type(exc).__name__)
-            await asyncio.to_thread(self._twin.dispose)
+        try:
+            await self.checkpoint()
+        except Exception as exc:  # the next start, or SQLite's own close, checkpoints it
+            log.warning("wal_checkpoint_failed", error_type=type(exc).__name__)
+        await asyncio.to_thread(self._twin.dispose)
 
     async def checkpoint(self) -> Checkpoint | None:
         """One PASSIVE checkpoint now, in a worker thread (None for other databases)."""
