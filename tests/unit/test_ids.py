@@ -1,10 +1,11 @@
-"""Message ids: random version-4 UUIDs, from a buffered source."""
+"""Ids: random version-4 UUIDs from a buffered source, and time-ordered version-7 message ids."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
-from turnout.ids import new_id
+from turnout.ids import new_id, new_ordered_id
 
 
 def test_ids_are_canonical_random_v4_uuids_and_never_repeat() -> None:
@@ -17,3 +18,20 @@ def test_ids_are_canonical_random_v4_uuids_and_never_repeat() -> None:
     hex_digits = [value.replace("-", "") for value in ids[:2000]]
     varying = [len({h[i] for h in hex_digits}) > 1 for i in range(32)]
     assert varying.count(False) == 1 and not varying[12]
+
+
+def test_message_ids_are_v7_uuids_that_sort_by_creation_time() -> None:
+    before = time.time_ns() // 1_000_000
+    first = [new_ordered_id() for _ in range(5_000)]
+    time.sleep(0.003)
+    later = [new_ordered_id() for _ in range(5_000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(first + later)) == 10_000
+    for value in first[:300] + later[:300]:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert before <= parsed.int >> 80 <= after  # the leading 48 bits are Unix milliseconds
+    assert max(first) < min(later)  # appended at the index's right edge, not on a random page
+    # the 74 bits after the timestamp are random: no position is stuck across ids of one millisecond
+    tails = [value.replace("-", "")[13:] for value in first[:2000]]
+    assert all(len({t[i] for t in tails}) > 1 for i in range(19) if i != 3)  # 3: the variant digit

@@ -21,7 +21,7 @@ from turnout.gateway.failover import Caller, FailoverTrace, Opened
 from turnout.gateway.parse import ChatCall
 from turnout.gateway.records import CallRecord, RecordSink, tool_names
 from turnout.gateway.snapshot import ModelEntry, Snapshot, SnapshotStore
-from turnout.ids import new_id
+from turnout.ids import new_ordered_id
 from turnout.providers.base import ProviderError
 from turnout.routing.explain import decision_dict
 from turnout.routing.policies import apply_policy_defaults
@@ -56,7 +56,7 @@ class Gateway:
     async def chat(
         self, principal: Principal, call: ChatCall, dialect: Dialect, endpoint: str = "chat"
     ) -> Response:
-        record = CallRecord(new_id(), principal, call, dialect.name, endpoint)
+        record = CallRecord(new_ordered_id(), principal, call, dialect.name, endpoint)
         try:
             snapshot = self.snapshots.current
             plan = self._route(snapshot, principal, call, record)
@@ -95,7 +95,7 @@ class Gateway:
         return Response(body, 200, _headers(record, row.get("cost_usd")), media_type="application/json")
 
     async def embeddings(self, principal: Principal, call: ChatCall, dialect: Dialect) -> Response:
-        record = CallRecord(new_id(), principal, call, dialect.name, "embeddings")
+        record = CallRecord(new_ordered_id(), principal, call, dialect.name, "embeddings")
         try:
             snapshot = self.snapshots.current
             plan, record.agent_id = self.routing.named_plan(snapshot, principal, call, "embedding")
