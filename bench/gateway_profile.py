@@ -16,9 +16,11 @@ simulator, loaded by wrk at saturation or by the paced client, and either
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pstats
 import shutil
+import sqlite3
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -43,7 +45,7 @@ def load(args: argparse.Namespace, gateway: Proc, key: str, tmp: Path, cores: Co
         uvloop.run(
             paced(target, args.rate, 2.0, stream=True) if args.stream else paced_raw(target, args.rate, 2.0)
         )
-    before = gateway.cpu_s()
+    before, rows_before = gateway.cpu_s(), stored_records(tmp)
     if args.rate > 0:
         work = paced(target, args.rate, args.duration, stream=True) if args.stream else None
         run = uvloop.run(work or paced_raw(target, args.rate, args.duration))
@@ -63,6 +65,14 @@ def load(args: argparse.Namespace, gateway: Proc, key: str, tmp: Path, cores: Co
     cpu = gateway.cpu_s() - before
     per, busy = cpu / done * 1e6, 100 * cpu / seconds
     print(f"server CPU {cpu:.2f} s = {per:.0f} us/request, {busy:.0f}% busy")
+    stored = stored_records(tmp) - rows_before  # a writer that falls behind defers its CPU cost
+    print(f"records stored meanwhile: {stored} for {done} requests ({100 * stored / max(done, 1):.0f}%)")
+
+
+def stored_records(tmp: Path) -> int:
+    """Message rows in the gateway's SQLite file (read-only; WAL lets it read beside the writer)."""
+    with contextlib.closing(sqlite3.connect(f"file:{tmp}/bench.db?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
 
 
 def sampled(path: Path, top: int) -> None:

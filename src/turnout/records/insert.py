@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 
 from turnout.store.dml import conflict_insert
-from turnout.store.gate import write_gate
+from turnout.store.gate import engine_of, write_gate
 from turnout.store.messages import Message
+from turnout.store.one_hop import OneHop
 
-INSERT_SLICE = 50  # rows per INSERT, each in its own short transaction (about 1 ms of binding)
+INSERT_SLICE = 50  # rows per INSERT, each in its own short transaction
 
 
 @functools.cache
@@ -27,12 +29,71 @@ def _statement(dialect: str) -> Insert:
     return stmt
 
 
-async def insert_rows(sessions: async_sessionmaker[AsyncSession], rows: list[dict[str, Any]]) -> None:
-    """Core executemany of column-keyed rows (no ORM bookkeeping), one transaction per slice.
+class SqliteBoundInsert:
+    """The SQLite upsert compiled once by SQLAlchemy, with its parameters' order and SQLAlchemy's
+    own bind processor per column (datetimes to text, JSON through the engine's serializer).
 
-    Binding a slice's parameters runs on the event loop, and the SQLite write gate is free for a
-    rating's commit between slices; a retried batch skips the rows already stored."""
-    for start in range(0, len(rows), INSERT_SLICE):
-        async with write_gate(sessions), sessions() as session, session.begin():
-            connection = await session.connection()
-            await connection.execute(_statement(connection.dialect.name), rows[start : start + INSERT_SLICE])
+    A row becomes a parameter tuple in a few microseconds, and the driver's ``executemany`` binds
+    it in C. SQLAlchemy's generic executemany spends ~15 us of Python per row on the same work.
+    The statement is SQLAlchemy's compilation of the mapped table's insert: every value is a bound
+    parameter, nothing is built from strings."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = _statement("sqlite").compile(dialect=dialect)
+        self.sql = compiled.string
+        self.plan: list[tuple[str, Callable[[Any], Any] | None]] = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup or ()
+        ]
+
+    def tuples(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Column-keyed rows as the driver's parameter tuples."""
+        plan = self.plan
+        return [
+            tuple(row[name] if process is None else process(row[name]) for name, process in plan)
+            for row in rows
+        ]
+
+    def execute(self, tuples: list[tuple[Any, ...]], connection: Connection) -> None:
+        """Insert the rows on ``connection`` (a blocking SQLite connection, in a worker thread)."""
+        connection.exec_driver_sql(self.sql, tuples)
+
+
+def _insert(stmt: Insert, rows: list[dict[str, Any]], connection: Connection) -> None:
+    connection.execute(stmt, rows)
+
+
+class RowInserter:
+    """Inserts column-keyed Message rows, one short transaction (one ``OneHop`` call) per slice.
+
+    Through aiosqlite a slice took several thread hops (cursor, executemany, commit, close), and
+    on a saturated loop a hop waits for the GIL's switch interval (cProfile: 4.9 ms per cursor):
+    the writer stored about 750 records/s while the gateway served 1,900 requests/s. On an
+    SQLite file a slice is now one hop: the rows become parameter tuples on the event loop, and the
+    worker thread runs only the driver's C ``executemany``, which lets go of the GIL while SQLite
+    writes. Other databases take SQLAlchemy's Core executemany. The SQLite write gate is free for
+    a rating's commit between slices; a retried batch skips the rows already stored."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        engine = engine_of(sessions)
+        if engine is None:
+            raise ValueError("the record writer needs a session factory bound to an engine")
+        self._sessions = sessions
+        self._hop = OneHop(engine)
+        twin = self._hop.twin
+        self._bound = SqliteBoundInsert(twin.dialect) if twin is not None else None
+
+    async def insert(self, rows: list[dict[str, Any]]) -> None:
+        """Store ``rows`` (``ON CONFLICT (id) DO NOTHING``), committing every ``INSERT_SLICE``."""
+        for start in range(0, len(rows), INSERT_SLICE):
+            chunk = rows[start : start + INSERT_SLICE]
+            if self._bound is not None:
+                work = functools.partial(self._bound.execute, self._bound.tuples(chunk))
+            else:
+                work = functools.partial(_insert, _statement(self._hop.dialect), chunk)
+            async with write_gate(self._sessions):
+                await self._hop.transaction(work)
+
+    async def close(self) -> None:
+        """Close the blocking engine's connections."""
+        await self._hop.dispose()

@@ -1,6 +1,6 @@
 """RecordWriter: batches Message rows into the database without blocking requests or losing a record.
 
-``submit`` only appends to an in-memory queue. A background task inserts batches (``insert_rows``:
+``submit`` only appends to an in-memory queue. A background task inserts batches (``RowInserter``:
 short transactions, ``ON CONFLICT (id) DO NOTHING`` so a replay is idempotent). When the database
 is unreachable the batch goes to an fsynced JSONL journal instead, and a replay loop brings the
 journal back into the database (with backoff) once it answers again. Records the database refuses
@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.ids import new_id
-from turnout.records.insert import insert_rows
+from turnout.records.insert import RowInserter
 from turnout.records.journal import Journal, JournalReader, is_transient, to_row
 from turnout.store.models import utcnow
 
@@ -58,6 +58,7 @@ class RecordWriter:
         max_pending: int = 100_000,
     ) -> None:
         self._sessions = sessions
+        self._inserter = RowInserter(sessions)
         self._journal = Journal(journal_dir)
         self._batch_size = max(1, batch_size)
         self._flush_interval = flush_interval_s
@@ -178,6 +179,7 @@ class RecordWriter:
             await self._replay(deadline=time.monotonic() + replay_timeout_s)
         if self._abandoned:
             await asyncio.wait(set(self._abandoned), timeout=self._db_timeout)
+        await self._inserter.close()
 
     def _notify(self, spill: bool) -> None:
         if self._loop is not None and threading.get_ident() != self._thread_id:
@@ -323,7 +325,7 @@ class RecordWriter:
         if not rows:
             return 0, []
         try:
-            await self._bounded(insert_rows(self._sessions, rows))
+            await self._bounded(self._inserter.insert(rows))
             return len(rows), []
         except Exception as exc:
             if is_transient(exc) or not await self._probe():
@@ -333,7 +335,7 @@ class RecordWriter:
         stored = 0
         for index, row in enumerate(rows):
             try:
-                await self._bounded(insert_rows(self._sessions, [row]))
+                await self._bounded(self._inserter.insert([row]))
                 stored += 1
             except Exception as exc:
                 if is_transient(exc) or not await self._probe():

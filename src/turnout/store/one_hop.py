@@ -40,6 +40,11 @@ class OneHop:
         self._twin = blocking_twin(engine)
 
     @property
+    def twin(self) -> Engine | None:
+        """The blocking engine used on SQLite files (None: work runs on the async engine)."""
+        return self._twin
+
+    @property
     def dialect(self) -> str:
         return self._engine.dialect.name
 

@@ -1,0 +1,74 @@
+"""RowInserter: on an SQLite file it binds rows itself (SQLAlchemy's compiled statement and bind
+processors, the driver's C executemany); what it stores must be exactly what Core stores."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from turnout.records.insert import RowInserter, _statement
+from turnout.records.journal import to_row
+from turnout.store.db import make_engine, make_sessionmaker
+from turnout.store.messages import Message
+from turnout.store.migrate import upgrade
+
+AWKWARD = 'it\'s "quoted"; DROP TABLE messages; -- ünïcødé \u2603 \x00 end'
+
+
+def rows() -> list[dict[str, Any]]:
+    """Rows with every kind of column value: text, NULL, booleans, numbers, JSON, datetimes."""
+    created = datetime(2026, 12, 1, 18, 0, 0, 123456, tzinfo=UTC)
+    full = {
+        "id": str(uuid.uuid4()), "conversation_id": "c-1", "agent_id": "bot", "tenant_id": "acme",
+        "user_id": "agent:bot", "role": "assistant", "model": "sim/gpt-4o", "provider": "sim",
+        "dialect": "anthropic", "endpoint": "messages", "stream": True, "status": "error",
+        "http_status": 502, "error": AWKWARD, "latency_ms": 1234, "ttft_ms": 56, "prompt_tokens": 10,
+        "completion_tokens": 0, "cost_usd": Decimal("0.00012345"), "finish_reason": "tool_calls",
+        "task_type": "code", "tools_used": ["search", AWKWARD], "attempts": 3, "fallback_used": True,
+        "prompt": AWKWARD, "content": "", "rating": 0.25, "feedback_type": "implicit",
+        "feedback_at": created + timedelta(seconds=5),
+        "metadata_": {"task_id": "t", "decision": {"scores": [0.5, None], "nested": {"k": AWKWARD}}},
+        "created_at": created,
+    }  # fmt: skip
+    sparse = {"id": str(uuid.uuid4()), "tenant_id": "acme", "dialect": "openai", "endpoint": "chat",
+              "status": "ok", "http_status": 200, "created_at": created}  # fmt: skip
+    return [to_row(full), to_row(sparse)] + [to_row(full | {"id": str(uuid.uuid4())}) for _ in range(60)]
+
+
+async def stored(path: Path, bound: bool, data: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    if bound:
+        inserter = RowInserter(sessions)
+        await inserter.insert(data)
+        await inserter.insert(data[:3])  # a replayed slice is stored once
+        await inserter.close()
+    else:
+        async with sessions.begin() as session:
+            connection = await session.connection()
+            await connection.execute(_statement("sqlite"), data)
+    async with sessions() as session:
+        first = await session.get(Message, data[0]["id"])
+    await engine.dispose()
+    assert first is not None
+    assert first.cost_usd == Decimal("0.00012345") and first.stream is True and first.error == AWKWARD
+    assert first.tools_used == ["search", AWKWARD] and first.metadata_["decision"]["nested"] == {"k": AWKWARD}
+    assert first.feedback_at is not None and first.feedback_at - first.created_at == timedelta(seconds=5)
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        return raw.execute(select(Message.__table__).order_by("id").compile().string).fetchall()
+
+
+async def test_sqlite_rows_are_stored_exactly_as_sqlalchemy_core_stores_them(tmp_path: Path) -> None:
+    data = rows()
+    ours = await stored(tmp_path / "bound.db", True, data)
+    core = await stored(tmp_path / "core.db", False, data)
+    assert len(ours) == len(data) == 62
+    assert ours == core  # byte for byte: column order, text, JSON, datetimes, booleans, decimals
