@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 API = "/api/v2/admin"
+SQLITE_FILE = "bench.db"  # the gateway's database inside a workspace (sqlite)
 
 
 def free_port() -> int:
@@ -56,7 +57,7 @@ def workspace(db: str) -> Iterator[tuple[Path, dict[str, str]]]:
     with tempfile.TemporaryDirectory(prefix="turnout-bench-") as tmp:
         pg_name = f"turnout_bench_{secrets.token_hex(4)}" if db == "postgres" else None
         if pg_name is None:
-            url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            url = f"sqlite+aiosqlite:///{tmp}/{SQLITE_FILE}"
         else:
             _pg(f'CREATE DATABASE "{pg_name}"')
             url = PG_DSN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{pg_name}"

@@ -28,7 +28,7 @@ from pathlib import Path
 import uvloop
 
 import gateway_stalls
-from common import BIN, ROOT, percentile, workspace
+from common import BIN, ROOT, SQLITE_FILE, percentile, workspace
 from gateway_load import Target, ensure_wrk, paced, wrk
 from gateway_procs import Cores, Proc, configure_simulators, simulator, turnout
 from gateway_rawload import paced_raw
@@ -71,7 +71,7 @@ def load(args: argparse.Namespace, gateway: Proc, key: str, tmp: Path, cores: Co
 
 def stored_records(tmp: Path) -> int:
     """Message rows in the gateway's SQLite file (read-only; WAL lets it read beside the writer)."""
-    with contextlib.closing(sqlite3.connect(f"file:{tmp}/bench.db?mode=ro", uri=True)) as db:
+    with contextlib.closing(sqlite3.connect(f"file:{tmp}/{SQLITE_FILE}?mode=ro", uri=True)) as db:
         return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
 
 

@@ -11,6 +11,7 @@ Work is written once, against a sync ``Connection``; on the async engine it runs
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,16 +21,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from turnout.store.db import make_blocking_engine
 
 T = TypeVar("T")
+_twins: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def blocking_twin(engine: AsyncEngine) -> Engine | None:
-    """A blocking engine on the same SQLite file (None for other databases and in-memory SQLite)."""
+    """The blocking engine on the same SQLite file (None for other databases and in-memory SQLite).
+
+    One per async engine, shared by its users (feedback commits, record inserts, WAL checkpoints):
+    one connection pool per file, not one each. Disposing it only closes the pooled connections; a
+    later user opens new ones."""
     url = engine.url
     if engine.dialect.name != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     if url.query.get("mode") == "memory":
         return None
-    return make_blocking_engine(url.set(drivername="sqlite").render_as_string(hide_password=False))
+    twin = _twins.get(engine.sync_engine)
+    if twin is None:
+        twin = _twins[engine.sync_engine] = make_blocking_engine(
+            url.set(drivername="sqlite").render_as_string(hide_password=False)
+        )
+    return twin
 
 
 class OneHop:
