@@ -16,6 +16,7 @@ from turnout.store.dml import conflict_insert
 from turnout.store.gate import engine_of, write_gate
 from turnout.store.messages import Message
 from turnout.store.one_hop import OneHop
+from turnout.store.polite import PoliteWorker
 
 INSERT_SLICE = 50  # rows per INSERT, each in its own short transaction
 
@@ -71,8 +72,10 @@ class RowInserter:
     the writer stored about 750 records/s while the gateway served 1,900 requests/s. On an
     SQLite file a slice is now one hop: the rows become parameter tuples on the event loop, and the
     worker thread runs only the driver's C ``executemany``, which lets go of the GIL while SQLite
-    writes. Other databases take SQLAlchemy's Core executemany. The SQLite write gate is free for
-    a rating's commit between slices; a retried batch skips the rows already stored."""
+    writes. That thread is a ``PoliteWorker``'s: it yields the core to the event loop unless the
+    caller says it is behind (``urgent``). Other databases take SQLAlchemy's Core executemany. The
+    SQLite write gate is free for a rating's commit between slices; a retried batch skips the rows
+    already stored."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         engine = engine_of(sessions)
@@ -80,11 +83,13 @@ class RowInserter:
             raise ValueError("the record writer needs a session factory bound to an engine")
         self._sessions = sessions
         self._hop = OneHop(engine)
+        self.worker = PoliteWorker("records")
         twin = self._hop.twin
         self._bound = SqliteBoundInsert(twin.dialect) if twin is not None else None
 
-    async def insert(self, rows: list[dict[str, Any]]) -> None:
-        """Store ``rows`` (``ON CONFLICT (id) DO NOTHING``), committing every ``INSERT_SLICE``."""
+    async def insert(self, rows: list[dict[str, Any]], *, urgent: bool = False) -> None:
+        """Store ``rows`` (``ON CONFLICT (id) DO NOTHING``), committing every ``INSERT_SLICE``;
+        ``urgent`` when the caller is behind (the slices then run at normal priority)."""
         for start in range(0, len(rows), INSERT_SLICE):
             chunk = rows[start : start + INSERT_SLICE]
             if self._bound is not None:
@@ -92,8 +97,9 @@ class RowInserter:
             else:
                 work = functools.partial(_insert, _statement(self._hop.dialect), chunk)
             async with write_gate(self._sessions):
-                await self._hop.transaction(work)
+                await self._hop.transaction(work, via=self.worker, urgent=urgent)
 
     async def close(self) -> None:
-        """Close the blocking engine's connections."""
+        """End the worker threads and close the blocking engine's connections."""
+        await self.worker.close()
         await self._hop.dispose()

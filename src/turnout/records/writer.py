@@ -26,6 +26,7 @@ from turnout.ids import new_id
 from turnout.records.insert import RowInserter
 from turnout.records.journal import Journal, JournalReader, is_transient, to_row
 from turnout.store.models import utcnow
+from turnout.store.polite import PoliteWorker
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +57,7 @@ class RecordWriter:
         max_backoff_s: float = 30.0,
         db_timeout_s: float = 5.0,
         max_pending: int = 100_000,
+        catch_up_rows: int | None = None,
     ) -> None:
         self._sessions = sessions
         self._inserter = RowInserter(sessions)
@@ -66,6 +68,8 @@ class RecordWriter:
         self._max_backoff = max(max_backoff_s, replay_interval_s)
         self._db_timeout = db_timeout_s
         self._max_pending = max_pending
+        # inserts yield the CPU to requests until this many records wait (default: 4 batches)
+        self._catch_up_rows = 4 * self._batch_size if catch_up_rows is None else catch_up_rows
         self._queue: deque[dict[str, Any]] = deque()
         self._inflight = 0
         self._db_ok = True
@@ -116,6 +120,11 @@ class RecordWriter:
     def journal_bytes(self) -> int:
         """Bytes waiting in the journal for replay."""
         return self._journal.size()
+
+    @property
+    def insert_worker(self) -> PoliteWorker:
+        """The threads inserting on SQLite files (polite, or urgent while catching up)."""
+        return self._inserter.worker
 
     @property
     def stats(self) -> dict[str, int | bool]:
@@ -325,7 +334,7 @@ class RecordWriter:
         if not rows:
             return 0, []
         try:
-            await self._bounded(self._inserter.insert(rows))
+            await self._bounded(self._inserter.insert(rows, urgent=self._behind()))
             return len(rows), []
         except Exception as exc:
             if is_transient(exc) or not await self._probe():
@@ -335,7 +344,7 @@ class RecordWriter:
         stored = 0
         for index, row in enumerate(rows):
             try:
-                await self._bounded(self._inserter.insert([row]))
+                await self._bounded(self._inserter.insert([row], urgent=self._behind()))
                 stored += 1
             except Exception as exc:
                 if is_transient(exc) or not await self._probe():
@@ -343,6 +352,10 @@ class RecordWriter:
                     return stored, kept[index:]
                 await self._reject(kept[index], exc)
         return stored, []
+
+    def _behind(self) -> bool:
+        """Stopping, or the queue outgrew ``catch_up_rows``: insert at normal priority."""
+        return self._stopping.is_set() or len(self._queue) >= self._catch_up_rows
 
     async def _replay(self, deadline: float | None = None) -> bool:
         """Bring the journal into the database; True when it is empty afterwards."""

@@ -9,7 +9,8 @@ own connection: it never blocks a reader or a writer, and SQLite releases the GI
 Keep the interval short: a checkpoint's writes and sync slow the commits beside it in proportion
 to its size. Feedback at 500 ratings/s on a slow 2-core VM (``bench/feedback.py``), p99 median:
 37.8 ms with SQLite's own checkpoints (7 runs), 28.0 ms with one every 0.1 s (8 runs, 19-42 ms);
-one every second did no better (42 and 47 ms).
+one every second did no better (42 and 47 ms). The checkpoints run on a ``PoliteWorker``'s thread,
+which yields the CPU to the event loop, unless the WAL has grown past ``URGENT_FRAMES``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from turnout.store.one_hop import blocking_twin
+from turnout.store.polite import PoliteWorker
 from turnout.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
+URGENT_FRAMES = 4000  # a WAL this long means polite checkpoints fall behind: run them at normal priority
 
 
 class Checkpoint(NamedTuple):
@@ -41,6 +44,8 @@ class WalCheckpointer:
         self._twin = blocking_twin(engine)
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        self.worker = PoliteWorker("wal-checkpoint")
+        self._wal_frames = 0
         self.runs = 0
 
     @property
@@ -58,16 +63,20 @@ class WalCheckpointer:
         await cancel_and_wait(self._task)
         self._task = None
         try:
-            await self.checkpoint()
+            await self.checkpoint(urgent=True)
         except Exception as exc:  # the next start, or SQLite's own close, checkpoints it
             log.warning("wal_checkpoint_failed", error_type=type(exc).__name__)
+        await self.worker.close()
         await asyncio.to_thread(self._twin.dispose)
 
-    async def checkpoint(self) -> Checkpoint | None:
-        """One PASSIVE checkpoint now, in a worker thread (None for other databases)."""
+    async def checkpoint(self, *, urgent: bool = False) -> Checkpoint | None:
+        """One PASSIVE checkpoint now, in a worker thread (None for other databases); at normal
+        priority when ``urgent`` or when the last one found the WAL past ``URGENT_FRAMES``."""
         if self._twin is None:
             return None
-        result = await asyncio.to_thread(self._blocking_checkpoint)
+        urgent = urgent or self._wal_frames >= URGENT_FRAMES
+        result = await self.worker.run(self._blocking_checkpoint, urgent=urgent)
+        self._wal_frames = result.log_frames
         self.runs += 1
         return result
 

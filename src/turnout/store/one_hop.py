@@ -11,6 +11,7 @@ Work is written once, against a sync ``Connection``; on the async engine it runs
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from turnout.store.db import make_blocking_engine
+from turnout.store.polite import PoliteWorker
 
 T = TypeVar("T")
 _twins: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
@@ -59,9 +61,16 @@ class OneHop:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
-    async def transaction(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` inside BEGIN ... COMMIT (rolled back if it raises) and return its result."""
+    async def transaction(
+        self, work: Callable[[Connection], T], *, via: PoliteWorker | None = None, urgent: bool = False
+    ) -> T:
+        """Run ``work`` inside BEGIN ... COMMIT (rolled back if it raises) and return its result.
+
+        On an SQLite file it runs in a default worker thread, or on ``via`` (background work that
+        yields the CPU to the loop; ``urgent`` when it has fallen behind)."""
         if self._twin is not None:
+            if via is not None:
+                return await via.run(functools.partial(self._blocking, self._twin, work), urgent=urgent)
             return await asyncio.to_thread(self._blocking, self._twin, work)
         async with self._engine.begin() as connection:
             return await connection.run_sync(work)
