@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from turnout.http_protocol import PROTOCOL
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -21,8 +23,8 @@ def free_port() -> int:
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Serve ``app`` (lifespan included) and yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+    config = uvicorn.Config(  # the production HTTP protocol (turnout serve's), on the test's loop
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio", http=PROTOCOL
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

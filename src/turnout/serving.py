@@ -1,4 +1,4 @@
-"""Running the ASGI app under uvicorn (uvloop, httptools), lifespan included.
+"""Running the ASGI app under uvicorn (uvloop, httptools: ``http_protocol.py``), lifespan included.
 
 The app is built by its factory in each worker (``TURNOUT_*`` settings from the environment); the
 lifespan shutdown flushes records and feedback. Access logs, proxy-header rewriting and the
@@ -10,6 +10,8 @@ than this once the hot path stopped releasing the GIL, and its thread handoffs a
 from __future__ import annotations
 
 import uvicorn
+
+from turnout.http_protocol import PROTOCOL
 
 APP_FACTORY = "turnout.app:create_app"
 
@@ -23,7 +25,7 @@ def serve(host: str, port: int, *, workers: int = 1) -> None:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=PROTOCOL,
         log_level="warning",
         access_log=False,
         proxy_headers=False,

@@ -11,10 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 
 from turnout.records.insert import RowInserter, _statement
-from turnout.records.journal import to_row
+from turnout.records.journal import encode, to_row
 from turnout.store.db import make_engine, make_sessionmaker
 from turnout.store.messages import Message
 from turnout.store.migrate import upgrade
@@ -22,8 +23,9 @@ from turnout.store.migrate import upgrade
 AWKWARD = 'it\'s "quoted"; DROP TABLE messages; -- ünïcødé \u2603 \x00 end'
 
 
-def rows() -> list[dict[str, Any]]:
-    """Rows with every kind of column value: text, NULL, booleans, numbers, JSON, datetimes."""
+def records() -> list[dict[str, Any]]:
+    """Records with every kind of column value: text, NULL, booleans, numbers, JSON, datetimes; as
+    the gateway submits them (a float cost) and as the journal gives them back (text)."""
     created = datetime(2026, 12, 1, 18, 0, 0, 123456, tzinfo=UTC)
     full = {
         "id": str(uuid.uuid4()), "conversation_id": "c-1", "agent_id": "bot", "tenant_id": "acme",
@@ -39,7 +41,12 @@ def rows() -> list[dict[str, Any]]:
     }  # fmt: skip
     sparse = {"id": str(uuid.uuid4()), "tenant_id": "acme", "dialect": "openai", "endpoint": "chat",
               "status": "ok", "http_status": 200, "created_at": created}  # fmt: skip
-    return [to_row(full), to_row(sparse)] + [to_row(full | {"id": str(uuid.uuid4())}) for _ in range(60)]
+    submitted = full | {"id": str(uuid.uuid4()), "cost_usd": 0.00012345}
+    submitted.pop("rating")  # absent keys take the column default
+    journaled = orjson.loads(encode([full | {"id": str(uuid.uuid4())}]))
+    assert isinstance(journaled["created_at"], str) and isinstance(journaled["cost_usd"], str)
+    many = [full | {"id": str(uuid.uuid4())} for _ in range(58)]
+    return [full, sparse, submitted, journaled, *many]
 
 
 async def stored(path: Path, bound: bool, data: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -48,13 +55,14 @@ async def stored(path: Path, bound: bool, data: list[dict[str, Any]]) -> list[tu
     sessions = make_sessionmaker(engine)
     if bound:
         inserter = RowInserter(sessions)
-        await inserter.insert(data)
-        await inserter.insert(data[:3])  # a replayed slice is stored once
+        prepared = [inserter.prepare(record) for record in data]
+        await inserter.insert(prepared)
+        await inserter.insert(prepared[:3])  # a replayed slice is stored once
         await inserter.close()
     else:
         async with sessions.begin() as session:
             connection = await session.connection()
-            await connection.execute(_statement("sqlite"), data)
+            await connection.execute(_statement("sqlite"), [to_row(record) for record in data])
     async with sessions() as session:
         first = await session.get(Message, data[0]["id"])
     await engine.dispose()
@@ -67,7 +75,7 @@ async def stored(path: Path, bound: bool, data: list[dict[str, Any]]) -> list[tu
 
 
 async def test_sqlite_rows_are_stored_exactly_as_sqlalchemy_core_stores_them(tmp_path: Path) -> None:
-    data = rows()
+    data = records()
     ours = await stored(tmp_path / "bound.db", True, data)
     core = await stored(tmp_path / "core.db", False, data)
     assert len(ours) == len(data) == 62

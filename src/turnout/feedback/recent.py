@@ -32,13 +32,26 @@ class RecentMessages:
         self._items: OrderedDict[str, tuple[str, str | None, str, str, float]] = OrderedDict()
 
     def add(self, target: RatedTarget) -> None:
-        self._items[target.message_id] = (
+        self.remember(
+            target.message_id,
             target.tenant_id,
             target.agent_id,
             target.model,
             target.task_type,
             target.created_at.timestamp(),
         )
+
+    def remember(
+        self,
+        message_id: str,
+        tenant_id: str,
+        agent_id: str | None,
+        model: str,
+        task_type: str,
+        created: float,
+    ) -> None:
+        """``add`` without building a RatedTarget (the gateway's hot path); ``created`` in epoch seconds."""
+        self._items[message_id] = (tenant_id, agent_id, model, task_type, created)
         if len(self._items) > self._capacity:
             self._items.popitem(last=False)
 

@@ -6,6 +6,7 @@ Each step lives in its own module; this file only calls them in order.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 
 from turnout.auth.principal import Principal
 from turnout.errors import TurnoutError
-from turnout.feedback.recent import RatedTarget, RecentDecisions, RecentMessages
+from turnout.feedback.recent import RecentDecisions, RecentMessages
 from turnout.gateway.dialects import Dialect
 from turnout.gateway.failover import Caller, FailoverTrace, Opened
 from turnout.gateway.parse import ChatCall
@@ -26,7 +27,6 @@ from turnout.providers.base import ProviderError
 from turnout.routing.explain import decision_dict
 from turnout.routing.policies import apply_policy_defaults
 from turnout.routing.service import RoutingService
-from turnout.store.models import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -186,15 +186,13 @@ class Gateway:
     def _remember(self, record: CallRecord) -> None:
         """Make the answer ratable at once, before the batch writer stores it."""
         if record.model is not None:
-            self.recent.add(
-                RatedTarget(
-                    record.message_id,
-                    record.principal.tenant_id,
-                    record.agent_id,
-                    record.model.id,
-                    record.task_type or "general",
-                    utcnow(),
-                )
+            self.recent.remember(
+                record.message_id,
+                record.principal.tenant_id,
+                record.agent_id,
+                record.model.id,
+                record.task_type or "general",
+                time.time(),
             )
 
     def _record_error(self, record: CallRecord, exc: TurnoutError) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -60,42 +60,54 @@ def _factory(default: Any) -> Callable[[], Any]:
     return lambda: default.arg
 
 
-def _column_plan() -> tuple[dict[str, tuple[str, Callable[[], Any]]], frozenset[str], frozenset[str]]:
-    """Per Message attribute: its column's name and default factory; and which attributes hold
-    datetimes / decimals."""
-    defaults: dict[str, tuple[str, Callable[[], Any]]] = {}
-    datetimes: set[str] = set()
-    decimals: set[str] = set()
+def _as_datetime(value: Any) -> Any:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _as_decimal(value: Any) -> Any:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class ColumnPlan(NamedTuple):
+    """How a record's attribute becomes its Message column's value."""
+
+    key: str  # the Message attribute (the record's key)
+    column: str  # the column's name
+    default: Callable[[], Any]  # the value when the record lacks the key
+    typed: Callable[[Any], Any] | None  # applied to a non-None value (journaled text back to its type)
+
+
+def _column_plans() -> dict[str, ColumnPlan]:
+    plans: dict[str, ColumnPlan] = {}
     for attr in Message.__mapper__.column_attrs:
         column = attr.columns[0]
-        defaults[attr.key] = (column.name, _factory(column.default))
+        typed: Callable[[Any], Any] | None = None
         try:
             sql_type = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
             python_type = sql_type.python_type
         except NotImplementedError:
-            continue
+            python_type = None
         if python_type is datetime:
-            datetimes.add(attr.key)
+            typed = _as_datetime
         elif python_type is Decimal:
-            decimals.add(attr.key)
-    return defaults, frozenset(datetimes), frozenset(decimals)
+            typed = _as_decimal
+        plans[attr.key] = ColumnPlan(attr.key, column.name, _factory(column.default), typed)
+    return plans
 
 
-_DEFAULTS, _DATETIMES, _DECIMALS = _column_plan()
+COLUMN_PLANS = _column_plans()
 
 
 def to_row(record: dict[str, Any]) -> dict[str, Any]:
     """A complete, typed Message row, keyed by column name, from a submitted or journaled record
     (Message attribute names; unknown keys dropped)."""
     row: dict[str, Any] = {}
-    for key, (column, factory) in _DEFAULTS.items():
+    for key, column, default, typed in COLUMN_PLANS.values():
         value = record.get(key, _MISSING)
         if value is _MISSING:
-            value = factory()
-        elif value is not None and key in _DATETIMES and isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        elif value is not None and key in _DECIMALS and not isinstance(value, Decimal):
-            value = Decimal(str(value))
+            value = default()
+        elif value is not None and typed is not None:
+            value = typed(value)
         row[column] = value
     return row
 

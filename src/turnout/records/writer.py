@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.ids import new_id
 from turnout.records.insert import RowInserter
-from turnout.records.journal import Journal, JournalReader, is_transient, to_row
+from turnout.records.journal import Journal, JournalReader, is_transient
 from turnout.store.models import utcnow
 from turnout.store.polite import PoliteWorker
 
@@ -327,7 +327,7 @@ class RecordWriter:
         kept: list[dict[str, Any]] = []
         for record in records:
             try:
-                rows.append(to_row(record))
+                rows.append(self._inserter.prepare(record))
                 kept.append(record)
             except Exception as exc:
                 await self._reject(record, exc)
