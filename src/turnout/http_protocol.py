@@ -4,9 +4,10 @@ uvicorn writes the status line and headers when the app sends ``http.response.st
 body when it sends ``http.response.body``: two ``send`` calls and two TCP segments per response
 (``strace`` of a served request: 260 bytes, then 682). On loopback and in VMs a segment is costly
 for both ends. This protocol wraps the connection's transport so that a header block announcing a
-``content-length`` is held until the body's write, and both leave in one ``writelines``. A header
-block whose body does not follow at once (a ``HEAD`` answer, a slow first chunk) is written at the
-loop's next turn; a chunked response (streaming) is never held.
+``content-length`` is held until the body's write, and both leave in one ``writelines``. A response
+without a body write (a ``HEAD`` answer) sends its held headers when it completes, as does a
+connection that closes; a chunked response (streaming) is never held. (Scheduling a flush with
+``call_soon`` instead would cost a loop turn, one more ``epoll_wait``, per response.)
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ PROTOCOL = "turnout.http_protocol:CoalescingHttpToolsProtocol"  # uvicorn's ``ht
 class CoalescingTransport:
     """A transport proxy that sends a held header block together with the next write."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_held", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._loop = loop
         self._held: bytes | None = None
 
     def write(self, data: bytes) -> None:
@@ -36,7 +36,6 @@ class CoalescingTransport:
             self._transport.writelines((held, data))
         elif _is_sized_header_block(data):
             self._held = data
-            self._loop.call_soon(self.flush)
         else:
             self._transport.write(data)
 
@@ -63,4 +62,9 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` over a ``CoalescingTransport``."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport, self.loop)))
+        self.coalescing = CoalescingTransport(transport)
+        super().connection_made(cast(asyncio.Transport, self.coalescing))
+
+    def on_response_complete(self) -> None:
+        self.coalescing.flush()  # a response that wrote no body (HEAD)
+        super().on_response_complete()
