@@ -25,7 +25,7 @@ from typing import Any
 import uvloop
 
 import litellm_setup
-from common import ROOT, percentile, workspace
+from common import ROOT, no_gc, percentile, workspace
 from gateway_load import Paced, Saturation, Target, closed_loop, ensure_wrk, paced, wrk
 from gateway_procs import SIM_KEY, Cores, Proc, configure_simulators, passthrough, simulator, turnout
 from gateway_rawload import paced_raw
@@ -173,7 +173,8 @@ def run_paced(
     """A paced run against ``entry.pace`` with the CPU its server spent meanwhile, added to ``into``."""
     before = entry.pace_proc.cpu_s()
     work = paced(entry.pace, rate, seconds, stream=True) if stream else paced_raw(entry.pace, rate, seconds)
-    result = uvloop.run(work)
+    with no_gc():
+        result = uvloop.run(work)
     result.cpu_s = entry.pace_proc.cpu_s() - before
     return result if into is None else into.merge(result)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import uvloop
 
 import gateway_stalls
-from common import BIN, ROOT, SQLITE_FILE, percentile, workspace
+from common import BIN, ROOT, SQLITE_FILE, no_gc, percentile, workspace
 from gateway_load import Target, ensure_wrk, paced, wrk
 from gateway_procs import Cores, Proc, configure_simulators, simulator, turnout
 from gateway_rawload import paced_raw
@@ -48,7 +48,8 @@ def load(args: argparse.Namespace, gateway: Proc, key: str, tmp: Path, cores: Co
     before, rows_before = gateway.cpu_s(), stored_records(tmp)
     if args.rate > 0:
         work = paced(target, args.rate, args.duration, stream=True) if args.stream else None
-        run = uvloop.run(work or paced_raw(target, args.rate, args.duration))
+        with no_gc():
+            run = uvloop.run(work or paced_raw(target, args.rate, args.duration))
         values = run.ttfts_ms if args.stream else run.latencies_ms
         done, seconds = len(values), run.seconds
         what = "TTFT" if args.stream else "latency"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from typing import Annotated
 
@@ -58,6 +59,8 @@ def simulate(
 async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
     sim = Simulator(config)
     url = await sim.start(host, port)
+    gc.collect()
+    gc.freeze()  # like the gateway: start-up objects leave the collector's scans (shorter pauses)
     typer.echo(f"Provider simulator on {url}")
     typer.echo(f"  OpenAI:    base_url={url}/v1   (chat/completions, embeddings, models)")
     typer.echo(f"  Anthropic: base_url={url}      (v1/messages, v1/models)")
