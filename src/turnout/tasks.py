@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
-    """Cancel ``task`` (if any) and wait until it has finished unwinding."""
+    """Cancel ``task`` (if any) and wait until it has finished unwinding. A cancellation of the
+    caller itself still propagates (only the task's own is absorbed)."""
     if task is None:
         return
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    try:
         await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
 
 
 class Deadline:

@@ -157,8 +157,11 @@ class SnapshotStore:
 
     async def _loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+            # arrives as the event is set (a trigger() during stop), and this loop then never ends
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), self._interval_s)
+                async with asyncio.timeout(self._interval_s):
+                    await self._dirty.wait()
             forced = self._dirty.is_set()
             self._dirty.clear()
             try:

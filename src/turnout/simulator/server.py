@@ -182,8 +182,9 @@ class Simulator:
         if self._stopping is None:
             await asyncio.sleep(seconds)
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout: 3.11's wait_for can swallow a cancel
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     def hit(self, provider: str, route: str) -> None:
         """Count a request to a model route."""
