@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -63,8 +64,8 @@ class _Conn(asyncio.Protocol):
 
 
 class _Pool:
-    def __init__(self, host: str, port: int, result: Paced) -> None:
-        self.host, self.port, self.result = host, port, result
+    def __init__(self, host: str, port: int, result: Paced, on_done: Callable[[float], None] | None) -> None:
+        self.host, self.port, self.result, self.on_done = host, port, result, on_done
         self.idle: list[_Conn] = []
         self.pending = 0
         self.finished: asyncio.Future[None] | None = None
@@ -82,6 +83,8 @@ class _Pool:
         self.pending -= 1
         if status == 200:
             self.result.latencies_ms.append(latency_ms)
+            if self.on_done is not None:
+                self.on_done(latency_ms)
         else:
             self.result.errors += 1
         if conn.transport is not None:
@@ -90,8 +93,11 @@ class _Pool:
             self.finished.set_result(None)
 
 
-async def paced_raw(target: Target, rate: float, seconds: float) -> Paced:
-    """Open loop: request ``i`` is written at ``i / rate`` s; latency is write to last byte read."""
+async def paced_raw(
+    target: Target, rate: float, seconds: float, on_done: Callable[[float], None] | None = None
+) -> Paced:
+    """Open loop: request ``i`` is written at ``i / rate`` s; latency is write to last byte read.
+    ``on_done(latency_ms)`` is called as each answer completes (``gateway_timeline``)."""
     url = urlsplit(target.endpoint)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     body = target.body()
@@ -100,7 +106,7 @@ async def paced_raw(target: Target, rate: float, seconds: float) -> Paced:
         head + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     result = Paced(rate)
-    pool = _Pool(host, port, result)
+    pool = _Pool(host, port, result, on_done)
     loop = asyncio.get_running_loop()
     begin = loop.time() + 0.01
     for i in range(max(1, int(rate * seconds))):

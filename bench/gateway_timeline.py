@@ -14,10 +14,10 @@ import time
 
 import uvloop
 
-import gateway_rawload
 from common import no_gc, percentile, workspace
 from gateway_load import Paced, Target
 from gateway_procs import Cores, simulator, turnout
+from gateway_rawload import paced_raw
 
 
 def main() -> None:
@@ -30,22 +30,16 @@ def main() -> None:
     if cores.load is not None:
         os.sched_setaffinity(0, {cores.load})
     stamps: list[tuple[float, float]] = []  # (completion time, latency ms)
-    done = gateway_rawload._Pool.done
 
-    def timed(
-        pool: gateway_rawload._Pool, conn: gateway_rawload._Conn, latency_ms: float, status: int
-    ) -> None:
+    def timed(latency_ms: float) -> None:
         stamps.append((time.perf_counter(), latency_ms))
-        done(pool, conn, latency_ms, status)
 
-    gateway_rawload._Pool.done = timed  # type: ignore[method-assign]
     with workspace("sqlite") as (tmp, env), simulator(tmp, "sim", cores.load, cores) as sim:
         with turnout(tmp, env, sim.url, cores) as (gateway, key):
             target = Target("turnout", gateway.url, key, "sim/gpt-4o-mini")
-            uvloop.run(gateway_rawload.paced_raw(target, args.rate, 2.0))  # warm-up
-            stamps.clear()
+            uvloop.run(paced_raw(target, args.rate, 2.0))  # warm-up
             with no_gc():
-                run: Paced = uvloop.run(gateway_rawload.paced_raw(target, args.rate, args.seconds))
+                run: Paced = uvloop.run(paced_raw(target, args.rate, args.seconds, on_done=timed))
     latencies = [latency for _, latency in stamps]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     print(f"{args.rate:g}/s: {len(latencies)} ok, {run.errors} errors, {run.late} late;", end=" ")

@@ -1,4 +1,5 @@
-"""Task helpers: stopping a service's background loop, and a cheap deadline for a hot-path await."""
+"""Task helpers: stopping a service's background loop, waiting for its wake-up event, and a cheap
+deadline for a hot-path await."""
 
 from __future__ import annotations
 
@@ -18,6 +19,20 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` at most ``timeout`` seconds; True when it is set.
+
+    Through ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 ``wait_for`` swallows a
+    cancellation that arrives in the turn the event is set, and a loop waiting on it then never
+    stops (a snapshot ``trigger()`` right before ``stop()`` hung a test teardown 70 s)."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        pass
+    return event.is_set()
 
 
 class Deadline:

@@ -14,7 +14,7 @@ from turnout.auth.principal import Principal
 from turnout.container import Container
 from turnout.errors import NotFound
 from turnout.feedback.batch import FeedbackBatcher
-from turnout.feedback.recent import RatedTarget, RecentMessages
+from turnout.feedback.recent import RecentMessages
 from turnout.feedback.service import FeedbackIn, FeedbackService
 from turnout.store.gate import engine_of
 from turnout.store.messages import Message
@@ -69,7 +69,7 @@ async def test_unknown_and_foreign_messages_are_not_found(container: Container) 
 async def test_a_rating_for_an_unstored_answer_reaches_its_row_later(container: Container) -> None:
     message = _message()
     recent = RecentMessages()  # answered by this replica; the records writer has not stored it yet
-    recent.add(RatedTarget(message.id, "acme", None, "p/m", "code", message.created_at))
+    recent.remember(message.id, "acme", None, "p/m", "code", message.created_at.timestamp())
     service = FeedbackService(container.sessions, container.experience, recent, container.feedback_sync)
     try:
         await service.rate(message.id, FeedbackIn(rating=0.25), USER)

@@ -31,16 +31,6 @@ class RecentMessages:
         self._capacity = capacity
         self._items: OrderedDict[str, tuple[str, str | None, str, str, float]] = OrderedDict()
 
-    def add(self, target: RatedTarget) -> None:
-        self.remember(
-            target.message_id,
-            target.tenant_id,
-            target.agent_id,
-            target.model,
-            target.task_type,
-            target.created_at.timestamp(),
-        )
-
     def remember(
         self,
         message_id: str,
@@ -50,7 +40,8 @@ class RecentMessages:
         task_type: str,
         created: float,
     ) -> None:
-        """``add`` without building a RatedTarget (the gateway's hot path); ``created`` in epoch seconds."""
+        """Make an answer ratable (what ``get`` gives back as a RatedTarget); ``created`` in epoch
+        seconds. Plain arguments, not a RatedTarget: the gateway calls this for every answer."""
         self._items[message_id] = (tenant_id, agent_id, model, task_type, created)
         if len(self._items) > self._capacity:
             self._items.popitem(last=False)

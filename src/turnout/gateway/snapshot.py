@@ -8,7 +8,6 @@ change probe (row counts and latest ``updated_at`` per table) differs, every ``i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ from turnout.routing.tasks import TaskMaps
 from turnout.store.agents import Agent, ApiKey
 from turnout.store.models import Model, Provider
 from turnout.store.routing import AgentModelConfig, RoutingPolicy, SettingEntry
-from turnout.tasks import cancel_and_wait
+from turnout.tasks import cancel_and_wait, wait_event
 
 TASK_POLICIES_KEY = "routing.task_policies"
 TASK_MAPS_KEY = "routing.task_maps"
@@ -157,12 +156,7 @@ class SnapshotStore:
 
     async def _loop(self) -> None:
         while True:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
-            # arrives as the event is set (a trigger() during stop), and this loop then never ends
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval_s):
-                    await self._dirty.wait()
-            forced = self._dirty.is_set()
+            forced = await wait_event(self._dirty, self._interval_s)
             self._dirty.clear()
             try:
                 async with self._sessions() as session:

@@ -27,20 +27,11 @@ from turnout.records.insert import RowInserter
 from turnout.records.journal import Journal, JournalReader, is_transient
 from turnout.store.models import utcnow
 from turnout.store.polite import PoliteWorker
+from turnout.tasks import wait_event
 
 log = structlog.get_logger(__name__)
 
 SPILL_BATCH = 5000  # records per journal write when spilling or while the database is down
-
-
-async def _wait(event: asyncio.Event, timeout: float) -> bool:
-    """Wait for ``event`` at most ``timeout`` seconds; True when it is set."""
-    try:
-        async with asyncio.timeout(timeout):
-            await event.wait()
-    except TimeoutError:
-        pass
-    return event.is_set()
 
 
 class RecordWriter:
@@ -206,7 +197,7 @@ class RecordWriter:
         while True:
             stopping = self._stopping.is_set()
             if not stopping and len(self._queue) < self._batch_size:
-                await _wait(self._wake, self._flush_interval)
+                await wait_event(self._wake, self._flush_interval)
             self._wake.clear()
             try:
                 while self._queue:
@@ -250,7 +241,7 @@ class RecordWriter:
 
     async def _replay_loop(self) -> None:
         delay = self._replay_interval
-        while not await _wait(self._stopping, delay):
+        while not await wait_event(self._stopping, delay):
             if self._db_ok and not self._journal.size():
                 delay = self._replay_interval
                 continue

@@ -18,7 +18,6 @@ Control routes (no auth): ``GET /_sim/health``; ``GET|POST|DELETE /_sim/faults``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter, deque
 from dataclasses import dataclass
 from types import TracebackType
@@ -33,6 +32,7 @@ from turnout.simulator.faults import Fault, FaultBook
 from turnout.simulator.ollama_routes import OllamaRoutes
 from turnout.simulator.openai_routes import OpenAIRoutes
 from turnout.simulator.respond import json_response, read_json
+from turnout.tasks import wait_event
 
 MAX_BODY = 64 * 1024 * 1024
 RECENT = 1000  # requests kept in ``Simulator.requests``
@@ -182,9 +182,7 @@ class Simulator:
         if self._stopping is None:
             await asyncio.sleep(seconds)
             return
-        with contextlib.suppress(TimeoutError):  # asyncio.timeout: 3.11's wait_for can swallow a cancel
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+        await wait_event(self._stopping, seconds)
 
     def hit(self, provider: str, route: str) -> None:
         """Count a request to a model route."""
