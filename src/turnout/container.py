@@ -34,6 +34,7 @@ from turnout.routing.service import RoutingService
 from turnout.secrets import SecretStore, build_secret_store
 from turnout.store.checkpoint import WalCheckpointer
 from turnout.store.db import make_engine, make_sessionmaker
+from turnout.timeouts import TimeoutWheel
 
 # A request allocates a few hundred container objects, so the default 700 ran a young collection
 # every couple of requests and a full one every second: ~10% of the CPU at saturation and 40 ms
@@ -67,6 +68,7 @@ class Container:
     feedback: FeedbackService
     performance: PerformanceService
     checkpoints: WalCheckpointer
+    timeouts: TimeoutWheel
     started: bool = False
     verified_keys: dict[str, str] = field(default_factory=dict)
 
@@ -112,6 +114,7 @@ class Container:
         )
         recent_messages, recent_decisions = RecentMessages(), RecentDecisions()
         feedback_sync = FeedbackSync(sessions, experience, interval_s=settings.feedback_sync_interval_s)
+        timeouts = TimeoutWheel()
         caller = Caller(
             http.session,
             keys,
@@ -125,6 +128,7 @@ class Container:
                 settings.first_byte_timeout_s,
             ),
             on_outcome=lambda model_id, ok, latency_ms: experience.record_outcome(model_id, ok, latency_ms),
+            timeouts=timeouts,
         )
         return cls(
             settings=settings,
@@ -163,6 +167,7 @@ class Container:
             feedback=FeedbackService(sessions, experience, recent_messages, feedback_sync),
             performance=PerformanceService(sessions, experience),
             checkpoints=WalCheckpointer(engine, settings.sqlite_checkpoint_interval_s),
+            timeouts=timeouts,
         )
 
     async def start(self) -> None:
@@ -191,6 +196,7 @@ class Container:
             await self.feedback_sync.stop()
             self.started = False
         await self.checkpoints.stop()  # after the last writes (or a start that failed half-way)
+        await self.timeouts.stop()
         await self.http.close()
         await self.secrets.close()
         await self.engine.dispose()

@@ -1,5 +1,4 @@
-"""Task helpers: stopping a service's background loop, waiting for its wake-up event, and a cheap
-deadline for a hot-path await."""
+"""Task helpers: stopping a service's background loop and waiting for its wake-up event."""
 
 from __future__ import annotations
 
@@ -33,32 +32,3 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     except TimeoutError:
         pass
     return event.is_set()
-
-
-class Deadline:
-    """``with Deadline(seconds):`` inside a task raises TimeoutError if the block outlives
-    ``seconds``. The semantics of ``asyncio.timeout`` (an outer cancellation still propagates) for
-    a third of its cost: one timer handle, no coroutine to enter or leave (a hot-path call uses it)."""
-
-    __slots__ = ("_cancelling", "_fired", "_handle", "_seconds", "_task")
-
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
-        self._fired = False
-
-    def __enter__(self) -> Deadline:
-        task = asyncio.current_task()
-        assert task is not None, "Deadline needs a running task"
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._handle = asyncio.get_running_loop().call_later(self._seconds, self._expire)
-        return self
-
-    def _expire(self) -> None:
-        self._fired = True
-        self._task.cancel()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        self._handle.cancel()
-        if self._fired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
-            raise TimeoutError from exc

@@ -85,8 +85,9 @@ def _endpoint(
 ) -> Handler:
     """A data-plane handler: authenticate, parse, then await the gateway in this task. If that takes
     over ``WATCH_AFTER_S``, a watcher cancels it (and the upstream call) when the client leaves;
-    fast answers never start the watcher task. One flat frame: every resume of the request passes
-    through each awaiting frame, so wrappers cost on every upstream read."""
+    fast answers never start the watcher task (its start is an entry in a ``TimeoutLane``, not a
+    timer handle). One flat frame: every resume of the request passes through each awaiting frame,
+    so wrappers cost on every upstream read."""
 
     async def handler(request: Request) -> Response:
         container = container_of(request)
@@ -99,7 +100,8 @@ def _endpoint(
         current = asyncio.current_task()
         assert current is not None
         watch = _DisconnectWatch(request, current)  # after the body: the watcher reads receive()
-        timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch.start)
+        lane = container.timeouts.lane(WATCH_AFTER_S)
+        lane.add(watch, watch.start)
         try:
             return await work
         except TurnoutError as exc:
@@ -110,7 +112,7 @@ def _endpoint(
             current.uncancel()
             return Response(status_code=499)
         finally:
-            timer.cancel()
+            lane.discard(watch)
             if watch.watcher is not None:
                 watch.watcher.cancel()
 

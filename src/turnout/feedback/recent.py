@@ -61,8 +61,9 @@ class RecentDecisions:
         self._capacity = capacity
         self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
 
-    def add(self, message_id: str, tenant_id: str, decision: dict[str, Any]) -> None:
-        self._items[message_id] = (tenant_id, orjson.dumps(decision))
+    def add(self, message_id: str, tenant_id: str, decision_json: bytes) -> None:
+        """Keep a decision, already serialised (the gateway writes the same bytes into its record)."""
+        self._items[message_id] = (tenant_id, decision_json)
         if len(self._items) > self._capacity:
             self._items.popitem(last=False)
 

@@ -17,7 +17,7 @@ from turnout.gateway.limits import CircuitBreakers, RpmLimiter
 from turnout.gateway.snapshot import ModelEntry, Snapshot
 from turnout.providers.base import ChatAdapter, ProviderError, Target, UpstreamRequest
 from turnout.providers.registry import adapter_for
-from turnout.tasks import Deadline
+from turnout.timeouts import Deadline, TimeoutWheel
 
 CLIENT_ERRORS = frozenset({400, 413, 422})
 
@@ -68,8 +68,11 @@ class Caller:
         limiter: RpmLimiter,
         policy: RetryPolicy,
         on_outcome: Callable[[str, bool, float], None] = lambda model_id, ok, latency_ms: None,
+        timeouts: TimeoutWheel | None = None,
     ) -> None:
         self._on_outcome = on_outcome
+        self._timeouts = timeouts or TimeoutWheel()
+        self._unbounded: tuple[aiohttp.ClientSession, aiohttp.ClientTimeout] | None = None
         self._session = session
         self._keys = keys
         self.breakers = breakers
@@ -179,10 +182,21 @@ class Caller:
             await asyncio.sleep(delay)
 
     async def _send(self, request: UpstreamRequest, whole_body: bool) -> tuple[aiohttp.ClientResponse, bytes]:
-        """Send and wait for the first body bytes (or the whole body), within the first-byte timeout."""
-        with Deadline(self.policy.first_byte_timeout_s):
-            response = await self._session().request(
-                request.method, request.url, data=request.body, headers=request.headers, allow_redirects=False
+        """Send and wait for the first body bytes (or the whole body), within the first-byte timeout.
+
+        A whole-body exchange lies entirely inside that deadline, so it runs without the session's
+        total and read timeouts (timer handles armed and cancelled on every request and read); a
+        stream keeps them for the reads after its first chunk."""
+        session = self._session()
+        timeout = self._timeout_within_deadline(session) if whole_body else session.timeout
+        with Deadline(self._timeouts.lane(self.policy.first_byte_timeout_s)):
+            response = await session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                allow_redirects=False,
+                timeout=timeout,
             )
             try:
                 first = await (
@@ -192,6 +206,16 @@ class Caller:
                 response.close()
                 raise
         return response, first
+
+    def _timeout_within_deadline(self, session: aiohttp.ClientSession) -> aiohttp.ClientTimeout:
+        """``session``'s timeouts less the total and read ones (connecting keeps its own)."""
+        if self._unbounded is None or self._unbounded[0] is not session:
+            bounded = session.timeout
+            self._unbounded = (
+                session,
+                aiohttp.ClientTimeout(sock_connect=bounded.sock_connect, connect=bounded.connect),
+            )
+        return self._unbounded[1]
 
 
 def _rate_limited(wait_s: float) -> RateLimited:

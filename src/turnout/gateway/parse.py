@@ -46,97 +46,95 @@ def decode_json(raw: bytes) -> dict[str, Any]:
 
 
 def _expect(cond: bool, message: str, param: str) -> None:
+    """Raise a 400 naming ``param`` unless ``cond`` (for constant messages only: an f-string
+    argument would be built on every request)."""
     if not cond:
         raise InvalidRequest(message, param=param)
+
+
+def _fail(message: str, param: str) -> InvalidRequest:
+    return InvalidRequest(message, param=param)
 
 
 def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
     value = body.get(name)
     if value is None:
         return
-    _expect(isinstance(value, int | float) and not isinstance(value, bool), f"{name} must be a number", name)
-    _expect(low <= value <= high, f"{name} must be between {low:g} and {high:g}", name)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _fail(f"{name} must be a number", name)
+    if not low <= value <= high:
+        raise _fail(f"{name} must be between {low:g} and {high:g}", name)
 
 
 def _positive_int(body: dict[str, Any], name: str) -> None:
     value = body.get(name)
-    if value is None:
-        return
-    _expect(
-        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-        f"{name} must be an integer >= 1",
-        name,
-    )
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise _fail(f"{name} must be an integer >= 1", name)
 
 
 def _messages(messages: Any) -> None:
-    _expect(
-        isinstance(messages, list) and len(messages) > 0, "messages must be a non-empty array", "messages"
-    )
+    """Every message an object with a known role and string or part-array content. Error texts
+    are built only on failure: this runs for every request."""
+    if not isinstance(messages, list) or not messages:
+        raise _fail("messages must be a non-empty array", "messages")
     for i, msg in enumerate(messages):
-        where = f"messages[{i}]"
-        _expect(isinstance(msg, dict), f"{where} must be an object", where)
-        _expect(msg.get("role") in ROLES, f"{where}.role must be one of {sorted(ROLES)}", f"{where}.role")
+        if not isinstance(msg, dict):
+            raise _fail(f"messages[{i}] must be an object", f"messages[{i}]")
+        if msg.get("role") not in ROLES:
+            raise _fail(f"messages[{i}].role must be one of {sorted(ROLES)}", f"messages[{i}].role")
         content = msg.get("content")
-        _expect(
-            content is None or isinstance(content, str | list),
-            f"{where}.content must be a string or an array of content parts",
-            f"{where}.content",
-        )
-        if isinstance(content, list):
-            for j, part in enumerate(content):
-                _expect(
-                    isinstance(part, dict) and isinstance(part.get("type"), str),
-                    f"{where}.content[{j}] must be an object with a type",
-                    f"{where}.content[{j}]",
-                )
+        if content is None or isinstance(content, str):
+            continue
+        if not isinstance(content, list):
+            where = f"messages[{i}].content"
+            raise _fail(f"{where} must be a string or an array of content parts", where)
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                where = f"messages[{i}].content[{j}]"
+                raise _fail(f"{where} must be an object with a type", where)
 
 
 def _tools(tools: Any) -> None:
     if tools is None:
         return
-    _expect(isinstance(tools, list), "tools must be an array", "tools")
+    if not isinstance(tools, list):
+        raise _fail("tools must be an array", "tools")
     for i, tool in enumerate(tools):
         where = f"tools[{i}]"
-        _expect(
-            isinstance(tool, dict) and tool.get("type") == "function",
-            f"{where}.type must be 'function'",
-            where,
-        )
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise _fail(f"{where}.type must be 'function'", where)
         fn = tool.get("function")
-        _expect(isinstance(fn, dict), f"{where}.function must be an object", f"{where}.function")
+        if not isinstance(fn, dict):
+            raise _fail(f"{where}.function must be an object", f"{where}.function")
         name = fn.get("name")
-        _expect(
-            isinstance(name, str) and TOOL_NAME.match(name) is not None,
-            f"{where}.function.name must match ^[A-Za-z0-9_-]{{1,64}}$",
-            f"{where}.function.name",
-        )
+        if not isinstance(name, str) or TOOL_NAME.match(name) is None:
+            raise _fail(f"{where}.function.name must match ^[A-Za-z0-9_-]{{1,64}}$", f"{where}.function.name")
         params = fn.get("parameters")
-        _expect(
-            params is None or (isinstance(params, dict) and params.get("type", "object") == "object"),
-            f"{where}.function.parameters must be a JSON Schema object",
-            f"{where}.function.parameters",
-        )
+        if params is not None and (not isinstance(params, dict) or params.get("type", "object") != "object"):
+            raise _fail(
+                f"{where}.function.parameters must be a JSON Schema object", f"{where}.function.parameters"
+            )
+
+
+METADATA_IDS = ("agent_id", "conversation_id", "user_id", "task_id")
 
 
 def _extensions(body: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     fallbacks = body.get("fallbacks") or []
-    _expect(
-        isinstance(fallbacks, list)
-        and all(isinstance(f, str) and f for f in fallbacks)
-        and len(fallbacks) <= 10,
-        "fallbacks must be an array of at most 10 model ids",
-        "fallbacks",
-    )
+    if (
+        not isinstance(fallbacks, list)
+        or len(fallbacks) > 10
+        or not all(isinstance(f, str) and f for f in fallbacks)
+    ):
+        raise _fail("fallbacks must be an array of at most 10 model ids", "fallbacks")
     metadata = body.get("metadata") or {}
-    _expect(isinstance(metadata, dict), "metadata must be an object", "metadata")
-    for key in ("agent_id", "conversation_id", "user_id", "task_id"):
-        value = metadata.get(key)
-        _expect(
-            value is None or (isinstance(value, str) and len(value) <= 255),
-            f"metadata.{key} must be a string",
-            f"metadata.{key}",
-        )
+    if not isinstance(metadata, dict):
+        raise _fail("metadata must be an object", "metadata")
+    if metadata:
+        for key in METADATA_IDS:
+            value = metadata.get(key)
+            if value is not None and (not isinstance(value, str) or len(value) > 255):
+                raise _fail(f"metadata.{key} must be a string", f"metadata.{key}")
     return fallbacks, metadata
 
 

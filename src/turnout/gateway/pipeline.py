@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 import structlog
 from starlette.responses import Response, StreamingResponse
 
@@ -176,9 +177,10 @@ class Gateway:
         routed = self.routing.route(snapshot, principal, call)
         record.task_type = routed.detection.task_type
         record.agent_id = routed.agent_id
-        record.decision = decision_dict(routed)
+        decision = orjson.dumps(decision_dict(routed))  # serialised once, for the record and the LRU
+        record.decision = orjson.Fragment(decision)
         record.detected_tools = list(routed.detection.tools_used)
-        self.decisions.add(record.message_id, principal.tenant_id, record.decision)
+        self.decisions.add(record.message_id, principal.tenant_id, decision)
         if call.model is None:
             apply_policy_defaults(call.body, snapshot.policies.get(routed.policy))
         return routed.plan

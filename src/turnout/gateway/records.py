@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from turnout.auth.principal import Principal
 from turnout.gateway.parse import ChatCall
 from turnout.gateway.snapshot import ModelEntry
@@ -45,7 +47,7 @@ class CallRecord:
     content: str | None = None
     task_type: str | None = None
     agent_id: str | None = None
-    decision: dict[str, Any] | None = None
+    decision: orjson.Fragment | None = None  # the routing decision's JSON
     detected_tools: list[str] = field(default_factory=list)
 
     def mark_first_token(self) -> None:
@@ -90,7 +92,7 @@ class CallRecord:
         }
 
 
-def _metadata(meta: dict[str, Any], decision: dict[str, Any] | None) -> dict[str, Any]:
+def _metadata(meta: dict[str, Any], decision: orjson.Fragment | None) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in meta.items() if k == "task_id"}
     if decision is not None:
         out["decision"] = decision
