@@ -1,5 +1,5 @@
-"""RowInserter: on an SQLite file it binds rows itself (SQLAlchemy's compiled statement and bind
-processors, the driver's C executemany); what it stores must be exactly what Core stores."""
+"""RowInserter: on an SQLite file it binds rows itself (SQLAlchemy's compiled multi-row statements
+and bind processors); what it stores must be exactly what Core stores."""
 
 from __future__ import annotations
 
@@ -45,8 +45,11 @@ def records() -> list[dict[str, Any]]:
     submitted.pop("rating")  # absent keys take the column default
     journaled = orjson.loads(encode([full | {"id": str(uuid.uuid4())}]))
     assert isinstance(journaled["created_at"], str) and isinstance(journaled["cost_usd"], str)
-    many = [full | {"id": str(uuid.uuid4())} for _ in range(58)]
-    return [full, sparse, submitted, journaled, *many]
+    decided = full | {"id": str(uuid.uuid4())}  # the gateway's decision: serialised once, as a Fragment
+    decided["metadata_"] = {"decision": orjson.Fragment(orjson.dumps({"chosen": "sim/gpt-4o", "k": AWKWARD}))}
+    # 226 rows: statements of 100, 100, 20, 5 and 1 rows
+    many = [full | {"id": str(uuid.uuid4())} for _ in range(221)]
+    return [full, sparse, submitted, journaled, decided, *many]
 
 
 async def stored(path: Path, bound: bool, data: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -78,5 +81,5 @@ async def test_sqlite_rows_are_stored_exactly_as_sqlalchemy_core_stores_them(tmp
     data = records()
     ours = await stored(tmp_path / "bound.db", True, data)
     core = await stored(tmp_path / "core.db", False, data)
-    assert len(ours) == len(data) == 62
+    assert len(ours) == len(data) == 226
     assert ours == core  # byte for byte: column order, text, JSON, datetimes, booleans, decimals

@@ -92,8 +92,9 @@ class Gateway:
         row = record.finish(status="ok", http_status=200, store_text=self.store_text)
         self._remember(record)
         self.sink.submit(row)
-        body = dialect.answer(completion, opened.model, row.get("cost_usd"), record.message_id)
-        return Response(body, 200, _headers(record, row.get("cost_usd")), media_type="application/json")
+        return JsonAnswer(
+            dialect.answer(completion, opened.model, row.get("cost_usd"), record.message_id), record, row
+        )
 
     async def embeddings(self, principal: Principal, call: ChatCall, dialect: Dialect) -> Response:
         record = CallRecord(new_ordered_id(), principal, call, dialect.name, "embeddings")
@@ -123,8 +124,9 @@ class Gateway:
         record.usage = result.get("usage")
         row = record.finish(status="ok", http_status=200)
         self.sink.submit(row)
-        body = dialect.answer(result, opened.model, row.get("cost_usd"), record.message_id)
-        return Response(body, 200, _headers(record, row.get("cost_usd")), media_type="application/json")
+        return JsonAnswer(
+            dialect.answer(result, opened.model, row.get("cost_usd"), record.message_id), record, row
+        )
 
     def _stream(self, opened: Opened, record: CallRecord, dialect: Dialect, include_usage: bool) -> Response:
         encoder = dialect.stream_encoder(opened.model.id, include_usage)
@@ -168,7 +170,9 @@ class Gateway:
                     record.finish(status=status, http_status=200, error=error, store_text=self.store_text)
                 )
 
-        return StreamingResponse(body(), 200, _headers(record, None), media_type="text/event-stream")
+        response = StreamingResponse(body(), 200, media_type="text/event-stream")
+        response.raw_headers += _headers(record, None)
+        return response
 
     def _route(
         self, snapshot: Snapshot, principal: Principal, call: ChatCall, record: CallRecord
@@ -224,11 +228,27 @@ def _observe(record: CallRecord, chunk: dict[str, Any], message: dict[str, Any])
                 message["tool_calls"].append(name)
 
 
-def _headers(record: CallRecord, cost: float | None) -> dict[str, str]:
-    headers = {"x-turnout-message-id": record.message_id}
+def _headers(record: CallRecord, cost: float | None) -> list[tuple[bytes, bytes]]:
+    """The ``x-turnout-*`` headers of an answer, encoded as the server sends them."""
+    headers = [(b"x-turnout-message-id", record.message_id.encode("latin-1"))]
     if record.model is not None:
-        headers["x-turnout-model"] = record.model.id
-        headers["x-turnout-provider"] = record.model.provider_id
+        headers.append((b"x-turnout-model", record.model.id.encode("latin-1")))
+        headers.append((b"x-turnout-provider", record.model.provider_id.encode("latin-1")))
     if cost is not None:
-        headers["x-turnout-cost-usd"] = f"{cost:.8f}"
+        headers.append((b"x-turnout-cost-usd", b"%.8f" % cost))
     return headers
+
+
+class JsonAnswer(Response):
+    """A 200 JSON answer and its ``x-turnout-*`` headers, the header list built directly (Starlette's
+    ``init_headers`` lowercases, encodes and searches each header of every answer)."""
+
+    def __init__(self, body: bytes, record: CallRecord, row: dict[str, Any]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+            *_headers(record, row.get("cost_usd")),
+        ]
