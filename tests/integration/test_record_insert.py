@@ -47,7 +47,7 @@ def records() -> list[dict[str, Any]]:
     assert isinstance(journaled["created_at"], str) and isinstance(journaled["cost_usd"], str)
     decided = full | {"id": str(uuid.uuid4())}  # the gateway's decision: serialised once, as a Fragment
     decided["metadata_"] = {"decision": orjson.Fragment(orjson.dumps({"chosen": "sim/gpt-4o", "k": AWKWARD}))}
-    # 226 rows: statements of 100, 100, 20, 5 and 1 rows
+    # 226 rows: slices of 100, 100 and 26 rows; statements of 20, 5 and 1 rows
     many = [full | {"id": str(uuid.uuid4())} for _ in range(221)]
     return [full, sparse, submitted, journaled, decided, *many]
 

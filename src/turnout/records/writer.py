@@ -32,6 +32,9 @@ from turnout.tasks import wait_event
 log = structlog.get_logger(__name__)
 
 SPILL_BATCH = 5000  # records per journal write when spilling or while the database is down
+# Records turned into rows on the loop between yields: a 0.2 s batch at 1,000 requests/s prepared
+# in one go held the loop ~2 ms, and the requests arriving meanwhile queued behind it.
+PREPARE_CHUNK = 25
 
 
 class RecordWriter:
@@ -316,12 +319,14 @@ class RecordWriter:
         """Insert in one transaction: (records stored, records left because the database is down)."""
         rows: list[dict[str, Any]] = []
         kept: list[dict[str, Any]] = []
-        for record in records:
+        for index, record in enumerate(records, 1):
             try:
                 rows.append(self._inserter.prepare(record))
                 kept.append(record)
             except Exception as exc:
                 await self._reject(record, exc)
+            if index % PREPARE_CHUNK == 0:  # ~9 us a row: let requests in between chunks
+                await asyncio.sleep(0)
         if not rows:
             return 0, []
         try:
