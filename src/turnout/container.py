@@ -127,8 +127,8 @@ class Container:
                 settings.retry_after_max_s,
                 settings.first_byte_timeout_s,
             ),
+            timeouts,
             on_outcome=lambda model_id, ok, latency_ms: experience.record_outcome(model_id, ok, latency_ms),
-            timeouts=timeouts,
         )
         return cls(
             settings=settings,

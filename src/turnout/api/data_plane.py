@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -57,24 +57,6 @@ def authenticate(request: Request, container: Container) -> Principal:
     )
 
 
-async def read_body(request: Request) -> bytes:
-    """The whole request body, straight from ASGI ``receive`` (Starlette's ``body()`` drives an
-    async generator for it); read once, by the handler."""
-    receive = request.receive
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        if not message.get("more_body", False):
-            if not chunks:
-                return chunk
-            chunks.append(chunk)
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 WATCH_AFTER_S = 0.05  # answers faster than this never start a disconnect watcher
 
 
@@ -111,7 +93,7 @@ def _endpoint(
         container = container_of(request)
         try:
             principal = authenticate(request, container)
-            body = decode_json(await read_body(request))
+            body = decode_json(await request.body())
             work = run(container, principal, body)  # parsing errors raise here
         except TurnoutError as exc:
             return dialect.error_response(exc)
@@ -226,7 +208,7 @@ async def _rate(request: Request) -> Response:
     message_id = request.url.path.split("/")[-2]
     try:
         principal = authenticate(request, container)
-        body = decode_json(await read_body(request))
+        body = decode_json(await request.body())
         try:
             rating = FeedbackIn.model_validate(body)
         except ValidationError as exc:

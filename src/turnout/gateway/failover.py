@@ -67,11 +67,11 @@ class Caller:
         breakers: CircuitBreakers,
         limiter: RpmLimiter,
         policy: RetryPolicy,
+        timeouts: TimeoutWheel,
         on_outcome: Callable[[str, bool, float], None] = lambda model_id, ok, latency_ms: None,
-        timeouts: TimeoutWheel | None = None,
     ) -> None:
         self._on_outcome = on_outcome
-        self._timeouts = timeouts or TimeoutWheel()
+        self._timeouts = timeouts
         self._unbounded: tuple[aiohttp.ClientSession, aiohttp.ClientTimeout] | None = None
         self._session = session
         self._keys = keys

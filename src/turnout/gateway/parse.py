@@ -52,67 +52,68 @@ def _expect(cond: bool, message: str, param: str) -> None:
         raise InvalidRequest(message, param=param)
 
 
-def _fail(message: str, param: str) -> InvalidRequest:
-    return InvalidRequest(message, param=param)
-
-
 def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
     value = body.get(name)
     if value is None:
         return
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _fail(f"{name} must be a number", name)
+        raise InvalidRequest(f"{name} must be a number", param=name)
     if not low <= value <= high:
-        raise _fail(f"{name} must be between {low:g} and {high:g}", name)
+        raise InvalidRequest(f"{name} must be between {low:g} and {high:g}", param=name)
 
 
 def _positive_int(body: dict[str, Any], name: str) -> None:
     value = body.get(name)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise _fail(f"{name} must be an integer >= 1", name)
+        raise InvalidRequest(f"{name} must be an integer >= 1", param=name)
 
 
 def _messages(messages: Any) -> None:
     """Every message an object with a known role and string or part-array content. Error texts
     are built only on failure: this runs for every request."""
     if not isinstance(messages, list) or not messages:
-        raise _fail("messages must be a non-empty array", "messages")
+        raise InvalidRequest("messages must be a non-empty array", param="messages")
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            raise _fail(f"messages[{i}] must be an object", f"messages[{i}]")
+            raise InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
         if msg.get("role") not in ROLES:
-            raise _fail(f"messages[{i}].role must be one of {sorted(ROLES)}", f"messages[{i}].role")
+            raise InvalidRequest(
+                f"messages[{i}].role must be one of {sorted(ROLES)}", param=f"messages[{i}].role"
+            )
         content = msg.get("content")
         if content is None or isinstance(content, str):
             continue
         if not isinstance(content, list):
             where = f"messages[{i}].content"
-            raise _fail(f"{where} must be a string or an array of content parts", where)
+            raise InvalidRequest(f"{where} must be a string or an array of content parts", param=where)
         for j, part in enumerate(content):
             if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                 where = f"messages[{i}].content[{j}]"
-                raise _fail(f"{where} must be an object with a type", where)
+                raise InvalidRequest(f"{where} must be an object with a type", param=where)
 
 
 def _tools(tools: Any) -> None:
     if tools is None:
         return
     if not isinstance(tools, list):
-        raise _fail("tools must be an array", "tools")
+        raise InvalidRequest("tools must be an array", param="tools")
     for i, tool in enumerate(tools):
         where = f"tools[{i}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise _fail(f"{where}.type must be 'function'", where)
+            raise InvalidRequest(f"{where}.type must be 'function'", param=where)
         fn = tool.get("function")
         if not isinstance(fn, dict):
-            raise _fail(f"{where}.function must be an object", f"{where}.function")
+            raise InvalidRequest(f"{where}.function must be an object", param=f"{where}.function")
         name = fn.get("name")
         if not isinstance(name, str) or TOOL_NAME.match(name) is None:
-            raise _fail(f"{where}.function.name must match ^[A-Za-z0-9_-]{{1,64}}$", f"{where}.function.name")
+            raise InvalidRequest(
+                f"{where}.function.name must match ^[A-Za-z0-9_-]{{1,64}}$", param=f"{where}.function.name"
+            )
         params = fn.get("parameters")
         if params is not None and (not isinstance(params, dict) or params.get("type", "object") != "object"):
-            raise _fail(
-                f"{where}.function.parameters must be a JSON Schema object", f"{where}.function.parameters"
+            raise InvalidRequest(
+                f"{where}.function.parameters must be a JSON Schema object",
+                param=f"{where}.function.parameters",
             )
 
 
@@ -126,15 +127,15 @@ def _extensions(body: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         or len(fallbacks) > 10
         or not all(isinstance(f, str) and f for f in fallbacks)
     ):
-        raise _fail("fallbacks must be an array of at most 10 model ids", "fallbacks")
+        raise InvalidRequest("fallbacks must be an array of at most 10 model ids", param="fallbacks")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise _fail("metadata must be an object", "metadata")
+        raise InvalidRequest("metadata must be an object", param="metadata")
     if metadata:
         for key in METADATA_IDS:
             value = metadata.get(key)
             if value is not None and (not isinstance(value, str) or len(value) > 255):
-                raise _fail(f"metadata.{key} must be a string", f"metadata.{key}")
+                raise InvalidRequest(f"metadata.{key} must be a string", param=f"metadata.{key}")
     return fallbacks, metadata
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -240,15 +240,18 @@ def _headers(record: CallRecord, cost: float | None) -> list[tuple[bytes, bytes]
 
 
 class JsonAnswer(Response):
-    """A 200 JSON answer and its ``x-turnout-*`` headers, the header list built directly (Starlette's
-    ``init_headers`` lowercases, encodes and searches each header of every answer)."""
+    """A 200 JSON answer with its ``x-turnout-*`` headers, the header list built directly: Starlette's
+    own ``init_headers`` lowercases, encodes and searches each header of every answer."""
+
+    media_type = "application/json"
 
     def __init__(self, body: bytes, record: CallRecord, row: dict[str, Any]) -> None:
-        self.status_code = 200
-        self.background = None
-        self.body = body
+        self._turnout_headers = _headers(record, row.get("cost_usd"))
+        super().__init__(body, 200)
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         self.raw_headers = [
-            (b"content-length", b"%d" % len(body)),
+            (b"content-length", b"%d" % len(self.body)),
             (b"content-type", b"application/json"),
-            *_headers(record, row.get("cost_usd")),
+            *self._turnout_headers,
         ]

@@ -63,9 +63,9 @@ class SqliteBoundInsert:
     own bind processor per column (datetimes to text, JSON through the engine's serializer).
 
     A submitted record becomes the driver's parameter tuple in one pass: ``to_row``'s defaults and
-    types, then the bind processor, each only on the few columns that have one; the driver's
-    ``executemany`` binds the tuples in C. SQLAlchemy's generic executemany spends ~15 us of Python
-    per row on the same work. The statements are SQLAlchemy's compilations of the mapped table's
+    types, then the bind processor, each only on the few columns that have one; the driver binds
+    the tuples in C. SQLAlchemy's generic executemany spends ~15 us of Python per row on the same
+    work. The statements are SQLAlchemy's compilations of the mapped table's
     insert: every value is a bound parameter, nothing is built from strings.
 
     A slice is inserted by multi-row statements (``VALUES (...), (...), ...`` of
@@ -143,7 +143,7 @@ class RowInserter:
     on a saturated loop a hop waits for the GIL's switch interval (cProfile: 4.9 ms per cursor):
     the writer stored about 750 records/s while the gateway served 1,900 requests/s. On an
     SQLite file a slice is now one hop: the rows become parameter tuples on the event loop, and the
-    worker thread runs only the driver's C ``executemany``, which lets go of the GIL while SQLite
+    worker thread runs only the driver's multi-row statements, which let go of the GIL while SQLite
     writes. That thread is a ``PoliteWorker``'s: it yields the core to the event loop unless the
     caller says it is behind (``urgent``). Other databases take SQLAlchemy's Core executemany. The
     SQLite write gate is free for a rating's commit between slices; a retried batch skips the rows
