@@ -1,6 +1,11 @@
 """Gateway overhead, four ways in one run: the provider simulator directly, a bare aiohttp
 pass-through proxy (the ceiling for a Python proxy), Turnout (``turnout serve``: uvicorn, uvloop,
-httptools, SQLite, agent-key auth, records and limits on) and the LiteLLM proxy 1.109.1.
+httptools, SQLite, agent-key auth, records and limits on) and the LiteLLM proxy 1.109.1. A fifth,
+Turnout whose answers do not wait for their record's journal write (``TURNOUT_RECORD_DURABILITY=async``),
+shows what durable records cost (skip it with ``--skip-durability-cost``). A sixth, Turnout with
+spend control in Redis (a block budget and an rpm limit on the key, reserved and settled on every
+call), must keep >= 45% of the pass-through's requests/s and add <= 5 ms p99 (skip: ``--skip-redis``);
+the ledger's reserve round trip is reported alone (``bench/spend_reserve.py``).
 
 One worker process each, all in front of the same simulator. Per target: requests/s at saturation
 (wrk, fixed connections), server CPU time per request (``/proc/<pid>/stat`` around that phase),
@@ -8,7 +13,8 @@ p50/p99 latency at a moderate fixed rate (a paced open-loop client, the same rat
 streaming time to first token. Then the targets: Turnout >= 20x LiteLLM's and >= 50% of the
 pass-through's requests/s; added latency <= 1 ms p50 and <= 5 ms p99; added TTFT <= 2 ms.
 
-    .venv/bin/python bench/gateway.py [--duration 10] [--connections 32] [--skip-litellm] [--json]
+    .venv/bin/python bench/gateway.py [--duration 10] [--connections 32] [--skip-litellm]
+        [--skip-durability-cost] [--skip-redis] [--redis URL] [--json]
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from gateway_load import Paced, Saturation, Target, closed_loop, ensure_wrk, pac
 from gateway_procs import SIM_KEY, Cores, Proc, configure_simulators, passthrough, simulator, turnout
 from gateway_rawload import paced_raw
 from gateway_report import NAMES, checks, report
+from spend_reserve import round_trips
 
 RESULTS = ROOT / "bench" / "results" / "gateway.json"
 
@@ -84,6 +91,7 @@ def saturate(entry: Entry, args: argparse.Namespace, wrk_bin: str | None, tmp: P
 
 def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cores) -> dict[str, Any]:
     wrk_bin = ensure_wrk()
+    redis_url = _redis(args)
     notes = [f"pinning: {cores.describe()}"]
     notes.append(
         "load: wrk -t1 (Lua script: POST body + Authorization)"
@@ -105,6 +113,18 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
         gateway, key = stack.enter_context(turnout(tmp, env, upstream.url, cores))
         target = Target("turnout", gateway.url, key, "sim/gpt-4o-mini")
         entries["turnout"] = Entry(gateway, target, target, gateway)
+        if not args.skip_durability_cost:  # the same, but answers do not wait for the journal
+            nowait_tmp, nowait_env = _async_records(tmp, env)
+            gateway, key = stack.enter_context(turnout(nowait_tmp, nowait_env, upstream.url, cores))
+            target = Target("turnout_async", gateway.url, key, "sim/gpt-4o-mini")
+            entries["turnout_async"] = Entry(gateway, target, target, gateway)
+        if redis_url is not None:  # spend control on: a budget and an rpm limit per key, in Redis
+            redis_tmp, redis_env = _with_redis(tmp, env, redis_url)
+            gateway, key = stack.enter_context(
+                turnout(redis_tmp, redis_env, upstream.url, cores, spend_controls=True)
+            )
+            target = Target("turnout_redis", gateway.url, key, "sim/gpt-4o-mini")
+            entries["turnout_redis"] = Entry(gateway, target, target, gateway)
         if not args.skip_litellm:
             try:
                 prefix = cores.prefix(cores.server)
@@ -159,11 +179,50 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
         f"{args.stream_rate:g} streams/s (LiteLLM: at most {share} of its streaming capacity, from its CPU "
         "per stream in a warm-up); TTFT = time to the first chunk carrying 'data:' (paced aiohttp client)"
     )
+    reserve = uvloop.run(round_trips(redis_url, 3000)) if redis_url is not None else None
     return {
         "config": {k: v for k, v in vars(args).items() if k != "json"},
         "notes": notes,
         "litellm_error": litellm_error,
         "targets": {name: entry.summary() for name, entry in entries.items()},
+        "reserve_round_trip": reserve,
+    }
+
+
+def _with_redis(tmp: Path, env: dict[str, str], redis_url: str) -> tuple[Path, dict[str, str]]:
+    """A workspace of its own for Turnout with its budgets, limits and ledger in Redis."""
+    own = tmp / "redis"
+    own.mkdir()
+    return own, env | {
+        "TURNOUT_DATABASE_URL": f"sqlite+aiosqlite:///{own}/turnout.db",
+        "TURNOUT_DATA_DIR": str(own / "data"),
+        "TURNOUT_REDIS_URL": redis_url,
+    }
+
+
+def _redis(args: argparse.Namespace) -> str | None:
+    """The Redis to measure with, if it answers a ping (else the variant is skipped, with a note)."""
+    if args.skip_redis:
+        return None
+    import redis
+
+    try:
+        redis.Redis.from_url(args.redis, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        print(f"Redis unavailable ({args.redis}): {exc}; the Redis variant is skipped")
+        return None
+    return str(args.redis)
+
+
+def _async_records(tmp: Path, env: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    """A workspace of its own (SQLite file, data dir) for Turnout with ``async`` record durability."""
+    own = tmp / "records-async"
+    own.mkdir()
+    database = f"sqlite+aiosqlite:///{own}/turnout.db"
+    return own, env | {
+        "TURNOUT_DATABASE_URL": database,
+        "TURNOUT_DATA_DIR": str(own / "data"),
+        "TURNOUT_RECORD_DURABILITY": "async",
     }
 
 
@@ -196,6 +255,11 @@ def main() -> None:
     parser.add_argument("--stream-tokens", type=int, default=50, help="tokens per streamed reply")
     parser.add_argument("--reply-tokens", type=int, default=16, help="tokens per non-streamed reply")
     parser.add_argument("--skip-litellm", action="store_true", help="measure (a)-(c) only")
+    parser.add_argument(
+        "--skip-durability-cost", action="store_true", help="no run with TURNOUT_RECORD_DURABILITY=async"
+    )
+    parser.add_argument("--skip-redis", action="store_true", help="no run with spend control in Redis")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the Redis of that run")
     parser.add_argument("--json", action="store_true", help=f"write {RESULTS.relative_to(ROOT)}")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails or cannot be told")
     args = parser.parse_args()

@@ -161,11 +161,14 @@ def turnout(
     cores: Cores,
     profile: Path | None = None,
     serve: Sequence[str] | None = None,
+    spend_controls: bool = False,
 ) -> Iterator[tuple[Proc, str]]:
     """``turnout serve`` on SQLite with the simulator as provider ``sim``; yields it and an agent key.
 
     With ``profile`` it runs under ``python -m cProfile -o profile`` (written when it stops);
-    ``serve`` replaces ``turnout serve`` (a script taking ``--port``, for experiments).
+    ``serve`` replaces ``turnout serve`` (a script taking ``--port``, for experiments). With
+    ``spend_controls`` the key gets a block budget and an rpm limit too high to refuse anything, so
+    every call does the full reserve and settle (in Redis when ``TURNOUT_REDIS_URL`` is set).
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -199,6 +202,13 @@ def turnout(
             resp = http.post("/api/v2/agents/bench/models", json=enable, headers=admin)
             if resp.status_code >= 300 and resp.status_code not in (404, 405):  # 404/405: no such API
                 raise RuntimeError(f"enabling the model for the agent: {resp.status_code} {resp.text[:300]}")
+            if spend_controls:
+                key_id = key.removeprefix("tk-").split(".")[0]
+                budget = {"name": "bench", "scope": "api_key", "scope_id": key_id, "period": "daily"}
+                budget |= {"amount_usd": 1_000_000, "action": "block"}
+                call(http, "POST", "/api/v2/budgets", json=budget, headers=admin)
+                limit = {"scope": "api_key", "scope_id": key_id, "rpm": 10_000_000}
+                call(http, "POST", "/api/v2/limits", json=limit, headers=admin)
             _wait_usable(http, key)
         yield Proc("turnout", popen, url, log), key
 

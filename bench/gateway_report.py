@@ -8,6 +8,8 @@ from common import print_table
 
 NAMES = {"direct": "(a) simulator direct", "passthrough": "(b) aiohttp pass-through"}
 NAMES |= {"turnout": "(c) Turnout", "litellm": "(d) LiteLLM 1.109.1"}
+NAMES |= {"turnout_async": "(e) Turnout, answers not waiting for records"}
+NAMES |= {"turnout_redis": "(f) Turnout, budget + rpm limit in Redis"}
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -42,6 +44,24 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         value = theirs / mine if mine and theirs else None  # requests per CPU-second, as a ratio
         name = f"  same, CPU-normalized (their CPU/req over Turnout's) vs {other}"
         out.append({"name": name, "value": value, "limit": limit, "status": "INFO"})
+    durable_cost(get, out)
+    spend = get("turnout_redis", "rps")
+    if spend is not None:
+        share = spend / bare if bare else None
+        check(
+            "Turnout with Redis spend control req/s >= 45% of pass-through's",
+            share,
+            0.45,
+            None if share is None else share >= 0.45,
+        )
+        mine, base = get("turnout_redis", "latency", "p99_ms"), get("direct", "latency", "p99_ms")
+        added = mine - base if mine is not None and base is not None else None
+        check(
+            "Turnout with Redis spend control added latency p99 <= 5 ms",
+            added,
+            5.0,
+            None if added is None else added <= 5.0,
+        )
     for key, pct, limit in (
         ("latency", "p50_ms", 1.0),
         ("latency", "p99_ms", 5.0),
@@ -55,6 +75,25 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         if added is not None and _late_share(t, key) > LATE_SHARE:
             out[-1]["status"] = "NOISY"  # the client itself fell behind: this run cannot tell
     return out
+
+
+def durable_cost(get: Any, out: list[dict[str, Any]]) -> None:
+    """INFO rows: what waiting for each record's journal write costs, against (e)."""
+    durable, nowait = get("turnout", "rps"), get("turnout_async", "rps")
+    if durable is None or not nowait:
+        return
+    rows = [("durable records: req/s, default (write) over async", durable / nowait, 1.0)]
+    cpu, cpu_nowait = get("turnout", "cpu_us_per_req"), get("turnout_async", "cpu_us_per_req")
+    if cpu and cpu_nowait:
+        rows.append(("durable records: CPU us/req, default (write) over async", cpu / cpu_nowait, 1.0))
+    for key, pct in (("latency", "p50_ms"), ("latency", "p99_ms"), ("stream", "p50_ms")):
+        mine, base = get("turnout", key, pct), get("turnout_async", key, pct)
+        if mine is not None and base is not None:
+            what = "TTFT" if key == "stream" else "latency"
+            rows.append((f"durable records: added {what} {pct[:3]} ms (write - async)", mine - base, 0.0))
+    out.extend(
+        {"name": name, "value": value, "limit": limit, "status": "INFO"} for name, value, limit in rows
+    )
 
 
 LATE_SHARE = 0.01  # a p99 claim needs the client on time for more than 99% of its sends; so do the rest
@@ -83,6 +122,12 @@ def report(results: dict[str, Any]) -> None:
     print("# late: requests the paced client itself sent more than 1 ms behind schedule")
     if results["litellm_error"]:
         print(f"# LiteLLM: {results['litellm_error']}")
+    if (rtt := results.get("reserve_round_trip")) is not None:
+        print(
+            f"# spend ledger in Redis, alone: reserve p50 {rtt['reserve_p50_ms']:.3f} ms, p99 "
+            f"{rtt['reserve_p99_ms']:.3f} ms; settle p50 {rtt['settle_p50_ms']:.3f} ms, p99 "
+            f"{rtt['settle_p99_ms']:.3f} ms ({rtt['calls']} calls)"
+        )
     print(
         f"\nSaturation: {results['config']['connections']} connections, {results['config']['duration']:g} s "
         f"in {results['config']['rounds']} interleaved rounds"

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from turnout.routing.tasks import detect_task
+from turnout.routing.detection import detect_task
 
 DATA = Path(__file__).with_name("data") / "task_detection.jsonl"
 SEED = 20_240_601

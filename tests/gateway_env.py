@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,20 +69,22 @@ class GatewayEnv:
         return int(self.sim.stats.routes[route])
 
 
+FAST: dict[str, Any] = {  # fast retries and short timeouts, so fault tests run in seconds
+    "retry_base_delay_s": 0.01,
+    "retry_max_delay_s": 0.05,
+    "first_byte_timeout_s": 2.0,
+    "http_read_timeout_s": 2.0,
+    "http_total_timeout_s": 5.0,
+    "breaker_threshold": 3,
+    "breaker_cooldown_s": 1.0,
+    "record_flush_interval_s": 0.05,
+    "store_message_text": True,
+}
+
+
 def gateway_settings(settings: Settings, **overrides: Any) -> Settings:
-    """Fast retries and short timeouts so fault tests run in seconds."""
-    values: dict[str, Any] = {
-        "retry_base_delay_s": 0.01,
-        "retry_max_delay_s": 0.05,
-        "first_byte_timeout_s": 2.0,
-        "http_read_timeout_s": 2.0,
-        "breaker_threshold": 3,
-        "breaker_cooldown_s": 1.0,
-        "record_flush_interval_s": 0.05,
-        "store_message_text": True,
-    }
-    values.update(overrides)
-    return settings.model_copy(update=values)
+    """``settings`` with ``FAST`` (and ``overrides``) applied."""
+    return settings.model_copy(update={**FAST, **overrides})
 
 
 async def _ok(resp: httpx.Response) -> dict[str, Any]:
@@ -89,9 +92,46 @@ async def _ok(resp: httpx.Response) -> dict[str, Any]:
     return resp.json()  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
-    """The data plane is database-free on its hot path, so it runs on the embedded SQLite store."""
+async def provision(
+    http: httpx.AsyncClient, make_token: Callable[..., str], sim_url: str
+) -> tuple[dict[str, str], str, str]:
+    """Set Turnout up through its admin API as a user would: the simulator as three providers
+    (OpenAI, Anthropic and Ollama formats), synced; tenant ``acme``'s agent ``bot`` allowed every
+    model, with an API key. Returns the platform admin's headers, the agent's id and its key."""
+    root = make_token(sub="root", tenant="platform", roles=("platform_admin",))
+    admin = {"Authorization": f"Bearer {root}"}
+    providers = [  # the simulator stands in for the hosted APIs: priced as they are, not free
+        {"id": "oai", "provider_type": "openai", "api_base": f"{sim_url}/v1", "self_hosted": False},
+        {"id": "claude", "provider_type": "anthropic", "api_base": sim_url, "self_hosted": False},
+        {"id": "local", "provider_type": "ollama", "api_base": sim_url},
+    ]
+    for spec in providers:
+        await _ok(
+            await http.post(
+                "/api/v2/admin/providers",
+                json={**spec, "display_name": spec["id"], "api_key": SIM_KEY},
+                headers=admin,
+            )
+        )
+        await _ok(await http.post(f"/api/v2/admin/providers/{spec['id']}/sync", headers=admin))
+    tenant_admin = {
+        "Authorization": f"Bearer {make_token(sub='ann', tenant='acme', roles=('tenant_admin',))}"
+    }
+    agent = await _ok(
+        await http.post("/api/v2/agents", json={"id": "bot", "name": "Bot"}, headers=tenant_admin)
+    )
+    key = await _ok(await http.post(f"/api/v2/agents/{agent['id']}/keys", json={}, headers=tenant_admin))
+    for spec in providers:  # the agent may use every model of the three providers
+        selection = {"bulk_filter": {"provider": spec["id"]}}
+        await _ok(
+            await http.post(f"/api/v2/agents/{agent['id']}/models", json=selection, headers=tenant_admin)
+        )
+    return admin, str(agent["id"]), str(key["key"])
+
+
+@asynccontextmanager
+async def gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[GatewayEnv]:
+    """A provisioned Turnout on the embedded SQLite store, with ``overrides`` of its settings."""
     base = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
         data_dir=tmp_path / "data",
@@ -100,7 +140,14 @@ async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
         task_classifier="off",
         _env_file=None,  # type: ignore[call-arg]
     )
-    container = Container.build(gateway_settings(base))
+    async with open_gateway(base, **overrides) as env:
+        yield env
+
+
+@asynccontextmanager
+async def open_gateway(base: Settings, **overrides: Any) -> AsyncIterator[GatewayEnv]:
+    """A served gateway on ``base``'s (empty) database, provisioned against a running simulator."""
+    container = Container.build(gateway_settings(base, **overrides))
     make_token: Callable[..., str] = lambda sub, tenant, roles: container.jwt.mint(sub, tenant, roles)  # noqa: E731
     from turnout.store.migrate import upgrade
 
@@ -112,41 +159,10 @@ async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
             serve(create_app(container=container)) as url,
             httpx.AsyncClient(base_url=url, timeout=30) as http,
         ):
-            root = make_token(sub="root", tenant="platform", roles=("platform_admin",))
-            admin = {"Authorization": f"Bearer {root}"}
-            providers = [
-                {"id": "oai", "provider_type": "openai", "api_base": f"{sim_url}/v1"},
-                {"id": "claude", "provider_type": "anthropic", "api_base": sim_url},
-                {"id": "local", "provider_type": "ollama", "api_base": sim_url},
-            ]
-            for spec in providers:
-                await _ok(
-                    await http.post(
-                        "/api/v2/admin/providers",
-                        json={**spec, "display_name": spec["id"], "api_key": SIM_KEY},
-                        headers=admin,
-                    )
-                )
-                await _ok(await http.post(f"/api/v2/admin/providers/{spec['id']}/sync", headers=admin))
-            tenant_admin = {
-                "Authorization": f"Bearer {make_token(sub='ann', tenant='acme', roles=('tenant_admin',))}"
-            }
-            agent = await _ok(
-                await http.post("/api/v2/agents", json={"id": "bot", "name": "Bot"}, headers=tenant_admin)
-            )
-            key = await _ok(
-                await http.post(f"/api/v2/agents/{agent['id']}/keys", json={}, headers=tenant_admin)
-            )
-            for spec in providers:  # the agent may use every model of the three providers
-                selection = {"bulk_filter": {"provider": spec["id"]}}
-                await _ok(
-                    await http.post(
-                        f"/api/v2/agents/{agent['id']}/models", json=selection, headers=tenant_admin
-                    )
-                )
+            admin, agent_id, key = await provision(http, make_token, sim_url)
             await container.snapshots.reload()
             sim.reset_stats()  # count only what the tests send
-            env = GatewayEnv(url, key["key"], agent["id"], sim, container, http, admin)
+            env = GatewayEnv(url, key, agent_id, sim, container, http, admin)
             try:
                 yield env
             finally:
@@ -155,3 +171,10 @@ async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
     finally:
         await sim.stop()
         await container.aclose()
+
+
+@pytest.fixture
+async def gw(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
+    """The data plane is database-free on its hot path, so it runs on the embedded SQLite store."""
+    async with gateway(tmp_path) as env:
+        yield env

@@ -1,4 +1,4 @@
-"""Access to the machine's shared services for tests: PostgreSQL, with CI-aware skipping."""
+"""Access to the machine's shared services for tests: PostgreSQL and Redis, with CI-aware skipping."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import uuid
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 PG_DSN = os.environ.get("TURNOUT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TURNOUT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def in_ci() -> bool:
@@ -47,3 +50,33 @@ async def drop_pg_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def redis_url() -> str:
+    """The test Redis's URL once it answers a PING (fail under CI, skip locally when it does not).
+    Tests share it: each uses its own key prefix (``redis_prefix``) and removes its keys."""
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        service_missing("Redis", f"{REDIS_URL}: {exc}")
+        raise
+    finally:
+        await client.aclose()
+    return REDIS_URL
+
+
+def redis_prefix() -> str:
+    """A key and channel prefix no other test uses."""
+    return f"turnout-test-{uuid.uuid4().hex[:12]}:"
+
+
+async def drop_redis_keys(prefix: str) -> None:
+    """Remove every key under ``prefix`` (only this test's)."""
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

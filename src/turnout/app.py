@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from turnout import __version__
-from turnout.api import admin_models, admin_providers, agent_models, agents, feedback, performance, routing
+from turnout.api import (
+    admin_models,
+    admin_providers,
+    agent_models,
+    agents,
+    budgets,
+    feedback,
+    messages,
+    performance,
+    routing,
+    spend,
+)
+from turnout.api.body_guard import BodyGuard
+from turnout.api.body_size import BodySizeLimit
 from turnout.api.data_plane import PATTERNS as DATA_PLANE_PATTERNS
 from turnout.api.data_plane import ROUTES as DATA_PLANE_ROUTES
 from turnout.api.errors import install_error_handlers
 from turnout.api.hot_path import HotPath
-from turnout.api.limits import BodySizeLimit
+from turnout.api.openapi import install_openapi
 from turnout.config import Settings
 from turnout.container import Container
 from turnout.logs import configure_logging
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> HotPath:
-    """Build the ASGI app. Pass a container to share one with tests or the CLI."""
+def create_app(
+    settings: Settings | None = None,
+    container: Container | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> HotPath:
+    """Build the ASGI app. Pass a container to share one with tests or the CLI; ``on_started`` runs
+    once the container has started (``turnout serve`` tunes the process's GC there)."""
     settings = settings or (container.settings if container else Settings())
     configure_logging(settings.log_level, json=settings.log_json)
     owned = container is None
@@ -29,20 +48,24 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await the_container.start()
+        if on_started is not None:
+            on_started()
         try:
             yield
         finally:
             if owned:
                 await the_container.aclose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from assets shipped in the package: no CDN, works offline
         title="Turnout",
         version=__version__,
         description="LLM gateway and intelligent model router",
         lifespan=lifespan,
+        static_url="/docs-assets",
     )
     app.state.container = the_container
     install_error_handlers(app)
+    app.add_middleware(BodyGuard)  # inside the size limit: it reads bodies whole
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(admin_providers.router)
     app.include_router(performance.router)  # before admin_models: its /{model_id:path} would match
@@ -51,10 +74,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(agent_models.router)
     app.include_router(feedback.router)
     app.include_router(routing.router)
+    app.include_router(messages.router)
+    app.include_router(budgets.router)
+    app.include_router(spend.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    install_openapi(app)  # the data plane's operations join FastAPI's document
 
     return HotPath(
         app, DATA_PLANE_ROUTES, max_body_bytes=settings.max_body_bytes, patterns=DATA_PLANE_PATTERNS

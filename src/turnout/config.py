@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def default_data_dir() -> Path:
+    """Where Turnout keeps its files unless told otherwise: one per-user place (XDG), so a server
+    and a CLI started from different directories share the same database and key files."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "turnout"
+
+
 def _read_or_create_key_file(path: Path, nbytes: int) -> bytes:
-    """Return the key stored at ``path``, creating it (mode 0600) on first use."""
+    """Return the key stored at ``path``, creating it on first use.
+
+    Several processes may start together on a fresh data dir: the key is written in full to a
+    private (0600 from its creation) temporary file, which is then hard-linked into place. The link
+    fails if another process won, and that process's complete file is read instead; nobody ever
+    reads a half-written or empty key, and the file is never readable by others."""
     if path.exists():
         return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_bytes(nbytes)
-    fd = path.open("x")  # fails if another process raced us; then we read theirs
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        path.chmod(0o600)
-        fd.write(key.hex())
+        os.write(fd, key.hex().encode())
+        os.fsync(fd)
     finally:
-        fd.close()
+        os.close(fd)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text().strip())
+    finally:
+        temporary.unlink(missing_ok=True)
+    print(f"turnout: created a new key file {path}", file=sys.stderr)
     return key
 
 
@@ -31,11 +53,23 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TURNOUT_", env_file=".env", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./turnout.db"
-    data_dir: Path = Path("./.turnout")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; unset: the embedded SQLite file data_dir/turnout.db"
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = Field(default=1, ge=1, description="worker processes of `turnout serve`")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a connection's time to send a complete request header block"
+    )
+    keep_alive_timeout_s: int = Field(default=5, ge=1, description="idle keep-alive connections close after")
+    max_connections: int = Field(
+        default=10_000, ge=1, description="open client connections per worker (capped below the fd limit)"
+    )
+    fd_reserve: int = Field(
+        default=1024, ge=0, description="file descriptors kept free of client connections (upstream calls)"
+    )
 
     secret_backend: Literal["local", "vault"] = "local"
     vault_addr: str = "http://127.0.0.1:8200"
@@ -63,10 +97,38 @@ class Settings(BaseSettings):
     sync_timeout_s: float = 120.0
 
     store_message_text: bool = Field(default=False, description="keep prompt and answer text on records")
-    journal_dir: Path | None = Field(default=None, description="outage journal; default data_dir/journal")
+    journal_dir: Path | None = Field(
+        default=None, description="write-ahead journal of call records; default data_dir/journal"
+    )
+    record_durability: Literal["fsync", "write", "async"] = Field(
+        default="write",
+        description="answers wait until their record is written (write: survives the process; the "
+        "fdatasync follows at once, unawaited), written and fsynced (fsync: survives the machine), "
+        "or do not wait (async)",
+    )
     record_batch_size: int = 500
     record_flush_interval_s: float = 0.2
     snapshot_interval_s: float = 2.0
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by the replicas: budgets, reservations, rate limits, breaker state and "
+        "change events; unset: all of it in this process (one process), the ledger in the database",
+    )
+    redis_prefix: str = Field(
+        default="turnout:",
+        description="prefix of this deployment's Redis keys and of its change-event channel "
+        "(<prefix>changes), so deployments can share one Redis",
+    )
+    redis_timeout_s: float = Field(
+        default=0.5, gt=0, description="a Redis command's time before it counts as down"
+    )
+    redis_down_budgets: Literal["closed", "open"] = Field(
+        default="closed",
+        description="with Redis down, calls under a block budget are refused (503) or let through",
+    )
+    redis_down_limits: Literal["open", "closed"] = Field(
+        default="open", description="with Redis down, rate limits are skipped (a log line) or refuse (503)"
+    )
     sqlite_checkpoint_interval_s: float = Field(
         default=0.1, ge=0, description="SQLite WAL checkpoints in the background (0: off; commits do them)"
     )
@@ -93,8 +155,15 @@ class Settings(BaseSettings):
         default="auto", description="offline task classifier when keywords find nothing (needs the extra)"
     )
 
+    access_log: bool = Field(default=True, description="one JSON line per answered call (at log level INFO)")
     log_level: str = "INFO"
     log_json: bool = True
+
+    @model_validator(mode="after")
+    def _embedded_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir.expanduser().absolute() / 'turnout.db'}"
+        return self
 
     @cached_property
     def master_key_bytes(self) -> bytes:

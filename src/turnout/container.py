@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from turnout.agents.model_config import AgentModelService
@@ -14,17 +14,26 @@ from turnout.auth.jwt_tokens import JwtCodec
 from turnout.catalog.model_service import ModelService
 from turnout.catalog.providers import ProviderService
 from turnout.catalog.sync import SyncService
+from turnout.cluster.bus import ChangeBus
+from turnout.cluster.pg_bus import PostgresBus, asyncpg_dsn
+from turnout.cluster.rate_limit import RedisRpmLimiter
+from turnout.cluster.redis import connect
+from turnout.cluster.redis_bus import RedisBus
 from turnout.config import Settings
+from turnout.domain.snapshot import SnapshotStore
 from turnout.feedback.performance import PerformanceService
 from turnout.feedback.recent import RecentDecisions, RecentMessages
 from turnout.feedback.service import FeedbackService
+from turnout.feedback.sharing import ExperienceSharing
 from turnout.feedback.sync import FeedbackSync
 from turnout.gateway.failover import Caller, RetryPolicy
+from turnout.gateway.guards import CircuitBreakers, RateLimiter, RpmLimiter
 from turnout.gateway.keys import ProviderKeys
-from turnout.gateway.limits import CircuitBreakers, RpmLimiter
 from turnout.gateway.pipeline import Gateway
-from turnout.gateway.snapshot import SnapshotStore
 from turnout.net.http import HttpClient
+from turnout.records.access_log import AccessLog
+from turnout.records.queries import MessageQueries
+from turnout.records.spend import SpendQueries
 from turnout.records.writer import RecordWriter
 from turnout.routing.admin import RoutingAdmin
 from turnout.routing.classifier import TaskClassifier
@@ -32,14 +41,17 @@ from turnout.routing.experience import ExperienceStore
 from turnout.routing.router import Router, RouterConfig
 from turnout.routing.service import RoutingService
 from turnout.secrets import SecretStore, build_secret_store
-from turnout.store.checkpoint import WalCheckpointer
+from turnout.spend.admin import SpendAdmin
+from turnout.spend.alerts import BudgetAlerts
+from turnout.spend.guard import SpendGuard
+from turnout.spend.ledger import Ledger, MemoryLedger
+from turnout.spend.redis_ledger import RedisLedger
+from turnout.spend.seed import RecordSeed
 from turnout.store.db import make_engine, make_sessionmaker
+from turnout.store.sqlite.checkpoint import WalCheckpointer
 from turnout.timeouts import TimeoutWheel
 
-# A request allocates a few hundred container objects, so the default 700 ran a young collection
-# every couple of requests and a full one every second: ~10% of the CPU at saturation and 40 ms
-# pauses (bench/gateway_profile.py). Cyclic garbage waits a little longer; memory stays bounded.
-GC_THRESHOLDS = (20_000, 50, 100)
+PROVIDER_KEYS_EVENT = "provider_keys"  # a provider was added, changed or removed: forget its credentials
 
 
 @dataclass
@@ -59,6 +71,8 @@ class Container:
     agents: AgentService
     agent_models: AgentModelService
     records: RecordWriter
+    messages: MessageQueries
+    spend_reports: SpendQueries
     gateway: Gateway
     experience: ExperienceStore
     routing: RoutingService
@@ -67,8 +81,13 @@ class Container:
     feedback_sync: FeedbackSync
     feedback: FeedbackService
     performance: PerformanceService
+    sharing: ExperienceSharing
     checkpoints: WalCheckpointer
     timeouts: TimeoutWheel
+    spend: SpendGuard
+    spend_admin: SpendAdmin
+    bus: ChangeBus
+    redis: Redis | None
     started: bool = False
     verified_keys: dict[str, str] = field(default_factory=dict)
 
@@ -79,12 +98,20 @@ class Container:
         sessions = make_sessionmaker(engine)
         secrets = build_secret_store(settings, sessions)
         http = HttpClient(settings)
-        snapshots = SnapshotStore(sessions, interval_s=settings.snapshot_interval_s)
+        redis = (
+            connect(settings.redis_url, timeout_s=settings.redis_timeout_s) if settings.redis_url else None
+        )
+        bus = _change_bus(settings, redis)
+        snapshots = SnapshotStore(sessions, interval_s=settings.snapshot_interval_s, publish=bus.publish)
+        bus.subscribe(snapshots.on_event)
         keys = ProviderKeys(secrets, settings.secret_cache_ttl_s)
 
         async def changed() -> None:
             keys.forget()
+            bus.publish({"type": PROVIDER_KEYS_EVENT})  # the others drop their cached credentials too
             await snapshots.refresh()
+
+        bus.subscribe(lambda event: keys.forget() if event.get("type") == PROVIDER_KEYS_EVENT else None)
 
         providers = ProviderService(
             sessions, secrets, allow_private=settings.allow_private_api_base, on_change=changed
@@ -94,9 +121,19 @@ class Container:
             settings.journal_dir or settings.data_dir / "journal",
             batch_size=settings.record_batch_size,
             flush_interval_s=settings.record_flush_interval_s,
+            durability=settings.record_durability,
+            access_log=AccessLog(settings.access_log and settings.log_level.upper() in ("DEBUG", "INFO")),
         )
         experience = ExperienceStore()
-        breakers = CircuitBreakers(settings.breaker_threshold, settings.breaker_cooldown_s)
+        breakers = CircuitBreakers(
+            settings.breaker_threshold, settings.breaker_cooldown_s, publish=bus.publish
+        )
+        bus.subscribe(breakers.on_event)
+        limiter: RateLimiter = (
+            RpmLimiter()
+            if redis is None
+            else RedisRpmLimiter(redis, settings.redis_prefix, down=settings.redis_down_limits)
+        )
         router = Router(
             experience,
             RouterConfig(
@@ -112,6 +149,21 @@ class Container:
         routing = RoutingService(
             router, breakers, default_model=settings.default_model, classifier=classifier
         )
+        seed = RecordSeed(sessions)
+        ledger: Ledger = (
+            RedisLedger(redis, seed, prefix=settings.redis_prefix)
+            if redis is not None
+            else MemoryLedger(seed)
+        )
+        spend = SpendGuard(
+            ledger,
+            BudgetAlerts(sessions),
+            budgets_when_down=settings.redis_down_budgets,
+            limits_when_down=settings.redis_down_limits,
+            publish=bus.publish,
+        )
+        bus.subscribe(spend.on_event)
+        routing.restrict = spend.restriction
         recent_messages, recent_decisions = RecentMessages(), RecentDecisions()
         feedback_sync = FeedbackSync(sessions, experience, interval_s=settings.feedback_sync_interval_s)
         timeouts = TimeoutWheel()
@@ -119,13 +171,14 @@ class Container:
             http.session,
             keys,
             breakers,
-            RpmLimiter(),
+            limiter,
             RetryPolicy(
                 settings.retry_max,
                 settings.retry_base_delay_s,
                 settings.retry_max_delay_s,
                 settings.retry_after_max_s,
                 settings.first_byte_timeout_s,
+                settings.http_total_timeout_s,
             ),
             timeouts,
             on_outcome=lambda model_id, ok, latency_ms: experience.record_outcome(model_id, ok, latency_ms),
@@ -150,6 +203,8 @@ class Container:
             agents=AgentService(sessions, snapshots),
             agent_models=AgentModelService(sessions, snapshots),
             records=records,
+            messages=MessageQueries(sessions),
+            spend_reports=SpendQueries(sessions),
             gateway=Gateway(
                 snapshots,
                 caller,
@@ -158,6 +213,7 @@ class Container:
                 recent_messages,
                 recent_decisions,
                 store_text=settings.store_message_text,
+                spend=spend,
             ),
             experience=experience,
             routing=routing,
@@ -166,32 +222,39 @@ class Container:
             feedback_sync=feedback_sync,
             feedback=FeedbackService(sessions, experience, recent_messages, feedback_sync),
             performance=PerformanceService(sessions, experience),
+            sharing=ExperienceSharing(sessions, snapshots),
             checkpoints=WalCheckpointer(engine, settings.sqlite_checkpoint_interval_s),
             timeouts=timeouts,
+            spend=spend,
+            spend_admin=SpendAdmin(sessions, snapshots, spend),
+            bus=bus,
+            redis=redis,
         )
 
     async def start(self) -> None:
-        """Replay journaled records, load the snapshot, start background work (idempotent)."""
+        """Open the records' journal, load the snapshot, start background work (idempotent)."""
         if self.started:
             return
         await self.checkpoints.start()
         await self.records.start()
+        await self.bus.start()  # subscribed before the snapshot loads: no change falls in between
         await self.snapshots.start()
         await self.feedback_sync.start()
         await self.feedback.start()
         classifier = self.routing.classifier
         if isinstance(classifier, TaskClassifier):
             await asyncio.to_thread(classifier.warm)
-        gc.freeze()  # start-up objects (snapshot, vectors) leave the collector's scans: shorter pauses
-        gc.set_threshold(*GC_THRESHOLDS)
         self.started = True
 
     async def aclose(self) -> None:
         """Stop background work, flush records, close connections."""
         if self.started:
             await self.snapshots.stop()
+            await self.bus.stop()
             await self.sync.wait_maintenance()
-            await self.records.stop()  # every accepted record stored (or journaled) first
+            await self.spend.drain()  # settles in flight reach the ledger, alerts the database
+            await self.spend.ledger.aclose()
+            await self.records.stop()  # accepted records stored, or left in the journal for the next start
             await self.feedback.stop()  # then ratings are copied onto their stored messages
             await self.feedback_sync.stop()
             self.started = False
@@ -199,4 +262,17 @@ class Container:
         await self.timeouts.stop()
         await self.http.close()
         await self.secrets.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()
+
+
+def _change_bus(settings: Settings, redis: Redis | None) -> ChangeBus:
+    """How this replica hears the others' changes: Redis pub/sub, else PostgreSQL LISTEN/NOTIFY,
+    else nobody to hear (SQLite is one process)."""
+    channel = f"{settings.redis_prefix}changes"
+    if redis is not None:
+        return RedisBus(redis, channel)
+    if settings.database_url.startswith("postgresql"):
+        return PostgresBus(asyncpg_dsn(settings.database_url), channel)
+    return ChangeBus()

@@ -1,14 +1,15 @@
-"""Structured JSON logs with a processor that redacts secrets wherever they appear."""
+"""Structured JSON logs with a processor that redacts secrets wherever they appear (``turnout.redaction``)."""
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from turnout.redaction import REDACTED, redact_text
 
 SENSITIVE_KEYS = frozenset(
     {
@@ -26,20 +27,6 @@ SENSITIVE_KEYS = frozenset(
         "x-vault-token",
     }
 )
-REDACTED = "[REDACTED]"
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),
-    re.compile(r"\b(?:hvs|s|tk)\.[A-Za-z0-9]{20,}"),
-)
-
-
-def redact_text(text: str) -> str:
-    """Replace anything shaped like a key or token in ``text``."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(REDACTED, text)
-    return text
 
 
 def _redact(value: Any, depth: int = 0) -> Any:
@@ -64,19 +51,79 @@ def redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutabl
     return event
 
 
+class StderrLogger:
+    """Writes each rendered line to the process's current ``sys.stderr``; a failed write (a closed
+    or broken stream) loses that line, never the request that logged it."""
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        try:
+            print(message, file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # EPIPE, a closed stream: nothing sensible to do but go on
+            pass
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
+_STDLIB_HANDLER = "turnout"
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route stdlib and structlog output through the redacting JSON pipeline."""
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.format_exc_info,
             redact_processor,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=StderrLogger,
         cache_logger_on_first_use=False,
     )
+    _route_stdlib(level, renderer, timestamper)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to the current ``sys.stderr``, like ``StderrLogger``."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _route_stdlib(level: str, renderer: Any, timestamper: Any) -> None:
+    """Records of stdlib loggers (uvicorn's "Exception in ASGI application" with its traceback,
+    asyncio's, libraries') leave through the same redacting processors: one handler on the root
+    logger, replacing an earlier one of ours (other handlers, such as pytest's, are kept), and
+    uvicorn's own plain-text handlers removed so its records propagate there."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, timestamper],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_processor,
+            renderer,
+        ],
+    )
+    handler = _StderrHandler()
+    handler.set_name(_STDLIB_HANDLER)
+    handler.setFormatter(formatter)
+    handler.setLevel(level.upper())
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != _STDLIB_HANDLER] + [handler]
+    for name in _UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True

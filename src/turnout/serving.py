@@ -5,20 +5,84 @@ lifespan shutdown flushes records and feedback. Access logs, proxy-header rewrit
 ``server`` header are off: they cost per request and a gateway's records already say who called.
 (Granian 2.8 was measured as the alternative: at one worker it served fewer requests per second
 than this once the hot path stopped releasing the GIL, and its thread handoffs added latency.)
+
+Idle clients must not take the server down: the soft file-descriptor limit is raised to the hard
+one before workers start, the protocol caps client connections below it (keeping
+``TURNOUT_FD_RESERVE`` descriptors for upstream calls) and closes connections that do not send a
+header block in time. uvicorn's own logging configuration is skipped: its records go through the
+redacting pipeline of ``logs.py`` like everyone else's.
 """
 
 from __future__ import annotations
 
+import gc
+import socket
+import sys
+from collections.abc import Callable
+
+import structlog
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
-from turnout.http_protocol import PROTOCOL
+from turnout.api.hot_path import HotPath
+from turnout.app import create_app
+from turnout.config import Settings
+from turnout.http_protocol import PROTOCOL, connection_limit, raise_fd_limit
+from turnout.logs import configure_logging
 
-APP_FACTORY = "turnout.app:create_app"
+APP_FACTORY = "turnout.serving:create_served_app"
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
+log = structlog.get_logger(__name__)
+
+# A request allocates a few hundred container objects, so the default 700 ran a young collection
+# every couple of requests and a full one every second: ~10% of the CPU at saturation and 40 ms
+# pauses (bench/gateway_profile.py). Cyclic garbage waits a little longer; memory stays bounded.
+GC_THRESHOLDS = (20_000, 50, 100)
 
 
-def serve(host: str, port: int, *, workers: int = 1) -> None:
-    """Serve Turnout until SIGINT/SIGTERM."""
-    uvicorn.run(
+def tune_gc() -> None:
+    """Process-wide: the start-up objects (snapshot, word vectors) leave the collector's scans, and
+    young collections run less often. Done by ``turnout serve`` once the app has started (tests and
+    embedders that build the app themselves keep Python's defaults)."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def create_served_app() -> HotPath:
+    """The app as ``turnout serve`` runs it in each worker: the GC tuned once it has started."""
+    return create_app(on_started=tune_gc)
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that says where it listens once its socket is bound (not before: a busy
+    port would print the address and then fail)."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str, int], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.servers and self.servers[0].sockets:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            self._on_ready(self.config.host if host in ("0.0.0.0", "::") else host, port)
+
+
+def serve(
+    host: str,
+    port: int,
+    *,
+    workers: int = 1,
+    settings: Settings | None = None,
+    on_ready: Callable[[str, int], None] = lambda host, port: None,
+) -> None:
+    """Serve Turnout until SIGINT/SIGTERM; ``on_ready(host, port)`` runs once the port is bound."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    fd_limit = raise_fd_limit()
+    limit = connection_limit(settings.max_connections, settings.fd_reserve)
+    log.info("serving", fd_limit=fd_limit, max_connections_per_worker=limit)
+    config = uvicorn.Config(
         APP_FACTORY,
         factory=True,
         host=host,
@@ -26,8 +90,20 @@ def serve(host: str, port: int, *, workers: int = 1) -> None:
         workers=workers,
         loop="uvloop",
         http=PROTOCOL,
+        log_config=None,
         log_level="warning",
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        timeout_keep_alive=settings.keep_alive_timeout_s,
     )
+    if config.workers > 1:
+        sock = config.bind_socket()  # in this process, before the workers fork (exits if busy)
+        bound_host, bound_port = sock.getsockname()[:2]
+        on_ready(host if bound_host in ("0.0.0.0", "::") else bound_host, bound_port)
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    server = _AnnouncingServer(config, on_ready)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)

@@ -7,6 +7,11 @@ an allocation, a heap push and a removal in the loop, ~2 us apiece. Here each ti
 setting and clearing a timeout is one dict operation and a ticker that wakes every ``tick_s``
 fires only the entries at the front. A timeout fires up to ``tick_s`` late, which is nothing next
 to the lengths used here (50 ms and up).
+
+Measured alone against the library's mechanisms (``asyncio.timeout`` for the upstream deadline,
+``loop.call_later`` for the disconnect watcher) with ``bench/gateway_ab.py`` on the 2-core sandbox
+(2026-12-04): the library version's CPU per request was 1.069x and 1.134x this one's in two runs
+(16 and 20 rounds), against an A/A floor of 1.016 that day (1.04-1.06 before), so it stays.
 """
 
 from __future__ import annotations

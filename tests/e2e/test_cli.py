@@ -70,6 +70,21 @@ async def test_provider_lifecycle_from_the_cli(env: dict[str, str], upstream: Mo
     assert code == 2 and "invalid input" in out
 
 
+async def test_a_provider_added_free_syncs_every_model_free(
+    env: dict[str, str], upstream: ModelsUpstream
+) -> None:
+    base = f"{upstream.base_url}/api/v1"
+    code, out = await _turnout(env, "providers", "add", "flat", "--type", "openrouter", "--api-base", base,
+                               "--api-key-env", "OR_KEY", "--free", "--default-price-input", "1")  # fmt: skip
+    assert code == 2 and "exclude each other" in out, out
+    code, out = await _turnout(env, "providers", "add", "flat", "--type", "openrouter", "--api-base", base,
+                               "--api-key-env", "OR_KEY", "--free")  # fmt: skip
+    assert code == 0, out
+    assert (await _turnout(env, "providers", "sync", "flat"))[0] == 0
+    code, out = await _turnout(env, "models", "list", "--provider", "flat", "--tier", "free")
+    assert code == 0 and "flat/openai/gpt-4o " in out and "of 30" in out, out
+
+
 async def test_token_command_mints_a_verifiable_jwt(env: dict[str, str]) -> None:
     env = {**env, "TURNOUT_JWT_SECRET": secrets.token_hex(16)}
     code, out = await _turnout(env, "token", "--sub", "ann", "--tenant", "acme", "--role", "tenant_admin")
@@ -146,3 +161,140 @@ async def test_simulate_command_serves_provider_formats(env: dict[str, str]) -> 
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.communicate(), 15)
+
+
+def _home_env(env: dict[str, str], home: Path) -> dict[str, str]:
+    """The user's environment with only the per-user data dir to go by (no TURNOUT_* paths)."""
+    clean = {k: v for k, v in env.items() if k not in ("TURNOUT_DATABASE_URL", "TURNOUT_DATA_DIR")}
+    return {**clean, "XDG_DATA_HOME": str(home)}
+
+
+async def test_tokens_minted_anywhere_are_accepted_by_the_server(env: dict[str, str], tmp_path: Path) -> None:
+    home = _home_env(env, tmp_path / "xdg")
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        TURNOUT, "serve", "--port", str(port), env=home, cwd=tmp_path / "repo",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            await _wait_ready(http, "/healthz")
+            minted = await asyncio.create_subprocess_exec(
+                TURNOUT, "token", "--sub", "a", "--tenant", "p", "--role", "platform_admin",
+                env=home, cwd=tmp_path / "elsewhere", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            token, warnings = await asyncio.wait_for(minted.communicate(), 30)
+            assert not warnings, "the CLI found the server's key file: nothing new was created"
+            resp = await http.get(
+                "/api/v2/admin/providers", headers={"Authorization": f"Bearer {token.decode().strip()}"}
+            )
+            assert resp.status_code == 200, resp.text
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.communicate(), 15)
+    data = tmp_path / "xdg" / "turnout"
+    assert (data / "turnout.db").exists() and (data / "jwt.key").exists()
+    assert not (tmp_path / "repo" / "turnout.db").exists()
+    assert not (tmp_path / "elsewhere" / ".turnout").exists()
+
+
+async def test_a_new_key_file_is_named_on_stderr(env: dict[str, str], tmp_path: Path) -> None:
+    home = _home_env(env, tmp_path / "fresh")
+    proc = await asyncio.create_subprocess_exec(
+        TURNOUT, "token", "--sub", "a", "--tenant", "p", "--role", "user", env=home,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0 and out.count(b".") == 2, "a JWT on stdout, alone"
+    assert str(tmp_path / "fresh" / "turnout" / "jwt.key") in err.decode()
+
+
+async def test_workers_starting_together_share_one_complete_private_key(tmp_path: Path) -> None:
+    code = "from turnout.config import Settings; print(Settings().jwt_secret_value)"
+    env = {**os.environ, "TURNOUT_DATA_DIR": str(tmp_path / "data")}
+    env.pop("TURNOUT_JWT_SECRET", None)
+    pipe = asyncio.subprocess.PIPE
+    procs = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", code, env=env, stdout=pipe, stderr=pipe)
+        for _ in range(12)
+    ]
+    results = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err.decode()[-300:] for _, err in results]
+    secrets_seen = {out.strip() for out, _ in results}
+    assert len(secrets_seen) == 1 and len(next(iter(secrets_seen))) == 64, secrets_seen
+    key_file = tmp_path / "data" / "jwt.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in key_file.parent.iterdir()] == ["jwt.key"], "no temporary file left behind"
+
+
+async def test_the_cli_starts_without_loading_the_application(env: dict[str, str]) -> None:
+    probe = (
+        "import sys; from turnout.cli import app\n"
+        "sys.argv = ['turnout', 'token', '--sub', 'a', '--tenant', 't', '--role', 'user']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('sqlalchemy', 'numpy', 'aiohttp', 'turnout.container') if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert "HEAVY []" in err.decode(), err.decode()
+
+
+async def test_cli_errors_are_one_readable_line(env: dict[str, str], upstream: ModelsUpstream) -> None:
+    def said(out: str) -> list[str]:  # the lines besides the notice of a newly created key file
+        return [line for line in out.strip().splitlines() if not line.startswith("turnout: created")]
+
+    code, out = await _turnout(
+        env, "providers", "add", "bad id", "--type", "openai", "--api-base", "http://x"
+    )
+    assert code == 2 and len(said(out)) == 1 and "errors.pydantic.dev" not in out, out
+    assert said(out)[0].startswith("error: invalid input: id:"), out
+    code, out = await _turnout({**env, "TURNOUT_PORT": "eighty"}, "migrate")
+    assert code == 1 and len(said(out)) == 1 and "port" in out and "pydantic.dev" not in out, out
+    code, out = await _turnout(env, "providers", "add", "or", "--type", "openrouter", "--api-base",
+                               f"{upstream.base_url}/api/v1", "--api-key-env", "NO_SUCH_VAR")  # fmt: skip
+    assert code == 0, out
+    code, out = await _turnout(env, "providers", "test", "or")
+    assert code == 1 and "{" not in out and said(out)[-1].startswith("failed: or:"), out
+    code, out = await _turnout(env, "serve", "--help")
+    assert "127.0.0.1" in out and "8080" in out, out
+
+
+async def test_the_banner_comes_after_the_bind_in_one_pasteable_line(env: dict[str, str]) -> None:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        TURNOUT, "serve", "--port", str(port), env={**env, "COLUMNS": "40"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/healthz")).status_code == 200, "the banner means the port is bound"
+            assert f"http://127.0.0.1:{port}/docs" in line and line.count("\n") == 1
+            command = line.split("admin token: ", 1)[1].strip()  # pasted as printed, 40 columns or not
+            minted = await asyncio.create_subprocess_shell(
+                command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+            )
+            token, _ = await asyncio.wait_for(minted.communicate(), 30)
+            resp = await http.get(
+                "/api/v2/admin/providers", headers={"Authorization": f"Bearer {token.decode().strip()}"}
+            )
+            assert resp.status_code == 200, resp.text
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.communicate(), 15)
+
+
+async def test_a_busy_port_fails_without_announcing_itself(env: dict[str, str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out = await _turnout(env, "serve", "--port", str(port))
+    assert code != 0 and "Turnout on" not in out and "address already in use" in out.lower(), out

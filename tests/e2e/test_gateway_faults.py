@@ -70,7 +70,7 @@ async def test_client_errors_are_not_retried(gw: GatewayEnv) -> None:  # noqa: F
 
 
 async def test_stall_before_first_byte_times_out_and_falls_back(gw: GatewayEnv) -> None:  # noqa: F811
-    _policy(gw, first_byte_timeout_s=0.3, max_retries=0)
+    _policy(gw, whole_body_timeout_s=0.3, max_retries=0)
     gw.sim.inject("stall:5", count=None, model="gpt-4o-mini")
     started = time.monotonic()
     raw = await gw.openai().chat.completions.with_raw_response.create(

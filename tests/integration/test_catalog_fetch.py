@@ -14,14 +14,14 @@ from turnout.catalog import fetch
 from turnout.catalog.fetch import (
     ProviderConnection,
     ProviderSyncError,
-    auth_headers,
     decode_page,
     fetch_models,
     models_url,
 )
-from turnout.catalog.formats import WIRE_FORMATS
-from turnout.catalog.pricing import lookup_price
 from turnout.errors import UpstreamError
+from turnout.modelinfo.pricing import lookup_price
+from turnout.providers.credentials import Credentials
+from turnout.providers.registry import WIRE_FORMATS, spec_for
 
 KEY = "sk-test-5ecret-key-0123456789"
 WRONG = "sk-wrong-key-9876543210"
@@ -230,6 +230,9 @@ def test_models_url_refuses_absolute_endpoint_and_unknown_type() -> None:
 
 
 def test_auth_headers() -> None:
+    def auth_headers(provider_type: str, key: str | None) -> dict[str, str]:
+        return spec_for(provider_type).list_headers(Credentials.of(key))
+
     assert auth_headers("openai", "k")["Authorization"] == "Bearer k"
     assert auth_headers("anthropic", "k") == {
         "Accept": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "k"}  # fmt: skip
@@ -246,4 +249,7 @@ def test_large_openrouter_catalog_decodes_completely() -> None:
 
 
 def test_unknown_models_have_no_price() -> None:
-    assert all(lookup_price("openrouter", f"vendor{i}/unknown-model-{i}") is None for i in range(500))
+    assert all(
+        lookup_price(spec_for("openrouter").price_id, f"vendor{i}/unknown-model-{i}") is None
+        for i in range(500)
+    )

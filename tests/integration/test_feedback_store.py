@@ -16,11 +16,11 @@ from turnout.errors import NotFound
 from turnout.feedback.batch import FeedbackBatcher
 from turnout.feedback.recent import RecentMessages
 from turnout.feedback.service import FeedbackIn, FeedbackService
-from turnout.store.gate import engine_of
 from turnout.store.messages import Message
 from turnout.store.models import utcnow
-from turnout.store.one_hop import OneHop
 from turnout.store.routing import Feedback
+from turnout.store.sqlite.gate import engine_of
+from turnout.store.sqlite.one_hop import OneHop
 
 USER = Principal("uma", "acme", frozenset({"user"}))
 

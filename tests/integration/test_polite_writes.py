@@ -13,10 +13,10 @@ import pytest
 
 from tests.integration.test_record_writer import assert_exactly_once, submit_many
 from turnout.records import RecordWriter
-from turnout.store.checkpoint import URGENT_FRAMES, WalCheckpointer
 from turnout.store.db import make_engine, make_sessionmaker
 from turnout.store.migrate import upgrade
-from turnout.store.polite import POLITE_NICE, PoliteWorker
+from turnout.store.sqlite.checkpoint import URGENT_FRAMES, WalCheckpointer
+from turnout.store.sqlite.polite import POLITE_NICE, PoliteWorker
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux-only")
 

@@ -87,7 +87,7 @@ async def test_control_plane_changes_reach_the_other_replica(replicas: tuple[Con
     admin = Principal("ann", "acme", frozenset({"tenant_admin"}))
     await first.agents.create(AgentCreate(id="helper", name="Helper"), admin)
     key = await first.agents.issue_key("helper", None, admin)
-    await _until(lambda: "helper" in second.snapshots.current.agents)
+    await _until(lambda: ("acme", "helper") in second.snapshots.current.agents)
     await _until(lambda: key.id in second.snapshots.current.keys)
     await first.agents.revoke_key("helper", key.id, admin)
     await _until(lambda: second.snapshots.current.keys[key.id].revoked)

@@ -58,6 +58,21 @@ async def test_round_trip_and_kv_v2_layout(store: VaultSecretStore, openbao: Ope
     assert status == 200 and body["data"]["current_version"] == 2
 
 
+async def test_credential_fields_are_kv_keys_and_old_secrets_read_as_api_key(
+    store: VaultSecretStore,
+    openbao: OpenBao,  # noqa: F811
+) -> None:
+    pid = _pid()
+    ref = store.ref_for(pid)
+    fields = {"aws_access_key_id": "AKIA" + uuid.uuid4().hex[:16].upper(), "aws_secret_access_key": SECRET}
+    await store.put_fields(ref, fields)
+    status, body = openbao.api("GET", f"secret/data/llm/{pid}")
+    assert status == 200 and body["data"]["data"] == fields
+    assert await store.get_fields(ref) == fields
+    await store.put(ref, SECRET)  # the layout every secret written before credentials had fields has
+    assert await store.get_fields(ref) == {"api_key": SECRET}
+
+
 async def test_delete_removes_all_versions(store: VaultSecretStore, openbao: OpenBao) -> None:  # noqa: F811
     ref = store.ref_for(_pid())
     await store.put(ref, SECRET)

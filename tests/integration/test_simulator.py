@@ -481,3 +481,50 @@ async def test_cli_module_serves(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_openrouter_routes(sim: Simulator) -> None:
+    """OpenRouter's model list (prices per token as strings, modalities, parameters) and the OpenAI
+    API under /api/v1 with its Bearer key, as the official SDK sends it."""
+    async with httpx.AsyncClient(base_url=f"{sim.base_url}/api/v1") as http:
+        listed = (await http.get("/models")).json()["data"]
+    assert [m["id"] for m in listed] == list(sim.listed_models("openrouter"))
+    mini = listed[0]
+    assert mini["pricing"]["prompt"] == "0.00000015" and "tools" in mini["supported_parameters"]
+    assert listed[-1]["architecture"]["output_modalities"] == ["embeddings"]
+    client = openai.AsyncOpenAI(base_url=sim.api_base("openrouter"), api_key=KEY, max_retries=0)
+    async with client:
+        answer = await client.chat.completions.create(model="openai/gpt-4o-mini", messages=ASK)
+        assert (answer.choices[0].message.content or "").startswith("Echo: Hello there")
+        with pytest.raises(openai.AuthenticationError):
+            await client.with_options(api_key="wrong").chat.completions.create(model="x", messages=ASK)
+    assert sim.stats.routes["POST /api/v1/chat/completions"] == 2
+    assert sim.stats.providers["openrouter"] >= 2
+
+
+async def test_azure_routes(sim: Simulator) -> None:
+    """Azure's deployment URLs: the model from the path, ``api-key``, and ``api-version`` required."""
+    client = openai.AsyncAzureOpenAI(
+        azure_endpoint=sim.base_url, api_key=KEY, api_version="2024-10-21", max_retries=0
+    )
+    async with client:
+        answer = await client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
+        assert answer.model == "gpt-4o-mini" and (answer.choices[0].message.content or "").startswith("Echo:")
+        vectors = await client.embeddings.create(model="text-embedding-3-small", input="hi")
+        assert len(vectors.data[0].embedding) == sim.config.embedding_dimensions
+    async with httpx.AsyncClient(base_url=sim.base_url, headers={"api-key": KEY}) as http:
+        models = await http.get("/openai/models", params={"api-version": "2024-10-21"})
+        assert models.json()["data"][0]["capabilities"]["chat_completion"] is True
+        assert (await http.get("/openai/models")).status_code == 404  # no api-version
+        denied = await http.get("/openai/models?api-version=1", headers={"api-key": "wrong"})
+        assert denied.status_code == 401 and denied.json()["error"]["code"] == "401"
+
+
+async def test_echo_key_fault_quotes_the_presented_credential(
+    sim: Simulator, oai: openai.AsyncOpenAI
+) -> None:
+    sim.inject("echo_key")
+    with pytest.raises(openai.AuthenticationError) as info:
+        await oai.chat.completions.create(model="gpt-4o-mini", messages=ASK)
+    assert KEY in str(info.value) and sim.stats.faults["echo_key"] == 1
+    assert sim.faults.describe() == []

@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from turnout.gateway.snapshot import SnapshotStore
+from turnout.domain.snapshot import SnapshotStore
 from turnout.store.db import make_engine, make_sessionmaker
 from turnout.store.migrate import upgrade
 

@@ -9,9 +9,9 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 from structlog.testing import capture_logs
 
 from turnout.container import Container
-from turnout.store.checkpoint import WalCheckpointer
 from turnout.store.db import make_engine
-from turnout.store.one_hop import OneHop
+from turnout.store.sqlite.checkpoint import WalCheckpointer
+from turnout.store.sqlite.one_hop import OneHop
 
 ROWS = Table("rows", MetaData(), Column("id", Integer, primary_key=True), Column("v", String))
 
@@ -61,7 +61,8 @@ async def test_the_container_checkpoints_sqlite_files_only(container: Container)
 
 
 async def test_a_failing_checkpoint_is_logged_once_not_every_interval(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/turnout.db")  # cannot be opened
+    (tmp_path / "a-file").write_text("")
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/a-file/turnout.db")  # cannot be opened
     checkpoints = WalCheckpointer(engine, interval_s=0.005)
     with capture_logs() as logs:
         await checkpoints.start()

@@ -9,9 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from turnout.providers.anthropic import AnthropicAdapter, messages_url
-from turnout.providers.anthropic_stream import AnthropicStreamDecoder
+from turnout.providers.anthropic.adapter import AnthropicAdapter, messages_url
 from turnout.providers.base import ChatAdapter, ProviderError, Target
+from turnout.providers.credentials import Credentials
+from turnout.translate.anthropic_stream import AnthropicStreamDecoder
 
 KEY = "sk-ant-api03-Zx9Q7c1tR5vB2nM4kL6jH8gF0dS3aP1oI9uY7tR5eW3q"
 ADAPTER = AnthropicAdapter()
@@ -24,7 +25,7 @@ def target(api_base: str = "https://api.anthropic.com", api_key: str | None = KE
         provider_id="anthropic",
         provider_type="anthropic",
         api_base=api_base,
-        api_key=api_key,
+        credentials=Credentials.of(api_key),
     )
 
 
@@ -163,7 +164,7 @@ def error_payload(kind: str, message: str = "something went wrong") -> bytes:
     ],
 )
 def test_error_mapping(status: int, kind: str, out_status: int, out_type: str, retryable: bool) -> None:
-    error = ADAPTER.error(status, error_payload(kind), {"retry-after": "7"})
+    error = ADAPTER.error(target(), status, error_payload(kind), {"retry-after": "7"})
     assert error.status_code == out_status
     assert error.error_type == out_type
     assert error.retryable is retryable
@@ -173,9 +174,9 @@ def test_error_mapping(status: int, kind: str, out_status: int, out_type: str, r
 
 
 def test_error_non_json_and_empty_bodies() -> None:
-    error = ADAPTER.error(502, b"<html>Bad Gateway</html>", {})
+    error = ADAPTER.error(target(), 502, b"<html>Bad Gateway</html>", {})
     assert error.status_code == 502 and error.retryable and "Bad Gateway" in error.message
-    error = ADAPTER.error(503, b"", {})
+    error = ADAPTER.error(target(), 503, b"", {})
     assert error.message == "Anthropic returned HTTP 503"
     assert error.body()["error"]["type"] == "api_error"
 
@@ -189,13 +190,13 @@ def test_spend_limit_429_is_not_retryable() -> None:
             "details": {"error_code": "enforced_spend_limit_reached"},
         },
     }
-    error = ADAPTER.error(429, orjson.dumps(payload), {"retry-after": "60"})
+    error = ADAPTER.error(target(), 429, orjson.dumps(payload), {"retry-after": "60"})
     assert error.status_code == 429 and not error.retryable and error.retry_after_s is None
 
 
 def test_error_never_echoes_the_key() -> None:
     message = f"invalid x-api-key: {KEY}"
-    error = ADAPTER.error(401, error_payload("authentication_error", message), {})
+    error = ADAPTER.error(target(), 401, error_payload("authentication_error", message), {})
     assert KEY not in error.message and KEY[:20] not in error.message
     assert "invalid x-api-key" in error.message
     with pytest.raises(ProviderError) as info:
@@ -216,12 +217,12 @@ def test_error_never_echoes_the_key() -> None:
     ],
 )
 def test_retry_after_seconds(headers: dict[str, str], expected: float | None) -> None:
-    assert ADAPTER.error(429, error_payload("rate_limit_error"), headers).retry_after_s == expected
+    assert ADAPTER.error(target(), 429, error_payload("rate_limit_error"), headers).retry_after_s == expected
 
 
 def test_retry_after_http_date() -> None:
     headers = {"retry-after": formatdate(time.time() + 120, usegmt=True)}
-    delay = ADAPTER.error(529, error_payload("overloaded_error"), headers).retry_after_s
+    delay = ADAPTER.error(target(), 529, error_payload("overloaded_error"), headers).retry_after_s
     assert delay is not None and 110 <= delay <= 121
     past = {"retry-after": formatdate(time.time() - 120, usegmt=True)}
-    assert ADAPTER.error(503, error_payload("overloaded_error"), past).retry_after_s == 0.0
+    assert ADAPTER.error(target(), 503, error_payload("overloaded_error"), past).retry_after_s == 0.0

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from turnout.providers.anthropic_translate import (
+from turnout.translate.anthropic import (
     anthropic_error_body,
     anthropic_to_openai_response,
     openai_to_anthropic_response,
 )
-from turnout.providers.base import ProviderError
+from turnout.translate.errors import ProviderError
 
 ANTHROPIC_MESSAGE: dict[str, Any] = {
     "id": "msg_01Aq9w938a90dw8q",

@@ -9,8 +9,8 @@ import httpx
 import orjson
 import pytest
 
-from turnout.providers.anthropic_translate import AnthropicStreamDecoder, AnthropicStreamEncoder
-from turnout.providers.base import ProviderError
+from turnout.translate.anthropic_stream import AnthropicStreamDecoder, AnthropicStreamEncoder
+from turnout.translate.errors import ProviderError
 
 
 def sse(*events: dict[str, Any]) -> bytes:
@@ -189,7 +189,7 @@ def test_error_event_mid_stream(kind: str, status: int, error_type: str, retryab
 
 
 def test_error_event_scrubs_key() -> None:
-    decoder = AnthropicStreamDecoder("m", api_key="sk-ant-api03-secretsecret")
+    decoder = AnthropicStreamDecoder("m", secrets=("sk-ant-api03-secretsecret",))
     error = {"type": "error", "error": {"type": "api_error", "message": "bad key sk-ant-api03-secretsecret"}}
     with pytest.raises(ProviderError) as info:
         decoder.feed(sse(error))

@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from turnout.providers.anthropic_translate import anthropic_to_openai_request, openai_to_anthropic_request
+from turnout.translate.anthropic_inbound import anthropic_to_openai_request
+from turnout.translate.anthropic_outbound import openai_to_anthropic_request
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 WEATHER_SCHEMA = {

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from turnout.errors import InvalidRequest
-from turnout.providers.anthropic_translate import anthropic_to_openai_request, openai_to_anthropic_request
+from turnout.translate.anthropic_inbound import anthropic_to_openai_request
+from turnout.translate.anthropic_outbound import openai_to_anthropic_request
 
 
 def _bad(**changes: Any) -> dict[str, Any]:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from turnout.providers.azure import DEFAULT_API_VERSION, AzureAdapter
+from turnout.providers.azure.adapter import DEFAULT_API_VERSION, AzureAdapter
 from turnout.providers.base import ProviderError, Target
+from turnout.providers.credentials import Credentials
 
 adapter = AzureAdapter()
 AZURE_KEY = "0123456789abcdef0123456789abcdef"
 DEPLOYED = Target(
-    "azure/gpt-4o", "gpt-4o-prod", "p-az", "azure", "https://contoso.openai.azure.com/", AZURE_KEY
+    "azure/gpt-4o",
+    "gpt-4o-prod",
+    "p-az",
+    "azure",
+    "https://contoso.openai.azure.com/",
+    Credentials.of(AZURE_KEY),
 )
 BODY = {
     "model": "azure/gpt-4o",
@@ -37,7 +43,7 @@ def test_api_version_and_base_with_openai_suffix() -> None:
         "p",
         "azure",
         "https://c.openai.azure.com/openai",
-        "k" * 32,
+        Credentials.of("k" * 32),
         "2025-04-01-preview",
     )
     req = adapter.embeddings_request(target, {"model": "azure/e", "input": "x"})
@@ -50,14 +56,25 @@ def test_api_version_and_base_with_openai_suffix() -> None:
 
 def test_v1_style() -> None:
     target = Target(
-        "azure/gpt-4o", "gpt-4o-prod", "p", "azure", "https://contoso.openai.azure.com/openai/v1/", AZURE_KEY
+        "azure/gpt-4o",
+        "gpt-4o-prod",
+        "p",
+        "azure",
+        "https://contoso.openai.azure.com/openai/v1/",
+        Credentials.of(AZURE_KEY),
     )
     req = adapter.chat_request(target, BODY, stream=True)
     assert req.url == "https://contoso.openai.azure.com/openai/v1/chat/completions"
     sent = orjson.loads(req.body)
     assert sent["model"] == "gpt-4o-prod" and sent["stream_options"] == {"include_usage": True}
     preview = Target(
-        "azure/gpt-4o", "gpt-4o-prod", "p", "azure", "https://contoso.openai.azure.com", AZURE_KEY, "preview"
+        "azure/gpt-4o",
+        "gpt-4o-prod",
+        "p",
+        "azure",
+        "https://contoso.openai.azure.com",
+        Credentials.of(AZURE_KEY),
+        "preview",
     )
     assert adapter.chat_request(preview, BODY, stream=False).url == (
         "https://contoso.openai.azure.com/openai/v1/chat/completions?api-version=preview"
@@ -66,7 +83,9 @@ def test_v1_style() -> None:
 
 def test_entra_token_goes_as_bearer() -> None:
     token = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJjb2duaXRpdmUifQ.c2ln"
-    target = Target("azure/gpt-4o", "gpt-4o", "p", "azure", "https://c.openai.azure.com", token)
+    target = Target(
+        "azure/gpt-4o", "gpt-4o", "p", "azure", "https://c.openai.azure.com", Credentials.of(token)
+    )
     headers = adapter.chat_request(target, BODY, stream=False).headers
     assert headers["Authorization"] == f"Bearer {token}" and "api-key" not in headers
 
@@ -120,7 +139,7 @@ def test_azure_errors() -> None:
             }
         }
     )
-    err = adapter.error(429, body, {"Retry-After": "6", "retry-after-ms": "5500"})
+    err = adapter.error(DEPLOYED, 429, body, {"Retry-After": "6", "retry-after-ms": "5500"})
     assert err.retryable and err.retry_after_s == 5.5 and err.error_type == "rate_limit_error"
     filtered = orjson.dumps(
         {
@@ -134,12 +153,12 @@ def test_azure_errors() -> None:
             }
         }
     )
-    err = adapter.error(400, filtered, {})
+    err = adapter.error(DEPLOYED, 400, filtered, {})
     assert (err.status_code, err.code, err.param, err.retryable) == (400, "content_filter", "prompt", False)
     missing = orjson.dumps(
         {"error": {"code": "DeploymentNotFound", "message": "The API deployment does not exist."}}
     )
-    err = adapter.error(404, missing, {})
+    err = adapter.error(DEPLOYED, 404, missing, {})
     assert err.code == "DeploymentNotFound" and err.error_type == "not_found_error"
     with pytest.raises(ProviderError):
         adapter.stream_decoder(DEPLOYED).finish()

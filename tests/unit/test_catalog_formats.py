@@ -8,19 +8,22 @@ from typing import Any
 import orjson
 import pytest
 
-from turnout.catalog import capabilities as caps
-from turnout.catalog.discovered import (
+from turnout.modelinfo import capabilities as caps
+from turnout.modelinfo.discovered import (
     CAPABILITIES,
-    PROVIDER_TYPES,
     DiscoveredModel,
     UnexpectedPayload,
     capabilities_from_mask,
     capability_mask,
     ordered_capabilities,
 )
-from turnout.catalog.formats import WIRE_FORMATS, anthropic, ollama, openai, openrouter
-from turnout.catalog.pricing import lookup_price
-from turnout.catalog.tiers import cost_tier_for
+from turnout.modelinfo.pricing import lookup_price
+from turnout.modelinfo.tiers import cost_tier_for
+from turnout.providers.anthropic import models as anthropic
+from turnout.providers.ollama import models as ollama
+from turnout.providers.openai_compat import models as openai
+from turnout.providers.openai_compat import openrouter_models as openrouter
+from turnout.providers.registry import PROVIDER_TYPES, WIRE_FORMATS, spec_for
 
 D = Decimal
 ALL = ("text", "vision", "long_context", "function_calling")
@@ -161,7 +164,7 @@ def test_custom_openai_compatible_server_extras() -> None:
       {"id": "mistral-ocr-latest", "capabilities": {"completion_chat": false, "ocr": true}},
       {"object": "model"}, "junk"
     ]}""")
-    found = by_id(openai.parse(payload, "custom"))
+    found = by_id(openai.parse(payload, spec_for("custom").price_id))
     assert set(found) == {"meta-llama/Llama-3.1-8B-Instruct", "my-private-model", "pixtral-large-latest"}
     llama = found["meta-llama/Llama-3.1-8B-Instruct"]
     assert llama.ctx_length == 131072 and "long_context" in llama.capabilities
@@ -183,7 +186,7 @@ def test_azure_format_uses_reported_capabilities() -> None:
          "capabilities": {f: bit == "1" for f, bit in zip(flags, bits, strict=True)}}
         for mid, bits in kinds.items()
     ]  # fmt: skip
-    found = by_id(openai.parse({"object": "list", "data": data}, "azure"))
+    found = by_id(openai.parse({"object": "list", "data": data}, spec_for("azure").price_id))
     assert set(found) == {"gpt-4o-2024-08-06", "text-embedding-3-large"}  # completion-only model left out
     assert found["text-embedding-3-large"].model_type == "embedding"
     gpt = found["gpt-4o-2024-08-06"]
@@ -271,13 +274,15 @@ def test_infer_capabilities_signals() -> None:
 
 
 def test_genai_prices_fill_known_models_and_leave_unknown_alone() -> None:
-    info = lookup_price("openai", "gpt-4o")
+    info = lookup_price(spec_for("openai").price_id, "gpt-4o")
     assert info is not None
     assert (info.input_per_mtok, info.output_per_mtok, info.context_window) == (D("2.5"), D(10), 128000)
-    assert lookup_price("openrouter", "openai/gpt-4o") is not None
-    assert lookup_price("custom", "openai/gpt-4o-mini") is not None  # vendor prefix dropped
+    assert lookup_price(spec_for("openrouter").price_id, "openai/gpt-4o") is not None
+    assert (
+        lookup_price(spec_for("custom").price_id, "openai/gpt-4o-mini") is not None
+    )  # vendor prefix dropped
     for provider, model_id in [("openai", "no-such-model"), ("custom", ""), ("anthropic", "ünïcødé/ü")]:
-        assert lookup_price(provider, model_id) is None
+        assert lookup_price(spec_for(provider).price_id, model_id) is None
 
 
 def test_registry_covers_every_provider_type() -> None:

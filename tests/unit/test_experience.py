@@ -33,6 +33,7 @@ def test_one_perfect_rating_does_not_beat_47_averaging_094() -> None:
 
 def test_backoff_agent_to_tenant_to_global_to_prior() -> None:
     store = ExperienceStore()
+    store.add_prior("code", "m", 30, 27.0, 24.3, T0)  # platform priors: every tenant's global level
     for i in range(30):
         store.record("acme", "writer", "code", "m", 0.9, T0 + i)
     own = store.estimate("acme", "writer", "code", "m", now=T0 + 60)
@@ -41,6 +42,7 @@ def test_backoff_agent_to_tenant_to_global_to_prior() -> None:
     other_task = store.estimate("acme", "writer", "math", "m", now=T0 + 60)
     unknown = store.estimate("acme", "writer", "code", "never-rated", now=T0 + 60)
     assert (own.level, sibling.level, stranger.level) == ("agent", "tenant", "global")
+    assert stranger.evidence == pytest.approx(30, rel=1e-3)  # the priors only: acme's ratings stay acme's
     assert other_task.level == "prior" and other_task.mean is not None  # the model's cross-task record
     assert unknown.mean is None and unknown.evidence == 0.0
     for est in (sibling, stranger):  # no data of their own: they inherit the coarser level's estimate

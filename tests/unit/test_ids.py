@@ -1,4 +1,4 @@
-"""Ids: random version-4 UUIDs from a buffered source, and time-ordered version-7 message ids."""
+"""Ids: random version-4 UUIDs, and time-ordered version-7 message ids."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from turnout.ids import new_id, new_ordered_id
 
 
 def test_ids_are_canonical_random_v4_uuids_and_never_repeat() -> None:
-    ids = [new_id() for _ in range(20_000)]  # crosses many buffer refills
+    ids = [new_id() for _ in range(20_000)]
     assert len(set(ids)) == len(ids)
     for value in ids[:600]:
         parsed = uuid.UUID(value)
@@ -35,3 +35,22 @@ def test_message_ids_are_v7_uuids_that_sort_by_creation_time() -> None:
     # the 74 bits after the timestamp are random: no position is stuck across ids of one millisecond
     tails = [value.replace("-", "")[13:] for value in first[:2000]]
     assert all(len({t[i] for t in tails}) > 1 for i in range(19) if i != 3)  # 3: the variant digit
+
+
+def test_a_forked_child_never_repeats_its_parents_ids() -> None:
+    """Workers fork from one process: a record whose id another took is dropped by ON CONFLICT (id)."""
+    import os
+
+    new_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids go to the parent through the pipe
+        os.close(read)
+        os.write(write, ",".join(new_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    parent = {new_id() for _ in range(50)}
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    assert len(child) == 50 and not parent & child

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from turnout.gateway.limits import CircuitBreakers, RpmLimiter
+from turnout.gateway.guards import CircuitBreakers, RpmLimiter
 
 
 class Clock:
@@ -55,3 +55,26 @@ def test_rpm_window_slides() -> None:
     assert limiter.try_acquire("p", 3) is None
     assert limiter.try_acquire("other", 3) is None, "limits are per provider"
     assert all(limiter.try_acquire("unlimited", None) is None for _ in range(1000))
+
+
+def test_a_breaker_opened_or_closed_elsewhere_applies_here_for_the_same_cooldown() -> None:
+    clock = Clock()
+    sent: list[dict[str, object]] = []
+    here = CircuitBreakers(threshold=1, cooldown_s=10, clock=clock, publish=sent.append)
+    there = CircuitBreakers(threshold=1, cooldown_s=10, clock=Clock(), publish=sent.append)
+    here.failure("m", "acme", shared=False)  # one tenant's breaker
+    here.failure("m")  # and the model's own
+    assert [(e["tenant"], e["open"]) for e in sent] == [("acme", True), (None, True)]
+    clock.now += 4
+    for event in sent:
+        there.on_event({**event, "for_s": 6.0})  # what was left of the cool-down when it arrived
+    assert there.is_open("m") and there.is_open("m", "acme") and not there.allow("m", "other")
+    assert 5.9 < there.retry_after_s("m") <= 6.0
+    assert len(sent) == 2, "applying a remote breaker publishes nothing"
+    here.clock = lambda: clock.now + 10  # the cool-down is over here: a probe succeeds
+    assert here.allow("m", "acme")
+    here.success("m", "acme")
+    assert [e["open"] for e in sent[2:]] == [False, False]
+    for event in sent[2:]:
+        there.on_event(event)
+    assert not there.is_open("m", "acme") and there.allow("m", "acme")

@@ -10,7 +10,9 @@ import pytest
 
 from turnout.errors import InvalidRequest
 from turnout.providers.base import ProviderError, Target
-from turnout.providers.ollama import OllamaAdapter, as_base64, ollama_base
+from turnout.providers.credentials import Credentials
+from turnout.providers.ollama.adapter import OllamaAdapter, ollama_base
+from turnout.translate.ollama import as_base64
 
 TARGET = Target("ollama/llama3.2", "llama3.2:3b", "p-ollama", "ollama", "http://ollama:11434/v1/")
 adapter = OllamaAdapter()
@@ -117,7 +119,7 @@ def test_json_schema_stream_flag_and_key() -> None:
         "tools": [WEATHER_TOOL],
         "tool_choice": "none",
     }
-    keyed = Target("ollama/m", "m", "p", "ollama", "https://ollama.com", "ollama-key-123")
+    keyed = Target("ollama/m", "m", "p", "ollama", "https://ollama.com", Credentials.of("ollama-key-123"))
     req = adapter.chat_request(keyed, body, stream=True)
     sent = orjson.loads(req.body)
     assert sent["stream"] is True and sent["format"] == schema and "tools" not in sent
@@ -321,11 +323,11 @@ def test_embeddings() -> None:
 
 
 def test_errors() -> None:
-    err = adapter.error(404, b'{"error":"model \\"llama9\\" not found, try pulling it first"}', {})
+    err = adapter.error(TARGET, 404, b'{"error":"model \\"llama9\\" not found, try pulling it first"}', {})
     assert err.status_code == 404 and err.error_type == "not_found_error" and not err.retryable
     assert err.message == 'model "llama9" not found, try pulling it first'
-    err = adapter.error(503, b"server busy", {"Retry-After": "2"})
+    err = adapter.error(TARGET, 503, b"server busy", {"Retry-After": "2"})
     assert err.retryable and err.retry_after_s == 2.0 and err.message == "server busy"
-    assert adapter.error(500, b"", {}).message == "ollama returned HTTP 500"
+    assert adapter.error(TARGET, 500, b"", {}).message == "ollama returned HTTP 500"
     with pytest.raises(ProviderError):
         adapter.chat_response(TARGET, b'{"error":"boom"}')

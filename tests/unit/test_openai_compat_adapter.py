@@ -11,27 +11,39 @@ import orjson
 import pytest
 
 from turnout.errors import UpstreamError
-from turnout.providers.azure import AzureAdapter
+from turnout.providers.azure.adapter import AzureAdapter
 from turnout.providers.base import ProviderError, Target
-from turnout.providers.errors_map import (
+from turnout.providers.credentials import Credentials
+from turnout.providers.ollama.adapter import OllamaAdapter
+from turnout.providers.openai_compat.adapter import OpenAICompatAdapter
+from turnout.providers.openai_compat.spec import ADAPTER
+from turnout.providers.registry import adapter_for
+from turnout.translate.errors import (
     is_retryable_status,
     openai_type_for_status,
     parse_retry_after,
     scrub,
 )
-from turnout.providers.ollama import OllamaAdapter
-from turnout.providers.openai_compat import OpenAICompatAdapter
-from turnout.providers.registry import adapter_for
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
 OPENAI = Target(
-    "openai/gpt-4o-mini", "gpt-4o-mini", "p1", "openai", "https://api.openai.com/v1/", "sk-test-123456789"
+    "openai/gpt-4o-mini",
+    "gpt-4o-mini",
+    "p1",
+    "openai",
+    "https://api.openai.com/v1/",
+    Credentials.of("sk-test-123456789"),
 )
 ROUTER = Target(
-    "openrouter/openai/gpt-4o", "openai/gpt-4o", "p2", "openrouter", "https://openrouter.ai/api/v1", KEY
+    "openrouter/openai/gpt-4o",
+    "openai/gpt-4o",
+    "p2",
+    "openrouter",
+    "https://openrouter.ai/api/v1",
+    Credentials.of(KEY),
 )
 LOCAL = Target("local/qwen", "Qwen/Qwen2.5-7B-Instruct", "p3", "custom", "http://vllm:8000/v1")
-adapter = OpenAICompatAdapter()
+adapter = ADAPTER  # the registered instance (with OpenRouter's app headers)
 
 BODY = {
     "model": "openrouter/openai/gpt-4o",
@@ -261,7 +273,7 @@ RATE_LIMIT = orjson.dumps(
 
 
 def test_429_with_retry_after_seconds() -> None:
-    err = adapter.error(429, RATE_LIMIT, {"retry-after": "7"})
+    err = adapter.error(OPENAI, 429, RATE_LIMIT, {"retry-after": "7"})
     assert (err.status_code, err.error_type, err.code) == (429, "rate_limit_error", "rate_limit_exceeded")
     assert err.retryable and err.retry_after_s == 7.0
     assert err.message.startswith("Rate limit reached for gpt-4o-mini")
@@ -276,7 +288,7 @@ def test_429_with_retry_after_http_date_and_ms() -> None:
     assert parse_retry_after({"Retry-After": "-3"}) is None
     assert parse_retry_after({}) is None
     err = adapter.error(
-        503, b"upstream overloaded", {"Retry-After": format_datetime(datetime.now(UTC), usegmt=True)}
+        OPENAI, 503, b"upstream overloaded", {"Retry-After": format_datetime(datetime.now(UTC), usegmt=True)}
     )
     assert err.retryable and err.retry_after_s is not None and 0 <= err.retry_after_s <= 1
 
@@ -292,7 +304,7 @@ def test_client_errors_keep_code_and_param_and_are_final() -> None:
             }
         }
     )
-    err = adapter.error(400, body, {"Retry-After": "1"})
+    err = adapter.error(OPENAI, 400, body, {"Retry-After": "1"})
     assert (err.status_code, err.error_type, err.param, err.code) == (
         400,
         "invalid_request_error",
@@ -306,7 +318,7 @@ def test_quota_429_is_not_retryable() -> None:
     body = orjson.dumps(
         {"error": {"message": "Over quota", "type": "insufficient_quota", "code": "insufficient_quota"}}
     )
-    err = adapter.error(429, body, {"retry-after": "1"})
+    err = adapter.error(OPENAI, 429, body, {"retry-after": "1"})
     assert err.status_code == 429 and not err.retryable
 
 
@@ -314,13 +326,13 @@ def test_messages_are_scrubbed_and_plain_text_kept() -> None:
     body = (
         b'{"error":{"message":"Incorrect API key provided: sk-live-1234567890abcdef. See docs.","code":401}}'
     )
-    err = adapter.error(401, body, {})
+    err = adapter.error(OPENAI, 401, body, {})
     assert "sk-live-1234567890abcdef" not in err.message and "Incorrect API key provided" in err.message
     assert err.error_type == "authentication_error" and err.code == "upstream_error" and not err.retryable
-    err = adapter.error(502, b"<html>Bad Gateway</html>", {})
+    err = adapter.error(OPENAI, 502, b"<html>Bad Gateway</html>", {})
     assert err.message == "<html>Bad Gateway</html>" and err.retryable
-    assert adapter.error(500, b"", {}).message == "provider returned HTTP 500"
-    assert adapter.error(400, b"x" * 10_000, {}).message == "x" * 2000
+    assert adapter.error(OPENAI, 500, b"", {}).message == "provider returned HTTP 500"
+    assert adapter.error(OPENAI, 400, b"x" * 10_000, {}).message == "x" * 2000
 
 
 def test_scrub_and_status_tables() -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.config import Settings
+from turnout.redaction import redact_text
 from turnout.secrets import (
     LocalSecretStore,
     SecretNotFound,
@@ -241,3 +242,18 @@ def test_factory(sm: Sessionmaker) -> None:
     assert isinstance(vault, VaultSecretStore) and vault.backend == "vault"
     assert vault.ref_for("openrouter") == "kv/turnout/llm/openrouter"
     assert "very-secret-token" not in repr(vault)
+
+
+async def test_credentials_are_stored_whole_and_plain_keys_read_as_api_key(store: LocalSecretStore) -> None:
+    fields = {
+        "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+        "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPx",
+    }
+    await store.put_fields("secret/llm/bedrock", fields)
+    assert await store.get_fields("secret/llm/bedrock") == fields
+    # every field is redacted from what leaves the process once the store has read it
+    assert "wJalrXUtnFEMI/K7MDENG/bPx" not in redact_text("denied: wJalrXUtnFEMI/K7MDENG/bPx")
+    await store.put("secret/llm/old", SECRET)  # what installs before structured credentials hold
+    assert await store.get_fields("secret/llm/old") == {"api_key": SECRET}
+    await store.put("secret/llm/json", '{"not": 1}')  # a plain key that happens to look like JSON
+    assert await store.get_fields("secret/llm/json") == {"api_key": '{"not": 1}'}

@@ -175,7 +175,7 @@ async def test_stall_before_headers(sim: Simulator) -> None:
 
 
 async def test_stall_after_chunks(sim: Simulator) -> None:
-    client, received = oai(sim, timeout=httpx.Timeout(5.0, read=0.3)), 0
+    client, received = oai(sim, timeout=openai.Timeout(5.0, read=0.3)), 0
     with pytest.raises(openai.APITimeoutError):
         stream = await client.chat.completions.create(
             model="gpt-4o",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from turnout.providers.sse import SseEvent, SseParser, sse_frame
+from turnout.translate.sse import SseEvent, SseParser, sse_frame
 
 OPENROUTER_STREAM = (
     b": OPENROUTER PROCESSING\n\n"

@@ -10,14 +10,9 @@ from typing import Any
 
 import pytest
 
+from turnout.domain.task_maps import DEFAULT_MAPS, KEYWORD_TO_TASK_TYPE, TOOL_TO_TASK_TYPE, TaskMaps
 from turnout.routing.classifier import TaskClassifier
-from turnout.routing.tasks import (
-    DEFAULT_MAPS,
-    KEYWORD_TO_TASK_TYPE,
-    TOOL_TO_TASK_TYPE,
-    TaskMaps,
-    detect_task,
-)
+from turnout.routing.detection import detect_task
 
 PDF = {
     "type": "file",

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from turnout.store.db import make_engine, make_sessionmaker
-from turnout.store.gate import write_gate
+from turnout.store.sqlite.gate import write_gate
 
 
 async def _overlap(url: str) -> int:

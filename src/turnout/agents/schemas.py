@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from turnout.jsontypes import JsonObject
 
@@ -27,7 +27,16 @@ class AgentUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     capsule: JsonObject | None = None
     default_policy: str | None = Field(default=None, max_length=50)
-    is_active: bool | None = None
+    is_active: bool | None = Field(
+        default=None, description="false: the agent is refused everywhere until set true again"
+    )
+
+    @field_validator("is_active", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must be true or false")
+        return value
 
 
 class AgentOut(BaseModel):

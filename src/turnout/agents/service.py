@@ -1,17 +1,22 @@
-"""Tenant admins' operations on agents and keys; every query is scoped to the caller's tenant."""
+"""Tenant admins' operations on agents and keys; every query is scoped to the caller's tenant.
+
+Agents are identified by ``(tenant, id)``: two tenants may both own an agent "bot", and a 409 only
+ever concerns the caller's own tenant."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.agents.schemas import AgentCreate, AgentList, AgentOut, AgentUpdate, KeyIssued, KeyList, KeyOut
 from turnout.auth.api_keys import issue_key
 from turnout.auth.principal import Principal
+from turnout.domain.capsule import check_allowed_models
+from turnout.domain.snapshot import AgentEntry, KeyEntry, SnapshotStore
 from turnout.errors import Conflict, NotFound
-from turnout.gateway.snapshot import AgentEntry, KeyEntry, SnapshotStore
 from turnout.store.agents import Agent, ApiKey
 from turnout.store.models import utcnow
 
@@ -24,7 +29,8 @@ class AgentService:
         self._snapshots = snapshots
 
     async def create(self, body: AgentCreate, principal: Principal) -> AgentOut:
-        """Create an agent in the caller's tenant."""
+        """Create an agent in the caller's tenant (409 if the tenant already has, or had, that id)."""
+        check_allowed_models(body.capsule)
         agent = Agent(
             id=body.id or f"agt_{uuid.uuid4().hex[:20]}",
             tenant_id=principal.tenant_id,
@@ -34,10 +40,14 @@ class AgentService:
             is_active=True,
             created_by=principal.subject,
         )
-        async with self._sessions.begin() as session:
-            if await session.get(Agent, agent.id) is not None:
-                raise Conflict(f"agent '{agent.id}' already exists", param="id", code="duplicate_id")
-            session.add(agent)
+        try:
+            async with self._sessions.begin() as session:
+                existing = await session.get(Agent, (agent.tenant_id, agent.id))
+                if existing is not None:
+                    raise _duplicate(agent.id, deleted=existing.deleted_at is not None)
+                session.add(agent)
+        except IntegrityError:  # created concurrently by another request of this tenant
+            raise _duplicate(agent.id, deleted=False) from None
         self._snapshots.put_agent(_agent_entry(agent))
         return _agent_out(agent)
 
@@ -46,7 +56,9 @@ class AgentService:
         async with self._sessions() as session:
             rows = (
                 await session.scalars(
-                    select(Agent).where(Agent.tenant_id == principal.tenant_id).order_by(Agent.created_at)
+                    select(Agent)
+                    .where(Agent.tenant_id == principal.tenant_id, Agent.deleted_at.is_(None))
+                    .order_by(Agent.created_at)
                 )
             ).all()
         return AgentList(items=[_agent_out(a) for a in rows], total=len(rows))
@@ -57,8 +69,12 @@ class AgentService:
             return _agent_out(await self.load(session, agent_id, principal))
 
     async def update(self, agent_id: str, body: AgentUpdate, principal: Principal) -> AgentOut:
-        """Rename, change the capsule (``allowed_models``, per role) or the default policy."""
+        """Rename, change the capsule (``allowed_models``, per role), the default policy, or
+        ``is_active``: a deactivated agent is refused everywhere (its keys, a JWT naming it) until
+        it is activated again; its keys stay valid for that moment."""
         changes = body.model_dump(exclude_unset=True)
+        if changes.get("capsule") is not None:
+            check_allowed_models(changes["capsule"])
         async with self._sessions.begin() as session:
             agent = await self.load(session, agent_id, principal)
             for field, value in changes.items():
@@ -68,10 +84,16 @@ class AgentService:
         return _agent_out(agent)
 
     async def issue_key(self, agent_id: str, name: str | None, principal: Principal) -> KeyIssued:
-        """A new key for the agent, returned once in clear."""
+        """A new key for the agent, returned once in clear; none for a deactivated agent (409)."""
         new = issue_key()
         async with self._sessions.begin() as session:
             agent = await self.load(session, agent_id, principal)
+            if not agent.is_active:
+                raise Conflict(
+                    f"agent '{agent_id}' is deactivated: activate it before issuing keys",
+                    param="agent_id",
+                    code="agent_inactive",
+                )
             row = ApiKey(
                 id=new.key_id,
                 agent_id=agent.id,
@@ -93,7 +115,9 @@ class AgentService:
             await self.load(session, agent_id, principal)
             rows = (
                 await session.scalars(
-                    select(ApiKey).where(ApiKey.agent_id == agent_id).order_by(ApiKey.created_at)
+                    select(ApiKey)
+                    .where(ApiKey.tenant_id == principal.tenant_id, ApiKey.agent_id == agent_id)
+                    .order_by(ApiKey.created_at)
                 )
             ).all()
         return KeyList(items=[_key_out(k) for k in rows], total=len(rows))
@@ -103,20 +127,53 @@ class AgentService:
         async with self._sessions.begin() as session:
             await self.load(session, agent_id, principal)
             key = await session.get(ApiKey, key_id)
-            if key is None or key.agent_id != agent_id:
+            if key is None or (key.tenant_id, key.agent_id) != (principal.tenant_id, agent_id):
                 raise NotFound(f"key '{key_id}' not found", param="key_id")
             if key.revoked_at is None:
                 key.revoked_at = utcnow()
         self._snapshots.put_key(_key_entry(key))
         return _key_out(key)
 
+    async def delete(self, agent_id: str, principal: Principal) -> None:
+        """Delete an agent: soft. The row stays, marked deleted and inactive, and its id stays taken
+        in the tenant: messages, ratings, the audit log and learned experience name agents by id,
+        and a new agent under an old id would inherit (and blur) the old one's history. Its keys
+        are revoked (kept, as revoked, for the record); its model settings stay but serve nothing.
+        It disappears from every listing and lookup at once here, within seconds elsewhere."""
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            agent = await self.load(session, agent_id, principal)
+            agent.deleted_at, agent.is_active = now, False
+            revoked = (
+                await session.scalars(
+                    update(ApiKey)
+                    .where(
+                        ApiKey.tenant_id == principal.tenant_id,
+                        ApiKey.agent_id == agent_id,
+                        ApiKey.revoked_at.is_(None),
+                    )
+                    .values(revoked_at=now)
+                    .returning(ApiKey)
+                )
+            ).all()
+        self._snapshots.drop_agent(principal.tenant_id, agent_id, [_key_entry(k) for k in revoked])
+
     @staticmethod
     async def load(session: AsyncSession, agent_id: str, principal: Principal) -> Agent:
-        """The agent if it belongs to the caller's tenant, else 404."""
-        agent = await session.get(Agent, agent_id)
-        if agent is None or agent.tenant_id != principal.tenant_id:
+        """The agent of the caller's tenant by that id, else 404 (deleted agents included)."""
+        agent = await session.get(Agent, (principal.tenant_id, agent_id))
+        if agent is None or agent.deleted_at is not None:
             raise NotFound(f"agent '{agent_id}' not found", param="agent_id")
         return agent
+
+
+def _duplicate(agent_id: str, *, deleted: bool) -> Conflict:
+    """The 409 of an id the caller's tenant already uses (or used, for a deleted agent)."""
+    if deleted:
+        message = f"agent '{agent_id}' was deleted; ids of deleted agents are not reused"
+    else:
+        message = f"agent '{agent_id}' already exists"
+    return Conflict(message, param="id", code="duplicate_id")
 
 
 def _agent_entry(agent: Agent) -> AgentEntry:

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
+from turnout.api.auth import require_platform_admin
 from turnout.api.deps import container_of as _container
-from turnout.auth.dependencies import require_platform_admin
 from turnout.auth.principal import Principal
 from turnout.catalog.fetch import test_connection
 from turnout.catalog.schemas import (

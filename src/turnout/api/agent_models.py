@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from turnout.agents.model_config import (
+    MAX_PAGE,
     AgentModels,
     AgentModelView,
     ConfigUpdate,
@@ -14,8 +15,8 @@ from turnout.agents.model_config import (
     SelectionResult,
 )
 from turnout.agents.schemas import AGENT_ID_PATTERN
+from turnout.api.auth import require_roles
 from turnout.api.deps import container_of as _container
-from turnout.auth.dependencies import require_roles
 from turnout.auth.principal import Principal
 
 router = APIRouter(prefix="/api/v2/agents/{agent_id}", tags=["agent models"])
@@ -24,8 +25,15 @@ AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN)]
 
 
 @router.get("/models", response_model=AgentModels)
-async def list_agent_models(request: Request, agent_id: AgentId, principal: TenantAdmin) -> AgentModels:
-    return await _container(request).agent_models.list_models(agent_id, principal)
+async def list_agent_models(
+    request: Request,
+    agent_id: AgentId,
+    principal: TenantAdmin,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
+) -> AgentModels:
+    """The agent's configured models in id order, a page at a time, with the counts over all."""
+    return await _container(request).agent_models.list_models(agent_id, principal, page, per_page)
 
 
 @router.post("/models", response_model=SelectionResult)

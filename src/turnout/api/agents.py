@@ -17,8 +17,8 @@ from turnout.agents.schemas import (
     KeyList,
     KeyOut,
 )
+from turnout.api.auth import require_roles
 from turnout.api.deps import container_of as _container
-from turnout.auth.dependencies import require_roles
 from turnout.auth.principal import Principal
 
 router = APIRouter(prefix="/api/v2/agents", tags=["agents"])
@@ -45,8 +45,19 @@ async def get_agent(request: Request, agent_id: AgentId, principal: TenantAdmin)
 async def update_agent(
     request: Request, agent_id: AgentId, body: AgentUpdate, principal: TenantAdmin
 ) -> AgentOut:
-    """Change name, capsule (``{"allowed_models": {"user": [...], "tenant_admin": [...]}}``), policy."""
+    """Change name, capsule, default policy, or ``is_active`` (false: refused everywhere until true).
+
+    Capsule ``allowed_models``: a list of model ids, or per role
+    (``{"user": [...], "agent": [...], "*": [...]}``); a role not named gets the ``"*"`` list, or
+    no model at all. Agent keys carry the role ``agent``; ``"*"`` inside a list admits every model."""
     return await _container(request).agents.update(agent_id, body, principal)
+
+
+@router.delete("/{agent_id}", status_code=204)
+async def delete_agent(request: Request, agent_id: AgentId, principal: TenantAdmin) -> None:
+    """Delete the agent: its keys are revoked and it is refused everywhere. Soft: its id stays
+    taken in this tenant, since records, ratings and the audit log name it (see AgentService.delete)."""
+    await _container(request).agents.delete(agent_id, principal)
 
 
 @router.post("/{agent_id}/keys", response_model=KeyIssued, status_code=201)

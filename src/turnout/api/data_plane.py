@@ -12,49 +12,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from turnout.api.answers import render
+from turnout.api.auth import authenticate
 from turnout.api.deps import container_of
-from turnout.auth.api_keys import secret_matches, split_key
+from turnout.api.dialects import ANTHROPIC, OPENAI, Dialect
+from turnout.api.native import NATIVE, native_chat_body, native_embeddings_body
+from turnout.api.parse import decode_json, parse_chat, parse_embeddings
 from turnout.auth.principal import Principal
 from turnout.container import Container
-from turnout.errors import InvalidRequest, TurnoutError, Unauthenticated
+from turnout.errors import InvalidRequest, TurnoutError
 from turnout.feedback.service import FeedbackIn
-from turnout.gateway.dialects import ANTHROPIC, OPENAI, Dialect
-from turnout.gateway.native import NATIVE, native_chat_body, native_embeddings_body
-from turnout.gateway.parse import decode_json, parse_chat, parse_embeddings
+from turnout.gateway.results import Answer, Failed, Streamed
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def authenticate(request: Request, container: Container) -> Principal:
-    """An agent API key (Bearer or x-api-key) or a JWT, checked against in-memory state only."""
-    header = request.headers.get("authorization")
-    token = None
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
-            token = value.strip()
-    token = token or request.headers.get("x-api-key")
-    if not token:
-        raise Unauthenticated("missing API key or bearer token", code="missing_token")
-    parts = split_key(token)
-    if parts is None:
-        return container.jwt.verify(token)
-    entry = container.snapshots.current.keys.get(parts[0])
-    if entry is None or entry.revoked:
-        raise Unauthenticated("invalid API key", code="invalid_api_key")
-    verified = container.verified_keys  # key value -> the hash it matched; revocation still checked
-    if verified.get(token) != entry.secret_hash:  # hash once per key value, not once per request
-        if not secret_matches(entry.salt, entry.secret_hash, parts[1]):
-            raise Unauthenticated("invalid API key", code="invalid_api_key")
-        if len(verified) > 10_000:
-            verified.clear()
-        verified[token] = entry.secret_hash
-    return Principal(
-        subject=f"agent:{entry.agent_id}",
-        tenant_id=entry.tenant_id,
-        roles=frozenset({"agent"}),
-        agent_id=entry.agent_id,
-    )
+Result = Answer | Streamed | Failed
 
 
 WATCH_AFTER_S = 0.05  # answers faster than this never start a disconnect watcher
@@ -80,21 +51,23 @@ class _DisconnectWatch:
         self.task.cancel()
 
 
-def _endpoint(
-    dialect: Dialect, run: Callable[[Container, Principal, dict[str, Any]], Awaitable[Response]]
-) -> Handler:
-    """A data-plane handler: authenticate, parse, then await the gateway in this task. If that takes
-    over ``WATCH_AFTER_S``, a watcher cancels it (and the upstream call) when the client leaves;
-    fast answers never start the watcher task (its start is an entry in a ``TimeoutLane``, not a
-    timer handle). One flat frame: every resume of the request passes through each awaiting frame,
-    so wrappers cost on every upstream read."""
+Run = Callable[[Container, Principal, dict[str, Any]], tuple[Awaitable[Result], bool]]
+
+
+def _endpoint(dialect: Dialect, run: Run) -> Handler:
+    """A data-plane handler: authenticate, parse, then await the gateway in this task and render its
+    result in ``dialect``. If that takes over ``WATCH_AFTER_S``, a watcher cancels it (and the
+    upstream call) when the client leaves; fast answers never start the watcher task (its start is an
+    entry in a ``TimeoutLane``, not a timer handle). ``run`` parses synchronously and hands back the
+    gateway's awaitable and whether a stream asked for usage: no wrapper coroutine, because every
+    resume of the request passes through each awaiting frame, so wrappers cost on every upstream read."""
 
     async def handler(request: Request) -> Response:
         container = container_of(request)
         try:
             principal = authenticate(request, container)
             body = decode_json(await request.body())
-            work = run(container, principal, body)  # parsing errors raise here
+            work, include_usage = run(container, principal, body)  # parsing errors raise here
         except TurnoutError as exc:
             return dialect.error_response(exc)
         current = asyncio.current_task()
@@ -103,7 +76,7 @@ def _endpoint(
         lane = container.timeouts.lane(WATCH_AFTER_S)
         lane.add(watch, watch.start)
         try:
-            return await work
+            return render(dialect, await work, include_usage)
         except TurnoutError as exc:
             return dialect.error_response(exc)
         except asyncio.CancelledError:
@@ -119,34 +92,38 @@ def _endpoint(
     return handler
 
 
-def _openai_chat(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
-    return c.gateway.chat(p, parse_chat(body), OPENAI)
+def _openai_chat(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
+    call = parse_chat(body)
+    return c.gateway.chat(p, call, OPENAI.name), call.include_usage
 
 
-def _openai_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
-    return c.gateway.embeddings(p, parse_embeddings(body), OPENAI)
+def _openai_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
+    return c.gateway.embeddings(p, parse_embeddings(body), OPENAI.name), False
 
 
-def _anthropic_messages(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
-    from turnout.providers.anthropic_translate import anthropic_to_openai_request
+def _anthropic_messages(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
+    from turnout.translate.anthropic_inbound import anthropic_to_openai_request
 
-    return c.gateway.chat(p, parse_chat(anthropic_to_openai_request(body)), ANTHROPIC, "messages")
+    canonical = anthropic_to_openai_request(body)
+    if "metadata" in body:  # its ids are recorded (and checked) as in the other dialects
+        canonical["metadata"] = body["metadata"]
+    return c.gateway.chat(p, parse_chat(canonical), ANTHROPIC.name, "messages"), True
 
 
-def _native_chat(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
+def _native_chat(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
     call = parse_chat(native_chat_body(body, completion=False))
     call.stream = False
-    return c.gateway.chat(p, call, NATIVE)
+    return c.gateway.chat(p, call, NATIVE.name), False
 
 
-def _native_completion(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
+def _native_completion(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
     call = parse_chat(native_chat_body(body, completion=True))
     call.stream = False
-    return c.gateway.chat(p, call, NATIVE, "completion")
+    return c.gateway.chat(p, call, NATIVE.name, "completion"), False
 
 
-def _native_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> Awaitable[Response]:
-    return c.gateway.embeddings(p, parse_embeddings(native_embeddings_body(body)), NATIVE)
+def _native_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
+    return c.gateway.embeddings(p, parse_embeddings(native_embeddings_body(body)), NATIVE.name), False
 
 
 def _model_listing(native: bool) -> Handler:
@@ -156,17 +133,22 @@ def _model_listing(native: bool) -> Handler:
             principal = authenticate(request, container)
         except TurnoutError as exc:
             return OPENAI.error_response(exc)
-        from turnout.gateway.plan import allowed_by_capsule
+        from turnout.domain.capsule import allowed_by_capsule
 
         snapshot = container.snapshots.current
-        usable = [
-            m for m in snapshot.models.values() if m.usable and allowed_by_capsule(snapshot, principal, m)
-        ]
-        usable.sort(key=lambda m: m.id)
+        if principal.agent_id is None:
+            usable = [m for m in snapshot.models.values() if m.usable]
+        else:  # an agent may use its enabled models that its capsule admits for its role
+            enabled = snapshot.agent_models.get((principal.tenant_id, principal.agent_id), {})
+            found = (snapshot.models.get(model_id) for model_id in enabled)
+            usable = [
+                m for m in found if m is not None and m.usable and allowed_by_capsule(snapshot, principal, m)
+            ]
+        usable.sort(key=lambda m: m.public_name)
         if native:
             items = [
                 {
-                    "id": m.id,
+                    "id": m.public_name,
                     "provider": m.provider_id,
                     "capabilities": ["embedding"]
                     if m.model_type == "embedding"
@@ -184,7 +166,9 @@ def _model_listing(native: bool) -> Handler:
                 for m in usable
             ]
             return Response(orjson.dumps({"models": items}), media_type="application/json")
-        data = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider_id} for m in usable]
+        data = [
+            {"id": m.public_name, "object": "model", "created": 0, "owned_by": m.provider_id} for m in usable
+        ]
         return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
     return handler

@@ -75,5 +75,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+        log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
         return json_error(500, error_body("internal error", "api_error", None, "internal_error"))

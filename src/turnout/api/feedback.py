@@ -1,15 +1,15 @@
-"""Feedback endpoints: ratings, implicit events, and the native `/api/models/feedback`."""
+"""Feedback endpoints: implicit events and the native `/api/models/feedback`. (Ratings,
+`POST /api/v2/chat/messages/{id}/feedback`, are served on the hot path: ``data_plane._rate``.)"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from turnout.api.data_plane import authenticate
+from turnout.api.auth import AnyCaller
 from turnout.api.deps import container_of as _container
-from turnout.auth.principal import Principal
 from turnout.feedback.service import EventIn, FeedbackIn, FeedbackOut
 from turnout.store.models import utcnow
 
@@ -17,25 +17,9 @@ router = APIRouter(tags=["feedback"])
 MessageId = Annotated[str, Path(min_length=1, max_length=36)]
 
 
-async def any_caller(request: Request) -> Principal:
-    """Users (JWT) and agents (API key) may both rate the answers of their own tenant."""
-    return authenticate(request, _container(request))
-
-
-Caller = Annotated[Principal, Depends(any_caller)]
-
-
-@router.post("/api/v2/chat/messages/{message_id}/feedback", response_model=FeedbackOut)
-async def rate_message(
-    request: Request, message_id: MessageId, body: FeedbackIn, principal: Caller
-) -> FeedbackOut:
-    """Rate an answer 0.0-1.0; rating again replaces the earlier rating."""
-    return await _container(request).feedback.rate(message_id, body, principal)
-
-
 @router.post("/api/v2/chat/messages/{message_id}/events", response_model=FeedbackOut)
 async def message_event(
-    request: Request, message_id: MessageId, body: EventIn, principal: Caller
+    request: Request, message_id: MessageId, body: EventIn, principal: AnyCaller
 ) -> FeedbackOut:
     """Implicit signals: `regenerate` (0.0), `copy` (1.0), `continue` (0.5)."""
     return await _container(request).feedback.event(message_id, body, principal)
@@ -48,12 +32,14 @@ class NativeFeedback(BaseModel):
     quality_rating: float | None = Field(default=None, ge=0.0, le=1.0)
     success: bool
     feedback: str | None = Field(default=None, max_length=2000)
-    corrections: dict[str, str] = Field(default_factory=dict)
+    corrections: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=2000)]] = Field(
+        default_factory=dict, max_length=20, description="within the 64 KiB a stored rating may carry"
+    )
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
 @router.post("/api/models/feedback")
-async def native_feedback(request: Request, body: NativeFeedback, principal: Caller) -> dict[str, Any]:
+async def native_feedback(request: Request, body: NativeFeedback, principal: AnyCaller) -> dict[str, Any]:
     """The orchestration API's feedback: `quality_rating`, or `success` as 1.0 / 0.0."""
     rating = body.quality_rating if body.quality_rating is not None else (1.0 if body.success else 0.0)
     stored = await _container(request).feedback.rate(

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from turnout.api.limits import BodySizeLimit
+from turnout.api.body_guard import NUL, CheckedRequest
+from turnout.api.body_size import BodySizeLimit
 from turnout.errors import error_body
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,10 @@ class HotPath:
             for method in route.methods or ():
                 self._table[(method, route.path)] = route.endpoint
         self._patterns = list(patterns)  # (method, prefix, suffix, handler): one path segment between
+        methods: dict[str, set[str]] = {}
+        for method, path in self._table:
+            methods.setdefault(path, set()).add(method)
+        self._allowed = {path: ", ".join(sorted(m)) for path, m in methods.items()}  # for the 405
         self._limited = BodySizeLimit(self._serve, max_body_bytes)
 
     def _match(self, method: str, path: str) -> Handler | None:
@@ -47,14 +52,27 @@ class HotPath:
         for verb, prefix, suffix, candidate in self._patterns:
             if method == verb and path.startswith(prefix) and path.endswith(suffix):
                 middle = path[len(prefix) : len(path) - len(suffix)]
-                if middle and "/" not in middle:
+                if middle and "/" not in middle and NUL not in middle:  # NUL: FastAPI's guard answers
                     return candidate
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self._match(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # lifespan: start-up errors must reach uvicorn
+            return
+        handler = self._match(scope["method"], scope["path"])
         if handler is None:
-            await self.app(scope, receive, send)
+            allowed = self._allowed.get(scope["path"])
+            if allowed is not None:  # a data-plane path, another method: FastAPI would say 404
+                await _method_not_allowed(scope["method"], allowed)(scope, receive, send)
+                return
+            try:
+                await self.app(scope, receive, send)
+            except Exception:  # noqa: S110
+                # Starlette re-raises after its handler answered 500 and logged it (redacted, see
+                # api/errors.py); passed on, uvicorn would log it again, unredacted, and drop the
+                # keep-alive connection.
+                pass
             return
         scope[_HANDLER] = handler
         if self._limited.declared_within(scope):  # the common case, without the wrapper's frame
@@ -66,14 +84,14 @@ class HotPath:
         handler: Handler = scope[_HANDLER]
         scope["app"] = self.app  # handlers read request.app.state.container
         try:
-            response = await handler(Request(scope, receive))
+            response = await handler(CheckedRequest(scope, receive))
         except HTTPException as exc:  # the body-size guard
             body = orjson.dumps(
                 error_body(str(exc.detail), "invalid_request_error", None, "payload_too_large")
             )
             response = Response(body, exc.status_code, media_type="application/json")
         except Exception as exc:  # never a stack trace to the client
-            log.error("unhandled_error", path=scope["path"], error_type=type(exc).__name__)
+            log.error("unhandled_error", path=scope["path"], error_type=type(exc).__name__, exc_info=exc)
             body = orjson.dumps(error_body("internal error", "api_error", None, "internal_error"))
             response = Response(body, 500, media_type="application/json")
         await response(scope, receive, send)
@@ -82,3 +100,10 @@ class HotPath:
     def state(self) -> object:
         """The wrapped app's state (``app.state.container``), for callers holding this object."""
         return self.app.state  # type: ignore[attr-defined]
+
+
+def _method_not_allowed(method: str, allowed: str) -> Response:
+    body = error_body(
+        f"method {method} is not allowed here; use {allowed}", "invalid_request_error", None, None
+    )
+    return Response(orjson.dumps(body), 405, {"allow": allowed}, media_type="application/json")

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from turnout.api.auth import require_roles
 from turnout.api.deps import container_of as _container
-from turnout.auth.dependencies import require_roles
 from turnout.auth.principal import Principal
 from turnout.feedback.performance import ResetIn
 

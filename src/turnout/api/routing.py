@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
-from sqlalchemy import select
 
+from turnout.api.auth import AnyCaller, require_roles
 from turnout.api.deps import container_of as _container
-from turnout.api.feedback import Caller
-from turnout.auth.dependencies import require_roles
+from turnout.api.parse import decode_json, parse_chat
 from turnout.auth.principal import Principal
-from turnout.errors import NotFound
-from turnout.gateway.parse import decode_json, parse_chat
+from turnout.domain.policies import PolicyBody, PolicyIn, PolicyOut
+from turnout.errors import InvalidRequest, NotFound
+from turnout.feedback.recent import decision_outcome
+from turnout.feedback.sharing import SharingIn, SharingOut
 from turnout.routing.explain import decision_dict
-from turnout.routing.policies import PolicyBody, PolicyIn, PolicyOut
 from turnout.store.messages import Message
 
 router = APIRouter(prefix="/api/v2/routing", tags=["routing"])
@@ -76,9 +76,22 @@ async def put_task_maps(
     return await _container(request).routing_admin.set_task_maps(maps, principal)
 
 
+@router.get("/experience-sharing", response_model=SharingOut)
+async def get_experience_sharing(request: Request, principal: Admin) -> SharingOut:
+    """Whether the caller's tenant pools its ratings with other tenants (off by default)."""
+    return await _container(request).sharing.get(principal)
+
+
+@router.put("/experience-sharing", response_model=SharingOut)
+async def put_experience_sharing(request: Request, body: SharingIn, principal: Admin) -> SharingOut:
+    """Opt the caller's tenant in to (or out of) sharing experience. Tenants that share all see the
+    pooled ratings of all of them; others see only their own and the platform's priors."""
+    return await _container(request).sharing.set(principal, body)
+
+
 @router.get("/decisions/{message_id}")
 async def get_decision(
-    request: Request, message_id: Annotated[str, Path(max_length=36)], principal: Caller
+    request: Request, message_id: Annotated[str, Path(max_length=36)], principal: AnyCaller
 ) -> dict[str, Any]:
     """The routing decision behind one answer of the caller's tenant."""
     container = _container(request)
@@ -86,20 +99,23 @@ async def get_decision(
     if recent is not None and recent[0] == principal.tenant_id:
         return {"message_id": message_id, **recent[1]}
     async with container.sessions() as session:
-        row = (
-            await session.execute(
-                select(Message.tenant_id, Message.metadata_).where(Message.id == message_id)
-            )
-        ).one_or_none()
+        row = await session.get(Message, message_id)
     if row is None or row.tenant_id != principal.tenant_id or "decision" not in (row.metadata_ or {}):
         raise NotFound(f"no routing decision for message '{message_id}'", param="message_id")
-    return {"message_id": message_id, **row.metadata_["decision"]}
+    return {"message_id": message_id, **row.metadata_["decision"], "outcome": decision_outcome(row)}
 
 
 @router.post("/explain")
-async def explain(request: Request, principal: Caller) -> dict[str, Any]:
+async def explain(request: Request, principal: AnyCaller) -> dict[str, Any]:
     """What would be picked for this chat request, and why, without calling any model."""
     container = _container(request)
-    call = parse_chat(decode_json(await request.body()))
+    body = decode_json(await request.body())
+    agent_id = body.pop("agent_id", None)  # explain's own field: the agent to explain for
+    if agent_id is not None:
+        if not isinstance(agent_id, str) or not agent_id:
+            raise InvalidRequest("agent_id must be a string", param="agent_id")
+        metadata = body.get("metadata")
+        body["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "agent_id": agent_id}
+    call = parse_chat(body)
     routed = container.routing.route(container.snapshots.current, principal, call)
     return decision_dict(routed)

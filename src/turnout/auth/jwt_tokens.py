@@ -8,10 +8,12 @@ from typing import Any
 
 import jwt
 
+from turnout.auth.api_keys import KEY_PREFIX
 from turnout.auth.principal import ROLES, Principal
 from turnout.errors import InvalidRequest, Unauthenticated
 
 VERIFIED_CACHE_SIZE = 10_000
+MAX_SUBJECT, MAX_ID = 255, 64  # the record's subject, tenant and agent columns
 
 
 class JwtCodec:
@@ -65,22 +67,41 @@ class JwtCodec:
                 options={"require": ["exp", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("token expired", code="token_expired") from exc
+            raise Unauthenticated("expired token: mint a new one", code="token_expired") from exc
         except jwt.InvalidAlgorithmError as exc:
             raise Unauthenticated("token algorithm not accepted") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise Unauthenticated(
+                "invalid token signature: it was signed with another secret than this server's"
+            ) from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthenticated(f"token is missing the '{exc.claim}' claim") from exc
+        except jwt.DecodeError as exc:
+            if token.startswith(KEY_PREFIX):
+                raise Unauthenticated(
+                    "an agent API key is not accepted here: use a bearer token (JWT)", code="wrong_credential"
+                ) from exc
+            raise Unauthenticated("malformed bearer token: not a JWT", code="malformed_token") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from exc
         tenant = claims.get("tenant_id")
         roles = claims.get("roles", [])
+        subject = str(claims["sub"])
         if not isinstance(tenant, str) or not tenant:
             raise Unauthenticated("token has no tenant_id claim")
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated("token roles claim must be a list of strings")
         agent = claims.get("agent_id")
+        agent_id = agent if isinstance(agent, str) and agent else None
+        # the claims are stored on every record (messages.subject, tenant_id, agent_id): same limits
+        if len(subject) > MAX_SUBJECT or len(tenant) > MAX_ID or (agent_id and len(agent_id) > MAX_ID):
+            raise Unauthenticated(
+                f"token sub must be at most {MAX_SUBJECT} characters, tenant_id and agent_id at most {MAX_ID}"
+            )
         principal = Principal(
-            subject=str(claims["sub"]),
+            subject=subject,
             tenant_id=tenant,
             roles=frozenset(r for r in roles if r in ROLES),
-            agent_id=agent if isinstance(agent, str) else None,
+            agent_id=agent_id,
         )
         return principal, float(claims["exp"])

@@ -16,6 +16,7 @@ class Principal:
     tenant_id: str
     roles: frozenset[str]
     agent_id: str | None = None
+    key_id: str | None = None  # the agent API key it authenticated with (None: a JWT)
 
     def has_any(self, *roles: str) -> bool:
         """True if the caller holds at least one of ``roles``."""

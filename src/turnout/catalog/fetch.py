@@ -1,15 +1,10 @@
 """Ask a provider for its models over HTTP and normalize the answer (no database here).
 
-Default models URLs (``api_base`` + path, unless ``models_endpoint`` names another path):
-
-* openai, custom, openrouter: ``/models`` (``api_base`` includes the version, e.g.
-  ``https://api.openai.com/v1``, ``https://openrouter.ai/api/v1``);
-* anthropic: ``/v1/models``, or ``/models`` when ``api_base`` already ends in ``/v1``;
-* azure: ``/openai/models?api-version=...`` (``/models`` when ``api_base`` ends in ``/openai``);
-  ``api_version`` defaults to ``2024-10-21``;
-* ollama: ``/api/tags`` on the server root (a trailing ``/v1`` or ``/api`` is dropped).
-
-Each HTTP request gets ``timeout_s``; Anthropic pages are requested one after another.
+What differs between providers comes from their spec (``turnout.providers``): the default models
+URL (``ProviderSpec.models_url``; ``models_endpoint`` replaces it with a path under ``api_base``),
+its query (Azure's ``api-version``), the auth headers and signing, the answer's format and its
+pagination (Anthropic's ``limit``/``after_id``). This module only runs the requests: each gets
+``timeout_s``, and pages are requested one after another.
 """
 
 from __future__ import annotations
@@ -25,14 +20,17 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from yarl import URL
 
-from turnout.catalog.discovered import DiscoveredModel, UnexpectedPayload
-from turnout.catalog.formats import WIRE_FORMATS, WireFormat
 from turnout.errors import TurnoutError, UpstreamError
+from turnout.modelinfo.discovered import DiscoveredModel, UnexpectedPayload
+from turnout.modelinfo.pricing import with_cache_prices
+from turnout.providers.base import UpstreamRequest
+from turnout.providers.credentials import Credentials
+from turnout.providers.registry import SPECS_BY_TYPE
+from turnout.providers.spec import ProviderSpec, WireFormat
+from turnout.redaction import redact_text
 
-ANTHROPIC_VERSION = "2023-06-01"
-ANTHROPIC_PAGE_LIMIT = 1000
-AZURE_API_VERSION = "2024-10-21"
 MAX_PAGES = 1000
 MAX_BODY_BYTES = 256 << 20
 _BIG_BODY = 1 << 20  # answers this big are parsed off the event loop, with the GC paused
@@ -59,59 +57,41 @@ class ProviderConnection:
     api_version: str | None = None
 
 
-def _format(conn: ProviderConnection) -> WireFormat:
-    try:
-        return WIRE_FORMATS[conn.provider_type]
-    except KeyError:
-        raise ProviderSyncError(f"unsupported provider type {conn.provider_type!r}") from None
-
-
-def _default_path(provider_type: str, base: str, default: str) -> tuple[str, str]:
-    if provider_type == "anthropic" and base.endswith("/v1"):
-        return base, "/models"
-    if provider_type == "azure" and base.endswith("/openai"):
-        return base, "/models"
-    if provider_type == "ollama":
-        for suffix in ("/v1", "/api"):
-            if base.endswith(suffix):
-                base = base.removesuffix(suffix)
-    return base, default
+def _spec(conn: ProviderConnection) -> ProviderSpec:
+    spec = SPECS_BY_TYPE.get(conn.provider_type)
+    if spec is None:
+        raise ProviderSyncError(f"unsupported provider type {conn.provider_type!r}")
+    return spec
 
 
 def models_url(conn: ProviderConnection) -> tuple[str, dict[str, str]]:
     """The models URL and query parameters for a connection (see the module docstring)."""
-    base = conn.api_base.rstrip("/")
+    spec = _spec(conn)
     endpoint = conn.models_endpoint
     if endpoint:
         if "://" in endpoint:
             raise ProviderSyncError("models_endpoint must be a path relative to api_base, not a URL")
-        url = f"{base}/{endpoint.lstrip('/')}"
+        url = f"{conn.api_base.rstrip('/')}/{endpoint.lstrip('/')}"
     else:
-        base, path = _default_path(conn.provider_type, base, _format(conn).default_path)
-        url = base + path
-    params: dict[str, str] = {}
-    if conn.provider_type == "azure" and "api-version=" not in url:
-        params["api-version"] = conn.api_version or AZURE_API_VERSION
-    return url, params
+        url = spec.models_url(conn.api_base)
+    return url, spec.list_params(url, conn.api_version or spec.api_version)
 
 
-def auth_headers(provider_type: str, api_key: str | None) -> dict[str, str]:
-    """The headers a provider expects on a models request."""
-    headers = {"Accept": "application/json"}
-    if provider_type == "anthropic":
-        headers["anthropic-version"] = ANTHROPIC_VERSION
-        if api_key:
-            headers["x-api-key"] = api_key
-    elif provider_type == "azure":
-        if api_key:
-            headers["api-key"] = api_key
-    elif api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return headers
+def list_request(
+    spec: ProviderSpec, url: str, params: dict[str, str], credentials: Credentials
+) -> UpstreamRequest:
+    """One models request, with the spec's headers, signed when its adapter signs requests."""
+    target = URL(url)  # quoted once here and sent as is: a signature covers these exact bytes
+    if params:
+        target = target.extend_query(params)  # as aiohttp adds params= to a URL
+    request = UpstreamRequest("GET", str(target), spec.list_headers(credentials), b"")
+    if spec.sign is not None:
+        spec.sign(request, credentials)
+    return request
 
 
-def _scrub(text: str, api_key: str | None) -> str:
-    return text.replace(api_key, "[redacted]") if api_key else text
+def _scrub(text: str, credentials: Credentials) -> str:
+    return redact_text(text, *credentials.secrets)
 
 
 def _where(url: str) -> str:
@@ -139,16 +119,12 @@ def _error_detail(body: bytes) -> str:
 
 
 async def _get(
-    session: aiohttp.ClientSession,
-    url: str,
-    params: dict[str, str],
-    headers: dict[str, str],
-    timeout_s: float,
+    session: aiohttp.ClientSession, request: UpstreamRequest, timeout_s: float
 ) -> tuple[int, bytes, str | None]:
     """Status, body (at most ``MAX_BODY_BYTES``) and redirect target of one GET."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with session.get(
-        url, params=params, headers=headers, timeout=timeout, allow_redirects=False
+        URL(request.url, encoded=True), headers=request.headers, timeout=timeout, allow_redirects=False
     ) as resp:
         body = bytearray()
         async for chunk in resp.content.iter_chunked(1 << 20):
@@ -170,47 +146,52 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def decode_page(body: bytes, fmt: WireFormat, provider_type: str) -> tuple[list[DiscoveredModel], str | None]:
-    """Decode (orjson) and parse one answer; raises ``orjson.JSONDecodeError`` / ``UnexpectedPayload``."""
+def decode_page(
+    body: bytes, fmt: WireFormat, price_id: str | None
+) -> tuple[list[DiscoveredModel], str | None]:
+    """Decode (orjson) and parse one answer (``price_id``: the spec's genai-prices provider), with
+    cache prices the answer lacks taken from genai-prices; raises ``orjson.JSONDecodeError`` /
+    ``UnexpectedPayload``."""
     if len(body) < _BIG_BODY:
-        return fmt.parse_page(orjson.loads(body), provider_type)
-    with _gc_paused():
-        return fmt.parse_page(orjson.loads(body), provider_type)
+        models, cursor = fmt.parse_page(orjson.loads(body), price_id)
+    else:
+        with _gc_paused():
+            models, cursor = fmt.parse_page(orjson.loads(body), price_id)
+    return [with_cache_prices(price_id, m) if m.pricing_input else m for m in models], cursor
 
 
 async def _fetch_page(
     session: aiohttp.ClientSession,
     conn: ProviderConnection,
-    api_key: str | None,
+    credentials: Credentials,
     params: dict[str, str],
     timeout_s: float,
 ) -> tuple[int, list[DiscoveredModel], str | None]:
-    fmt = _format(conn)
+    spec = _spec(conn)
     url, base_params = models_url(conn)
     where = f"GET {_where(url)}"
     try:
-        status, body, location = await _get(
-            session, url, {**base_params, **params}, auth_headers(conn.provider_type, api_key), timeout_s
-        )
+        request = list_request(spec, url, {**base_params, **params}, credentials)
+        status, body, location = await _get(session, request, timeout_s)
     except ProviderSyncError as exc:
         raise ProviderSyncError(f"{where}: {exc.message}", exc.status) from None
     except TimeoutError:
         raise ProviderSyncError(f"{where}: no answer within {timeout_s:g}s") from None
     except aiohttp.ClientError as exc:
-        detail = _scrub(str(exc), api_key)[:_DETAIL_CHARS]
+        detail = _scrub(str(exc), credentials)[:_DETAIL_CHARS]
         raise ProviderSyncError(f"{where}: connection failed ({type(exc).__name__}: {detail})") from None
     if 300 <= status < 400:
         target = _where(location or "?")
         message = f"{where}: HTTP {status}: redirected to {target} (redirects are not followed; fix api_base)"
         raise ProviderSyncError(message, status)
     if not 200 <= status < 300:
-        detail = _scrub(_error_detail(body), api_key)
+        detail = _scrub(_error_detail(body), credentials)
         raise ProviderSyncError(f"{where}: HTTP {status}: {detail}", status)
     try:
         if len(body) >= _BIG_BODY:
-            models, cursor = await asyncio.to_thread(decode_page, body, fmt, conn.provider_type)
+            models, cursor = await asyncio.to_thread(decode_page, body, spec.models, spec.price_id)
         else:
-            models, cursor = decode_page(body, fmt, conn.provider_type)
+            models, cursor = decode_page(body, spec.models, spec.price_id)
     except orjson.JSONDecodeError:
         raise ProviderSyncError(f"{where}: unexpected response (not JSON)", status) from None
     except UnexpectedPayload as exc:
@@ -219,62 +200,67 @@ async def _fetch_page(
 
 
 async def _fetch(
-    session: aiohttp.ClientSession, conn: ProviderConnection, api_key: str | None, timeout_s: float
+    session: aiohttp.ClientSession, conn: ProviderConnection, credentials: Credentials, timeout_s: float
 ) -> tuple[int, list[DiscoveredModel]]:
     try:
-        return await _fetch_all(session, conn, api_key, timeout_s)
+        return await _fetch_all(session, conn, credentials, timeout_s)
     except ProviderSyncError as exc:
-        if api_key and api_key in exc.message:  # last line of defence: never let the key out
-            raise ProviderSyncError(_scrub(exc.message, api_key), exc.status) from None
+        # last line of defence: never let a credential out
+        if any(secret in exc.message for secret in credentials.secrets):
+            raise ProviderSyncError(_scrub(exc.message, credentials), exc.status) from None
         raise
 
 
 async def _fetch_all(
-    session: aiohttp.ClientSession, conn: ProviderConnection, api_key: str | None, timeout_s: float
+    session: aiohttp.ClientSession, conn: ProviderConnection, credentials: Credentials, timeout_s: float
 ) -> tuple[int, list[DiscoveredModel]]:
-    fmt = _format(conn)
-    params = {"limit": str(ANTHROPIC_PAGE_LIMIT)} if fmt.paginated else {}
+    pagination = _spec(conn).models.pagination
+    params = dict(pagination.first) if pagination is not None else {}
     found: list[DiscoveredModel] = []
     seen_cursors: set[str] = set()
     while True:
-        status, models, cursor = await _fetch_page(session, conn, api_key, params, timeout_s)
+        status, models, cursor = await _fetch_page(session, conn, credentials, params, timeout_s)
         found.extend(models)
-        if cursor is None or not fmt.paginated:
+        if cursor is None or pagination is None:
             break
         if cursor in seen_cursors or len(seen_cursors) >= MAX_PAGES:
             raise ProviderSyncError(
                 f"pagination did not end (cursor {cursor!r} after {len(seen_cursors)} pages)"
             )
         seen_cursors.add(cursor)
-        params = {**params, "after_id": cursor}
+        params = {**params, pagination.cursor: cursor}
     unique: dict[str, DiscoveredModel] = {}
     for model in found:
         unique.setdefault(model.external_id, model)
     return status, list(unique.values())
 
 
+Secret = Credentials | str | None  # a bare string is an API key
+
+
 async def fetch_models(
-    session: aiohttp.ClientSession, conn: ProviderConnection, api_key: str | None, *, timeout_s: float
+    session: aiohttp.ClientSession, conn: ProviderConnection, credentials: Secret, *, timeout_s: float
 ) -> list[DiscoveredModel]:
     """All models a provider lists, normalized and deduplicated by id; raises ``ProviderSyncError``.
 
-    Error messages carry the HTTP status and the provider's own message, never the API key.
+    Error messages carry the HTTP status and the provider's own message, never a credential.
     """
-    return (await _fetch(session, conn, api_key, timeout_s))[1]
+    return (await _fetch(session, conn, Credentials.of(credentials), timeout_s))[1]
 
 
 async def test_connection(
-    session: aiohttp.ClientSession, conn: ProviderConnection, api_key: str | None, *, timeout_s: float
+    session: aiohttp.ClientSession, conn: ProviderConnection, credentials: Secret, *, timeout_s: float
 ) -> dict[str, Any]:
     """Try listing models: ``{"ok", "latency_ms", "models_found", "error", "status"}``; never raises."""
     started = time.perf_counter()
     result: dict[str, Any] = {"ok": False, "models_found": None, "error": None, "status": None}
+    creds = Credentials.of(credentials)
     try:
-        status, models = await _fetch(session, conn, api_key, timeout_s)
+        status, models = await _fetch(session, conn, creds, timeout_s)
     except ProviderSyncError as exc:
         result.update(error=exc.message, status=exc.status)
     except TurnoutError as exc:  # pragma: no cover - fetch only raises ProviderSyncError
-        result.update(error=_scrub(exc.message, api_key))
+        result.update(error=_scrub(exc.message, creds))
     else:
         result.update(ok=True, models_found=len(models), status=status)
     result["latency_ms"] = int((time.perf_counter() - started) * 1000)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
 
-from turnout.catalog.discovered import capability_mask
 from turnout.catalog.schemas import (
     BulkModelUpdate,
     BulkResult,
@@ -20,8 +22,9 @@ from turnout.catalog.schemas import (
     ModelPage,
     ModelUpdate,
 )
-from turnout.catalog.tiers import cost_tier_for
 from turnout.errors import Conflict, InvalidRequest, NotFound
+from turnout.modelinfo.discovered import capability_mask
+from turnout.modelinfo.tiers import cost_tier_for
 from turnout.store.models import Model, Provider, utcnow
 
 
@@ -40,6 +43,8 @@ OVERRIDABLE_FIELDS = frozenset(
         "model_type",
         "pricing_input",
         "pricing_output",
+        "pricing_cache_read",
+        "pricing_cache_write",
     }
 )
 
@@ -129,16 +134,19 @@ class ModelService:
     async def create(self, body: ModelCreate) -> ModelDetail:
         """Register a model by hand (one the provider does not list)."""
         model_id = model_id_for(body.provider_id, body.external_id)
-        async with self._sessions.begin() as session:
+        async with _alias_guard(body.alias), self._sessions.begin() as session:
             if await session.get(Provider, body.provider_id) is None:
                 raise NotFound(f"provider '{body.provider_id}' not found", param="provider_id")
             if await session.get(Model, model_id) is not None:
                 raise Conflict(f"model '{model_id}' already exists", param="external_id", code="duplicate_id")
+            if body.alias is not None:
+                await _check_alias_free(session, body.alias, model_id)
             caps = list(dict.fromkeys(body.capabilities))
             model = Model(
                 id=model_id,
                 provider_id=body.provider_id,
                 external_id=body.external_id,
+                alias=body.alias,
                 display_name=body.display_name or body.external_id,
                 model_type=body.model_type,
                 capabilities=caps,
@@ -149,6 +157,8 @@ class ModelService:
                 ctx_length=body.ctx_length,
                 pricing_input=body.pricing_input,
                 pricing_output=body.pricing_output,
+                pricing_cache_read=body.pricing_cache_read,
+                pricing_cache_write=body.pricing_cache_write,
                 is_available=True,
                 is_enabled=True,
                 is_custom=True,
@@ -166,8 +176,10 @@ class ModelService:
         for field in ("display_name", "model_type", "priority", "capabilities", "domains", "is_enabled"):
             if field in changes and changes[field] is None:
                 raise InvalidRequest(f"{field} cannot be null", param=field)
-        async with self._sessions.begin() as session:
+        async with _alias_guard(changes.get("alias")), self._sessions.begin() as session:
             model = await self._load(session, model_id)
+            if changes.get("alias") is not None:
+                await _check_alias_free(session, changes["alias"], model_id)
             for field, value in changes.items():
                 setattr(model, field, value)
             if "capabilities" in changes:
@@ -206,6 +218,31 @@ class ModelService:
         return model
 
 
+def _alias_taken(alias: str, by: str | None = None) -> Conflict:
+    owner = f" by model '{by}'" if by else ""
+    return Conflict(f"alias '{alias}' is already used{owner}", param="alias", code="duplicate_alias")
+
+
+async def _check_alias_free(session: AsyncSession, alias: str, model_id: str) -> None:
+    """409 when another model already answers to ``alias`` (as its id or its alias)."""
+    taken = await session.scalar(
+        select(Model.id).where(or_(Model.alias == alias, Model.id == alias), Model.id != model_id).limit(1)
+    )
+    if taken is not None:
+        raise _alias_taken(alias, taken)
+
+
+@asynccontextmanager
+async def _alias_guard(alias: str | None) -> AsyncIterator[None]:
+    """A concurrent write that took the alias first fails on the unique index: the same 409."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if alias is None:
+            raise
+        raise _alias_taken(alias) from exc
+
+
 def to_out(model: Model) -> ModelOut:
     """Public list view of a model."""
     return ModelOut(**_common(model))
@@ -221,6 +258,7 @@ def _common(model: Model) -> dict[str, Any]:
         "id": model.id,
         "provider_id": model.provider_id,
         "external_id": model.external_id,
+        "alias": model.alias,
         "display_name": model.display_name,
         "model_type": model.model_type,
         "capabilities": list(model.capabilities or []),
@@ -230,6 +268,10 @@ def _common(model: Model) -> dict[str, Any]:
         "ctx_length": model.ctx_length,
         "pricing_input": None if model.pricing_input is None else float(model.pricing_input),
         "pricing_output": None if model.pricing_output is None else float(model.pricing_output),
+        "pricing_cache_read": None if model.pricing_cache_read is None else float(model.pricing_cache_read),
+        "pricing_cache_write": None
+        if model.pricing_cache_write is None
+        else float(model.pricing_cache_write),
         "is_available": model.is_available,
         "is_enabled": model.is_enabled,
         "is_custom": model.is_custom,
@@ -238,3 +280,7 @@ def _common(model: Model) -> dict[str, Any]:
         "created_at": model.created_at,
         "updated_at": model.updated_at,
     }
+
+
+def _price(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)

@@ -1,17 +1,27 @@
-"""Provider administration: create, read, update, deactivate; keys go to the secret store only."""
+"""Provider administration: create, read, update, deactivate; credentials go to the secret store only.
+
+A credential is given as ``api_key`` (the short form) and/or ``credentials: {field: value}``; its
+fields are checked against the provider type's credential schema (``ProviderSpec.credentials``)
+and stored whole under the provider's secret reference.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.catalog.schemas import ProviderCreate, ProviderOut, ProviderUpdate
-from turnout.errors import Conflict, NotFound
+from turnout.catalog.self_hosted import is_self_hosted
+from turnout.errors import Conflict, InvalidRequest, NotFound
 from turnout.net.ssrf import check_api_base
-from turnout.secrets.base import SecretStore, mask_secret
+from turnout.providers.credentials import NO_CREDENTIALS, Credentials
+from turnout.providers.registry import spec_for
+from turnout.secrets.base import SecretNotFound, SecretStore, mask_secret
 from turnout.store.models import Model, Provider
 
 
@@ -36,17 +46,18 @@ class ProviderService:
         self._on_change = on_change
 
     async def create(self, body: ProviderCreate, principal: Principal) -> ProviderOut:
-        """Store the key first (fail closed), then the provider row; roll the key back on failure."""
+        """Store the credential first (fail closed), then the provider row; roll it back on failure."""
         api_base = check_api_base(body.api_base, allow_private=self._allow_private)
+        fields = _given_fields(body.api_key, body.credentials)
+        _check_fields(body.provider_type, fields)
         async with self._sessions() as session:
             if await session.get(Provider, body.id) is not None:
                 raise Conflict(f"provider '{body.id}' already exists", param="id", code="duplicate_id")
         ref = hint = None
-        if body.api_key is not None:
+        if fields:
             ref = self._secrets.ref_for(body.id)
-            key = body.api_key.get_secret_value()
-            await self._secrets.put(ref, key)
-            hint = mask_secret(key)
+            await self._secrets.put_fields(ref, fields)
+            hint = _hint(fields)
         provider = Provider(
             id=body.id,
             display_name=body.display_name,
@@ -57,6 +68,9 @@ class ProviderService:
             api_key_hint=hint,
             api_version=body.api_version,
             rate_limit_rpm=body.rate_limit_rpm,
+            default_price_input=body.default_price_input,
+            default_price_output=body.default_price_output,
+            self_hosted=body.self_hosted,
             is_active=True,
             created_by=principal.subject,
         )
@@ -94,8 +108,10 @@ class ProviderService:
         return to_out(provider, count or 0)
 
     async def update(self, provider_id: str, body: ProviderUpdate) -> ProviderOut:
-        """Change fields; a new ``api_key`` replaces the stored one in the secret store."""
-        changes = body.model_dump(exclude_unset=True, exclude={"api_key"})
+        """Change fields; a new ``api_key`` or ``credentials`` replaces those fields of the stored
+        credential (fields not given are kept)."""
+        changes = body.model_dump(exclude_unset=True, exclude={"api_key", "credentials"})
+        given = _given_fields(body.api_key, body.credentials)
         if changes.get("api_base") is not None:
             changes["api_base"] = check_api_base(changes["api_base"], allow_private=self._allow_private)
         for required in ("display_name", "api_base", "is_active"):
@@ -103,11 +119,11 @@ class ProviderService:
                 changes.pop(required)
         async with self._sessions.begin() as session:
             provider = await self.load(session, provider_id)
-            if body.api_key is not None:
-                key = body.api_key.get_secret_value()
+            if given:
+                fields = await self._merged(provider, given)
                 ref = provider.api_key_ref or self._secrets.ref_for(provider_id)
-                await self._secrets.put(ref, key)
-                provider.api_key_ref, provider.api_key_hint = ref, mask_secret(key)
+                await self._secrets.put_fields(ref, fields)
+                provider.api_key_ref, provider.api_key_hint = ref, _hint(fields)
             for field, value in changes.items():
                 setattr(provider, field, value)
         await self._on_change()
@@ -117,11 +133,27 @@ class ProviderService:
         """Soft delete: the provider and its models stop being offered; history stays."""
         return await self.update(provider_id, ProviderUpdate(is_active=False))
 
-    async def api_key(self, provider: Provider) -> str | None:
-        """The provider's key from the secret store (raises 503 when the store fails)."""
+    async def _merged(self, provider: Provider, given: dict[str, str]) -> dict[str, str]:
+        """``given`` over the stored fields it does not replace, checked against the schema."""
+        fields = given
+        schema = spec_for(provider.provider_type).credentials
+        if provider.api_key_ref is not None and not set(schema.fields) <= set(given):
+            try:
+                fields = {**await self._secrets.get_fields(provider.api_key_ref), **given}
+            except SecretNotFound:
+                pass
+        _check_fields(provider.provider_type, fields)
+        return fields
+
+    async def credentials(self, provider: Provider) -> Credentials:
+        """The provider's credential from the secret store (raises 503 when the store fails)."""
         if provider.api_key_ref is None:
-            return None
-        return await self._secrets.get(provider.api_key_ref)
+            return NO_CREDENTIALS
+        return Credentials(await self._secrets.get_fields(provider.api_key_ref))
+
+    async def api_key(self, provider: Provider) -> str | None:
+        """The ``api_key`` field of the provider's credential (see :meth:`credentials`)."""
+        return (await self.credentials(provider)).api_key
 
     @staticmethod
     async def load(session: AsyncSession, provider_id: str) -> Provider:
@@ -130,6 +162,35 @@ class ProviderService:
         if provider is None:
             raise NotFound(f"provider '{provider_id}' not found", param="provider_id")
         return provider
+
+
+def _given_fields(api_key: SecretStr | None, credentials: dict[str, SecretStr] | None) -> dict[str, str]:
+    """The credential fields of a request: ``credentials``, with ``api_key`` as its short form."""
+    fields = {name: value.get_secret_value() for name, value in (credentials or {}).items()}
+    if api_key is not None:
+        if "api_key" in fields:
+            raise InvalidRequest(
+                "give the key as api_key or as credentials.api_key, not both", param="credentials.api_key"
+            )
+        fields["api_key"] = api_key.get_secret_value()
+    return fields
+
+
+def _check_fields(provider_type: str, fields: dict[str, str]) -> None:
+    """A 400 naming the field when ``fields`` break the type's credential schema."""
+    problem = spec_for(provider_type).credentials.problem(fields)
+    if problem is not None:
+        name, message = problem
+        raise InvalidRequest(f"credentials.{name}: {message}", param=f"credentials.{name}")
+
+
+def _hint(fields: dict[str, str]) -> str:
+    """The masked hint shown for a credential: of its API key, else of its first field."""
+    return mask_secret(fields.get("api_key") or next(iter(fields.values())))
+
+
+def _price(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def to_out(provider: Provider, model_count: int) -> ProviderOut:
@@ -144,6 +205,10 @@ def to_out(provider: Provider, model_count: int) -> ProviderOut:
         api_key_hint=provider.api_key_hint,
         api_version=provider.api_version,
         rate_limit_rpm=provider.rate_limit_rpm,
+        default_price_input=_price(provider.default_price_input),
+        default_price_output=_price(provider.default_price_output),
+        self_hosted=provider.self_hosted,
+        is_self_hosted=is_self_hosted(provider),
         is_active=provider.is_active,
         model_count=model_count,
         last_synced=provider.last_synced,

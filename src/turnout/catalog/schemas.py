@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from turnout.jsontypes import JsonObject
+from turnout.providers.registry import PROVIDER_TYPES
 
-ProviderType = Literal["openai", "openrouter", "anthropic", "azure", "ollama", "custom"]
+if TYPE_CHECKING:  # a Literal built at run time is opaque to mypy
+    ProviderType = str
+else:  # the registered types: validation, the 400 that lists them and the OpenAPI enum
+    ProviderType = Literal[PROVIDER_TYPES]
 Capability = Literal["text", "vision", "code", "audio", "long_context", "function_calling"]
 CostTier = Literal["free", "low", "standard", "premium"]
 ModelType = Literal["chat", "embedding"]
@@ -19,6 +24,60 @@ Priority = Annotated[int, Field(ge=0, le=100)]
 Domain = Annotated[str, Field(min_length=1, max_length=50)]
 
 PROVIDER_ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,49}$"
+ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"  # no "/": an alias never looks like a catalog id
+EXTERNAL_ID_MAX = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def external_id_problem(value: str) -> str | None:
+    """Why a provider's model id cannot be carried, or ``None``. Ids travel in the
+    ``x-turnout-model`` response header (Latin-1, no CR/LF or other controls) and in a 255-character
+    column; one rule for synced and hand-made models."""
+    if not value:
+        return "empty"
+    if len(value) > EXTERNAL_ID_MAX:
+        return f"longer than {EXTERNAL_ID_MAX} characters"
+    if _CONTROL.search(value):
+        return "contains control characters"
+    if not value.isascii() and max(map(ord, value)) > 0xFF:
+        return "contains characters outside Latin-1"
+    return None
+
+
+DEFAULT_PRICE_DOC = (
+    "USD per 1M tokens every model this provider syncs gets (hand-set model prices still win); "
+    "null: the price the provider reports or genai-prices knows, or 0 when self-hosted"
+)
+SELF_HOSTED_DOC = (
+    "models of a self-hosted provider sync at price 0 (free) unless default prices are set; "
+    "null: detected (Ollama, or an OpenAI-compatible server on localhost, a loopback or private "
+    "address, or a single-label host name such as a Docker service)"
+)
+RESERVED_MODEL_NAMES = frozenset({"auto"})  # "auto" asks the router to choose
+CREDENTIALS_DOC = (
+    'the provider\'s secret fields, e.g. {"api_key": "..."}; which fields a type takes is its '
+    "spec's credential schema. Stored in the secret store only; `api_key` is the short form"
+)
+SecretField = Annotated[SecretStr, Field(min_length=1, max_length=8192)]
+Credentials = Annotated[
+    dict[str, SecretField], Field(min_length=1, max_length=16, description=CREDENTIALS_DOC)
+]
+
+
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_MODEL_NAMES:
+        raise ValueError(f"'{value}' is reserved")
+    return value
+
+
+Alias = Annotated[
+    str,
+    AfterValidator(_not_reserved),
+    Field(
+        pattern=ALIAS_PATTERN,
+        description="a name clients may send as `model` and see in listings and answers",
+    ),
+]
 
 
 class StrictBody(BaseModel):
@@ -34,8 +93,12 @@ class ProviderCreate(StrictBody):
     api_base: str = Field(min_length=1, max_length=255)
     models_endpoint: str | None = Field(default=None, max_length=255)
     api_key: SecretStr | None = Field(default=None, min_length=1, max_length=4096)
+    credentials: Credentials | None = None
     api_version: str | None = Field(default=None, max_length=40)
     rate_limit_rpm: int | None = Field(default=None, ge=1, le=1_000_000)
+    default_price_input: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
+    default_price_output: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
+    self_hosted: bool | None = Field(default=None, description=SELF_HOSTED_DOC)
 
 
 class ProviderUpdate(StrictBody):
@@ -43,8 +106,12 @@ class ProviderUpdate(StrictBody):
     api_base: str | None = Field(default=None, min_length=1, max_length=255)
     models_endpoint: str | None = Field(default=None, max_length=255)
     api_key: SecretStr | None = Field(default=None, min_length=1, max_length=4096)
+    credentials: Credentials | None = None
     api_version: str | None = Field(default=None, max_length=40)
     rate_limit_rpm: int | None = Field(default=None, ge=1, le=1_000_000)
+    default_price_input: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
+    default_price_output: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
+    self_hosted: bool | None = Field(default=None, description=SELF_HOSTED_DOC)
     is_active: bool | None = None
 
 
@@ -58,6 +125,10 @@ class ProviderOut(BaseModel):
     api_key_hint: str | None
     api_version: str | None
     rate_limit_rpm: int | None
+    default_price_input: float | None
+    default_price_output: float | None
+    self_hosted: bool | None = Field(description="as set; null: detected from type and address")
+    is_self_hosted: bool = Field(description="whether syncs price this provider's models as self-hosted")
     is_active: bool
     model_count: int = 0
     last_synced: datetime | None
@@ -79,6 +150,8 @@ class SyncResult(BaseModel):
     models_updated: int
     models_removed: int
     models_unchanged: int
+    models_skipped: int = Field(default=0, description="listed with an id Turnout cannot carry; not stored")
+    skipped: list[str] = Field(default_factory=list, description="the first skipped ids, with the reason")
     synced_at: datetime
     duration_ms: int
 
@@ -92,9 +165,15 @@ class ConnectionTest(BaseModel):
     error: str | None = None
 
 
+CACHE_PRICE_DOC = (
+    "USD per 1M cached-prompt tokens read (pricing_cache_read) or written (pricing_cache_write); "
+    "null: billed at pricing_input"
+)
+
+
 class ModelCreate(StrictBody):
     provider_id: str = Field(pattern=PROVIDER_ID_PATTERN)
-    external_id: str = Field(min_length=1, max_length=255)
+    external_id: str = Field(min_length=1, max_length=EXTERNAL_ID_MAX)
     display_name: str | None = Field(default=None, min_length=1, max_length=255)
     model_type: ModelType = "chat"
     capabilities: list[Capability] = Field(default=["text"], max_length=6)
@@ -104,13 +183,17 @@ class ModelCreate(StrictBody):
     ctx_length: int | None = Field(default=None, ge=1, le=100_000_000)
     pricing_input: Price | None = None
     pricing_output: Price | None = None
+    pricing_cache_read: Price | None = Field(default=None, description=CACHE_PRICE_DOC)
+    pricing_cache_write: Price | None = Field(default=None, description=CACHE_PRICE_DOC)
+    alias: Alias | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
     @field_validator("external_id")
     @classmethod
-    def _no_control_chars(cls, value: str) -> str:
-        if any(ord(ch) < 32 for ch in value):
-            raise ValueError("external_id must not contain control characters")
+    def _carriable(cls, value: str) -> str:
+        problem = external_id_problem(value)
+        if problem is not None:
+            raise ValueError(f"external_id {problem}")
         return value
 
 
@@ -124,6 +207,9 @@ class ModelUpdate(StrictBody):
     ctx_length: int | None = Field(default=None, ge=1, le=100_000_000)
     pricing_input: Price | None = None
     pricing_output: Price | None = None
+    pricing_cache_read: Price | None = Field(default=None, description=CACHE_PRICE_DOC)
+    pricing_cache_write: Price | None = Field(default=None, description=CACHE_PRICE_DOC)
+    alias: Alias | None = None
     is_enabled: bool | None = None
 
 
@@ -131,6 +217,7 @@ class ModelOut(BaseModel):
     id: str
     provider_id: str
     external_id: str
+    alias: str | None
     display_name: str
     model_type: str
     capabilities: list[str]
@@ -140,6 +227,8 @@ class ModelOut(BaseModel):
     ctx_length: int | None
     pricing_input: float | None
     pricing_output: float | None
+    pricing_cache_read: float | None
+    pricing_cache_write: float | None
     is_available: bool
     is_enabled: bool
     is_custom: bool

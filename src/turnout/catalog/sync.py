@@ -8,11 +8,13 @@ error is recorded on the provider.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -22,18 +24,22 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from turnout.catalog.discovered import DiscoveredModel, capability_mask
 from turnout.catalog.fetch import ProviderConnection, fetch_models
 from turnout.catalog.model_service import model_id_for
 from turnout.catalog.providers import ProviderService
-from turnout.catalog.schemas import SyncResult
+from turnout.catalog.schemas import SyncResult, external_id_problem
+from turnout.catalog.self_hosted import provider_prices, with_provider_prices
 from turnout.errors import Conflict, TurnoutError, UpstreamError
+from turnout.modelinfo.discovered import DiscoveredModel, capability_mask
+from turnout.modelinfo.tiers import cost_tier_for
 from turnout.store.models import Model, Provider, utcnow
 
 log = structlog.get_logger(__name__)
 
 CHUNK = 2000
 ANALYZE_AFTER_ROWS = 1000
+REPORTED_SKIPS = 20
+DISPLAY_NAME_MAX = 255
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -55,9 +61,9 @@ def connection_of(provider: Provider) -> ProviderConnection:
     )
 
 
-def sync_hash(found: DiscoveredModel) -> str:
-    """Fingerprint of everything the provider reported, to skip unchanged rows cheaply."""
-    payload = orjson.dumps(
+def _fingerprint_payload(found: DiscoveredModel) -> bytes:
+    """Everything the provider reported, serialised: its hash skips unchanged rows cheaply."""
+    return orjson.dumps(
         [
             found.display_name,
             found.model_type,
@@ -65,12 +71,56 @@ def sync_hash(found: DiscoveredModel) -> str:
             found.ctx_length,
             str(found.pricing_input),
             str(found.pricing_output),
+            str(found.pricing_cache_read),
+            str(found.pricing_cache_write),
             found.cost_tier,
             found.metadata,
         ],
         option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
     )
-    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def partition_carriable(found: list[DiscoveredModel]) -> tuple[list[DiscoveredModel], list[str]]:
+    """The models whose ids Turnout can carry, and a line per skipped one (id and reason)."""
+    usable: list[DiscoveredModel] = []
+    skipped: list[str] = []
+    for item in found:
+        problem = external_id_problem(item.external_id)
+        if problem is None:
+            usable.append(item)
+        else:
+            skipped.append(f"{item.external_id[:80]!r}: {problem}")
+    return usable, skipped
+
+
+def _skip_report(skipped: list[str]) -> str | None:
+    if not skipped:
+        return None
+    shown = "; ".join(skipped[:REPORTED_SKIPS])
+    more = f"; and {len(skipped) - REPORTED_SKIPS} more" if len(skipped) > REPORTED_SKIPS else ""
+    return f"{len(skipped)} models skipped (ids Turnout cannot carry): {shown}{more}"[:1000]
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` with NUL removed from every string and key (PostgreSQL stores no NUL)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def storable(found: DiscoveredModel) -> tuple[DiscoveredModel, str]:
+    """The model as the database can hold it (no NUL in its name or raw entry, the name within
+    its column), and its fingerprint. The check rides on the fingerprint's serialisation."""
+    payload = _fingerprint_payload(found)
+    if b"\\u0000" in payload or len(found.display_name) > DISPLAY_NAME_MAX:
+        name = found.display_name.replace("\x00", "")[:DISPLAY_NAME_MAX] or found.external_id
+        found = dataclasses.replace(found, display_name=name, metadata=_without_nul(found.metadata))
+        payload = _fingerprint_payload(found)
+    return found, hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 
 class SyncService:
@@ -117,8 +167,10 @@ class SyncService:
             )
         report("fetch", 0, 1)
         try:
-            key = await self._providers.api_key(provider)
-            found = await fetch_models(self._http(), connection_of(provider), key, timeout_s=self._timeout_s)
+            credentials = await self._providers.credentials(provider)
+            found = await fetch_models(
+                self._http(), connection_of(provider), credentials, timeout_s=self._timeout_s
+            )
         except TurnoutError as exc:
             await self._record_error(provider_id, exc.message)
             raise
@@ -126,6 +178,10 @@ class SyncService:
             await self._record_error(provider_id, f"sync failed: {type(exc).__name__}")
             raise UpstreamError(f"sync of '{provider_id}' failed: {type(exc).__name__}") from exc
         report("fetch", 1, 1)
+        found, skipped = partition_carriable(found)
+        found = with_provider_prices(found, provider_prices(provider))
+        if skipped:
+            log.warning("sync_skipped_models", provider_id=provider_id, count=len(skipped))
         now = utcnow()
         async with self._sessions.begin() as session:
             plan = await self._plan(session, provider_id, found, now)
@@ -133,7 +189,7 @@ class SyncService:
             await session.execute(
                 update(Provider)
                 .where(Provider.id == provider_id)
-                .values(last_synced=now, last_sync_error=None, updated_at=now)
+                .values(last_synced=now, last_sync_error=_skip_report(skipped), updated_at=now)
             )
         self._on_change()
         if self._maintenance_due:
@@ -148,6 +204,8 @@ class SyncService:
             models_updated=len(plan.updates),
             models_removed=len(plan.removed),
             models_unchanged=plan.unchanged,
+            models_skipped=len(skipped),
+            skipped=skipped[:REPORTED_SKIPS],
             synced_at=now,
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
@@ -169,7 +227,7 @@ class SyncService:
             if model_id in seen:
                 continue
             seen.add(model_id)
-            digest = sync_hash(item)
+            item, digest = storable(item)
             old = existing.get(model_id)
             if old is None:
                 plan.inserts.append(_insert_row(provider_id, model_id, item, digest, now))
@@ -177,9 +235,10 @@ class SyncService:
                 changed.append((model_id, item, digest))
             else:
                 plan.unchanged += 1
-        overrides = await _overrides_of(session, [mid for mid, _, _ in changed])
+        hand_set = await _hand_set_of(session, [mid for mid, _, _ in changed])
         plan.updates = [
-            _update_row(mid, item, digest, overrides.get(mid, set()), now) for mid, item, digest in changed
+            _update_row(mid, item, digest, hand_set.get(mid, _NOTHING_HAND_SET), now)
+            for mid, item, digest in changed
         ]
         plan.removed = [
             mid for mid, r in existing.items() if mid not in seen and r.is_available and not r.is_custom
@@ -244,6 +303,8 @@ def _provider_fields(item: DiscoveredModel) -> dict[str, Any]:
         "ctx_length": item.ctx_length,
         "pricing_input": item.pricing_input,
         "pricing_output": item.pricing_output,
+        "pricing_cache_read": item.pricing_cache_read,
+        "pricing_cache_write": item.pricing_cache_write,
     }
 
 
@@ -270,11 +331,17 @@ def _insert_row(
 
 
 def _update_row(
-    model_id: str, item: DiscoveredModel, digest: str, overrides: set[str], now: datetime
+    model_id: str, item: DiscoveredModel, digest: str, hand_set: _HandSet, now: datetime
 ) -> dict[str, Any]:
+    overrides = hand_set.fields
     fields = {k: v for k, v in _provider_fields(item).items() if k not in overrides}
     if "capabilities" in overrides:
         fields.pop("capability_mask", None)
+    if "cost_tier" not in overrides and _PRICES & overrides:  # the tier of the prices the model keeps
+        fields["cost_tier"] = cost_tier_for(
+            hand_set.pricing_input if "pricing_input" in overrides else item.pricing_input,
+            hand_set.pricing_output if "pricing_output" in overrides else item.pricing_output,
+        )
     return {
         "id": model_id,
         **fields,
@@ -286,13 +353,29 @@ def _update_row(
     }
 
 
-async def _overrides_of(session: AsyncSession, model_ids: list[str]) -> dict[str, set[str]]:
-    """Hand-set field names of the given models (only rows that changed are read)."""
-    found: dict[str, set[str]] = {}
+@dataclass(frozen=True, slots=True)
+class _HandSet:
+    """What an admin set on a model: the field names, and the prices (a tier is derived from them)."""
+
+    fields: frozenset[str]
+    pricing_input: Decimal | None = None
+    pricing_output: Decimal | None = None
+
+
+_NOTHING_HAND_SET = _HandSet(frozenset())
+_PRICES = frozenset({"pricing_input", "pricing_output"})
+
+
+async def _hand_set_of(session: AsyncSession, model_ids: list[str]) -> dict[str, _HandSet]:
+    """Hand-set fields of the given models (only rows that changed are read)."""
+    found: dict[str, _HandSet] = {}
+    columns = (Model.id, Model.overrides, Model.pricing_input, Model.pricing_output)
     for start in range(0, len(model_ids), CHUNK):
         chunk = model_ids[start : start + CHUNK]
-        rows = await session.execute(select(Model.id, Model.overrides).where(Model.id.in_(chunk)))
-        found.update({r.id: set(r.overrides or ()) for r in rows if r.overrides})
+        rows = await session.execute(select(*columns).where(Model.id.in_(chunk)))
+        for r in rows:
+            if r.overrides:
+                found[r.id] = _HandSet(frozenset(r.overrides), r.pricing_input, r.pricing_output)
     return found
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, and_, not_, select, update
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,12 +21,13 @@ from turnout.auth.principal import Principal
 from turnout.coalesce import Coalescer
 from turnout.feedback.recent import RatedTarget
 from turnout.store.dml import conflict_insert
-from turnout.store.gate import write_gate
 from turnout.store.messages import Message
-from turnout.store.one_hop import OneHop
 from turnout.store.routing import Feedback
+from turnout.store.sqlite.gate import write_gate
+from turnout.store.sqlite.one_hop import OneHop
 
 UPDATED = ("rating", "feedback_type", "comment", "corrections", "given_by", "origin", "updated_at")
+EXPLICIT, IMPLICIT = "explicit", "implicit"
 GENERAL = "general"
 
 
@@ -37,7 +38,11 @@ def _upsert(dialect: str) -> Insert:
     assert isinstance(stmt, PgInsert | SqliteInsert), f"feedback upserts need ON CONFLICT ({dialect})"
     updates = {c: stmt.excluded[c] for c in UPDATED}
     newer = Feedback.updated_at <= stmt.excluded.updated_at  # commits may land out of order: latest wins
-    return stmt.on_conflict_do_update(index_elements=["message_id"], set_=updates, where=newer)
+    # an implicit signal (a copy, a regenerate) never replaces what a person said of the same answer
+    kept = and_(Feedback.feedback_type == EXPLICIT, stmt.excluded.feedback_type == IMPLICIT)
+    return stmt.on_conflict_do_update(
+        index_elements=["message_id"], set_=updates, where=and_(newer, not_(kept))
+    )
 
 
 def mirror_ratings(connection: Connection, message_ids: Sequence[str]) -> set[str]:
@@ -92,7 +97,22 @@ class Pending:
     target: RatedTarget | None
 
 
-Outcome = tuple[RatedTarget | None, bool]  # (the rated message, or None if refused; mirrored)
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one rating: the rated message (None if refused), whether its Message row
+    carries it, and the explicit rating that stands instead when an implicit signal was ignored."""
+
+    target: RatedTarget | None
+    mirrored: bool = False
+    kept_explicit: float | None = None
+
+
+def explicit_ratings(connection: Connection, message_ids: Sequence[str]) -> dict[str, float]:
+    """The explicit ratings stored for ``message_ids``."""
+    query = select(Feedback.message_id, Feedback.rating).where(
+        Feedback.message_id.in_(message_ids), Feedback.feedback_type == EXPLICIT
+    )
+    return {message_id: rating for message_id, rating in connection.execute(query).all()}
 
 
 class FeedbackBatcher:
@@ -122,20 +142,34 @@ class FeedbackBatcher:
         def write(connection: Connection) -> list[Outcome]:
             unresolved = {p.row["message_id"] for p in batch if p.target is None}
             stored = fetch_targets(connection, unresolved) if unresolved else {}
+            implicit = [p.row["message_id"] for p in batch if p.row["feedback_type"] == IMPLICIT]
+            explicit = explicit_ratings(connection, implicit) if implicit else {}
             targets: list[RatedTarget | None] = []
+            kept: list[float | None] = []
             latest: dict[str, dict[str, Any]] = {}
             for pending in batch:
                 row = pending.row
-                target = pending.target or stored.get(row["message_id"])
+                message_id = row["message_id"]
+                target = pending.target or stored.get(message_id)
                 if target is None or not may_rate(target, pending.caller):
                     targets.append(None)
+                    kept.append(None)
                     continue
                 targets.append(target)
-                latest[row["message_id"]] = row | _target_columns(target)  # rated twice: the later wins
+                if row["feedback_type"] == IMPLICIT and message_id in explicit:
+                    kept.append(explicit[message_id])  # a person's rating stands
+                    continue
+                kept.append(None)
+                if row["feedback_type"] == EXPLICIT:
+                    explicit[message_id] = row["rating"]  # later implicit signals in this batch yield
+                latest[message_id] = row | _target_columns(target)  # rated twice: the later wins
             mirrored: set[str] = set()
             if latest:
                 connection.execute(upsert, list(latest.values()))
                 mirrored = mirror_ratings(connection, list(latest))
-            return [(t, t is not None and t.message_id in mirrored) for t in targets]
+            return [
+                Outcome(t, t is not None and t.message_id in mirrored, k)
+                for t, k in zip(targets, kept, strict=True)
+            ]
 
         return await self._hop.transaction(write)

@@ -28,6 +28,9 @@ class ResetIn(BaseModel):
     model_id: str = Field(min_length=1, max_length=512)
     task_types: list[str] = Field(default_factory=list, max_length=100)
     agent_id: str | None = Field(default=None, max_length=64)
+    tenant_id: str | None = Field(
+        default=None, max_length=64, description="the agent's tenant (ids are per tenant)"
+    )
 
 
 def parse_range(value: str | None) -> timedelta | None:
@@ -142,10 +145,16 @@ class PerformanceService:
     async def reset(self, body: ResetIn, principal: Principal) -> dict[str, Any]:
         """Forget what was learned about a model (for some task types, or all): aggregates restart
         from the prior and the report counts only what happens after the reset."""
+        if body.agent_id is not None and body.tenant_id is None:
+            raise InvalidRequest(
+                "tenant_id is required with agent_id: agent ids are per tenant", param="tenant_id"
+            )
         at = utcnow()
         tasks: list[str | None] = list(body.task_types) or [None]
         for task in tasks:
-            self._experience.reset(model_id=body.model_id, task=task, agent_id=body.agent_id)
+            self._experience.reset(
+                model_id=body.model_id, task=task, agent_id=body.agent_id, tenant_id=body.tenant_id
+            )
         entry = {
             "model_id": body.model_id,
             "task_types": body.task_types,

@@ -59,14 +59,35 @@ class RecentDecisions:
 
     def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._items: OrderedDict[str, list[Any]] = OrderedDict()  # id -> [tenant, decision, outcome]
 
     def add(self, message_id: str, tenant_id: str, decision_json: bytes) -> None:
         """Keep a decision, already serialised (the gateway writes the same bytes into its record)."""
-        self._items[message_id] = (tenant_id, decision_json)
+        self._items[message_id] = [tenant_id, decision_json, None]
         if len(self._items) > self._capacity:
             self._items.popitem(last=False)
 
+    def settle(self, message_id: str, record: dict[str, Any]) -> None:
+        """Note how the call ended: which model served (or failed last), after how many attempts."""
+        item = self._items.get(message_id)
+        if item is not None:
+            item[2] = decision_outcome(record)
+
     def decision(self, message_id: str) -> tuple[str, dict[str, Any]] | None:
         item = self._items.get(message_id)
-        return None if item is None else (item[0], orjson.loads(item[1]))
+        if item is None:
+            return None
+        return item[0], {**orjson.loads(item[1]), "outcome": item[2]}
+
+
+def decision_outcome(record: Any) -> dict[str, Any]:
+    """How a routed call ended, from its record (a submitted dict or a stored Message row)."""
+    get = record.get if isinstance(record, dict) else lambda key: getattr(record, key)
+    return {
+        "served_by": get("model") if get("status") == "ok" else None,
+        "last_tried": get("model"),
+        "provider": get("provider"),
+        "fallback_used": get("fallback_used"),
+        "attempts": get("attempts"),
+        "status": get("status"),
+    }

@@ -23,9 +23,9 @@ from turnout.feedback.recent import RatedTarget, RecentMessages
 from turnout.feedback.sync import FeedbackSync
 from turnout.jsontypes import JsonObject
 from turnout.routing.experience import ExperienceStore
-from turnout.store.gate import engine_of, write_gate
 from turnout.store.models import utcnow
-from turnout.store.one_hop import OneHop
+from turnout.store.sqlite.gate import engine_of, write_gate
+from turnout.store.sqlite.one_hop import OneHop
 from turnout.tasks import cancel_and_wait
 
 IMPLICIT_EVENTS = {"regenerate": 0.0, "copy": 1.0, "continue": 0.5}
@@ -56,6 +56,9 @@ class FeedbackOut(BaseModel):
     model: str
     task_type: str
     replaced: float | None = None
+    applied: bool = Field(
+        default=True, description="false when an implicit signal met an explicit rating, which stands"
+    )
     recorded_at: datetime
 
 
@@ -98,8 +101,18 @@ class FeedbackService:
         known = self._recent.get(message_id)  # answered here recently; else the commit looks it up
         if known is not None:
             self._check_tenant(known, message_id, principal)  # refused at once, without a commit
-        resolved, mirrored = await self._batcher.put(row, principal, known)
-        target = self._check_tenant(resolved, message_id, principal)
+        outcome = await self._batcher.put(row, principal, known)
+        target = self._check_tenant(outcome.target, message_id, principal)
+        if outcome.kept_explicit is not None:  # an implicit signal after an explicit rating: ignored
+            return FeedbackOut(
+                message_id=message_id,
+                rating=outcome.kept_explicit,
+                feedback_type="explicit",
+                model=target.model,
+                task_type=target.task_type,
+                applied=False,
+                recorded_at=now,
+            )
         replaced = self._sync.applied(message_id, body.rating, now.timestamp())
         self._experience.record(
             target.tenant_id,
@@ -111,7 +124,7 @@ class FeedbackService:
             previous_rating=replaced[0] if replaced else None,
             previous_at=replaced[1] if replaced else None,
         )
-        if not mirrored:  # answered but not stored yet: the mirror loop copies it once it is
+        if not outcome.mirrored:  # answered but not stored yet: the mirror loop copies it once it is
             self._to_mirror.setdefault(message_id, time.monotonic())
         return FeedbackOut(
             message_id=message_id,

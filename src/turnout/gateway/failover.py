@@ -4,22 +4,36 @@ circuit breakers and provider rate limits, all before the first byte reaches the
 from __future__ import annotations
 
 import asyncio
+import enum
+import errno
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
+import orjson
+import structlog
 
-from turnout.errors import RateLimited, ServiceUnavailable, TurnoutError
+from turnout.domain.snapshot import ModelEntry, Snapshot
+from turnout.errors import InvalidRequest, RateLimited, ServiceUnavailable, TurnoutError
+from turnout.gateway.guards import CircuitBreakers, RateLimiter
 from turnout.gateway.keys import ProviderKeys
-from turnout.gateway.limits import CircuitBreakers, RpmLimiter
-from turnout.gateway.snapshot import ModelEntry, Snapshot
-from turnout.providers.base import ChatAdapter, ProviderError, Target, UpstreamRequest
+from turnout.providers.base import ChatAdapter, ProviderError, StreamDecoder, Target, UpstreamRequest
 from turnout.providers.registry import adapter_for
 from turnout.timeouts import Deadline, TimeoutWheel
+from turnout.translate.types import Chunk, WholeAnswer
 
+log = structlog.get_logger(__name__)
 CLIENT_ERRORS = frozenset({400, 413, 422})
+# Statuses that say the provider itself is unwell (gateway, overload, timeout at its edge): they open
+# the model's breaker for everyone. Other 5xx (500 above all: llama.cpp and vLLM answer 500 for inputs
+# they cannot handle) may be caused by the request, so they count for the caller's tenant only.
+PROVIDER_FAULT_STATUSES = frozenset({502, 503, 504, 529})
+# Errors of this machine, not the provider's: out of file descriptors, buffers or memory.
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +43,7 @@ class RetryPolicy:
     max_delay_s: float = 4.0
     max_retry_after_s: float = 10.0
     first_byte_timeout_s: float = 60.0
+    whole_body_timeout_s: float = 600.0  # a non-streaming answer is a whole generation: give it time
 
     def delay(self, attempt: int, retry_after_s: float | None) -> float | None:
         """Seconds to wait before retry ``attempt`` (1-based); None = don't retry this model."""
@@ -40,7 +55,10 @@ class RetryPolicy:
 
 @dataclass(slots=True)
 class Opened:
-    """A successful upstream response whose body (or first stream chunk) has not been sent on yet."""
+    """A successful upstream response whose body (or first stream chunk) has not been sent on yet.
+
+    A whole-body call carries its parsed ``result``; a stream carries its ``decoder`` and the chunks
+    its first bytes already decoded to (checked here, so a broken answer still fails over)."""
 
     model: ModelEntry
     target: Target
@@ -49,12 +67,22 @@ class Opened:
     first_chunk: bytes
     attempts: int
     fallback_used: bool
+    result: WholeAnswer | None = None
+    decoder: StreamDecoder | None = None
+    first_items: list[Chunk] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class FailoverTrace:
+    """What one request's failover did: attempts, errors, and the last model it tried (the one that
+    served, or the one a failed request is recorded against)."""
+
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
+    last: ModelEntry | None = None
+
+
+Parse = Callable[[ChatAdapter, Target, bytes], WholeAnswer]
 
 
 class Caller:
@@ -65,7 +93,7 @@ class Caller:
         session: Callable[[], aiohttp.ClientSession],
         keys: ProviderKeys,
         breakers: CircuitBreakers,
-        limiter: RpmLimiter,
+        limiter: RateLimiter,
         policy: RetryPolicy,
         timeouts: TimeoutWheel,
         on_outcome: Callable[[str, bool, float], None] = lambda model_id, ok, latency_ms: None,
@@ -86,56 +114,76 @@ class Caller:
         build: Callable[[ChatAdapter, Target], UpstreamRequest],
         trace: FailoverTrace,
         *,
-        whole_body: bool,
+        tenant_id: str | None = None,
+        parse: Parse | None = None,
     ) -> Opened:
-        """Try each model in order; raise the most telling error when none answers."""
+        """Try each model in order; raise the most telling error when none answers.
+
+        With ``parse`` the call is whole-body: the answer is read and parsed here, so a malformed
+        one fails over like an error. Without it the call streams."""
         last_error: TurnoutError | None = None
         rate_limited_for: float | None = None
         for index, model in enumerate(plan):
             provider = snapshot.providers[model.provider_id]
-            wait = self.limiter.try_acquire(provider.id, provider.rate_limit_rpm)
-            if wait is not None:
-                rate_limited_for = wait if rate_limited_for is None else min(rate_limited_for, wait)
-                trace.errors.append(f"{model.id}: provider rate limit")
-                continue
-            if not self.breakers.allow(model.id):
+            rpm = provider.rate_limit_rpm
+            if rpm:  # no await at all for providers without a limit
+                wait = await self.limiter.acquire(provider.id, rpm)
+                if wait is not None:
+                    rate_limited_for = wait if rate_limited_for is None else min(rate_limited_for, wait)
+                    trace.errors.append(f"{model.id}: provider rate limit")
+                    continue
+            if not self.breakers.allow(model.id, tenant_id):
                 trace.errors.append(f"{model.id}: circuit open")
-                last_error = last_error or ServiceUnavailable(
-                    f"model '{model.id}' is temporarily unavailable (circuit open)"
-                )
+                wait_s = self.breakers.retry_after_s(model.id, tenant_id)
+                last_error = last_error or _circuit_open(model.id, wait_s)
                 continue
             try:
-                key = await self._keys.get(provider)
+                credentials = await self._keys.get(provider)
             except TurnoutError as exc:
-                self.breakers.release(model.id)
+                self.breakers.release(model.id, tenant_id)
                 trace.errors.append(f"{model.id}: {exc.message}")
                 last_error = exc
                 continue
+            except BaseException:
+                self.breakers.release(model.id, tenant_id)
+                raise
             target = Target(
                 model.id,
                 model.external_id,
                 provider.id,
                 provider.provider_type,
                 provider.api_base,
-                key,
+                credentials,
                 provider.api_version,
             )
             adapter = adapter_for(provider.provider_type)
             try:
-                opened = await self._try_model(
-                    model, target, adapter, build(adapter, target), trace, whole_body
-                )
+                request = build(adapter, target)
+            except orjson.JSONEncodeError:  # orjson writes at most 254 levels; parsing took more
+                self.breakers.release(model.id, tenant_id)
+                raise InvalidRequest(
+                    "the request nests JSON more than 254 levels deep", code="nesting_too_deep"
+                ) from None
+            except BaseException:
+                self.breakers.release(model.id, tenant_id)
+                raise
+            try:
+                opened = await self._try_model(model, target, adapter, request, trace, tenant_id, parse)
             except ProviderError as exc:
                 last_error = exc
                 if exc.status_code in CLIENT_ERRORS:
                     raise
                 continue
             opened.fallback_used = index > 0
+            if index:
+                log.info("failover.fallback_served", model=model.id, skipped=[m.id for m in plan[:index]])
             return opened
         if rate_limited_for is not None and (
             last_error is None or isinstance(last_error, ServiceUnavailable)
         ):
             raise _rate_limited(rate_limited_for)
+        if isinstance(last_error, ProviderError) and last_error.status_code == 500:
+            last_error.status_code = 502  # the upstream's internal error; a 500 would say it was ours
         raise last_error or ServiceUnavailable("no model could serve the request")
 
     async def _try_model(
@@ -145,51 +193,117 @@ class Caller:
         adapter: ChatAdapter,
         request: UpstreamRequest,
         trace: FailoverTrace,
-        whole_body: bool,
+        tenant_id: str | None,
+        parse: Parse | None,
     ) -> Opened:
-        retry = 0
-        while True:
-            trace.attempts += 1
-            started = time.perf_counter()
-            try:
-                response, first = await self._send(request, whole_body)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                error: ProviderError = ProviderError(
-                    f"provider {target.provider_id} unreachable: {type(exc).__name__}",
-                    status=504 if isinstance(exc, TimeoutError) else 502,
+        """Attempts on one model, retried with backoff; its breaker hears one outcome per request."""
+        verdict = False  # whether the breaker heard this request's outcome (else its probe is released)
+        try:
+            retry = 0
+            trace.last = model
+            while True:
+                trace.attempts += 1
+                started = time.perf_counter()
+                try:
+                    opened = await self._attempt(model, target, adapter, request, trace, parse)
+                except _Failed as failed:
+                    error, fault = failed.error, failed.fault
+                    trace.errors.append(f"{model.id}: {error.status_code} {error.message}")
+                    if fault is not Fault.CALLER_INPUT and fault is not Fault.LOCAL:
+                        self._on_outcome(model.id, False, (time.perf_counter() - started) * 1000)
+                    retry += 1
+                    delay = (
+                        self.policy.delay(retry, error.retry_after_s)
+                        if error.retryable and retry <= self.policy.max_retries
+                        else None
+                    )
+                    log.warning(
+                        "upstream.error",
+                        model=model.id,
+                        provider=target.provider_id,
+                        tenant=tenant_id,
+                        status=error.status_code,
+                        fault=fault.value,
+                        attempt=retry,
+                        retry_in_s=None if delay is None else round(delay, 3),
+                        error=error.message[:300],
+                    )
+                    if delay is None:
+                        if fault in (Fault.PROVIDER, Fault.REQUEST):
+                            self.breakers.failure(model.id, tenant_id, shared=fault is Fault.PROVIDER)
+                            verdict = True
+                        raise error from None
+                    await asyncio.sleep(delay)
+                    continue
+                self.breakers.success(model.id, tenant_id)
+                verdict = True
+                self._on_outcome(model.id, True, (time.perf_counter() - started) * 1000)
+                return opened
+        finally:
+            if not verdict:
+                self.breakers.release(model.id, tenant_id)
+
+    async def _attempt(
+        self,
+        model: ModelEntry,
+        target: Target,
+        adapter: ChatAdapter,
+        request: UpstreamRequest,
+        trace: FailoverTrace,
+        parse: Parse | None,
+    ) -> Opened:
+        """One exchange: an answer that can be passed on, or ``_Failed`` saying what went wrong."""
+        whole_body = parse is not None
+        try:
+            response, first = await self._send(request, whole_body)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _transport_error(target, exc, whole_body) from None
+        if response.status >= 400:
+            response.release()
+            error = adapter.error(target, response.status, first, response.headers)
+            raise _Failed(error, _status_fault(error.status_code))
+        if response.status >= 300:
+            response.release()
+            redirect = ProviderError(
+                f"provider {target.provider_id} answered with a redirect (HTTP {response.status}), "
+                "which is not followed: check its api_base",
+                status=502,
+            )
+            raise _Failed(redirect, Fault.PROVIDER)
+        try:
+            if parse is not None:
+                result = parse(adapter, target, first)
+                return Opened(model, target, adapter, response, first, trace.attempts, False, result)
+            decoder = adapter.stream_decoder(target)
+            items = decoder.feed(first)
+            if not items and not response.content_type.startswith(STREAM_TYPES):
+                raise ProviderError(
+                    f"provider {target.provider_id} answered a stream request with "
+                    f"{response.content_type or 'no content type'}, not a stream",
+                    status=502,
                     retryable=True,
                 )
-            else:
-                if response.status < 400:
-                    self.breakers.success(model.id)
-                    self._on_outcome(model.id, True, (time.perf_counter() - started) * 1000)
-                    return Opened(model, target, adapter, response, first, trace.attempts, False)
-                response.release()
-                error = adapter.error(response.status, first, response.headers)
-            trace.errors.append(f"{model.id}: {error.status_code} {error.message}")
-            if error.status_code not in CLIENT_ERRORS:
-                self._on_outcome(model.id, False, (time.perf_counter() - started) * 1000)
-            if not error.retryable:
-                self.breakers.release(model.id)
-                raise error
-            self.breakers.failure(model.id)
-            retry += 1
-            delay = (
-                self.policy.delay(retry, error.retry_after_s) if retry <= self.policy.max_retries else None
-            )
-            if delay is None or not self.breakers.allow(model.id):
-                raise error
-            await asyncio.sleep(delay)
+        except ProviderError as error:
+            response.close()
+            raise _Failed(error, Fault.REQUEST) from None
+        except BaseException:
+            response.close()
+            raise
+        return Opened(model, target, adapter, response, first, trace.attempts, False, None, decoder, items)
 
     async def _send(self, request: UpstreamRequest, whole_body: bool) -> tuple[aiohttp.ClientResponse, bytes]:
-        """Send and wait for the first body bytes (or the whole body), within the first-byte timeout.
+        """Send and wait for the first body bytes (or the whole body) within the deadline: the
+        first-byte timeout for a stream, the whole-body timeout for an answer read at once.
 
-        A whole-body exchange lies entirely inside that deadline, so it runs without the session's
+        A whole-body exchange lies entirely inside its deadline, so it runs without the session's
         total and read timeouts (timer handles armed and cancelled on every request and read); a
         stream keeps them for the reads after its first chunk."""
         session = self._session()
-        timeout = self._timeout_within_deadline(session) if whole_body else session.timeout
-        with Deadline(self._timeouts.lane(self.policy.first_byte_timeout_s)):
+        if whole_body:
+            timeout, limit = self._timeout_within_deadline(session), self.policy.whole_body_timeout_s
+        else:
+            timeout, limit = session.timeout, self.policy.first_byte_timeout_s
+        with Deadline(self._timeouts.lane(limit)):
             response = await session.request(
                 request.method,
                 request.url,
@@ -216,6 +330,75 @@ class Caller:
                 aiohttp.ClientTimeout(sock_connect=bounded.sock_connect, connect=bounded.connect),
             )
         return self._unbounded[1]
+
+
+class Fault(enum.Enum):
+    """Whose fault a failed attempt was, which decides what its breaker hears."""
+
+    PROVIDER = "provider"  # the provider is unwell: counts for everyone
+    REQUEST = "request"  # may have been caused by this request: counts for its tenant only
+    CALLER_INPUT = "caller_input"  # a 4xx: the request is wrong, the provider is fine
+    LOCAL = "local"  # this machine ran out of something: nobody's fault upstream
+
+
+class _Failed(Exception):
+    """A failed attempt: the error for the client and whose fault it was."""
+
+    def __init__(self, error: ProviderError, fault: Fault) -> None:
+        super().__init__(error.message)
+        self.error, self.fault = error, fault
+
+
+def _status_fault(status: int) -> Fault:
+    if status in PROVIDER_FAULT_STATUSES:
+        return Fault.PROVIDER
+    if status >= 500:
+        return Fault.REQUEST
+    return Fault.CALLER_INPUT  # 4xx, 429 included: a rate limit says nothing about health
+
+
+def _is_local(exc: BaseException) -> bool:
+    """An OSError of this machine (EMFILE and kin), possibly wrapped by aiohttp."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in LOCAL_ERRNOS:
+            return True
+        seen = getattr(seen, "os_error", None) or seen.__cause__
+    return False
+
+
+def _transport_error(target: Target, exc: BaseException, whole_body: bool) -> _Failed:
+    """A failed exchange (no HTTP answer), with its fault."""
+    if _is_local(exc):
+        error = ProviderError(
+            f"the gateway is short of local resources ({type(exc).__name__}); try again shortly",
+            status=503,
+            error_type="api_error",
+            code="local_resources_exhausted",
+        )
+        return _Failed(error, Fault.LOCAL)
+    if isinstance(exc, TimeoutError) and whole_body:
+        # a whole generation ran out of time: sending it again would only multiply a slow answer,
+        # and a long generation says nothing about the provider's health for others
+        error = ProviderError(f"provider {target.provider_id} did not finish the answer in time", status=504)
+        return _Failed(error, Fault.REQUEST)
+    error = ProviderError(
+        f"provider {target.provider_id} unreachable: {type(exc).__name__}",
+        status=504 if isinstance(exc, TimeoutError) else 502,
+        retryable=True,
+    )
+    return _Failed(error, Fault.PROVIDER)
+
+
+def _circuit_open(model_id: str, wait_s: float) -> ServiceUnavailable:
+    seconds = max(1, math.ceil(wait_s))
+    return ServiceUnavailable(
+        f"model '{model_id}' is temporarily unavailable (circuit open)",
+        code="circuit_open",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 def _rate_limited(wait_s: float) -> RateLimited:

@@ -1,33 +1,39 @@
-"""The data-plane pipeline: authenticate -> parse -> plan -> call (failover) -> respond -> record.
+"""The data-plane pipeline: route -> call (failover) -> answer -> record, for any client dialect.
 
-Each step lives in its own module; this file only calls them in order.
+``api/`` authenticates and parses a request into a ``ChatCall``; this module calls the steps in
+order and returns a domain result (``gateway.results``) that ``api/`` renders in the caller's
+dialect. Every answer that reaches the record step, errors included, carries its record's journal
+write to await before its last byte (``RecordSink.submit``'s future).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable
+from decimal import Decimal
+from typing import Any, cast
 
 import aiohttp
 import orjson
 import structlog
-from starlette.responses import Response, StreamingResponse
 
 from turnout.auth.principal import Principal
+from turnout.domain.policies import apply_policy_defaults
+from turnout.domain.requests import ChatCall
+from turnout.domain.snapshot import Snapshot, SnapshotStore
 from turnout.errors import TurnoutError
 from turnout.feedback.recent import RecentDecisions, RecentMessages
-from turnout.gateway.dialects import Dialect
 from turnout.gateway.failover import Caller, FailoverTrace, Opened
-from turnout.gateway.parse import ChatCall
 from turnout.gateway.records import CallRecord, RecordSink, tool_names
-from turnout.gateway.snapshot import ModelEntry, Snapshot, SnapshotStore
+from turnout.gateway.results import Answer, Failed, StreamBroken, Streamed
 from turnout.ids import new_ordered_id
-from turnout.providers.base import ProviderError
+from turnout.providers.base import ChatAdapter, ProviderError, Target
 from turnout.routing.explain import decision_dict
-from turnout.routing.policies import apply_policy_defaults
-from turnout.routing.service import RoutingService
+from turnout.routing.service import Routed, RoutingService
+from turnout.spend.guard import SpendGuard, rate_headers
+from turnout.tokens import answer_chars, estimated_usage
+from turnout.translate.types import Chunk, Completion, EmbeddingsResponse, Usage
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +51,7 @@ class Gateway:
         decisions: RecentDecisions,
         *,
         store_text: bool,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.snapshots = snapshots
         self.caller = caller
@@ -53,14 +60,21 @@ class Gateway:
         self.recent = recent
         self.decisions = decisions
         self.store_text = store_text
+        self.spend = spend
 
     async def chat(
-        self, principal: Principal, call: ChatCall, dialect: Dialect, endpoint: str = "chat"
-    ) -> Response:
-        record = CallRecord(new_ordered_id(), principal, call, dialect.name, endpoint)
+        self, principal: Principal, call: ChatCall, dialect: str, endpoint: str = "chat"
+    ) -> Answer | Streamed | Failed:
+        """Route, call and record one chat call; ``dialect`` names the caller's, for the record."""
+        record = CallRecord(new_ordered_id(), principal, call, dialect, endpoint)
         try:
             snapshot = self.snapshots.current
-            plan = self._route(snapshot, principal, call, record)
+            routed = self._route(snapshot, principal, call, record)
+            plan = routed.plan
+            if self.spend is not None and self.spend.covers(snapshot):  # reserve, or refuse
+                record.hold = await self.spend.reserve(
+                    snapshot, principal, call.body, plan, routed.agent_id, record.policy, record.message_id
+                )
             trace = FailoverTrace()
             try:
                 opened = await self.caller.open(
@@ -68,39 +82,52 @@ class Gateway:
                     plan,
                     lambda adapter, target: adapter.chat_request(target, call.body, stream=call.stream),
                     trace,
-                    whole_body=not call.stream,
+                    tenant_id=principal.tenant_id,
+                    parse=None if call.stream else _parse_chat,
                 )
-            finally:
-                record.attempts = trace.attempts
-            record.model, record.fallback_used = opened.model, opened.fallback_used
+            finally:  # a failed call is recorded against the last model it was tried on
+                record.attempts, record.model = trace.attempts, trace.last
+            record.fallback_used = opened.fallback_used
             if call.stream:
-                return self._stream(opened, record, dialect, call.include_usage)
-            completion = opened.adapter.chat_response(opened.target, opened.first_chunk)
+                streamed = Streamed(opened.model, record.message_id, extra_headers=_rate_headers(record))
+                streamed.batches = self._stream(opened, record, streamed)
+                return streamed
+            completion = cast(Completion, opened.result or {})  # what _parse_chat returned
         except TurnoutError as exc:
-            self._record_error(record, exc)
-            return dialect.error_response(exc)
+            return self._failed(record, exc)
         except asyncio.CancelledError:  # the client went away: the upstream call was cancelled with us
-            self.sink.submit(record.finish(status="cancelled", http_status=499, error="client disconnected"))
+            self._submit(
+                record.finish(status="cancelled", http_status=499, error="client disconnected"), record
+            )
             raise
         record.mark_first_token()
         record.usage = completion.get("usage")
+        if not record.usage:  # some servers leave it out: estimated, marked, priced, told to the client
+            answered = answer_chars(completion.get("choices"))
+            completion["usage"] = record.usage = cast(Usage, estimated_usage(call.body, answered))
+            record.usage_estimated = True
         choice = (completion.get("choices") or [{}])[0]
         record.finish_reason = choice.get("finish_reason")
         record.tools_used = tool_names(choice.get("message"))
         if self.store_text:
-            record.content = (choice.get("message") or {}).get("content")
+            content = (choice.get("message") or {}).get("content")
+            record.content = content if isinstance(content, str) else None
         row = record.finish(status="ok", http_status=200, store_text=self.store_text)
         self._remember(record)
-        self.sink.submit(row)
-        return JsonAnswer(
-            dialect.answer(completion, opened.model, row.get("cost_usd"), record.message_id), record, row
-        )
+        durable = self._submit(row, record)  # api/ renders the answer while the journal writes its record
+        cost = _as_float(row.get("cost_usd"))
+        return Answer(completion, opened.model, record.message_id, cost, durable, _rate_headers(record))
 
-    async def embeddings(self, principal: Principal, call: ChatCall, dialect: Dialect) -> Response:
-        record = CallRecord(new_ordered_id(), principal, call, dialect.name, "embeddings")
+    async def embeddings(self, principal: Principal, call: ChatCall, dialect: str) -> Answer | Failed:
+        """Call and record one embeddings call (a named model and its fallbacks: no routing)."""
+        record = CallRecord(new_ordered_id(), principal, call, dialect, "embeddings")
         try:
             snapshot = self.snapshots.current
             plan, record.agent_id = self.routing.named_plan(snapshot, principal, call, "embedding")
+            if self.spend is not None and self.spend.covers(snapshot):
+                record.hold = await self.spend.reserve(
+                    snapshot, principal, call.body, plan, record.agent_id, None, record.message_id
+                )
             trace = FailoverTrace()
             try:
                 opened = await self.caller.open(
@@ -108,75 +135,75 @@ class Gateway:
                     plan,
                     lambda adapter, target: adapter.embeddings_request(target, call.body),
                     trace,
-                    whole_body=True,
+                    tenant_id=principal.tenant_id,
+                    parse=_parse_embeddings,
                 )
             finally:
-                record.attempts = trace.attempts
-            record.model, record.fallback_used = opened.model, opened.fallback_used
-            result = opened.adapter.embeddings_response(opened.target, opened.first_chunk)
+                record.attempts, record.model = trace.attempts, trace.last
+            record.fallback_used = opened.fallback_used
+            result = cast(EmbeddingsResponse, opened.result or {})  # what _parse_embeddings returned
         except TurnoutError as exc:
-            self._record_error(record, exc)
-            return dialect.error_response(exc)
+            return self._failed(record, exc)
         except asyncio.CancelledError:  # the client went away: the upstream call was cancelled with us
-            self.sink.submit(record.finish(status="cancelled", http_status=499, error="client disconnected"))
+            self._submit(
+                record.finish(status="cancelled", http_status=499, error="client disconnected"), record
+            )
             raise
         record.mark_first_token()
         record.usage = result.get("usage")
         row = record.finish(status="ok", http_status=200)
-        self.sink.submit(row)
-        return JsonAnswer(
-            dialect.answer(result, opened.model, row.get("cost_usd"), record.message_id), record, row
-        )
+        durable = self._submit(row, record)
+        cost = _as_float(row.get("cost_usd"))
+        return Answer(result, opened.model, record.message_id, cost, durable, _rate_headers(record))
 
-    def _stream(self, opened: Opened, record: CallRecord, dialect: Dialect, include_usage: bool) -> Response:
-        encoder = dialect.stream_encoder(opened.model.id, include_usage)
-        decoder = opened.adapter.stream_decoder(opened.target)
-
-        async def body() -> AsyncIterator[bytes]:
-            status = "cancelled"
-            error: str | None = "client disconnected"
-            message: dict[str, Any] = {"content": [], "tool_calls": []}
-            try:
-                data = opened.first_chunk
-                async for chunk in _chunks_after(opened.response, data):
-                    out = bytearray()
-                    for item in decoder.feed(chunk):
-                        _observe(record, item, message)
-                        out += encoder.encode(item)
-                    if out:
-                        record.mark_first_token()
-                        yield bytes(out)
-                tail = bytearray()
-                for item in decoder.finish():
+    async def _stream(
+        self, opened: Opened, record: CallRecord, streamed: Streamed
+    ) -> AsyncGenerator[list[Chunk], None]:
+        """The canonical chunks of each upstream read. The last batch comes once the record is
+        journaled, with ``streamed.usage`` set, so the stream's last bytes follow its record."""
+        decoder = opened.decoder
+        assert decoder is not None, "a stream is opened with its decoder"
+        message: dict[str, Any] = {"content": [], "tool_calls": [], "chars": 0}
+        try:
+            if opened.first_items:  # decoded by failover, which checked them
+                for item in opened.first_items:
                     _observe(record, item, message)
-                    tail += encoder.encode(item)
-                tail += encoder.finish(record.usage)
-                yield bytes(tail)
-                status, error = "ok", None
-            except ProviderError as exc:
-                status, error = "error", exc.message
-                yield encoder.error(exc.message, exc.error_type)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                status, error = "error", f"upstream stream broke: {type(exc).__name__}"
-                yield encoder.error(error)
-            finally:
-                opened.response.close()
-                record.tools_used = message["tool_calls"]
-                if self.store_text:
-                    record.content = "".join(message["content"])
-                if status == "ok":
-                    self._remember(record)
-                self.sink.submit(
-                    record.finish(status=status, http_status=200, error=error, store_text=self.store_text)
-                )
+                record.mark_first_token()
+                yield opened.first_items
+            async for chunk in opened.response.content.iter_any():
+                items = decoder.feed(chunk)
+                if items:
+                    for item in items:
+                        _observe(record, item, message)
+                    record.mark_first_token()
+                    yield items
+            tail = decoder.finish()
+            for item in tail:
+                _observe(record, item, message)
+            if not record.usage:  # llama.cpp omits it even when asked: estimate, never lose it
+                record.usage = estimated_usage(record.call.body, message["chars"])
+                record.usage_estimated = True
+            broken: StreamBroken | None = None
+        except ProviderError as exc:
+            broken = StreamBroken(exc.message, exc.error_type)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            broken = StreamBroken(f"upstream stream broke: {type(exc).__name__}")
+        except BaseException:  # the client went away: recorded, nothing left to answer
+            self._finish_stream(record, message, "cancelled", "client disconnected")
+            raise
+        finally:
+            opened.response.close()
+        durable = self._finish_stream(
+            record, message, "ok" if broken is None else "error", None if broken is None else broken.message
+        )
+        if durable is not None:  # the record is journaled before the stream's last bytes
+            await durable
+        if broken is not None:
+            raise broken
+        streamed.usage, streamed.finished = record.usage, True
+        yield tail
 
-        response = StreamingResponse(body(), 200, media_type="text/event-stream")
-        response.raw_headers += _headers(record, None)
-        return response
-
-    def _route(
-        self, snapshot: Snapshot, principal: Principal, call: ChatCall, record: CallRecord
-    ) -> list[ModelEntry]:
+    def _route(self, snapshot: Snapshot, principal: Principal, call: ChatCall, record: CallRecord) -> Routed:
         """Detect the task and rank the candidates; the decision is kept with the record."""
         routed = self.routing.route(snapshot, principal, call)
         record.task_type = routed.detection.task_type
@@ -184,10 +211,19 @@ class Gateway:
         decision = orjson.dumps(decision_dict(routed))  # serialised once, for the record and the LRU
         record.decision = orjson.Fragment(decision)
         record.detected_tools = list(routed.detection.tools_used)
+        record.policy = routed.policy if call.model is None else None
         self.decisions.add(record.message_id, principal.tenant_id, decision)
         if call.model is None:
             apply_policy_defaults(call.body, snapshot.policies.get(routed.policy))
-        return routed.plan
+        return routed
+
+    def _submit(self, row: dict[str, Any], record: CallRecord) -> Awaitable[None] | None:
+        """Hand a finished record to the writer; its decision learns how the call ended, and its
+        reservation is settled with the cost it recorded (released when it failed)."""
+        if record.hold is not None and self.spend is not None:
+            self.spend.settle(record.hold, row)
+        self.decisions.settle(row["id"], row)
+        return self.sink.submit(row)
 
     def _remember(self, record: CallRecord) -> None:
         """Make the answer ratable at once, before the batch writer stores it."""
@@ -201,18 +237,35 @@ class Gateway:
                 time.time(),
             )
 
-    def _record_error(self, record: CallRecord, exc: TurnoutError) -> None:
-        self.sink.submit(record.finish(status="error", http_status=exc.status_code, error=exc.message))
+    def _finish_stream(
+        self, record: CallRecord, message: dict[str, Any], status: str, error: str | None
+    ) -> Awaitable[None] | None:
+        record.tools_used = message["tool_calls"]
+        if self.store_text:
+            record.content = "".join(message["content"])
+        if status == "ok":
+            self._remember(record)
+        return self._submit(
+            record.finish(status=status, http_status=200, error=error, store_text=self.store_text), record
+        )
+
+    def _failed(self, record: CallRecord, exc: TurnoutError) -> Failed:
+        """The error for the caller, with its record's id and journal write."""
+        durable = self._submit(
+            record.finish(status="error", http_status=exc.status_code, error=exc.message), record
+        )
+        return Failed(exc, record.message_id, durable)
 
 
-async def _chunks_after(response: aiohttp.ClientResponse, first: bytes) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    async for chunk in response.content.iter_any():
-        yield chunk
+def _parse_chat(adapter: ChatAdapter, target: Target, payload: bytes) -> Completion:
+    return adapter.chat_response(target, payload)
 
 
-def _observe(record: CallRecord, chunk: dict[str, Any], message: dict[str, Any]) -> None:
+def _parse_embeddings(adapter: ChatAdapter, target: Target, payload: bytes) -> EmbeddingsResponse:
+    return adapter.embeddings_response(target, payload)
+
+
+def _observe(record: CallRecord, chunk: Chunk, message: dict[str, Any]) -> None:
     usage = chunk.get("usage")
     if usage:
         record.usage = usage
@@ -220,38 +273,23 @@ def _observe(record: CallRecord, chunk: dict[str, Any], message: dict[str, Any])
         if choice.get("finish_reason"):
             record.finish_reason = choice["finish_reason"]
         delta = choice.get("delta") or {}
-        if delta.get("content"):
-            message["content"].append(delta["content"])
+        content = delta.get("content")
+        if content:
+            message["content"].append(content)
+            message["chars"] += len(content)
         for call in delta.get("tool_calls") or ():
-            name = (call.get("function") or {}).get("name")
-            if name:
-                message["tool_calls"].append(name)
+            function = call.get("function") or {}
+            if function.get("name"):
+                message["tool_calls"].append(function["name"])
+            if isinstance(function.get("arguments"), str):
+                message["chars"] += len(function["arguments"])
 
 
-def _headers(record: CallRecord, cost: float | None) -> list[tuple[bytes, bytes]]:
-    """The ``x-turnout-*`` headers of an answer, encoded as the server sends them."""
-    headers = [(b"x-turnout-message-id", record.message_id.encode("latin-1"))]
-    if record.model is not None:
-        headers.append((b"x-turnout-model", record.model.id.encode("latin-1")))
-        headers.append((b"x-turnout-provider", record.model.provider_id.encode("latin-1")))
-    if cost is not None:
-        headers.append((b"x-turnout-cost-usd", b"%.8f" % cost))
-    return headers
+def _rate_headers(record: CallRecord) -> list[tuple[bytes, bytes]]:
+    """The ``x-ratelimit-*`` headers of a call a rate limit covers (none otherwise)."""
+    return rate_headers(record.hold.verdict) if record.hold is not None else []
 
 
-class JsonAnswer(Response):
-    """A 200 JSON answer with its ``x-turnout-*`` headers, the header list built directly: Starlette's
-    own ``init_headers`` lowercases, encodes and searches each header of every answer."""
-
-    media_type = "application/json"
-
-    def __init__(self, body: bytes, record: CallRecord, row: dict[str, Any]) -> None:
-        self._turnout_headers = _headers(record, row.get("cost_usd"))
-        super().__init__(body, 200)
-
-    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
-        self.raw_headers = [
-            (b"content-length", b"%d" % len(self.body)),
-            (b"content-type", b"application/json"),
-            *self._turnout_headers,
-        ]
+def _as_float(cost: Decimal | None) -> float | None:
+    """A record's exact cost as the float the answer's header and body show."""
+    return None if cost is None else float(cost)

@@ -1,30 +1,26 @@
-"""Building the Message record of one call, and the cost of its usage."""
+"""Building the Message record of one call (its cost from ``turnout.domain.pricing``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
 from turnout.auth.principal import Principal
-from turnout.gateway.parse import ChatCall
-from turnout.gateway.snapshot import ModelEntry
+from turnout.domain.pricing import TokenCounts, cost_of
+from turnout.domain.requests import ChatCall
+from turnout.domain.snapshot import ModelEntry
+from turnout.spend.guard import Held
 from turnout.store.models import utcnow
 
 
 class RecordSink(Protocol):
-    def submit(self, record: dict[str, Any]) -> None: ...
-
-
-def cost_usd(model: ModelEntry | None, usage: dict[str, Any] | None) -> float | None:
-    """Usage times catalog prices (USD per 1M tokens); None when either is unknown."""
-    if model is None or not usage or model.pricing_input is None:
-        return None
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    return (prompt * model.pricing_input + completion * (model.pricing_output or 0.0)) / 1_000_000
+    def submit(self, record: dict[str, Any]) -> Awaitable[None] | None:
+        """Take a record; what to await before the answer's last byte (None: nothing)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -41,7 +37,8 @@ class CallRecord:
     model: ModelEntry | None = None
     attempts: int = 0
     fallback_used: bool = False
-    usage: dict[str, Any] | None = None
+    usage: Mapping[str, Any] | None = None
+    usage_estimated: bool = False  # the provider reported none: turnout.tokens estimated it
     finish_reason: str | None = None
     tools_used: list[str] = field(default_factory=list)
     content: str | None = None
@@ -49,6 +46,8 @@ class CallRecord:
     agent_id: str | None = None
     decision: orjson.Fragment | None = None  # the routing decision's JSON
     detected_tools: list[str] = field(default_factory=list)
+    policy: str | None = None  # the routing policy that ranked the models (None: the caller named one)
+    hold: Held | None = None  # what the call holds on budgets and rate limits until it is settled
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
@@ -60,12 +59,15 @@ class CallRecord:
         now = time.perf_counter()
         meta = self.call.metadata
         usage = self.usage or {}
+        tokens = TokenCounts.of(usage)
+        cost = cost_of(self.model, tokens, usage_estimated=self.usage_estimated) if usage else None
         return {
             "id": self.message_id,
             "conversation_id": meta.get("conversation_id"),
             "agent_id": self.agent_id or self.principal.agent_id,
             "tenant_id": self.principal.tenant_id,
-            "user_id": meta.get("user_id") or self.principal.subject,
+            "user_id": meta.get("user_id"),  # what the caller said: anyone may say anything
+            "subject": self.principal.subject,  # who authenticated (``agent:<id>`` or the JWT's sub)
             "role": "assistant",
             "model": self.model.id if self.model else None,
             "provider": self.model.provider_id if self.model else None,
@@ -79,7 +81,14 @@ class CallRecord:
             "ttft_ms": int((self.first_token_at - self.started) * 1000) if self.first_token_at else None,
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),
-            "cost_usd": cost_usd(self.model, self.usage),
+            "usage_estimated": self.usage_estimated,
+            "cached_tokens": tokens.cached if usage else None,
+            "cache_write_tokens": tokens.cache_write if usage else None,
+            "reasoning_tokens": tokens.reasoning if usage else None,
+            "cost_usd": cost and cost.usd,
+            "cost_estimated": bool(cost and cost.estimated),
+            "api_key_id": self.principal.key_id,
+            "policy": self.policy,
             "finish_reason": self.finish_reason,
             "task_type": self.task_type or self.call.task_type,
             "tools_used": list(dict.fromkeys([*self.detected_tools, *self.tools_used])),
@@ -99,7 +108,7 @@ def _metadata(meta: dict[str, Any], decision: orjson.Fragment | None) -> dict[st
     return out
 
 
-def _prompt_text(body: dict[str, Any]) -> str | None:
+def _prompt_text(body: Mapping[str, Any]) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list):
         value = body.get("input")
@@ -108,7 +117,7 @@ def _prompt_text(body: dict[str, Any]) -> str | None:
     return "\n".join(parts) if parts else None
 
 
-def tool_names(message: dict[str, Any] | None) -> list[str]:
+def tool_names(message: Mapping[str, Any] | None) -> list[str]:
     """Names of the tools an answer called."""
     if not message:
         return []

@@ -5,16 +5,23 @@ from __future__ import annotations
 import aiohttp
 
 from turnout.config import Settings
-from turnout.net.ssrf import GuardedResolver
+from turnout.net.ssrf import GuardedResolver, guarded_socket
 
 
 def make_client_session(settings: Settings) -> aiohttp.ClientSession:
-    """A pooled session with explicit timeouts; blocked addresses are refused at connect time.
+    """A pooled session with explicit timeouts; blocked addresses are refused at connect time, both
+    when a name resolves to one and when the URL names one literally.
 
     No cookie jar: one tenant's upstream cookies must never ride along on another's request (and
     the jar's per-request filtering is work the gateway never needs)."""
-    resolver = None if settings.allow_private_api_base else GuardedResolver()
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60, resolver=resolver)
+    guarded = not settings.allow_private_api_base
+    connector = aiohttp.TCPConnector(
+        limit=0,
+        limit_per_host=0,
+        ttl_dns_cache=60,
+        resolver=GuardedResolver() if guarded else None,
+        socket_factory=guarded_socket if guarded else None,  # IP literals never reach the resolver
+    )
     timeout = aiohttp.ClientTimeout(
         total=settings.http_total_timeout_s,
         sock_connect=settings.http_connect_timeout_s,

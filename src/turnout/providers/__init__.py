@@ -1,1 +1,2 @@
-"""Outbound provider adapters, one module per wire format, registered by provider type."""
+"""Outbound providers: one folder per provider type, each declaring a ``ProviderSpec`` (``spec.py``)
+that ``registry.py`` lists. See ``README.md`` in this folder for how to add one."""

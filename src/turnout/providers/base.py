@@ -1,32 +1,45 @@
 """The contract between the gateway and the provider adapters.
 
-The gateway's canonical shapes are OpenAI's Chat Completions ones:
-- request: an OpenAI ``/v1/chat/completions`` body (dict), ``model`` still the catalog id;
-- response: an OpenAI ``chat.completion`` object (dict);
-- stream: OpenAI ``chat.completion.chunk`` objects (dicts); the last one may carry ``usage``.
-Adapters translate the canonical shapes to and from their provider's wire format.
+The gateway's canonical shapes are OpenAI's Chat Completions ones, typed in ``turnout.translate.types``:
+- request: ``ChatRequest``, an OpenAI ``/v1/chat/completions`` body, ``model`` still the catalog id;
+- response: ``Completion``, an OpenAI ``chat.completion`` object;
+- stream: ``Chunk``s, OpenAI ``chat.completion.chunk`` objects; the last one may carry ``usage``.
+An adapter is the transport of one wire format: the URL, the auth headers and signing of its
+requests, and which translation (``turnout.translate``) turns the canonical shapes into its wire
+format and back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from turnout.errors import TurnoutError
+from turnout.providers.credentials import NO_CREDENTIALS, Credentials
+from turnout.translate.errors import ProviderError
+from turnout.translate.types import ChatRequest, Chunk, Completion, EmbeddingsRequest, EmbeddingsResponse
+
+__all__ = [
+    "ChatAdapter",
+    "ProviderError",
+    "Signer",
+    "StreamDecoder",
+    "Target",
+    "UpstreamRequest",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where one attempt goes: a catalog model at its provider, with the key to use."""
+    """Where one attempt goes: a catalog model at its provider, with the credential to use."""
 
     model_id: str  # catalog id, e.g. "openrouter/openai/gpt-4o"
     external_id: str  # the provider's own id, e.g. "openai/gpt-4o"
     provider_id: str
-    provider_type: str  # openai | openrouter | anthropic | azure | ollama | custom
+    provider_type: str  # a registered spec's type: openai | openrouter | anthropic | azure | ...
     api_base: str
-    api_key: str | None = field(default=None, repr=False)
-    api_version: str | None = None  # Azure api-version
+    credentials: Credentials = field(default=NO_CREDENTIALS, repr=False)
+    api_version: str | None = None  # e.g. Azure's api-version; None: the spec's default
 
 
 @dataclass(slots=True)
@@ -39,57 +52,39 @@ class UpstreamRequest:
     body: bytes
 
 
-class ProviderError(TurnoutError):
-    """A provider answered with an error; status and message mapped to the OpenAI shape.
-
-    ``retryable`` marks 429/5xx/timeouts; ``retry_after_s`` carries the provider's Retry-After.
-    The provider's message is kept; its key never appears.
-    """
-
-    error_type = "api_error"
-    code = "upstream_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        error_type: str | None = None,
-        code: str | None = None,
-        param: str | None = None,
-        retryable: bool = False,
-        retry_after_s: float | None = None,
-    ) -> None:
-        super().__init__(message, param=param, code=code)
-        self.status_code = status
-        if error_type is not None:
-            self.error_type = error_type
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
+#: ``sign(request, credentials)``: sign a finished request in place (AWS SigV4, a fresh OAuth token).
+Signer = Callable[[UpstreamRequest, Credentials], None]
 
 
 class StreamDecoder(Protocol):
     """Turns a provider's streamed bytes into canonical chunk dicts, incrementally."""
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
+    def feed(self, data: bytes) -> list[Chunk]:
         """Consume the next bytes (any split); return the complete chunks they finish."""
         ...
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[Chunk]:
         """End of stream: flush what remains; raise ProviderError if the stream ended mid-way
         (no terminal event: no ``[DONE]`` / ``message_stop`` / ``done: true``)."""
         ...
 
 
 class ChatAdapter(Protocol):
-    """One provider wire format."""
+    """One provider wire format: transport (URLs, auth, signing) and the translation it uses."""
 
-    def chat_request(self, target: Target, body: dict[str, Any], *, stream: bool) -> UpstreamRequest:
+    #: signs every request the adapter builds (and the spec's models requests); None: no signing
+    sign: Signer | None
+
+    def auth_headers(self, credentials: Credentials) -> dict[str, str]:
+        """The headers that authenticate a request (and name the API version, where one is sent)."""
+        ...
+
+    def chat_request(self, target: Target, body: ChatRequest, *, stream: bool) -> UpstreamRequest:
         """Build the provider request from a canonical body (``model`` becomes ``target.external_id``).
         With ``stream``, ask the provider for usage in the stream when it supports that."""
         ...
 
-    def chat_response(self, target: Target, payload: bytes) -> dict[str, Any]:
+    def chat_response(self, target: Target, payload: bytes) -> Completion:
         """Provider success body -> canonical ``chat.completion`` (``model`` = ``target.model_id``)."""
         ...
 
@@ -97,14 +92,14 @@ class ChatAdapter(Protocol):
         """A fresh decoder for one streamed response."""
         ...
 
-    def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest:
+    def embeddings_request(self, target: Target, body: EmbeddingsRequest) -> UpstreamRequest:
         """Canonical OpenAI ``/v1/embeddings`` body -> provider request."""
         ...
 
-    def embeddings_response(self, target: Target, payload: bytes) -> dict[str, Any]:
+    def embeddings_response(self, target: Target, payload: bytes) -> EmbeddingsResponse:
         """Provider body -> canonical OpenAI embeddings response (``object: list``, ``data``, ``usage``)."""
         ...
 
-    def error(self, status: int, payload: bytes, headers: Mapping[str, str]) -> ProviderError:
+    def error(self, target: Target, status: int, payload: bytes, headers: Mapping[str, str]) -> ProviderError:
         """Provider error answer -> ProviderError with the right status, type and retry hints."""
         ...

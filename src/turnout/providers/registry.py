@@ -1,36 +1,51 @@
-"""Provider type -> adapter. Adapters are stateless, so each type gets one shared instance."""
+"""The registered provider types: one line per spec. Everything that lists or checks provider types
+(the admin API's validation and schema, the CLI help, sync, pricing) reads it from here.
+
+Adding a provider: write its folder with a ``spec.py`` (see ``providers/README.md``), add its
+``SPEC`` to ``SPECS``; the contract suite (``tests/contract/test_providers.py``) then runs on it.
+"""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from turnout.errors import UpstreamError
-from turnout.providers.azure import AzureAdapter
+from turnout.providers.anthropic.spec import SPEC as ANTHROPIC
+from turnout.providers.azure.spec import SPEC as AZURE
 from turnout.providers.base import ChatAdapter
-from turnout.providers.ollama import OllamaAdapter
-from turnout.providers.openai_compat import OpenAICompatAdapter
+from turnout.providers.ollama.spec import SPEC as OLLAMA
+from turnout.providers.openai_compat.spec import CUSTOM, OPENAI, OPENROUTER
+from turnout.providers.spec import ProviderSpec, WireFormat
 
-_openai = OpenAICompatAdapter()
-_ADAPTERS: dict[str, ChatAdapter] = {
-    "openai": _openai,
-    "openrouter": _openai,
-    "custom": _openai,
-    "azure": AzureAdapter(),
-    "ollama": OllamaAdapter(),
-}
-# Built on first use, so this module imports even where those adapters are absent.
-_LAZY = {"anthropic": ("turnout.providers.anthropic", "AnthropicAdapter")}
+SPECS: tuple[ProviderSpec, ...] = (
+    OPENAI,
+    OPENROUTER,
+    ANTHROPIC,
+    AZURE,
+    OLLAMA,
+    CUSTOM,
+)
+
+PROVIDER_TYPES: tuple[str, ...] = tuple(spec.type for spec in SPECS)
+SPECS_BY_TYPE: Mapping[str, ProviderSpec] = MappingProxyType({spec.type: spec for spec in SPECS})
+#: provider type -> how it lists its models
+WIRE_FORMATS: Mapping[str, WireFormat] = MappingProxyType({spec.type: spec.models for spec in SPECS})
+_ADAPTERS: dict[str, ChatAdapter] = {spec.type: spec.adapter for spec in SPECS}
+
+
+def spec_for(provider_type: str) -> ProviderSpec:
+    """The spec of ``provider_type``; UpstreamError (502) for an unknown type."""
+    spec = SPECS_BY_TYPE.get(provider_type)
+    if spec is None:
+        raise UpstreamError(f"no adapter for provider type '{provider_type}'")
+    return spec
 
 
 def adapter_for(provider_type: str) -> ChatAdapter:
-    """The adapter for ``provider_type``; UpstreamError (502) for an unknown type."""
+    """The adapter of ``provider_type`` (one dict look-up: this runs per attempt); UpstreamError
+    (502) for an unknown type."""
     adapter = _ADAPTERS.get(provider_type)
-    if adapter is not None:
-        return adapter
-    lazy = _LAZY.get(provider_type)
-    if lazy is None:
+    if adapter is None:
         raise UpstreamError(f"no adapter for provider type '{provider_type}'")
-    module = importlib.import_module(lazy[0])
-    adapter = getattr(module, lazy[1])()
-    _ADAPTERS[provider_type] = adapter
     return adapter

@@ -17,10 +17,10 @@ from sqlalchemy.sql.dml import Insert
 
 from turnout.records.journal import COLUMN_PLANS, to_row
 from turnout.store.dml import conflict_insert
-from turnout.store.gate import engine_of, write_gate
 from turnout.store.messages import Message
-from turnout.store.one_hop import OneHop
-from turnout.store.polite import PoliteWorker
+from turnout.store.sqlite.gate import engine_of, write_gate
+from turnout.store.sqlite.one_hop import OneHop
+from turnout.store.sqlite.polite import PoliteWorker
 
 # Rows per transaction: each commit rewrites the b-trees' right edges into the WAL, so 50-row
 # slices cost ~35 us of CPU per row and 100-row ones ~23 (200: ~21); a slice of 100 still holds

@@ -1,18 +1,15 @@
-"""Append-only JSONL journal of records the database could not take (yet).
+"""The journal's line format, and what a record becomes in the database.
 
-New records are appended (and fsynced) to ``records.jsonl``. A replay first *rotates* that file to
-``replay-<ns>-<seq>.jsonl`` (an atomic rename, so appends go on into a fresh file), inserts what the
-rotated files hold, and removes each one only after its last batch is committed. The methods here are
-synchronous file I/O: the writer calls them through ``asyncio.to_thread`` under one lock.
-``to_row`` turns a submitted or journaled record back into a complete, typed Message row;
-``is_transient`` tells a failed insert that belongs in the journal (database unreachable) from bad data.
+A record is one JSON document per line (orjson never emits a raw newline inside a document):
+``encode_line`` is strict and says when a record is not plain JSON (then it is cleaned first);
+``encode`` never fails. ``JournalReader`` reads a file back in batches (also the files of earlier
+versions: the outage journal and ``rejected.jsonl``). ``to_row`` turns a submitted or journaled
+record back into a complete, typed Message row; ``is_transient`` tells a failed insert that must
+wait for the database (unreachable) from one it refused (bad data).
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -29,11 +26,7 @@ from turnout.store.messages import Message
 
 log = structlog.get_logger(__name__)
 
-ACTIVE_NAME = "records.jsonl"
-REJECTED_NAME = "rejected.jsonl"
-ROTATED_GLOB = "replay-*.jsonl"
 _OPTIONS = orjson.OPT_NON_STR_KEYS
-_seq = itertools.count()
 _MISSING = object()
 
 
@@ -48,8 +41,26 @@ def _default(value: Any) -> Any:
 
 
 def encode(records: Iterable[dict[str, Any]]) -> bytes:
-    """One JSON document per line (orjson never emits a raw newline inside a document)."""
+    """One JSON document per line; an odd value becomes its text."""
     return b"".join(orjson.dumps(record, default=_default, option=_OPTIONS) + b"\n" for record in records)
+
+
+def _decimal_only(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError
+
+
+def encode_line(record: dict[str, Any]) -> bytes | None:
+    """``record`` as one line, or None when it holds something that is not plain JSON (a set, a
+    non-text key, an integer beyond 64 bits, a lone surrogate): what the databases' JSON refuses too."""
+    try:
+        return orjson.dumps(record, default=_decimal_only) + b"\n"
+    except orjson.JSONEncodeError:
+        return None
+
+
+NUL_ESCAPE = b"\\u0000"  # how a NUL inside any string of a record shows on its encoded line
 
 
 def _factory(default: Any) -> Callable[[], Any]:
@@ -148,14 +159,6 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class JournalReader:
     """Reads a rotated file in batches, remembering the offset after the last batch handed out."""
 
@@ -166,7 +169,8 @@ class JournalReader:
         self.offset = offset
 
     def next_batch(self, size: int) -> list[dict[str, Any]]:
-        """Up to ``size`` records; [] at the end. Unparsable lines (a torn last write) are skipped."""
+        """Up to ``size`` records; [] at the end. Unparsable lines (a torn last write) are skipped;
+        a line of an earlier version's ``rejected.jsonl`` gives its record."""
         batch: list[dict[str, Any]] = []
         while len(batch) < size:
             line = self._file.readline()
@@ -179,6 +183,8 @@ class JournalReader:
             except orjson.JSONDecodeError:
                 log.warning("journal.bad_line", path=str(self.path), offset=self._file.tell() - len(line))
                 continue
+            if isinstance(record, dict) and isinstance(record.get("record"), dict) and "error" in record:
+                record = record["record"]
             if isinstance(record, dict):
                 batch.append(record)
         self.offset = self._file.tell()
@@ -186,71 +192,3 @@ class JournalReader:
 
     def close(self) -> None:
         self._file.close()
-
-
-class Journal:
-    """The journal directory (mode 0700; files 0600)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-        self.active = self.directory / ACTIVE_NAME
-        self.rejected = self.directory / REJECTED_NAME
-
-    def ensure(self) -> None:
-        """Create the directory (private to the owner)."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-    def _append(self, path: Path, data: bytes) -> None:
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            _fsync_dir(self.directory)
-
-    def append(self, records: list[dict[str, Any]]) -> None:
-        """Append records durably (written and fsynced before returning)."""
-        if records:
-            self.ensure()
-            self._append(self.active, encode(records))
-
-    def reject(self, record: dict[str, Any], error: str) -> None:
-        """Keep a record the database refuses (bad data) in ``rejected.jsonl``, with the reason."""
-        self.ensure()
-        self._append(self.rejected, encode([{"error": error[:2000], "record": record}]))
-
-    def rotate(self) -> None:
-        """Move the active file aside for replay (only when it holds something)."""
-        try:
-            if self.active.stat().st_size == 0:
-                return
-        except FileNotFoundError:
-            return
-        target = self.directory / f"replay-{time.time_ns():020d}-{next(_seq):06d}.jsonl"
-        os.replace(self.active, target)
-        _fsync_dir(self.directory)
-
-    def rotated(self) -> list[Path]:
-        """Files waiting for replay, oldest first."""
-        return sorted(self.directory.glob(ROTATED_GLOB))
-
-    def remove(self, path: Path) -> None:
-        """Drop a fully replayed file."""
-        path.unlink(missing_ok=True)
-        _fsync_dir(self.directory)
-
-    def size(self) -> int:
-        """Bytes waiting in the journal (active and rotated files)."""
-        total = 0
-        for path in [self.active, *self.rotated()]:
-            try:
-                total += path.stat().st_size
-            except FileNotFoundError:
-                pass
-        return total

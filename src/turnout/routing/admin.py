@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
+from turnout.domain.policies import DEFAULT_TASK_POLICIES, PolicyBody, PolicyIn, PolicyOut, view_of
+from turnout.domain.snapshot import TASK_MAPS_KEY, TASK_POLICIES_KEY, SnapshotStore
+from turnout.domain.task_maps import DEFAULT_MAPS, TaskMaps
 from turnout.errors import Conflict, InvalidRequest, NotFound
-from turnout.gateway.snapshot import TASK_MAPS_KEY, TASK_POLICIES_KEY, SnapshotStore
-from turnout.routing.policies import DEFAULT_TASK_POLICIES, PolicyBody, PolicyIn, PolicyOut, view_of
-from turnout.routing.tasks import DEFAULT_MAPS, TaskMaps
 from turnout.store.routing import RoutingPolicy, SettingEntry
 
 

@@ -2,6 +2,14 @@
 
 Every cell holds three decayed sums: count ``n``, ratings ``s`` and squares ``q``, for the levels
 agent ``(tenant, agent, task)``, tenant ``(tenant, task)`` and global ``(task)``, per model.
+
+Experience is per tenant: a tenant's ratings reach only its own agent and tenant cells. The global
+level is what every tenant may see: platform priors (``add_prior``: imported evaluations, the
+replay's warmup), plus, for tenants that opted in to sharing (``set_shared``), the pooled ratings of
+all sharing tenants (the ``s`` cells, kept equal to the sum of the sharing tenants' tenant cells).
+Another tenant's ratings never move a tenant that does not share: they once switched one tenant's
+routing to a model ~17x the price.
+
 Decay uses one reference time ``t_ref``: a rating at ``t`` is added with weight ``2 ** ((t - t_ref) / h)``
 and a sum read at ``now`` is multiplied by ``2 ** (-(now - t_ref) / h)``, one scalar for every cell.
 So an update is O(1), a replaced rating is removed exactly (its weight is a function of its own time)
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +35,12 @@ from turnout.routing.sum_table import SumTable
 
 Key = tuple[str, ...]
 LEVEL_NAMES = ("prior", "prior", "global", "tenant", "agent")  # codes 0 (none) .. 4 (agent)
+PRIOR, POOL, TENANT, AGENT = "g", "s", "t", "a"  # cell kinds: platform priors, sharing pool, tenant, agent
 _REBASE = 512.0  # rebase t_ref when new weights would exceed 2**_REBASE
 DAY = 86_400.0
+# Errors and latencies fade with a 10-minute half-life: an error burst weighs on routing for minutes,
+# not hours (the circuit breaker handles the acute phase).
+OUTCOME_HALF_LIFE_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +90,7 @@ class ExperienceStore:
     def __init__(
         self,
         half_life_s: float = 30 * DAY,
-        outcome_half_life_s: float = 3600.0,
+        outcome_half_life_s: float = OUTCOME_HALF_LIFE_S,
         strengths: Strengths | None = None,
         track_delta: bool = False,
     ) -> None:
@@ -91,19 +103,50 @@ class ExperienceStore:
         self._o_ref: float | None = None
         self._cache: dict[tuple[Key, Hashable], list[Any]] = {}  # -> [models seen, slot array]
         self._positions: dict[Hashable, dict[str, int]] = {}  # cache key -> model id -> position
-        self._tasks: dict[str, None] = {}  # tasks with a global table, for the cross-task fit
-        self._fits: dict[tuple[Hashable, str], tuple[float, int, _Fit]] = {}
+        self._tasks: dict[str, None] = {}  # tasks with any cell, for the cross-task fit
+        self._shared: frozenset[str] = frozenset()  # tenants whose ratings pool in the ``s`` cells
+        self._fits: dict[tuple[Hashable, ...], tuple[float, int, _Fit]] = {}  # by (list, task, scope)
         self._versions: dict[str, int] = {}  # task -> bumped by every write to one of its cells
         self._memo: dict[tuple[Any, ...], tuple[int, _Fit, Estimates]] = {}  # estimates per candidate list
         self.refit_s = 10.0  # a cached cross-task fit is reused for this long (seconds of ``now``)
         self._delta = ExperienceStore(half_life_s, outcome_half_life_s, strengths) if track_delta else None
 
     # -- writes ---------------------------------------------------------------------------------
-    @staticmethod
-    def keys(tenant_id: str, agent_id: str | None, task: str) -> list[Key]:
-        """The cells one rating updates, finest first (no agent cell without an agent)."""
-        keys: list[Key] = [("a", tenant_id, agent_id, task)] if agent_id else []
-        return [*keys, ("t", tenant_id, task), ("g", task)]
+    def keys(self, tenant_id: str, agent_id: str | None, task: str) -> list[Key]:
+        """The cells one rating updates, finest first (no agent cell without an agent; the sharing
+        pool only while the tenant shares)."""
+        keys: list[Key] = [(AGENT, tenant_id, agent_id, task)] if agent_id else []
+        keys.append((TENANT, tenant_id, task))
+        return [*keys, (POOL, task)] if tenant_id in self._shared else keys
+
+    def add_prior(
+        self, task: str, model_id: str, count: float, total: float, total_sq: float, at: float
+    ) -> None:
+        """Platform-provided prior ratings (an imported evaluation, the replay's warmup): the only
+        ratings every tenant's estimates see. ``count`` ratings summing to ``total``, dated ``at``."""
+        self._add([(PRIOR, task)], model_id, count, total, total_sq, at)
+        if self._delta is not None:
+            self._delta.add_prior(task, model_id, count, total, total_sq, at)
+
+    def set_shared(self, tenants: Iterable[str]) -> None:
+        """The tenants that opted in to sharing: each sees the pooled ratings of all of them. Their
+        tenant cells move into (or out of) the pool exactly; called when the setting changes."""
+        shared = frozenset(tenants)
+        if shared == self._shared:
+            return
+        for key, table in list(self._tables.items()):
+            if key[0] == TENANT and (key[1] in shared) != (key[1] in self._shared):
+                pool = self._table((POOL, key[2]))
+                sign = 1.0 if key[1] in shared else -1.0
+                for model_id, row in table.index.items():
+                    pool.add(model_id, sign * table.data[row])
+                self._versions[key[2]] = self._versions.get(key[2], 0) + 1
+        self._shared = shared
+        self._fits.clear()
+        self._memo.clear()
+
+    def _table(self, key: Key) -> SumTable:
+        return self._tables.get(key) or self._tables.setdefault(key, SumTable())
 
     def record(
         self, tenant_id: str, agent_id: str | None, task: str, model_id: str, rating: float,
@@ -139,10 +182,8 @@ class ExperienceStore:
         w = float(2.0 ** ((at - self._t_ref) / self.half_life_s))
         for key in keys:
             self._versions[key[-1]] = self._versions.get(key[-1], 0) + 1
-            table = self._tables.get(key) or self._tables.setdefault(key, SumTable())
-            if key[0] == "g":
-                self._tasks[key[1]] = None
-            table.accumulate(model_id, w * count, w * total, w * total_sq)
+            self._tasks[key[-1]] = None
+            self._table(key).accumulate(model_id, w * count, w * total, w * total_sq)
 
     def decay(self, now: float | None = None) -> float:
         """The factor turning stored sums into sums decayed to ``now``."""
@@ -164,15 +205,21 @@ class ExperienceStore:
             self._delta.record_outcome(model_id, ok, latency_ms, at)
 
     def reset(
-        self, model_id: str | None = None, task: str | None = None, agent_id: str | None = None
+        self,
+        model_id: str | None = None,
+        task: str | None = None,
+        agent_id: str | None = None,
+        tenant_id: str | None = None,
     ) -> None:
-        """Forget ratings: an agent's (taken out of the coarser levels too), a task's, a model's, or all.
+        """Forget ratings: an agent's (of ``tenant_id``, or of every tenant; taken out of the coarser
+        levels too), a task's, a model's, or all.
 
         Resets are local: apply them on every replica (deltas carry ratings, not resets)."""
         for key, table in list(self._tables.items()):
-            if (agent_id is not None and (key[0] != "a" or key[2] != agent_id)) or task not in (
-                None,
-                key[-1],
+            if task not in (None, key[-1]):
+                continue
+            if agent_id is not None and (
+                key[0] != AGENT or key[2] != agent_id or tenant_id not in (None, key[1])
             ):
                 continue
             chosen = [(m, r) for m, r in table.index.items() if model_id is None or m == model_id]
@@ -232,7 +279,9 @@ class ExperienceStore:
         k = strengths or self.strengths
         now = time.time() if now is None else now
         f = self.decay(now)
-        fit = self._cross_task(model_ids, task, np.asarray(priors, dtype=float), f, k, now, cache_key)
+        fit = self._cross_task(
+            tenant_id, model_ids, task, np.asarray(priors, dtype=float), f, k, now, cache_key
+        )
         if cache_key is None:
             return self._estimate(tenant_id, agent_id, task, model_ids, fit, f, k, None)
         memo_key = (cache_key, tenant_id, agent_id, task, k)
@@ -252,9 +301,11 @@ class ExperienceStore:
     ) -> Estimates:  # fmt: skip
         size = len(model_ids)
         zeros = np.zeros((size, 3))
-        keys = reversed(self.keys(tenant_id, agent_id, task))
-        gathered = [self._gather(key, model_ids, cache_key) for key in keys]
-        incl = [zeros if c is None else c * f for c in gathered] + [zeros] * (3 - len(gathered))  # g, t, a
+        tenant = self._gather((TENANT, tenant_id, task), model_ids, cache_key)
+        pool = self._gather((POOL, task), model_ids, cache_key) if tenant_id in self._shared else tenant
+        visible = _plus(self._gather((PRIOR, task), model_ids, cache_key), pool)
+        agent = self._gather((AGENT, tenant_id, agent_id, task), model_ids, cache_key) if agent_id else None
+        incl = [zeros if c is None else c * f for c in (visible, tenant, agent)]  # global, tenant, agent
         n_g = np.maximum(incl[0][:, 0], 0.0)
         total = float(n_g.sum())
         base = fit.baseline
@@ -262,7 +313,7 @@ class ExperienceStore:
             base = (float((incl[0][:, 1] - n_g * fit.effect).sum()) + k.offset * base) / (total + k.offset)
         mean = np.clip(base + fit.effect, 0.0, 1.0)
         nu = k.priority + fit.evidence
-        parts = [incl[0] - incl[1], incl[1] - incl[2], incl[2]]  # other tenants, other agents, this agent
+        parts = [incl[0] - incl[1], incl[1] - incl[2], incl[2]]  # priors and pool, other agents, this agent
         for part, strength in zip(parts, (k.model, k.tenant, k.agent), strict=True):
             part = np.where(part[:, :1] > 1e-9, part, 0.0)  # float residue of removed ratings
             n = part[:, 0]
@@ -283,23 +334,33 @@ class ExperienceStore:
         return Estimates(mean, sigma2 / nu, evidence, level, total)
 
     def _cross_task(
-        self, model_ids: Sequence[str], task: str, priors: np.ndarray, f: float, k: Strengths, now: float,
-        cache_key: Hashable | None,
+        self, tenant_id: str, model_ids: Sequence[str], task: str, priors: np.ndarray, f: float, k: Strengths,
+        now: float, cache_key: Hashable | None,
     ) -> _Fit:  # fmt: skip
-        """Additive fit ``rating ~ baseline(t) + effect(m)`` over the other tasks' global cells.
+        """Additive fit ``rating ~ baseline(t) + effect(m)`` over the other tasks' ratings that the
+        tenant may see (platform priors, plus its own or the sharing pool's).
 
         Effects are shrunk toward the priors' deviations (``strengths.priority`` pseudo-ratings), so
         with equal priorities an unrated model counts as average. A few alternating least-squares
-        sweeps; cached per (candidate list, task) for ``refit_s`` seconds.
+        sweeps; cached per (candidate list, task, scope) for ``refit_s`` seconds.
         """
+        scope = (POOL,) if tenant_id in self._shared else (TENANT, tenant_id)
+        fit_key = (cache_key, task, scope)
         if cache_key is not None:
-            hit = self._fits.get((cache_key, task))
+            hit = self._fits.get(fit_key)
             if hit is not None and now - hit[0] < self.refit_s and hit[1] == len(self._tasks):
                 return hit[2]
         size = len(model_ids)
         p_bar = float(priors.mean()) if priors.size else 0.5
         effect = priors - p_bar
-        gathered = (self._gather(("g", t), model_ids, cache_key) for t in self._tasks if t != task)
+        gathered = (
+            _plus(
+                self._gather((PRIOR, t), model_ids, cache_key),
+                self._gather((*scope, t), model_ids, cache_key),
+            )
+            for t in self._tasks
+            if t != task
+        )
         cells = [c for c in gathered if c is not None]
         fit = _Fit(effect, np.zeros(size), p_bar)
         if cells:
@@ -315,7 +376,7 @@ class ExperienceStore:
         if cache_key is not None:
             if len(self._fits) > 4096:
                 self._fits.clear()
-            self._fits[(cache_key, task)] = (now, len(self._tasks), fit)
+            self._fits[fit_key] = (now, len(self._tasks), fit)
         return fit
 
     def estimate(
@@ -347,6 +408,7 @@ class ExperienceStore:
         cells = [
             [list(key), {m: table.data[r].tolist() for m, r in table.index.items() if table.data[r].any()}]
             for key, table in self._tables.items()
+            if key[0] != POOL  # derived from the tenant cells and the receiver's own sharing setting
         ]
         outcomes = {m: self._outcomes.data[row].tolist() for m, row in self._outcomes.index.items()}
         return {
@@ -372,14 +434,23 @@ class ExperienceStore:
             raise ValueError("snapshot has a different half-life")
         if snapshot.get("t_ref") is not None:
             for key, rows in snapshot["cells"]:
+                keys = self._merged_keys(tuple(key))
                 for model_id, (count, total, total_sq) in rows.items():  # stored at weight 1 = their t_ref
-                    self._add([tuple(key)], model_id, count, total, total_sq, snapshot["t_ref"])
+                    self._add(keys, model_id, count, total, total_sq, snapshot["t_ref"])
         if snapshot.get("o_ref") is not None:
             if self._o_ref is None:
                 self._o_ref = snapshot["o_ref"]
             scale = 2.0 ** ((snapshot["o_ref"] - self._o_ref) / self.outcome_half_life_s)
             for model_id, sums in snapshot["outcomes"].items():
                 self._outcomes.add(model_id, np.asarray(sums) * scale)
+
+    def _merged_keys(self, key: Key) -> list[Key]:
+        """Where a shipped cell's sums go here: pool cells are derived, never shipped."""
+        if key[0] == POOL:
+            return []
+        if key[0] == TENANT and key[1] in self._shared:
+            return [key, (POOL, key[2])]
+        return [key]
 
     def drain_delta(self) -> dict[str, Any] | None:
         """The increments since the last drain (for ``merge`` on other replicas); None without tracking."""
@@ -388,3 +459,10 @@ class ExperienceStore:
         delta = self._delta.snapshot()
         self._delta = ExperienceStore(self.half_life_s, self.outcome_half_life_s, self.strengths)
         return delta
+
+
+def _plus(first: np.ndarray | None, second: np.ndarray | None) -> np.ndarray | None:
+    """The sum of two gathered cells, either of which may be missing."""
+    if first is None:
+        return second
+    return first if second is None else first + second

@@ -3,8 +3,11 @@
 Each row goes through ``Router.rank`` over a scratch catalog built from the prices file (every model
 at the same priority, so nothing about the answer is encoded there). In ``bandit`` mode only the
 chosen model's score comes back, as an explicit rating through ``ExperienceStore.record`` (what the
-feedback service calls); in ``full`` mode every model's score does. Costs are estimated from the
-prompt's length (4 characters a token) and ``answer_tokens`` at each model's prices.
+feedback service calls); in ``full`` mode every model's score does. The warmup table is the
+platform-priors path: its scores go in through ``ExperienceStore.add_prior``, the global level every
+tenant's estimates see, so the replayed tenant's own ratings refine them as a real tenant's would.
+Costs are estimated from the prompt's length (4 characters a token) and ``answer_tokens`` at each
+model's prices.
 """
 
 from __future__ import annotations
@@ -105,10 +108,10 @@ def scratch_catalog(prices: dict[str, tuple[float, float]]) -> CandidateSet:
 
 def _detector(notes: list[str]) -> Callable[[str], str]:
     try:
-        from turnout.routing.tasks import detect_task
+        from turnout.routing.detection import detect_task
     except ImportError:
         notes.append(
-            "task detection unavailable (turnout.routing.tasks missing): every row routed as 'general'"
+            "task detection unavailable (turnout.routing.detection missing): every row routed as 'general'"
         )
         return lambda _prompt: "general"
     return lambda prompt: detect_task({"messages": [{"role": "user", "content": prompt}]}).task_type
@@ -160,7 +163,11 @@ def replay(
             costs = (tokens * p_in + answer_tokens * p_out) / 1e6
             scores = np.array([row.scores[n] for n in names])
             for name in names if mode == "full" else [pick]:
-                store.record(TENANT, AGENT, task, PREFIX + name, row.scores[name], clock)
+                score = row.scores[name]
+                if counted:  # the tenant's own ratings, as the feedback service records them
+                    store.record(TENANT, AGENT, task, PREFIX + name, score, clock)
+                else:  # the warmup is what a platform imports: priors every tenant sees
+                    store.add_prior(task, PREFIX + name, 1.0, score, score * score, clock)
             clock += STEP_S
             if counted:
                 detected[task] += 1

@@ -29,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from turnout.routing.experience import DAY, LEVEL_NAMES, ExperienceStore, Strengths
+from turnout.routing.experience import DAY, LEVEL_NAMES, OUTCOME_HALF_LIFE_S, ExperienceStore, Strengths
 from turnout.routing.types import Candidate, Decision, RouteRequest, ScoredCandidate
 
 Exploration = Literal["thompson", "ucb", "off"]
@@ -51,10 +51,12 @@ class RouterConfig:
     size_exponent: float = 3.0  # the margin scales by (request cost / the agent's typical) ** this
     error_penalty: float = 0.5  # score lost per unit of recent error rate
     latency_penalty: float = 0.05  # score lost per doubling of latency over the candidates' median
+    latency_penalty_cap: float = 0.05  # at most this: a slow but better model still wins
     outcome_prior: float = 5.0  # pseudo-calls (fine, median latency) shrinking the penalties
+    outcome_evidence: float = 10.0  # calls at most behind a sampled error rate (bursts are one event)
     strengths: Strengths = field(default_factory=Strengths)
     half_life_s: float = 30 * DAY  # for the store ``Router`` creates when given none
-    outcome_half_life_s: float = 3600.0
+    outcome_half_life_s: float = OUTCOME_HALF_LIFE_S
     max_ranked: int | None = 32  # Decision.ranked keeps the best N, in order (None: all)
 
     def __post_init__(self) -> None:
@@ -187,10 +189,15 @@ class Router:
 
         prio, mean, level = cs.priority[idx], est.mean[idx], est.level[idx]
         cost_k = cost[idx]
-        penalty = self._penalty(cs.ids, idx, now, cache_key)
         has_exp = bool((level > 0).any())
         exploring = has_exp and cfg.exploration != "off" and cfg.exploration_rate > 0
         exploring = exploring and (request.explore if explore is None else explore)
+        sample_from = None
+        if request.explore if explore is None else explore:
+            sample_from = self._gen if rng is None else np.random.default_rng(rng.getrandbits(64))
+        penalty = self._penalty(
+            cs.ids, idx, now, cache_key, sample_from if cfg.exploration != "off" else None
+        )
         sampled: np.ndarray | None = None
         thrift = np.zeros(idx.size)
         margin = cfg.cost_margin
@@ -273,22 +280,41 @@ class Router:
         return float(ratio**self.config.size_exponent)
 
     def _penalty(
-        self, ids: list[str], idx: np.ndarray, now: float | None, cache_key: int | None
+        self,
+        ids: list[str],
+        idx: np.ndarray,
+        now: float | None,
+        cache_key: int | None,
+        gen: np.random.Generator | None = None,
     ) -> np.ndarray:
-        """Recent error rate and slowness, shrunk toward "fine" by ``outcome_prior`` pseudo-calls."""
+        """Recent error rate and slowness, shrunk toward "fine" by ``outcome_prior`` pseudo-calls.
+
+        Outcomes decay (``outcome_half_life_s``), and while exploring the error rate is drawn from its
+        Beta posterior rather than taken at its mean: a model that erred in a burst still gets an
+        occasional request, so it is seen to recover instead of waiting out the decay unused. The
+        slowness term is capped (``latency_penalty_cap``): a slow local model that answers better
+        keeps its place."""
         cfg = self.config
         stats = self.experience.outcomes(ids, now=now, cache_key=cache_key)
         if stats is None:
             return np.zeros(idx.size)
         calls, errors, lat_sum = (a[idx] for a in stats)
-        penalty = cfg.error_penalty * errors / (calls + cfg.outcome_prior)
+        if gen is not None and (errors > 1e-3).any():
+            # errors come in bursts, not one by one: past ``outcome_evidence`` calls, more of the same
+            # burst does not make the rate more certain
+            scale = np.minimum(1.0, cfg.outcome_evidence / np.maximum(calls, 1e-9))
+            fine = np.maximum(calls - errors, 0.0) * scale + cfg.outcome_prior
+            rate = np.where(errors > 1e-3, gen.beta(np.maximum(errors * scale, 1e-3), fine), 0.0)
+        else:
+            rate = errors / (calls + cfg.outcome_prior)
+        penalty = cfg.error_penalty * rate
         seen = calls > 1e-9
         if cfg.latency_penalty and seen.any():
             lat = np.divide(lat_sum, calls, out=np.zeros(idx.size), where=seen)
             median = float(np.median(lat[seen]))
             if median > 0:
                 slow = np.log2(np.maximum(lat, median) / median) * calls / (calls + cfg.outcome_prior)
-                penalty = penalty + cfg.latency_penalty * slow
+                penalty = penalty + np.minimum(cfg.latency_penalty * slow, cfg.latency_penalty_cap)
         return np.asarray(penalty, dtype=float)
 
     def _reason(

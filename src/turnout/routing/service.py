@@ -6,25 +6,34 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from turnout.auth.principal import Principal
+from turnout.domain.capsule import allowed_by_capsule
+from turnout.domain.policies import DEFAULT_POLICY, PolicyView
+from turnout.domain.requests import ChatCall
+from turnout.domain.snapshot import ModelEntry, Snapshot
+from turnout.domain.task_maps import DEFAULT_MAPS
 from turnout.errors import Forbidden, InvalidRequest, NotFound
-from turnout.gateway.limits import CircuitBreakers
-from turnout.gateway.parse import ChatCall
-from turnout.gateway.plan import allowed_by_capsule, build_plan
-from turnout.gateway.snapshot import ModelEntry, Snapshot
-from turnout.routing.policies import DEFAULT_POLICY, PolicyView
+from turnout.routing.detection import TextClassifier, detect_task
+from turnout.routing.plan import build_plan
 from turnout.routing.router import CandidateSet, Router
-from turnout.routing.tasks import DEFAULT_MAPS, TextClassifier, detect_task
 from turnout.routing.types import Candidate, Decision, RouteRequest, ScoredCandidate, TaskDetection
+from turnout.tokens import estimate_prompt_tokens
 
 log = structlog.get_logger(__name__)
 MAX_PLAN = 5  # models tried in order by failover
 NO_AGENT_CANDIDATES = 1000
 CACHE_SIZE = 4096  # callers without an agent: the highest-priority usable models
+
+
+class BreakerView(Protocol):
+    """What routing reads of the circuit breakers (``gateway.limits.CircuitBreakers``): whether a
+    model is being skipped for a caller's tenant right now."""
+
+    def is_open(self, model_id: str, tenant_id: str | None = None) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -38,16 +47,12 @@ class Routed:
     agent_id: str | None
 
 
-def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """About 4 characters a token over the text of every message."""
-    chars = 0
-    for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
-    return chars // 4
+class Restriction(Protocol):
+    """The cost tiers a caller may still be routed to, and why (None: all of them)."""
+
+    def __call__(
+        self, snapshot: Snapshot, principal: Principal, agent_id: str | None, policy: str | None
+    ) -> tuple[frozenset[str], str] | None: ...
 
 
 class RoutingService:
@@ -56,7 +61,7 @@ class RoutingService:
     def __init__(
         self,
         router: Router,
-        breakers: CircuitBreakers,
+        breakers: BreakerView,
         *,
         default_model: str | None = None,
         classifier: TextClassifier | None = None,
@@ -67,18 +72,18 @@ class RoutingService:
         self._default_model = default_model
         self._rng = random.Random()
         self._cache: dict[tuple[Any, ...], tuple[Snapshot, CandidateSet, list[tuple[str, str]]]] = {}
+        self._shared: frozenset[str] = frozenset()  # the sharing setting the experience store has
+        self.restrict: Restriction | None = None  # budgets that steer routing (spend.guard), when wired
 
     def agent_of(self, snapshot: Snapshot, principal: Principal, call: ChatCall) -> str | None:
-        """The agent a request acts for: the API key's, or ``metadata.agent_id`` of the caller's tenant."""
+        """The agent a request acts for: the API key's (checked when authenticated), or an active
+        agent of the caller's tenant named by ``metadata.agent_id``."""
         if principal.agent_id is not None:
             return principal.agent_id
         wanted = call.metadata.get("agent_id")
         if wanted is None:
             return None
-        agent = snapshot.agents.get(wanted)
-        if agent is None or agent.tenant_id != principal.tenant_id:
-            raise NotFound(f"agent '{wanted}' not found", param="metadata.agent_id")
-        return str(wanted)
+        return snapshot.acting_agent(principal.tenant_id, str(wanted), param="metadata.agent_id").id
 
     def route(
         self, snapshot: Snapshot, principal: Principal, call: ChatCall, model_type: str = "chat"
@@ -89,10 +94,10 @@ class RoutingService:
             call.body, snapshot.task_maps or DEFAULT_MAPS, explicit=call.task_type, classifier=classifier
         )
         agent_id = self.agent_of(snapshot, principal, call)
-        policy = self._policy(snapshot, detection.task_type, agent_id)
+        policy = self._policy(snapshot, detection.task_type, principal.tenant_id, agent_id)
         if call.model is not None:  # the caller named a model: no ranking, but the same checks
             plan = build_plan(snapshot, principal, call.model, call.fallbacks, model_type, agent_id)
-            self._check_enabled(snapshot, agent_id, plan)
+            self._check_enabled(snapshot, principal.tenant_id, agent_id, plan)
             ranked = [_explicit(m) for m in plan]
             decision = Decision(detection.task_type, ranked, reason="model named by the caller")
             return Routed(detection, plan, decision, policy.name if policy else DEFAULT_POLICY, agent_id)
@@ -124,6 +129,9 @@ class RoutingService:
         model_type: str,
     ) -> Decision:
         """Candidates -> filters -> scores (the part `explain` shows)."""
+        if snapshot.shared_experience is not self._shared:  # the sharing setting changed: a rare event
+            self.router.experience.set_shared(snapshot.shared_experience)
+            self._shared = snapshot.shared_experience
         candidates, base_filtered = self._candidates(snapshot, principal, agent_id, policy, model_type)
         requirements = call.requirements
         required = set(detection.required_capabilities)
@@ -144,13 +152,25 @@ class RoutingService:
             min_quality=requirements.get("min_quality_score")
             if isinstance(requirements.get("min_quality_score"), int | float)
             else None,
-            explore=_explore_allowed(snapshot, agent_id),
+            explore=_explore_allowed(snapshot, principal.tenant_id, agent_id),
         )
         decision = self.router.rank(request, candidates, rng=self._rng)
-        tripped = [s.model_id for s in decision.ranked if self._breakers.is_open(s.model_id)]
+        tenant = principal.tenant_id  # a model open for this tenant only is skipped for it alone
+        tripped = [s.model_id for s in decision.ranked if self._breakers.is_open(s.model_id, tenant)]
         if tripped:
             decision.ranked = [s for s in decision.ranked if s.model_id not in tripped]
         decision.filtered = base_filtered + [(m, "circuit breaker open") for m in tripped] + decision.filtered
+        limited = (
+            self.restrict(snapshot, principal, agent_id, policy.name if policy else None)
+            if self.restrict
+            else None
+        )
+        if limited is not None:  # a downgrade or pause_expensive budget is used up: cheaper tiers only
+            tiers, why = limited
+            cut = [s.model_id for s in decision.ranked if snapshot.models[s.model_id].cost_tier not in tiers]
+            decision.ranked = [s for s in decision.ranked if s.model_id not in cut]
+            decision.filtered += [(m, why) for m in cut]
+            decision.reason = f"{decision.reason}; {why}" if decision.reason else why
         return decision
 
     def _candidates(
@@ -162,13 +182,20 @@ class RoutingService:
         model_type: str,
     ) -> tuple[CandidateSet, list[tuple[str, str]]]:
         """The agent's candidate set, built once per snapshot, role set and policy, then reused."""
-        key = (id(snapshot), agent_id, principal.roles, policy.name if policy else None, model_type)
+        key = (
+            id(snapshot),
+            principal.tenant_id,
+            agent_id,
+            principal.roles,
+            policy.name if policy else None,
+            model_type,
+        )
         cached = self._cache.get(key)
         if cached is not None and cached[0] is snapshot:
             return cached[1], cached[2]
         filtered: list[tuple[str, str]] = []
         candidates: list[Candidate] = []
-        for model, override in self._pool(snapshot, agent_id, model_type):
+        for model, override in self._pool(snapshot, principal.tenant_id, agent_id, model_type):
             if not model.usable:
                 filtered.append((model.id, "unavailable or disabled"))
             elif not allowed_by_capsule(snapshot, principal, model, agent_id):
@@ -182,10 +209,10 @@ class RoutingService:
         return built, filtered
 
     def _pool(
-        self, snapshot: Snapshot, agent_id: str | None, model_type: str
+        self, snapshot: Snapshot, tenant_id: str, agent_id: str | None, model_type: str
     ) -> Iterable[tuple[ModelEntry, int | None]]:
         if agent_id is not None:
-            for model_id, override in snapshot.agent_models.get(agent_id, {}).items():
+            for model_id, override in snapshot.agent_models.get((tenant_id, agent_id), {}).items():
                 model = snapshot.models.get(model_id)
                 if model is not None and model.model_type == model_type:
                     yield model, override
@@ -197,10 +224,12 @@ class RoutingService:
         for model in usable[:NO_AGENT_CANDIDATES]:
             yield model, None
 
-    def _policy(self, snapshot: Snapshot, task_type: str, agent_id: str | None) -> PolicyView | None:
+    def _policy(
+        self, snapshot: Snapshot, task_type: str, tenant_id: str, agent_id: str | None
+    ) -> PolicyView | None:
         name = snapshot.task_policies.get(task_type)
         if name is None and agent_id is not None:
-            agent = snapshot.agents.get(agent_id)
+            agent = snapshot.agents.get((tenant_id, agent_id))
             name = agent.default_policy if agent is not None else None
         return snapshot.policies.get(name or DEFAULT_POLICY)
 
@@ -211,13 +240,15 @@ class RoutingService:
         enabled models. Returns the plan and the agent the call is attributed to."""
         agent_id = self.agent_of(snapshot, principal, call)
         plan = build_plan(snapshot, principal, call.model or "", call.fallbacks, model_type, agent_id)
-        self._check_enabled(snapshot, agent_id, plan)
+        self._check_enabled(snapshot, principal.tenant_id, agent_id, plan)
         return plan, agent_id
 
-    def _check_enabled(self, snapshot: Snapshot, agent_id: str | None, plan: list[ModelEntry]) -> None:
+    def _check_enabled(
+        self, snapshot: Snapshot, tenant_id: str, agent_id: str | None, plan: list[ModelEntry]
+    ) -> None:
         if agent_id is None:
             return
-        enabled = snapshot.agent_models.get(agent_id, {})
+        enabled = snapshot.agent_models.get((tenant_id, agent_id), {})
         for index, model in enumerate(plan):
             if model.id not in enabled:
                 param = "model" if index == 0 else f"fallbacks[{index - 1}]"
@@ -233,7 +264,7 @@ class RoutingService:
         if not call.fallbacks:
             return []
         plan = build_plan(snapshot, principal, call.fallbacks[0], call.fallbacks[1:], "chat", agent_id)
-        self._check_enabled(snapshot, agent_id, plan)
+        self._check_enabled(snapshot, principal.tenant_id, agent_id, plan)
         return plan
 
     def _default(
@@ -277,9 +308,9 @@ def _explicit(model: ModelEntry) -> ScoredCandidate:
     return ScoredCandidate(model.id, 1.0, 0.0, 0.0, None, 0.0, "explicit", None, None, 0.0)
 
 
-def _explore_allowed(snapshot: Snapshot, agent_id: str | None) -> bool:
+def _explore_allowed(snapshot: Snapshot, tenant_id: str, agent_id: str | None) -> bool:
     if agent_id is None:
         return True
-    agent = snapshot.agents.get(agent_id)
+    agent = snapshot.agents.get((tenant_id, agent_id))
     routing = agent.capsule.get("routing") if agent is not None else None
     return not (isinstance(routing, dict) and routing.get("explore") is False)

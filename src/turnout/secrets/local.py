@@ -8,6 +8,7 @@ so a row copied to another ref no longer decrypts.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -15,7 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from turnout.secrets.base import SecretNotFound, SecretStoreUnavailable
+from turnout.redaction import KNOWN_SECRETS
+from turnout.secrets.base import (
+    SecretNotFound,
+    SecretStoreUnavailable,
+    decode_fields,
+    encode_fields,
+    remember,
+)
 from turnout.store.models import StoredSecret
 
 KEY_BYTES = 32
@@ -79,6 +87,15 @@ class LocalSecretStore:
 
     async def put(self, ref: str, value: str) -> None:
         """Create or replace the secret at ``ref`` with a fresh data key."""
+        KNOWN_SECRETS.add(value)
+        await self._write(ref, value)
+
+    async def put_fields(self, ref: str, fields: Mapping[str, str]) -> None:
+        """Store a credential: its fields as a JSON object, encrypted like any value."""
+        remember(fields)
+        await self._write(ref, encode_fields(fields))
+
+    async def _write(self, ref: str, value: str) -> None:
         for attempt in range(2):
             wrapped_key, key_nonce, nonce, ciphertext = self._seal(ref, value)
             try:
@@ -103,6 +120,17 @@ class LocalSecretStore:
 
     async def get(self, ref: str) -> str:
         """Decrypt and return the secret at ``ref``."""
+        value = await self._read(ref)
+        KNOWN_SECRETS.add(value)  # from here on redacted from answers, records and logs
+        return value
+
+    async def get_fields(self, ref: str) -> dict[str, str]:
+        """The credential at ``ref`` (a plain-string secret reads as ``{"api_key": value}``)."""
+        fields = decode_fields(await self._read(ref))
+        remember(fields)  # from here on redacted from answers, records and logs
+        return fields
+
+    async def _read(self, ref: str) -> str:
         try:
             async with self._sessionmaker() as session:
                 row = await session.get(StoredSecret, ref)

@@ -7,14 +7,16 @@ Neither the token nor a secret value ever appears in a message, exception or log
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import aiohttp
 
-from turnout.secrets.base import SecretNotFound, SecretStoreUnavailable
+from turnout.redaction import KNOWN_SECRETS
+from turnout.secrets.base import LEGACY_FIELD, SecretNotFound, SecretStoreUnavailable, remember
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
-_FIELD = "api_key"
+_FIELD = LEGACY_FIELD
 
 
 def _clean_path(value: str, what: str) -> str:
@@ -27,7 +29,8 @@ def _clean_path(value: str, what: str) -> str:
 
 
 class VaultSecretStore:
-    """Secrets in a KV v2 engine of Vault or OpenBao, one secret per provider (field ``api_key``)."""
+    """Secrets in a KV v2 engine of Vault or OpenBao, one secret per provider: a credential's fields
+    are the secret's keys (``api_key``, as every secret written before credentials had fields)."""
 
     backend = "vault"
 
@@ -129,14 +132,38 @@ class VaultSecretStore:
     # -- SecretStore ----------------------------------------------------------------------------
 
     async def put(self, ref: str, value: str) -> None:
-        """Write a new version of the secret at ``ref``."""
+        """Write a new version of the secret at ``ref`` (as its ``api_key`` field)."""
+        KNOWN_SECRETS.add(value)
+        await self._write(ref, {_FIELD: value})
+
+    async def put_fields(self, ref: str, fields: Mapping[str, str]) -> None:
+        """Write a new version of the credential at ``ref``: one KV key per field."""
+        remember(fields)
+        await self._write(ref, fields)
+
+    async def _write(self, ref: str, fields: Mapping[str, str]) -> None:
         path = f"{self.mount}/data/{self._secret_path(ref)}"
-        status, body = await self._request("POST", path, json={"data": {_FIELD: value}})
+        status, body = await self._request("POST", path, json={"data": dict(fields)})
         if status not in (200, 204):
             self._raise_for(status, body, f"writing {ref}")
 
     async def get(self, ref: str) -> str:
         """Read the latest version's ``api_key``."""
+        value = (await self._read(ref)).get(_FIELD)
+        if not isinstance(value, str):
+            raise SecretNotFound(f"secret at {ref} has no '{_FIELD}' field")
+        KNOWN_SECRETS.add(value)  # from here on redacted from answers, records and logs
+        return value
+
+    async def get_fields(self, ref: str) -> dict[str, str]:
+        """The latest version's string fields (the credential)."""
+        fields = {k: v for k, v in (await self._read(ref)).items() if isinstance(v, str)}
+        if not fields:
+            raise SecretNotFound(f"secret at {ref} has no string fields")
+        remember(fields)  # from here on redacted from answers, records and logs
+        return fields
+
+    async def _read(self, ref: str) -> dict[str, Any]:
         path = f"{self.mount}/data/{self._secret_path(ref)}"
         status, body = await self._request("GET", path)
         if status == 404 and not body.get("errors"):  # KV v2: never written, or latest version deleted
@@ -144,10 +171,7 @@ class VaultSecretStore:
         if status != 200:
             self._raise_for(status, body, f"reading {ref}")
         data = (body.get("data") or {}).get("data") or {}
-        value = data.get(_FIELD)
-        if not isinstance(value, str):
-            raise SecretNotFound(f"secret at {ref} has no '{_FIELD}' field")
-        return value
+        return data if isinstance(data, dict) else {}
 
     async def delete(self, ref: str) -> None:
         """Delete the metadata, which removes every version; absent is fine."""

@@ -1,6 +1,7 @@
-"""Provider simulator: a local upstream speaking the OpenAI, Anthropic and Ollama wire formats,
-with configurable latency, token pacing and injected faults (see :mod:`.faults` for the spec
-syntax and :mod:`.server` for the control routes)."""
+"""Provider simulator: a local upstream speaking the OpenAI, OpenRouter, Azure OpenAI, Anthropic and
+Ollama wire formats, with configurable latency, token pacing and injected faults (see :mod:`.faults`
+for the spec syntax, :mod:`.server` for the control routes and :mod:`.mounts` for where each
+provider type lives)."""
 
 from __future__ import annotations
 

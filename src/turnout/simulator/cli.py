@@ -39,7 +39,7 @@ def simulate(
     ] = None,
     reply_tokens: Annotated[int, typer.Option(help="words in each generated reply")] = 16,
 ) -> None:
-    """Run a local fake OpenAI / Anthropic / Ollama upstream with injectable faults."""
+    """Run a local fake OpenAI / OpenRouter / Azure / Anthropic / Ollama upstream with injectable faults."""
     names = [m.strip() for entry in models or () for m in entry.split(",") if m.strip()]
     config = SimulatorConfig(
         latency_ms=latency_ms,
@@ -62,9 +62,11 @@ async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
     gc.collect()
     gc.freeze()  # like the gateway: start-up objects leave the collector's scans (shorter pauses)
     typer.echo(f"Provider simulator on {url}")
-    typer.echo(f"  OpenAI:    base_url={url}/v1   (chat/completions, embeddings, models)")
-    typer.echo(f"  Anthropic: base_url={url}      (v1/messages, v1/models)")
-    typer.echo(f"  Ollama:    {url}/api           (chat, embed, tags)")
+    typer.echo(f"  OpenAI:     base_url={url}/v1      (chat/completions, embeddings, models)")
+    typer.echo(f"  OpenRouter: base_url={url}/api/v1  (chat/completions, embeddings, models)")
+    typer.echo(f"  Azure:      {url}/openai           (deployments/<model>/..., models; api-key)")
+    typer.echo(f"  Anthropic:  base_url={url}         (v1/messages, v1/models)")
+    typer.echo(f"  Ollama:     {url}/api              (chat, embed, tags)")
     typer.echo(
         f"  Control:   {url}/_sim/faults  /_sim/stats  /_sim/config   header x-sim-fault: <kind>[:arg]"
     )

@@ -8,6 +8,12 @@ from typing import Any
 DEFAULT_OPENAI_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 DEFAULT_ANTHROPIC_MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5")
 DEFAULT_OLLAMA_MODELS = ("llama3.2:latest", "nomic-embed-text:latest")
+DEFAULT_OPENROUTER_MODELS = (
+    "openai/gpt-4o-mini",
+    "anthropic/claude-haiku-4.5",
+    "meta-llama/llama-3.3-70b-instruct:free",
+    "openai/text-embedding-3-small",
+)
 
 
 @dataclass(slots=True)
@@ -16,12 +22,21 @@ class SimulatorConfig:
 
     ``latency_ms`` is waited before the first response byte; ``tokens_per_second`` paces stream
     chunks (and delays a non-streamed answer by ``tokens / tps``; 0 = as fast as possible).
-    ``api_key`` set: OpenAI routes want ``Authorization: Bearer <key>``, Anthropic routes
-    ``x-api-key: <key>`` (or the Bearer form newer SDKs send); Ollama routes stay open like a
-    local Ollama. ``models`` replaces every provider's model list (``None``: per-provider
-    defaults); ``strict_models`` answers 404 for a model not listed. ``reply_text`` fixes the
+    ``api_key`` set: OpenAI and OpenRouter routes want ``Authorization: Bearer <key>``, Azure
+    routes ``api-key: <key>``, Anthropic routes ``x-api-key: <key>`` (or the Bearer form newer
+    SDKs send); Ollama routes (and OpenRouter's model list) stay open. ``models`` replaces every
+    provider's model list (``None``: per-provider defaults); ``strict_models`` answers 404 for a
+    model not listed. ``reply_text`` fixes the
     answer; otherwise it is ``"Echo: <first words of the last user message>"`` padded with lorem
     words to ``reply_tokens`` words (one word is one token).
+
+    ``flavor`` ``"llama.cpp"`` gives the OpenAI routes the quirks of llama.cpp's server (as met with
+    llama-cpp-python and llama-server): a message whose ``content`` is null gets 500 "Expected
+    'content' to be a string or an array", and streams carry no usage even when asked for it.
+
+    ``cached_tokens`` / ``reasoning_tokens``: how many of the prompt's tokens the OpenAI routes'
+    usage reports as read from the prompt cache, and how many of the answer's as reasoning (each
+    capped at its total), as OpenAI's ``*_tokens_details`` do.
     """
 
     latency_ms: float = 0.0
@@ -32,6 +47,9 @@ class SimulatorConfig:
     reply_tokens: int = 16
     embedding_dimensions: int = 8
     strict_models: bool = False
+    flavor: str = "openai"
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def update(self, changes: dict[str, Any]) -> None:
         """Set the named fields; unknown names raise ``ValueError``."""
@@ -57,6 +75,7 @@ class SimulatorConfig:
 
 
 _FLOATS = ("latency_ms", "tokens_per_second")
+FLAVORS = ("openai", "llama.cpp")
 
 
 def _valid(name: str, value: Any) -> bool:
@@ -65,8 +84,12 @@ def _valid(name: str, value: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
     if name in ("reply_tokens", "embedding_dimensions"):
         return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if name in ("cached_tokens", "reasoning_tokens"):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
     if name == "strict_models":
         return isinstance(value, bool)
+    if name == "flavor":
+        return value in FLAVORS
     if name == "models":
         return value is None or (isinstance(value, list) and all(isinstance(m, str) and m for m in value))
     return value is None or isinstance(value, str)

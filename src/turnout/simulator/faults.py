@@ -4,6 +4,8 @@ Spec syntax (the ``x-sim-fault`` header, ``Fault.parse`` and ``POST /_sim/faults
 floats):
 
 - ``status:<code>``: answer ``<code>`` with an error body in the route's provider shape
+- ``echo_key[:<code>]``: answer ``<code>`` (default 401) with an error whose message quotes the
+  credential the request carried, as careless upstreams do (to prove it is scrubbed downstream)
 - ``429[:<retry_after_s>]``: rate limited, ``Retry-After`` (default 1) and provider rate headers
 - ``reset_before``: reset the TCP connection before any response byte
 - ``reset_after:<n>``: send ``n`` stream chunks then reset (non-streamed: half the body)
@@ -22,9 +24,12 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-FaultKind = Literal["status", "rate_limit", "reset_before", "reset_after", "stall", "stall_after", "slow"]
+FaultKind = Literal[
+    "status", "echo_key", "rate_limit", "reset_before", "reset_after", "stall", "stall_after", "slow"
+]
 KINDS: tuple[str, ...] = (
     "status",
+    "echo_key",
     "rate_limit",
     "reset_before",
     "reset_after",
@@ -73,6 +78,8 @@ class Fault:
         try:
             if kind == "status" and len(args) == 1:
                 return cls("status", status=int(args[0]), **extra)
+            if kind == "echo_key" and len(args) <= 1:
+                return cls("echo_key", status=int(args[0]) if args else 401, **extra)
             if kind == "rate_limit" and len(args) <= 1:
                 return cls("rate_limit", seconds=float(args[0]) if args else 1.0, **extra)
             if kind == "reset_before" and not args:
@@ -94,8 +101,8 @@ class Fault:
     @property
     def spec(self) -> str:
         """The fault in spec syntax."""
-        if self.kind == "status":
-            return f"status:{self.status}"
+        if self.kind in ("status", "echo_key"):
+            return f"{self.kind}:{self.status}"
         if self.kind == "rate_limit":
             return f"429:{self.seconds:g}"
         if self.kind in ("reset_after",):

@@ -1,10 +1,16 @@
 """OpenAI wire format: ``POST /v1/chat/completions`` (JSON and SSE), ``POST /v1/embeddings``,
-``GET /v1/models``; errors as ``{"error": {"message", "type", "param", "code"}}``."""
+``GET /v1/models``; errors as ``{"error": {"message", "type", "param", "code"}}``.
+
+OpenRouter and Azure OpenAI speak the same format at other URLs with other auth and model lists;
+their routes (``openrouter_routes``, ``azure_routes``) answer with :meth:`OpenAIRoutes.serve_chat`
+and :meth:`OpenAIRoutes.serve_embeddings`.
+"""
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -14,6 +20,7 @@ from turnout.simulator import text
 from turnout.simulator.config import DEFAULT_OPENAI_MODELS
 from turnout.simulator.respond import (
     JSON_HEADERS,
+    ErrorFactory,
     Plan,
     begin,
     format_seconds,
@@ -30,6 +37,7 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contro
 FINGERPRINT = "fp_sim0000000"
 DONE = b"data: [DONE]\n\n"
 _CREATED = 1_715_367_049
+LLAMA_CPP_NULL_CONTENT = "Expected 'content' to be a string or an array"
 _MESSAGES = {
     400: "Invalid request.",
     401: "Incorrect API key provided.",
@@ -86,15 +94,15 @@ def _mask(key: str) -> str:
     return key[:3] + "*" * max(0, len(key) - 7) + key[-4:] if len(key) > 8 else "*" * len(key)
 
 
-def usage(prompt: int, completion: int) -> dict[str, Any]:
-    """OpenAI's ``usage`` object."""
+def usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> dict[str, Any]:
+    """OpenAI's ``usage`` object (``cached`` of the prompt tokens, ``reasoning`` of the completion's)."""
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": min(cached, prompt), "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": min(reasoning, completion),
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -131,6 +139,9 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
+Auth = Callable[[web.Request], "web.Response | None"]
+
+
 class OpenAIRoutes:
     """The OpenAI routes of one simulator."""
 
@@ -148,6 +159,7 @@ class OpenAIRoutes:
         return self.sim.config.model_list(DEFAULT_OPENAI_MODELS)
 
     def _auth(self, request: web.Request) -> web.Response | None:
+        """``Authorization: Bearer <key>`` (OpenAI and OpenRouter)."""
         key = self.sim.config.api_key
         if key is None:
             return None
@@ -160,8 +172,8 @@ class OpenAIRoutes:
             return openai_error(401, message, code="invalid_api_key")
         return None
 
-    def _unknown_model(self, model: str) -> web.Response | None:
-        if not self.sim.config.strict_models or model in self.models():
+    def _unknown_model(self, model: str, listed: tuple[str, ...] | None) -> web.Response | None:
+        if not self.sim.config.strict_models or model in (listed or self.models()):
             return None
         message = f"The model `{model}` does not exist or you do not have access to it."
         return openai_error(404, message, code="model_not_found")
@@ -182,14 +194,29 @@ class OpenAIRoutes:
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/chat/completions``."""
+        return await self.serve_chat(request, "openai", "POST /v1/chat/completions", self._auth)
+
+    async def serve_chat(
+        self,
+        request: web.Request,
+        provider: str,
+        route: str,
+        auth: Auth,
+        error: ErrorFactory = openai_error,
+        deployment: str | None = None,
+        listed: tuple[str, ...] | None = None,
+    ) -> web.StreamResponse:
+        """A chat completion for ``provider`` (counted under ``route``); ``deployment`` names the
+        model when the URL does (Azure), else the body's ``model`` does; ``listed``: the models
+        ``strict_models`` accepts (default: the OpenAI list)."""
         sim = self.sim
-        sim.hit("openai", "POST /v1/chat/completions")
-        if (denied := self._auth(request)) is not None:
+        sim.hit(provider, route)
+        if (denied := auth(request)) is not None:
             return denied
         body = await read_json(request)
         if not isinstance(body, dict):
             return openai_error(400, "We could not parse the JSON body of your request.")
-        model, messages = body.get("model"), body.get("messages")
+        model, messages = deployment or body.get("model"), body.get("messages")
         if not isinstance(model, str) or not model:
             return openai_error(400, "you must provide a model parameter")
         if messages is None:
@@ -202,13 +229,21 @@ class OpenAIRoutes:
         if not isinstance(messages, list) or not messages:
             problem = "Invalid 'messages': empty array. Expected an array with minimum length 1."
             return openai_error(400, problem, param="messages", code="empty_array")
+        llama_cpp = sim.config.flavor == "llama.cpp"
+        if llama_cpp and any(
+            isinstance(m, dict) and "content" in m and m["content"] is None for m in messages
+        ):
+            return web.json_response(
+                {"error": {"code": 500, "message": LLAMA_CPP_NULL_CONTENT, "type": "server_error"}},
+                status=500,
+            )
         if body.get("n") not in (None, 1):
             return openai_error(400, "The simulator supports only n=1.", param="n", code="unsupported_value")
         stream = body.get("stream") is True
-        sim.record("openai", request, model, body, stream)
-        if (missing := self._unknown_model(model)) is not None:
+        sim.record(provider, request, model, body, stream)
+        if (missing := self._unknown_model(model, listed)) is not None:
             return missing
-        plan = await begin(sim, request, model, openai_error)
+        plan = await begin(sim, request, model, error)
         if not isinstance(plan, Plan):
             return plan
         config = sim.config
@@ -243,12 +278,13 @@ class OpenAIRoutes:
                 pieces, finish = pieces[:limit], "length"
             completion_tokens = len(pieces)
         head = {"id": cid, "created": created, "model": model, "service_tier": "default"}
+        counts = (prompt_tokens, completion_tokens, config.cached_tokens, config.reasoning_tokens)
         if stream:
             options = body.get("stream_options")
-            include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            chunks = _stream_chunks(
-                head, pieces, call, finish, include_usage, (prompt_tokens, completion_tokens)
+            include_usage = (
+                not llama_cpp and isinstance(options, dict) and options.get("include_usage") is True
             )
+            chunks = _stream_chunks(head, pieces, call, finish, include_usage, counts)
             return await send_stream(request, plan, chunks, SSE_HEADERS)
         message: dict[str, Any] = {
             "role": "assistant",
@@ -266,7 +302,7 @@ class OpenAIRoutes:
             "created": created,
             "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": usage(prompt_tokens, completion_tokens),
+            "usage": usage(*counts),
             "service_tier": "default",
             "system_fingerprint": FINGERPRINT,
         }
@@ -275,14 +311,27 @@ class OpenAIRoutes:
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/embeddings``: deterministic unit vectors, ``float`` or ``base64``."""
+        return await self.serve_embeddings(request, "openai", "POST /v1/embeddings", self._auth)
+
+    async def serve_embeddings(
+        self,
+        request: web.Request,
+        provider: str,
+        route: str,
+        auth: Auth,
+        error: ErrorFactory = openai_error,
+        deployment: str | None = None,
+        listed: tuple[str, ...] | None = None,
+    ) -> web.StreamResponse:
+        """Embeddings for ``provider`` (see :meth:`serve_chat`)."""
         sim = self.sim
-        sim.hit("openai", "POST /v1/embeddings")
-        if (denied := self._auth(request)) is not None:
+        sim.hit(provider, route)
+        if (denied := auth(request)) is not None:
             return denied
         body = await read_json(request)
         if not isinstance(body, dict):
             return openai_error(400, "We could not parse the JSON body of your request.")
-        model = body.get("model")
+        model = deployment or body.get("model")
         if not isinstance(model, str) or not model:
             return openai_error(400, "you must provide a model parameter")
         if "input" not in body:
@@ -304,10 +353,10 @@ class OpenAIRoutes:
             return openai_error(
                 400, "Invalid 'encoding_format': expected 'float' or 'base64'.", param="encoding_format"
             )
-        sim.record("openai", request, model, body, False)
-        if (missing := self._unknown_model(model)) is not None:
+        sim.record(provider, request, model, body, False)
+        if (missing := self._unknown_model(model, listed)) is not None:
             return missing
-        plan = await begin(sim, request, model, openai_error)
+        plan = await begin(sim, request, model, error)
         if not isinstance(plan, Plan):
             return plan
         vector = text.embedding if fmt == "float" else text.embedding_base64
@@ -330,7 +379,7 @@ def _stream_chunks(
     call: dict[str, str] | None,
     finish: str,
     include_usage: bool,
-    tokens: tuple[int, int],
+    tokens: tuple[int, int, int, int],
 ) -> list[bytes]:
     """The SSE events of a streamed completion, ``data: [DONE]`` last."""
     base = {**head, "object": "chat.completion.chunk", "system_fingerprint": FINGERPRINT}

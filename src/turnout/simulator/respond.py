@@ -108,7 +108,19 @@ async def begin(
         await asyncio.sleep(latency)
     if kind in ("status", "rate_limit"):
         return error(fault.status, None, fault.seconds if fault.status == 429 else None)
+    if kind == "echo_key":
+        return error(fault.status, f"Incorrect API key provided: {presented_key(request)}.", None)
     return plan
+
+
+def presented_key(request: web.Request) -> str:
+    """The credential a request carries, however its provider sends it (empty when none)."""
+    headers = request.headers
+    for name in ("x-api-key", "api-key"):
+        if name in headers:
+            return headers[name]
+    bearer = headers.get("Authorization", "")
+    return bearer[7:] if bearer[:7].lower() == "bearer " else bearer
 
 
 async def _reset_when_flushed(request: web.Request) -> None:

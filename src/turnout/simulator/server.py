@@ -1,4 +1,5 @@
-"""The simulator: an aiohttp server speaking the OpenAI, Anthropic and Ollama wire formats.
+"""The simulator: an aiohttp server speaking the OpenAI, OpenRouter, Azure OpenAI, Anthropic and
+Ollama wire formats (where each lives: :mod:`.mounts`).
 
 In-process (pytest)::
 
@@ -27,10 +28,13 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from turnout.simulator.anthropic_routes import AnthropicRoutes
+from turnout.simulator.azure_routes import AzureRoutes
 from turnout.simulator.config import SimulatorConfig
 from turnout.simulator.faults import Fault, FaultBook
+from turnout.simulator.mounts import MOUNTS
 from turnout.simulator.ollama_routes import OllamaRoutes
 from turnout.simulator.openai_routes import OpenAIRoutes
+from turnout.simulator.openrouter_routes import OpenRouterRoutes
 from turnout.simulator.respond import json_response, read_json
 from turnout.tasks import wait_event
 
@@ -84,7 +88,8 @@ class Stats:
 
 
 class Simulator:
-    """A local fake upstream for OpenAI, Anthropic and Ollama clients, with injectable faults."""
+    """A local fake upstream for OpenAI, OpenRouter, Azure, Anthropic and Ollama clients, with
+    injectable faults."""
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
@@ -93,6 +98,8 @@ class Simulator:
         self.requests: deque[SimRequest] = deque(maxlen=RECENT)
         self.base_url = ""
         self.openai = OpenAIRoutes(self)
+        self.openrouter = OpenRouterRoutes(self)
+        self.azure = AzureRoutes(self)
         self.anthropic = AnthropicRoutes(self)
         self.ollama = OllamaRoutes(self)
         self._runner: web.AppRunner | None = None
@@ -106,6 +113,8 @@ class Simulator:
         router = app.router
         router.add_get("/v1/models", self._v1_models)
         self.openai.register(router)
+        self.openrouter.register(router)
+        self.azure.register(router)
         self.anthropic.register(router)
         self.ollama.register(router)
         router.add_get("/_sim/health", self._health)
@@ -155,6 +164,16 @@ class Simulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+    def api_base(self, provider_type: str) -> str:
+        """The ``api_base`` a Turnout provider of ``provider_type`` uses to reach this simulator
+        (``KeyError`` for a type it does not speak)."""
+        return self.base_url + MOUNTS[provider_type].path
+
+    def listed_models(self, provider_type: str) -> tuple[str, ...]:
+        """The model ids a provider of ``provider_type`` finds listed here."""
+        routes: Any = getattr(self, MOUNTS[provider_type].routes)
+        return tuple(routes.models())
 
     # -- faults, stats ---------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String, Text
+from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from turnout.store.models import Base, utcnow
@@ -21,7 +21,8 @@ class Message(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     agent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)  # metadata.user_id, as given
+    subject: Mapped[str | None] = mapped_column(String(255), nullable=True)  # who authenticated
     role: Mapped[str] = mapped_column(String(20), default="assistant")
     model: Mapped[str | None] = mapped_column(String(512), nullable=True)  # catalog id; None: nothing called
     provider: Mapped[str | None] = mapped_column(String(50), nullable=True)
@@ -35,7 +36,16 @@ class Message(Base):
     ttft_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # parts of prompt_tokens (cache reads, cache writes) and of completion_tokens (reasoning)
+    cached_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cache_write_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reasoning_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(18, 8), nullable=True)
+    # the usage was estimated, or a price the catalog lacks was stood in for (turnout.domain.pricing)
+    cost_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    api_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # None: a JWT caller
+    policy: Mapped[str | None] = mapped_column(String(50), nullable=True)  # None: no policy chose the model
     finish_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     task_type: Mapped[str | None] = mapped_column(String(50), nullable=True)
     tools_used: Mapped[list[str]] = mapped_column(default=list)

@@ -57,6 +57,10 @@ class Provider(Base):
     api_key_hint: Mapped[str | None] = mapped_column(String(8), nullable=True)
     api_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
     rate_limit_rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # prices (USD per 1M tokens) every synced model gets; None: reported, genai-prices, or 0 if self-hosted
+    default_price_input: Mapped[Decimal | None] = mapped_column(Numeric(14, 6), nullable=True)
+    default_price_output: Mapped[Decimal | None] = mapped_column(Numeric(14, 6), nullable=True)
+    self_hosted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: from type and host
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_synced: Mapped[datetime | None] = mapped_column(nullable=True)
     last_sync_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
@@ -75,6 +79,7 @@ class Model(Base):
     id: Mapped[str] = mapped_column(String(512), primary_key=True)
     provider_id: Mapped[str] = mapped_column(ForeignKey("llm_providers.id"))
     external_id: Mapped[str] = mapped_column(String(255))
+    alias: Mapped[str | None] = mapped_column(String(100), nullable=True)  # admin-chosen name clients use
     display_name: Mapped[str] = mapped_column(String(255))
     model_type: Mapped[str] = mapped_column(String(20), default="chat")
     capabilities: Mapped[list[str]] = mapped_column(default=list)
@@ -85,6 +90,9 @@ class Model(Base):
     ctx_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pricing_input: Mapped[Decimal | None] = mapped_column(Numeric(14, 6), nullable=True)
     pricing_output: Mapped[Decimal | None] = mapped_column(Numeric(14, 6), nullable=True)
+    # cached-prompt reads and cache writes, USD per 1M tokens; None: billed at pricing_input
+    pricing_cache_read: Mapped[Decimal | None] = mapped_column(Numeric(14, 6), nullable=True)
+    pricing_cache_write: Mapped[Decimal | None] = mapped_column(Numeric(14, 6), nullable=True)
     is_available: Mapped[bool] = mapped_column(Boolean, default=True)
     is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     is_custom: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -107,6 +115,7 @@ class Model(Base):
         Index("ix_model_caps_provider_tier", "capability_mask", "provider_id", "cost_tier", "id"),
         # search (``q``) on SQLite: scan this narrow index in id order instead of the wide rows
         Index("ix_model_id_name", "id", "display_name"),
+        Index("ix_model_alias", "alias", unique=True),
         # PostgreSQL also gets pg_trgm GIN indexes on id and display_name (migration 0001) for ``q``
     )
 

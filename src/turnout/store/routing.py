@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from turnout.store.models import Base, utcnow
@@ -17,7 +26,7 @@ class AgentModelConfig(Base):
     __tablename__ = "agent_model_config"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"))
+    agent_id: Mapped[str] = mapped_column(String(64))
     model_id: Mapped[str] = mapped_column(ForeignKey("llm_model_catalog.id"))
     tenant_id: Mapped[str] = mapped_column(String(64))
     is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -26,9 +35,11 @@ class AgentModelConfig(Base):
     enabled_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        UniqueConstraint("agent_id", "model_id", name="uq_agent_model"),
-        Index("ix_agent_model_agent", "agent_id"),
-        Index("ix_agent_model_enabled", "agent_id", "is_enabled"),
+        ForeignKeyConstraint(
+            ["tenant_id", "agent_id"], ["agents.tenant_id", "agents.id"], name="fk_agent_model_config_agent"
+        ),
+        UniqueConstraint("tenant_id", "agent_id", "model_id", name="uq_agent_model"),
+        Index("ix_agent_model_enabled", "tenant_id", "agent_id", "is_enabled"),
     )
 
 

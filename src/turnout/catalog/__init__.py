@@ -1,0 +1,1 @@
+"""Providers and their models: registration, catalog sync, pricing, capabilities, model service."""

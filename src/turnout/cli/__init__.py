@@ -1,0 +1,117 @@
+"""Command line: ``turnout serve | migrate | token | providers | models | spend | eval | simulate``.
+
+Only the commands a user runs import what they need (``cli/lazy.py``): ``turnout token`` reads the
+settings and signs a JWT, nothing more. Errors are one readable line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from turnout.cli.errors import fail, readable
+from turnout.cli.lazy import LazyCommand, LazyGroup
+
+
+class _Commands(LazyGroup):
+    lazy = {
+        "providers": LazyCommand("turnout.cli.catalog:providers_app", "Manage providers"),
+        "models": LazyCommand("turnout.cli.catalog:models_app", "Browse the model catalog"),
+        "spend": LazyCommand(
+            "turnout.cli.spend:spend", "Spend per tenant, agent, key, model, policy or period (table, CSV)"
+        ),
+        "eval": LazyCommand("turnout.routing.replay:eval_app", "Offline evaluation of routing"),
+        "simulate": LazyCommand(
+            "turnout.simulator.cli:simulate", "Run the provider simulator (OpenAI, Anthropic, Ollama formats)"
+        ),
+    }
+
+
+app = typer.Typer(
+    cls=_Commands,
+    help="Turnout: LLM gateway and intelligent model router",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="bind address", show_default="127.0.0.1, or TURNOUT_HOST")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="port", show_default="8080, or TURNOUT_PORT")] = None,
+    migrate: Annotated[bool, typer.Option(help="apply migrations first")] = True,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="worker processes", show_default="1, or TURNOUT_WORKERS")
+    ] = None,
+) -> None:
+    """Start the gateway (uvicorn, uvloop, httptools)."""
+    from turnout import serving
+    from turnout.config import Settings
+    from turnout.store.migrate import upgrade_sync
+
+    settings = Settings()
+    if migrate:
+        upgrade_sync(settings.database_url)
+    bind_host = settings.host if host is None else host
+    serving.serve(
+        bind_host, settings.port if port is None else port, workers=workers or settings.workers,
+        settings=settings, on_ready=_banner,
+    )  # fmt: skip
+
+
+def _banner(host: str, port: int) -> None:
+    """One line, printed once the port is bound, that a user can copy from whole."""
+    url = f"http://{host}:{port}"
+    cli = Path(sys.argv[0]).absolute().parent / "turnout"
+    token = f"{cli} token --sub admin --tenant platform --role platform_admin"
+    print(f"Turnout on {url} | API docs: {url}/docs | admin token: {token}", flush=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from turnout.config import Settings
+    from turnout.store.migrate import upgrade_sync
+
+    settings = Settings()
+    upgrade_sync(settings.database_url)
+    typer.echo(f"database is up to date ({_where(settings.database_url)})")
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option(help="subject (user id)")],
+    tenant: Annotated[str, typer.Option(help="tenant id")],
+    role: Annotated[list[str], typer.Option(help="role; repeat for several")],
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 3600 * 24,
+) -> None:
+    """Mint a JWT signed with the configured secret (the server's, from any directory)."""
+    from turnout.auth.jwt_tokens import JwtCodec
+    from turnout.config import Settings
+    from turnout.errors import TurnoutError
+
+    settings = Settings()
+    try:
+        value = JwtCodec(settings.jwt_secret_value, settings.jwt_algorithm).mint(sub, tenant, role, ttl_s=ttl)
+    except TurnoutError as exc:
+        fail(exc.message)
+    typer.echo(value)
+
+
+def _where(url: str) -> str:
+    return url.split("///", 1)[1] if url.startswith("sqlite") else url.rsplit("@", 1)[-1]
+
+
+def main() -> None:
+    """Entry point of the ``turnout`` script: any error is one readable line and exit status 1."""
+    try:
+        app()
+    except Exception as exc:  # settings, validation, a database that cannot be reached...
+        typer.echo(f"error: {readable(exc)}", err=True)
+        sys.exit(1)

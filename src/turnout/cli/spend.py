@@ -1,0 +1,99 @@
+"""``turnout spend``: what the calls cost, per one or two dimensions, as a table or CSV.
+
+It reads the configured database directly, as a platform admin (like the catalog commands), so it
+works with the gateway stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from turnout.auth.principal import Principal
+from turnout.cli.errors import fail
+from turnout.config import Settings
+from turnout.errors import TurnoutError
+from turnout.records.spend import DIMENSIONS, SpendQueries, SpendQuery, SpendReport, SpendRow, csv_text
+from turnout.store.db import make_engine, make_sessionmaker
+from turnout.store.migrate import upgrade_sync
+
+CLI_PRINCIPAL = Principal(subject="cli", tenant_id="platform", roles=frozenset({"platform_admin"}))
+CENT = Decimal("0.01")
+
+
+def spend(
+    group_by: Annotated[
+        list[str] | None, typer.Option("--group-by", "-g", help=f"one or two of {', '.join(DIMENSIONS)}")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="ISO date or datetime (UTC)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="exclusive; ISO date or datetime (UTC)")] = None,
+    tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None,
+    agent: Annotated[str | None, typer.Option(help="only this agent")] = None,
+    api_key: Annotated[str | None, typer.Option(help="only this API key id")] = None,
+    model: Annotated[str | None, typer.Option(help="only this catalog model id")] = None,
+    provider: Annotated[str | None, typer.Option(help="only this provider")] = None,
+    task_type: Annotated[str | None, typer.Option(help="only this task type")] = None,
+    policy: Annotated[str | None, typer.Option(help="only this routing policy")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV instead of a table")] = False,
+) -> None:
+    """Spend per tenant, agent, API key, model, provider, task type, policy, day, week or month."""
+    filters = {
+        "tenant": tenant, "agent": agent, "api_key": api_key, "model": model, "provider": provider,
+        "task_type": task_type, "policy": policy,
+    }  # fmt: skip
+    try:
+        query = SpendQuery.parse(group_by, start, end, filters)
+    except TurnoutError as exc:
+        fail(exc.message, code=2)
+    settings = Settings()
+    upgrade_sync(settings.database_url)
+    try:
+        report = asyncio.run(_report(settings, query))
+    except TurnoutError as exc:
+        fail(f"({exc.status_code}) {exc.message}")
+    if as_csv:
+        typer.echo(csv_text(report), nl=False)
+    else:
+        Console().print(table(report))
+
+
+async def _report(settings: Settings, query: SpendQuery) -> SpendReport:
+    engine = make_engine(settings.database_url)
+    try:
+        return await SpendQueries(make_sessionmaker(engine)).report(query, CLI_PRINCIPAL)
+    finally:
+        await engine.dispose()
+
+
+def _usd(value: Decimal) -> str:
+    return f"${value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+
+
+def table(report: SpendReport) -> Table:
+    """The report as a rich table: costs rounded to cents, the total as its last line."""
+    window = f"{report.start or 'start'} to {report.end or 'now'}"
+    out = Table(title=f"Spend, {window}", show_footer=True)
+    headers = [*report.group_by, "calls", "prompt", "completion", "cached", "cache write", "reasoning"]
+    footers = ["total", *[""] * (len(report.group_by) - 1)] if report.group_by else []
+    footers += [*_numbers(report.total)]
+    headers += ["cost", "estimated"]
+    footers += [_usd(report.total.cost_usd), f"{report.total.estimated_share:.0%}"]
+    for index, (header, footer) in enumerate(zip(headers, footers, strict=True)):
+        out.add_column(header, footer, justify="left" if index < len(report.group_by) else "right")
+    for row in report.rows:
+        keys = [row.group[name] or "-" for name in report.group_by]
+        out.add_row(*keys, *_numbers(row), _usd(row.cost_usd), f"{row.estimated_share:.0%}")
+    return out
+
+
+def _numbers(row: SpendRow) -> list[str]:
+    counts = (
+        row.calls, row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.cache_write_tokens,
+        row.reasoning_tokens,
+    )  # fmt: skip
+    return [f"{n:,}" for n in counts]

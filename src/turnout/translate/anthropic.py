@@ -1,0 +1,327 @@
+"""Anthropic Messages <-> the canonical model (OpenAI Chat Completions shapes): what both sides
+of the gateway share. Responses both ways, usage, errors, and the field checks the request
+translations use. The request translations themselves are split by direction:
+:mod:`turnout.translate.anthropic_inbound` (an Anthropic-dialect client's request -> canonical)
+and :mod:`turnout.translate.anthropic_outbound` (canonical -> an Anthropic provider's request).
+Streams are in :mod:`turnout.translate.anthropic_stream`.
+
+Usage: Anthropic's ``input_tokens`` excludes cache reads and writes; OpenAI's ``prompt_tokens``
+includes them. Cache reads go to ``prompt_tokens_details.cached_tokens`` and cache writes to the
+extension field ``prompt_tokens_details.cache_creation_tokens`` (priced differently), so the two
+mappings below are inverse of each other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, NoReturn, TypeGuard
+
+import orjson
+
+from turnout.errors import InvalidRequest
+from turnout.ids import new_hex
+from turnout.translate import errors
+from turnout.translate.errors import (
+    MAX_MESSAGE_CHARS,
+    ProviderError,
+    is_retryable_status,
+    openai_type_for_status,
+    scrub,
+)
+from turnout.translate.types import (
+    Completion,
+    Message,
+    ToolCall,
+    Usage,
+)
+
+
+def fail(message: str, param: str | None) -> NoReturn:
+    """Raise a 400 naming the offending field."""
+    raise InvalidRequest(message, param=param)
+
+
+def is_int(value: Any) -> TypeGuard[int]:
+    """An int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """An int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def string_field(obj: Mapping[str, Any], key: str, where: str, *, empty: bool = False) -> str:
+    """``obj[key]`` when it is a string (non-empty unless ``empty``); else a 400."""
+    value = obj.get(key)
+    if not isinstance(value, str) or (not empty and not value):
+        fail(f"{where}.{key} must be a{'' if empty else ' non-empty'} string", f"{where}.{key}")
+    return value
+
+
+# -- responses, usage and errors -------------------------------------------------------------------
+
+
+STOP_TO_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+FINISH_TO_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+# Anthropic error type -> (HTTP status seen by Turnout's clients, OpenAI error type).
+_FROM_ANTHROPIC_TYPE = {
+    "invalid_request_error": (400, "invalid_request_error"),
+    "authentication_error": (401, "authentication_error"),
+    "billing_error": (402, "insufficient_quota"),
+    "permission_error": (403, "permission_error"),
+    "not_found_error": (404, "not_found_error"),
+    "request_too_large": (413, "invalid_request_error"),
+    "rate_limit_error": (429, "rate_limit_error"),
+    "api_error": (500, "api_error"),
+    "timeout_error": (504, "api_error"),
+    "overloaded_error": (503, "api_error"),
+}
+# OpenAI error types that are not Anthropic ones, for errors written to Anthropic-dialect clients.
+_TO_ANTHROPIC_TYPE = {"server_error": "api_error", "insufficient_quota": "billing_error"}
+_ANTHROPIC_TYPES = frozenset(_FROM_ANTHROPIC_TYPE)
+_NOT_RETRYABLE_CODES = frozenset({"enforced_spend_limit_reached"})
+
+
+def finish_reason(stop_reason: Any) -> str:
+    """Anthropic ``stop_reason`` -> OpenAI ``finish_reason`` (unknown or null -> ``stop``)."""
+    return STOP_TO_FINISH.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def stop_reason(finish: Any) -> str:
+    """OpenAI ``finish_reason`` -> Anthropic ``stop_reason`` (unknown or null -> ``end_turn``)."""
+    return FINISH_TO_STOP.get(finish, "end_turn") if isinstance(finish, str) else "end_turn"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def openai_usage(usage: Any) -> Usage:
+    """Anthropic ``usage`` -> OpenAI ``usage`` (prompt tokens include cache reads and writes)."""
+    usage = usage if isinstance(usage, Mapping) else {}
+    read = _int(usage.get("cache_read_input_tokens"))
+    write = _int(usage.get("cache_creation_input_tokens"))
+    prompt = _int(usage.get("input_tokens")) + read + write
+    completion = _int(usage.get("output_tokens"))
+    out: Usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if read or write:
+        out["prompt_tokens_details"] = {"cached_tokens": read, "cache_creation_tokens": write}
+    return out
+
+
+def anthropic_usage(usage: Any) -> dict[str, int]:
+    """OpenAI ``usage`` -> Anthropic ``usage`` (the inverse of ``openai_usage``)."""
+    usage = usage if isinstance(usage, Mapping) else {}
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, Mapping) else {}
+    read = _int(details.get("cached_tokens"))
+    write = _int(details.get("cache_creation_tokens"))
+    return {
+        "input_tokens": max(_int(usage.get("prompt_tokens")) - read - write, 0),
+        "output_tokens": _int(usage.get("completion_tokens")),
+        "cache_creation_input_tokens": write,
+        "cache_read_input_tokens": read,
+    }
+
+
+def malformed(what: str) -> ProviderError:
+    """Anthropic answered 2xx with something that is not the expected JSON."""
+    return errors.malformed(what, "Anthropic")
+
+
+def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Completion:
+    """Anthropic ``message`` -> canonical ``chat.completion`` (text joined, tool_use -> tool_calls)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("content"), list):
+        raise malformed("message")
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for block in payload["content"]:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            arguments = block.get("input")
+            calls.append(
+                {
+                    "id": block.get("id") or f"toolu_{new_hex()}",
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name") or "",
+                        "arguments": orjson.dumps(arguments if arguments is not None else {}).decode(),
+                    },
+                }
+            )
+    message: Message = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": payload.get("id") or f"chatcmpl-{new_hex()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_reason(payload.get("stop_reason")),
+            }
+        ],
+        "usage": openai_usage(payload.get("usage")),
+    }
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def tool_input(arguments: Any) -> dict[str, Any]:
+    """Lenient parse of tool-call ``arguments`` for answers: a JSON object, ``{}`` when empty, and
+    ``{"_raw": text}`` when the model wrote something that is not a JSON object."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str) or not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {"_raw": arguments}
+    return value if isinstance(value, dict) else {"_raw": arguments}
+
+
+def openai_to_anthropic_response(payload: Completion, model: str) -> dict[str, Any]:
+    """Canonical ``chat.completion`` -> Anthropic ``message`` for an Anthropic-dialect client."""
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ProviderError("provider returned a completion without choices", status=502, retryable=True)
+    choice = choices[0]
+    message = choice.get("message")
+    message = message if isinstance(message, dict) else {}
+    text = _text_of(message.get("content"))
+    refusal = message.get("refusal")
+    blocks: list[dict[str, Any]] = []
+    if text:
+        blocks.append({"type": "text", "text": text})
+    elif isinstance(refusal, str) and refusal:
+        blocks.append({"type": "text", "text": refusal})
+    calls = message.get("tool_calls") or []
+    for call in calls if isinstance(calls, list) else []:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict):
+            continue
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or f"toolu_{new_hex()}",
+                "name": fn.get("name") or "",
+                "input": tool_input(fn.get("arguments")),
+            }
+        )
+    stop = stop_reason(choice.get("finish_reason"))
+    if any(b["type"] == "tool_use" for b in blocks) and stop == "end_turn":
+        stop = "tool_use"  # some servers say "stop" next to tool calls
+    elif not text and isinstance(refusal, str) and refusal:
+        stop = "refusal"
+    return {
+        "id": f"msg_{new_hex()}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": blocks,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": anthropic_usage(payload.get("usage")),
+    }
+
+
+def anthropic_error_type(status: int, openai_type: str | None = None) -> str:
+    """The Anthropic error ``type`` for an HTTP status (or an OpenAI error type when it has one)."""
+    if openai_type in _ANTHROPIC_TYPES:
+        return openai_type
+    if openai_type in _TO_ANTHROPIC_TYPE:
+        return _TO_ANTHROPIC_TYPE[openai_type]
+    found = ANTHROPIC_ERROR_TYPES.get(status)
+    if found is not None:
+        return found
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
+    """An error body in Anthropic's shape: ``{"type": "error", "error": {"type", "message"}}``."""
+    return {"type": "error", "error": {"type": anthropic_error_type(status), "message": message}}
+
+
+def anthropic_provider_error(
+    status: int | None,
+    error: Any,
+    *,
+    secrets: tuple[str, ...] = (),
+    retry_after_s: float | None = None,
+) -> ProviderError:
+    """An Anthropic ``error`` object (from a body or a stream event) -> ProviderError.
+
+    ``status`` None (a stream event): taken from the error type. 529 becomes 503 (a status OpenAI
+    clients know); 408, 409, 429 and 5xx are retryable, except a reached spend limit.
+    """
+    kind = error.get("type") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    message = scrub(str(message or ""), *secrets)[:MAX_MESSAGE_CHARS]
+    mapped = _FROM_ANTHROPIC_TYPE.get(kind) if isinstance(kind, str) else None
+    if status is None:
+        status = mapped[0] if mapped else 502
+    if status == 529:
+        status = 503
+    details = error.get("details") if isinstance(error, dict) else None
+    detail_code = details.get("error_code") if isinstance(details, dict) else None
+    retryable = (is_retryable_status(status) or status == 409) and detail_code not in _NOT_RETRYABLE_CODES
+    return ProviderError(
+        message or f"Anthropic returned HTTP {status}",
+        status=status,
+        error_type=mapped[1] if mapped else openai_type_for_status(status),
+        code=kind if isinstance(kind, str) and kind else None,
+        retryable=retryable,
+        retry_after_s=retry_after_s if retryable else None,
+    )

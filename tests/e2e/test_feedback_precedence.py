@@ -1,0 +1,51 @@
+"""An implicit signal (a copy, a regenerate) never replaces what a person said of the same answer;
+an explicit rating replaces an implicit one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.gateway_env import OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
+
+HELLO: Any = [{"role": "user", "content": "hello"}]
+
+
+async def _stored(env: GatewayEnv, message_id: str, admin: dict[str, str]) -> tuple[float | None, str | None]:
+    for _ in range(100):
+        detail = (await env.http.get(f"/api/v2/messages/{message_id}", headers=admin)).json()
+        if detail.get("rating") is not None:
+            return detail["rating"], detail["feedback_type"]
+        await asyncio.sleep(0.05)
+    return None, None
+
+
+async def test_an_implicit_signal_never_replaces_an_explicit_rating(gw: GatewayEnv) -> None:  # noqa: F811
+    raw = await gw.openai().chat.completions.with_raw_response.create(model=OPENAI_MODEL, messages=HELLO)
+    message_id = raw.headers["x-turnout-message-id"]
+    auth = {"Authorization": f"Bearer {gw.key}"}
+    base = f"/api/v2/chat/messages/{message_id}"
+    rated = await gw.http.post(f"{base}/feedback", json={"rating": 0.9}, headers=auth)
+    assert rated.status_code == 200 and rated.json()["applied"] is True
+    for event in ("copy", "regenerate"):
+        signal = await gw.http.post(f"{base}/events", json={"event": event}, headers=auth)
+        assert signal.status_code == 200, signal.text
+        assert signal.json()["applied"] is False and signal.json()["rating"] == 0.9
+    admin = {"Authorization": f"Bearer {gw.container.jwt.mint('ann', 'acme', ['tenant_admin'])}"}
+    await gw.records(1)
+    assert await _stored(gw, message_id, admin) == (0.9, "explicit")
+
+
+async def test_an_explicit_rating_replaces_an_implicit_signal(gw: GatewayEnv) -> None:  # noqa: F811
+    raw = await gw.openai().chat.completions.with_raw_response.create(model=OPENAI_MODEL, messages=HELLO)
+    message_id = raw.headers["x-turnout-message-id"]
+    auth = {"Authorization": f"Bearer {gw.key}"}
+    base = f"/api/v2/chat/messages/{message_id}"
+    assert (await gw.http.post(f"{base}/events", json={"event": "copy"}, headers=auth)).json()[
+        "rating"
+    ] == 1.0
+    replaced = (await gw.http.post(f"{base}/feedback", json={"rating": 0.2}, headers=auth)).json()
+    assert replaced["applied"] is True and replaced["replaced"] == 1.0
+    admin = {"Authorization": f"Bearer {gw.container.jwt.mint('ann', 'acme', ['tenant_admin'])}"}
+    await gw.records(1)
+    assert await _stored(gw, message_id, admin) == (0.2, "explicit")

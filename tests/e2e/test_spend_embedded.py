@@ -1,0 +1,194 @@
+"""Spend control on the embedded default (SQLite, the ledger in process, no Redis): a daily budget
+resets at midnight UTC, alerts are stored once, refusals speak the caller's dialect, budgets are
+tenant-scoped, and with Redis configured but down the Redis-down settings decide."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway_env import OPENAI_MODEL, GatewayEnv, gateway
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[GatewayEnv]:
+    async with gateway(tmp_path) as made:
+        yield made
+
+
+def tenant_admin(env: GatewayEnv, tenant: str = "acme") -> dict[str, str]:
+    return {"Authorization": f"Bearer {env.container.jwt.mint('ann', tenant, ('tenant_admin',))}"}
+
+
+def reservation(env: GatewayEnv, max_tokens: int) -> float:
+    model = env.container.snapshots.current.models[OPENAI_MODEL]
+    return (8 * (model.pricing_input or 0) + max_tokens * (model.pricing_output or 0)) / 1e6
+
+
+async def budget(env: GatewayEnv, **fields: Any) -> dict[str, Any]:
+    body = {"name": "acme daily", "scope": "tenant", "period": "daily", **fields}
+    made = await env.http.post("/api/v2/budgets", json=body, headers=tenant_admin(env))
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+async def call(env: GatewayEnv, *, stream: bool = False) -> httpx.Response:
+    body = {
+        "model": OPENAI_MODEL,
+        "max_tokens": 16,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    return await env.http.post(
+        "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {env.key}"}
+    )
+
+
+async def test_a_daily_budget_resets_at_midnight_utc(env: GatewayEnv) -> None:
+    clock = Clock(datetime(2030, 1, 1, 23, 59, 58, tzinfo=UTC))
+    env.container.spend.clock = clock
+    await budget(env, amount_usd=round(reservation(env, 16) * 1.5, 8))
+    assert (await call(env, stream=True)).status_code == 200  # a stream is reserved and settled too
+    await env.container.spend.drain()
+    refused = await call(env)
+    assert refused.status_code == 429
+    assert "resets at 2030-01-02T00:00:00Z" in refused.json()["error"]["message"]
+    assert refused.headers["retry-after"] == "2"
+    clock.now += timedelta(seconds=3)  # 00:00:01 the next day: a new period
+    assert (await call(env)).status_code == 200
+
+
+async def test_alerts_are_stored_once_per_budget_kind_and_period(env: GatewayEnv) -> None:
+    made = await budget(env, amount_usd=round(reservation(env, 16) * 2.5, 8), alert_threshold=0.3)
+    answered = 0
+    for _ in range(6):
+        answered += (await call(env)).status_code == 200
+        await env.container.spend.drain()
+    assert 1 <= answered < 6
+    alerts = (await env.http.get("/api/v2/budgets/alerts", headers=tenant_admin(env))).json()["items"]
+    kinds = sorted(a["kind"] for a in alerts if a["budget_id"] == made["id"])
+    assert kinds == ["exhausted", "threshold"], alerts
+    assert all(a["budget_name"] == "acme daily" for a in alerts)
+    other = (await env.http.get("/api/v2/budgets/alerts", headers=tenant_admin(env, "globex"))).json()
+    assert other["items"] == [], "another tenant sees none of acme's alerts"
+
+
+async def test_a_refusal_speaks_the_anthropic_dialect(env: GatewayEnv) -> None:
+    await budget(env, amount_usd=0.00000001)
+    refused = await env.http.post(
+        "/v1/messages",
+        json={"model": OPENAI_MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-api-key": env.key, "anthropic-version": "2023-06-01"},
+    )
+    assert refused.status_code == 429
+    body = refused.json()
+    assert body["type"] == "error" and "acme daily" in body["error"]["message"]
+    assert env.upstream_calls() == 0
+
+
+async def test_budgets_are_tenant_scoped(env: GatewayEnv) -> None:
+    made = await budget(env, amount_usd=10)
+    theirs = tenant_admin(env, "globex")
+    assert (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=theirs)).status_code == 404
+    assert (
+        await env.http.patch(f"/api/v2/budgets/{made['id']}", json={"amount_usd": 1}, headers=theirs)
+    ).status_code == 404
+    assert (await env.http.delete(f"/api/v2/budgets/{made['id']}", headers=theirs)).status_code == 404
+    assert (await env.http.get("/api/v2/budgets", headers=theirs)).json()["items"] == []
+    mine = (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))).json()
+    assert mine["amount_usd"] == 10 and mine["spent_usd"] == 0 and mine["remaining_usd"] == 10
+    changed = await env.http.patch(
+        f"/api/v2/budgets/{made['id']}", json={"amount_usd": 20}, headers=tenant_admin(env)
+    )
+    assert changed.json()["amount_usd"] == 20
+    assert (
+        await env.http.delete(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))
+    ).status_code == 204
+
+
+async def test_a_pause_expensive_budget_takes_premium_models_out_of_routing(env: GatewayEnv) -> None:
+    await budget(env, amount_usd=0.00000001, action="pause_expensive")
+    auto = {"model": "auto", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": f"Bearer {env.key}"}
+    first = await env.http.post("/v1/chat/completions", json=auto, headers=headers)
+    assert first.status_code == 200, "a pause_expensive budget never refuses"
+    snapshot = env.container.snapshots.current
+    for _ in range(5):
+        answer = await env.http.post("/v1/chat/completions", json=auto, headers=headers)
+        assert snapshot.models[answer.headers["x-turnout-model"]].cost_tier != "premium"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status"),
+    [({}, 503), ({"redis_down_budgets": "open"}, 200)],
+)
+async def test_with_redis_down_block_budgets_fail_closed_by_default(
+    tmp_path: Path, overrides: dict[str, Any], status: int
+) -> None:
+    async with gateway(tmp_path, redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.2, **overrides) as down:
+        await budget(down, amount_usd=10)
+        answer = await call(down)
+        assert answer.status_code == status, answer.text
+        if status == 503:
+            assert (
+                "Redis" in answer.json()["error"]["message"]
+                and "acme daily" in answer.json()["error"]["message"]
+            )
+
+
+async def test_with_redis_down_rate_limits_fail_open(tmp_path: Path) -> None:
+    async with gateway(tmp_path, redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.2) as down:
+        made = await down.http.post(
+            "/api/v2/limits", json={"scope": "tenant", "rpm": 1}, headers=tenant_admin(down)
+        )
+        assert made.status_code == 201, made.text
+        assert [(await call(down)).status_code for _ in range(3)] == [200, 200, 200]
+
+
+async def test_counters_that_missed_a_settle_are_rebuilt_from_the_records(tmp_path: Path) -> None:
+    """Redis stops taking writes while a call is in flight: its settle fails. Once Redis is back,
+    the budget's counters are seeded again from the records, so the spend of that call is not lost
+    and its reservation does not linger."""
+    import redis.asyncio as aioredis
+
+    from tests.services import redis_url
+
+    url = await redis_url()
+    async with gateway(tmp_path, redis_url=url, redis_timeout_s=0.3, redis_prefix=f"t{id(tmp_path)}:") as env:
+        made = await budget(env, amount_usd=10)
+        assert (await call(env)).status_code == 200
+        env.sim.config.latency_ms = 800
+        in_flight = asyncio.create_task(call(env))
+        await asyncio.sleep(0.3)  # reserved, waiting for the upstream
+        admin = aioredis.Redis.from_url(url)
+        try:
+            await admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")  # its settle times out
+            answer = await in_flight
+            await env.container.spend.drain()
+        finally:
+            await admin.execute_command("CLIENT", "UNPAUSE")
+            await admin.aclose()
+        assert answer.status_code == 200
+        env.sim.config.latency_ms = 0
+        await env.records(2)
+        assert (await call(env)).status_code == 200  # Redis is back: the counters are rebuilt first
+        await env.container.spend.drain()
+        rows = await env.records(3)
+        recorded = sum(float(r.cost_usd or 0) for r in rows)
+        shown = (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))).json()
+        assert shown["reserved_usd"] == 0
+        assert shown["spent_usd"] == pytest.approx(recorded, abs=1e-6)

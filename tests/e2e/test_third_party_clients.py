@@ -1,0 +1,60 @@
+"""Clients no one here wrote work against Turnout unchanged: LangChain's ChatOpenAI and the LiteLLM
+SDK (as a client, through its OpenAI and Anthropic providers), plain and streaming, with tools."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM fetches prices at import otherwise
+
+from typing import Any
+
+import litellm
+from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+
+from tests.gateway_env import OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
+
+HELLO: Any = [{"role": "user", "content": "Say hello to the sea"}]
+
+
+@tool
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    return f"rain in {city}"
+
+
+def _chat(env: GatewayEnv, **kw: Any) -> ChatOpenAI:
+    return ChatOpenAI(base_url=f"{env.url}/v1", api_key=env.key, model=OPENAI_MODEL, max_retries=0, **kw)  # type: ignore[arg-type]
+
+
+async def test_langchain_chat_openai_invokes_streams_and_calls_tools(gw: GatewayEnv) -> None:  # noqa: F811
+    answer = await _chat(gw).ainvoke([HumanMessage("Say hello to the sea")])
+    assert answer.content and answer.response_metadata["model_name"] == OPENAI_MODEL
+    assert answer.usage_metadata and answer.usage_metadata["total_tokens"] > 0
+    chunks = [c async for c in _chat(gw, stream_usage=True).astream([HumanMessage("Say hello")])]
+    assert "".join(str(c.content) for c in chunks) and all(isinstance(c, AIMessageChunk) for c in chunks)
+    assert any(c.usage_metadata for c in chunks), "the usage chunk arrives"
+    called = await _chat(gw).bind_tools([get_weather]).ainvoke([HumanMessage("Weather in Oslo?")])
+    assert called.tool_calls and called.tool_calls[0]["name"] == "get_weather"
+    rows = await gw.records(3)
+    assert {r.model for r in rows} == {OPENAI_MODEL} and all(r.status == "ok" for r in rows)
+
+
+async def test_litellm_sdk_as_a_client_in_both_dialects(gw: GatewayEnv) -> None:  # noqa: F811
+    through_openai = await litellm.acompletion(
+        model=f"openai/{OPENAI_MODEL}", api_base=f"{gw.url}/v1", api_key=gw.key, messages=HELLO
+    )
+    assert through_openai.choices[0].message.content and through_openai.usage.total_tokens > 0
+    stream = await litellm.acompletion(
+        model=f"openai/{OPENAI_MODEL}", api_base=f"{gw.url}/v1", api_key=gw.key, messages=HELLO, stream=True
+    )
+    text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream])
+    assert text
+    through_anthropic = await litellm.acompletion(
+        model=f"anthropic/{OPENAI_MODEL}", api_base=gw.url, api_key=gw.key, messages=HELLO, max_tokens=50
+    )
+    assert through_anthropic.choices[0].message.content
+    rows = await gw.records(3)
+    assert sorted(r.dialect for r in rows[-3:]) == ["anthropic", "openai", "openai"]
