@@ -14,7 +14,13 @@ import orjson
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.test_record_writer import _wait_until, assert_exactly_once, engine, make_record  # noqa: F401
+from tests.integration.test_record_writer import (  # noqa: F401
+    STEADY_DB_S,
+    _wait_until,
+    assert_exactly_once,
+    engine,
+    make_record,
+)
 from turnout.records import RecordWriter
 from turnout.store.db import make_sessionmaker
 from turnout.store.messages import Message
@@ -46,7 +52,11 @@ async def test_refused_values_are_stored_cleaned_with_their_batch(
     tmp_path: Path,
 ) -> None:
     writer = RecordWriter(
-        make_sessionmaker(engine), tmp_path / "journal", batch_size=100, flush_interval_s=0.05
+        make_sessionmaker(engine),
+        tmp_path / "journal",
+        batch_size=100,
+        flush_interval_s=0.05,
+        db_timeout_s=STEADY_DB_S,
     )
     await writer.start()
     good = [make_record() for _ in range(40)]
