@@ -14,7 +14,7 @@ streaming time to first token. Then the targets: Turnout >= 20x LiteLLM's and >=
 pass-through's requests/s; added latency <= 1 ms p50 and <= 5 ms p99; added TTFT <= 2 ms.
 
     .venv/bin/python bench/gateway.py [--duration 10] [--connections 32] [--skip-litellm]
-        [--skip-durability-cost] [--skip-redis] [--redis URL] [--json]
+        [--skip-durability-cost] [--skip-redis] [--redis own|URL] [--json]
 """
 
 from __future__ import annotations
@@ -33,7 +33,16 @@ import uvloop
 import litellm_setup
 from common import ROOT, no_gc, percentile, workspace
 from gateway_load import Paced, Saturation, Target, closed_loop, ensure_wrk, paced, wrk
-from gateway_procs import SIM_KEY, Cores, Proc, configure_simulators, passthrough, simulator, turnout
+from gateway_procs import (
+    SIM_KEY,
+    Cores,
+    Proc,
+    configure_simulators,
+    passthrough,
+    redis_server,
+    simulator,
+    turnout,
+)
 from gateway_rawload import paced_raw
 from gateway_report import NAMES, checks, report
 from spend_reserve import round_trips
@@ -91,7 +100,6 @@ def saturate(entry: Entry, args: argparse.Namespace, wrk_bin: str | None, tmp: P
 
 def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cores) -> dict[str, Any]:
     wrk_bin = ensure_wrk()
-    redis_url = _redis(args)
     notes = [f"pinning: {cores.describe()}"]
     notes.append(
         "load: wrk -t1 (Lua script: POST body + Authorization)"
@@ -101,6 +109,12 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
     entries: dict[str, Entry] = {}
     litellm_error: str | None = "skipped (--skip-litellm)" if args.skip_litellm else None
     with ExitStack() as stack:
+        redis_proc = stack.enter_context(redis_server(tmp, cores)) if args.redis == "own" else None
+        redis_url = redis_proc.url if redis_proc is not None else _redis(args)
+        if redis_proc is not None:
+            notes.append(f"Redis: the benchmark's own redis-server on core {cores.load} (load core)")
+        elif redis_url is not None:
+            notes.append(f"Redis: {redis_url}, not pinned (it may take CPU from the server's core)")
         upstream = stack.enter_context(simulator(tmp, "sim-upstream", cores.load, cores))
         alone = stack.enter_context(simulator(tmp, "sim-direct", cores.server, cores))
         sims = [upstream, alone]
@@ -138,10 +152,14 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
                 print(f"LiteLLM unavailable: {litellm_error}")
 
         configure_simulators(sims, tokens_per_second=0, reply_tokens=args.reply_tokens)
+        redis_cpu_s = 0.0
         for round_ in range(args.rounds):  # rounds interleave the targets: bursts of noise hit all alike
             for name, entry in entries.items():
                 print(f"saturation {round_ + 1}/{args.rounds}: {NAMES[name]} ...", flush=True)
+                before = redis_proc.cpu_s() if redis_proc is not None and name == "turnout_redis" else None
                 saturate(entry, args, wrk_bin, tmp, cores)
+                if before is not None and redis_proc is not None:
+                    redis_cpu_s += redis_proc.cpu_s() - before
 
         base_rate = args.load_fraction * _rps(entries, "turnout")
         rates = {name: base_rate for name in entries}
@@ -169,6 +187,7 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
                 )
                 seconds = args.duration / args.rounds
                 entry.stream = run_paced(entry, rates[name], seconds, stream=True, into=entry.stream)
+        reserve = uvloop.run(round_trips(redis_url, 3000)) if redis_url is not None else None
     share = f"{args.load_fraction:.0%}"
     notes.append(
         f"moderate load: open-loop raw HTTP/1.1 client (gateway_rawload) at {share} of Turnout's saturation "
@@ -179,14 +198,21 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
         f"{args.stream_rate:g} streams/s (LiteLLM: at most {share} of its streaming capacity, from its CPU "
         "per stream in a warm-up); TTFT = time to the first chunk carrying 'data:' (paced aiohttp client)"
     )
-    reserve = uvloop.run(round_trips(redis_url, 3000)) if redis_url is not None else None
     return {
         "config": {k: v for k, v in vars(args).items() if k != "json"},
         "notes": notes,
         "litellm_error": litellm_error,
         "targets": {name: entry.summary() for name, entry in entries.items()},
         "reserve_round_trip": reserve,
+        "redis_cpu_us_per_call": _per_call_us(redis_cpu_s, entries.get("turnout_redis")),
     }
+
+
+def _per_call_us(cpu_s: float, entry: Entry | None) -> float | None:
+    """Microseconds of Redis's CPU per answered call of the Redis variant's saturation phase."""
+    if entry is None or entry.saturation is None or not entry.saturation.ok or not cpu_s:
+        return None
+    return cpu_s / entry.saturation.ok * 1e6
 
 
 def _with_redis(tmp: Path, env: dict[str, str], redis_url: str) -> tuple[Path, dict[str, str]]:
@@ -259,7 +285,11 @@ def main() -> None:
         "--skip-durability-cost", action="store_true", help="no run with TURNOUT_RECORD_DURABILITY=async"
     )
     parser.add_argument("--skip-redis", action="store_true", help="no run with spend control in Redis")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the Redis of that run")
+    parser.add_argument(
+        "--redis",
+        default="own",
+        help="the Redis of that run: 'own' (default) starts one on the load core; or a URL",
+    )
     parser.add_argument("--json", action="store_true", help=f"write {RESULTS.relative_to(ROOT)}")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails or cannot be told")
     args = parser.parse_args()

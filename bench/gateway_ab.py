@@ -10,6 +10,7 @@ An A/A run (``--base`` at the working tree's own commit, no changes) shows the n
 1.04-1.06 with single rounds from 0.92 to 1.24 on the 2-core sandbox, so trust only larger changes.
 
     .venv/bin/python bench/gateway_ab.py [--base HEAD] [--rounds 12] [--seconds 3] [--connections 32]
+        [--redis]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from common import BIN, ROOT, workspace
 from gateway_load import Target, ensure_wrk, wrk
-from gateway_procs import Cores, Proc, configure_simulators, simulator, turnout
+from gateway_procs import Cores, Proc, configure_simulators, redis_server, simulator, turnout
 
 
 @contextmanager
@@ -54,6 +55,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=3.0, help="wrk seconds per round and side")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="both sides with spend control (a budget and an rpm limit on the key) in one Redis of the "
+        "benchmark's own on the load core, each under its own key prefix",
+    )
     args = parser.parse_args()
     wrk_bin = ensure_wrk()
     if wrk_bin is None:
@@ -66,13 +73,18 @@ def main() -> None:
         base = stack.enter_context(checkout(args.base))
         tmp, _ = stack.enter_context(workspace("sqlite"))
         upstream = stack.enter_context(simulator(tmp, "sim-upstream", cores.load, cores))
+        redis = stack.enter_context(redis_server(tmp, cores)) if args.redis else None
         sides: dict[str, tuple[Proc, Target, Path]] = {}
         for name, src in (("A", base / "src"), ("B", ROOT / "src")):
             side_tmp, env = stack.enter_context(workspace("sqlite"))
             env = {**env, "PYTHONPATH": str(src)}
+            if redis is not None:
+                env |= {"TURNOUT_REDIS_URL": redis.url, "TURNOUT_REDIS_PREFIX": f"ab-{name}:"}
             label = args.base if name == "A" else "working tree"
             print(f"{name}: {label}, turnout imported from {imported_from(env)}")
-            gateway, key = stack.enter_context(turnout(side_tmp, env, upstream.url, cores))
+            gateway, key = stack.enter_context(
+                turnout(side_tmp, env, upstream.url, cores, spend_controls=args.redis)
+            )
             sides[name] = (gateway, Target(name, gateway.url, key, "sim/gpt-4o-mini"), side_tmp)
         configure_simulators([upstream], tokens_per_second=0, reply_tokens=16)
         for _gateway, target, side_tmp in sides.values():  # warm-up

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -139,6 +140,34 @@ def configure_simulators(sims: Sequence[Proc], **config: object) -> None:
     """Change every simulator's settings (e.g. ``tokens_per_second``) while it runs."""
     for sim in sims:
         httpx.post(f"{sim.url}/_sim/config", json=config, timeout=10).raise_for_status()
+
+
+@contextmanager
+def redis_server(tmp: Path, cores: Cores) -> Iterator[Proc]:
+    """A Redis of the benchmark's own on the load core, keeping nothing on disk: a production
+    Redis runs on its own host, so its CPU must not be taken from the server under test's core
+    (the system Redis here floats over both cores)."""
+    port = free_port()
+    cmd = [*cores.prefix(cores.load), "redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    cmd += ["--save", "", "--appendonly", "no", "--dir", str(tmp)]
+    log = tmp / "redis.log"
+    with log.open("ab") as out:
+        popen = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                if popen.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start: {log.read_text()[-500:]}") from None
+                time.sleep(0.05)
+        yield Proc("redis", popen, f"redis://127.0.0.1:{port}/0", log)
+    finally:
+        stop(popen, signal.SIGTERM, 10.0)
 
 
 @contextmanager

@@ -30,7 +30,7 @@ import uvloop
 import gateway_stalls
 from common import BIN, ROOT, SQLITE_FILE, no_gc, percentile, workspace
 from gateway_load import Target, ensure_wrk, paced, wrk
-from gateway_procs import Cores, Proc, configure_simulators, simulator, turnout
+from gateway_procs import Cores, Proc, configure_simulators, redis_server, simulator, turnout
 from gateway_rawload import paced_raw
 
 RESULTS = ROOT / "bench" / "results"
@@ -108,6 +108,11 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, help="sample turnout with this py-spy binary")
     parser.add_argument("--stalls", action="store_true", help="catch what blocks the event loop")
     parser.add_argument("--serve", type=Path, help="a script serving Turnout instead of `turnout serve`")
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="spend control on (a budget and an rpm limit on the key) in a Redis of its own on the load core",
+    )
     args = parser.parse_args()
     cores = Cores.pick()
     if cores.load is not None:
@@ -120,11 +125,18 @@ def main() -> None:
         if args.stalls:
             stall_report.unlink(missing_ok=True)
             env = gateway_stalls.install(env, tmp, stall_report)
-        with simulator(tmp, "sim", cores.load, cores) as sim:
+        with contextlib.ExitStack() as stack:
+            sim = stack.enter_context(simulator(tmp, "sim", cores.load, cores))
+            redis = stack.enter_context(redis_server(tmp, cores)) if args.redis else None
+            if redis is not None:
+                env = env | {"TURNOUT_REDIS_URL": redis.url}
             if args.stream:
                 configure_simulators([sim], tokens_per_second=200, reply_tokens=50)
             serve = [str(BIN / "python"), str(args.serve)] if args.serve else None
-            with turnout(tmp, env, sim.url, cores, profile=prof, serve=serve) as (gateway, key):
+            with turnout(tmp, env, sim.url, cores, profile=prof, serve=serve, spend_controls=args.redis) as (
+                gateway,
+                key,
+            ):
                 spy = None
                 if args.py_spy:
                     cmd = [
@@ -149,8 +161,11 @@ def main() -> None:
                         str(stacks),
                     ]
                     spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                redis_before = redis.cpu_s() if redis is not None else 0.0
                 try:
                     load(args, gateway, key, tmp, cores)
+                    if redis is not None:
+                        print(f"Redis server CPU meanwhile: {redis.cpu_s() - redis_before:.2f} s")
                 finally:
                     if spy is not None and spy.wait(timeout=60) != 0:
                         print(f"py-spy failed: {spy.stderr.read().decode() if spy.stderr else ''}")

@@ -128,6 +128,8 @@ def report(results: dict[str, Any]) -> None:
             f"{rtt['reserve_p99_ms']:.3f} ms; settle p50 {rtt['settle_p50_ms']:.3f} ms, p99 "
             f"{rtt['settle_p99_ms']:.3f} ms ({rtt['calls']} calls)"
         )
+    if (redis_cpu := results.get("redis_cpu_us_per_call")) is not None:
+        print(f"# Redis server CPU per call of the Redis variant at saturation: {redis_cpu:.0f} us")
     print(
         f"\nSaturation: {results['config']['connections']} connections, {results['config']['duration']:g} s "
         f"in {results['config']['rounds']} interleaved rounds"

@@ -146,3 +146,35 @@ async def test_a_free_call_reserves_and_settles_nothing(ledger: Ledger) -> None:
     assert (await ledger.reserve(free)).refusal is None
     await ledger.settle(free, {b.id: 0}, 5)
     assert await ledger.balance(h) == (0, 0)
+
+
+async def test_a_window_counts_exactly_the_last_minute_over_minutes_of_traffic(ledger: Ledger) -> None:
+    """Uneven traffic over four minutes, with a gap and a clock that lags by seconds (another
+    replica's): at every call the remaining requests and tokens are those of the 60 s up to the
+    latest clock seen (a lagging clock does not bring back what already left the window)."""
+    rate = limit(rpm=10_000, tpm=1_000_000)
+    t0 = NOW.timestamp()
+    sent: list[tuple[int, int]] = []  # (second, tokens) of every granted call
+    pattern = [*range(0, 70), *range(150, 240)]  # a quiet minute and more in between
+    for n, second in enumerate(pattern):
+        for k in range(1 + n % 3):
+            when = second - (2 if k == 2 and second > 5 else 0)  # a lagging replica's clock
+            tokens = 10 + (n + k) % 7
+            verdict = await ledger.reserve(ask([], [rate], 0, tokens=tokens, now=t0 + when + 0.5))
+            assert verdict.refusal is None
+            sent.append((when, tokens))
+            latest = max(s for s, _ in sent)
+            live = [(s, t) for s, t in sent if s > latest - 60]
+            assert verdict.requests is not None and verdict.tokens is not None
+            assert verdict.requests.remaining == 10_000 - len(live), (second, k)
+            assert verdict.tokens.remaining == 1_000_000 - sum(t for _, t in live), (second, k)
+
+
+async def test_a_limit_idle_for_longer_than_its_window_starts_from_zero(ledger: Ledger) -> None:
+    rate = limit(rpm=2)
+    t0 = NOW.timestamp()
+    for i in range(2):
+        assert (await ledger.reserve(ask([], [rate], 0, now=t0 + i))).refusal is None
+    assert (await ledger.reserve(ask([], [rate], 0, now=t0 + 30))).refusal is not None
+    later = await ledger.reserve(ask([], [rate], 0, now=t0 + 500))  # past the key's own expiry
+    assert later.refusal is None and later.requests is not None and later.requests.remaining == 1

@@ -13,7 +13,7 @@ redis-py's ``Connection``: a command through the client (pool, retries, observab
 Keys (under ``TURNOUT_REDIS_PREFIX``, ``turnout:`` by default): ``b:<budget>:<period start>`` a
 hash of ``s`` (spent) and ``r`` (reserved) in micro-USD, expiring a day after its period;
 ``w:<limit>`` a hash of one-second buckets ``q<second>`` (requests) and ``t<second>`` (tokens) over
-the last 60 s; ``c:<limit>`` a sorted set of the requests holding a concurrency slot, scored by when
+the last 60 s, with their running totals ``Q`` and ``T`` and the oldest live second ``m``; ``c:<limit>`` a sorted set of the requests holding a concurrency slot, scored by when
 they took it."""
 
 from __future__ import annotations
@@ -47,6 +47,37 @@ from turnout.spend.ledger import (
 # ARGV[1]: a JSON list of operations, each a reserve {"t": "r", ...} or a settle {"t": "s", ...};
 # returns a JSON list of their results, in order. (cjson writes an empty list as {}.)
 BATCH = """
+-- A window's totals: fields Q (requests) and T (tokens) sum the one-second buckets q<s> and t<s>
+-- still in the window; m is the oldest second whose bucket may still hold requests. Buckets that
+-- left the window are subtracted and deleted as m moves past them: each second is visited once,
+-- so a reservation costs a few commands, not a scan of the window. A replica whose clock lags
+-- writes a bucket behind m: m moves back to it (the writer below), so it too is expired in turn.
+local function slide(w, sec)
+  local got = redis.call('HMGET', w, 'Q', 'T', 'm')
+  local q, t, m = tonumber(got[1]) or 0, tonumber(got[2]) or 0, tonumber(got[3])
+  if m == nil then return q, t, sec end
+  if m < sec - 3 * $WINDOW then  -- idle longer than the key's own expiry: nothing left in it
+    redis.call('DEL', w)
+    return 0, 0, sec
+  end
+  local floor, moved = sec - $WINDOW + 1, false
+  while m < floor do
+    local old = redis.call('HMGET', w, 'q' .. m, 't' .. m)
+    if old[1] or old[2] then
+      q = q - (tonumber(old[1]) or 0)
+      t = t - (tonumber(old[2]) or 0)
+      redis.call('HDEL', w, 'q' .. m, 't' .. m)
+    end
+    m, moved = m + 1, true
+  end
+  while m < sec and redis.call('HEXISTS', w, 'q' .. m) == 0 do m, moved = m + 1, true end
+  if moved then
+    redis.call('HSET', w, 'Q', q, 'T', t, 'm', m)
+  end
+  if q <= 0 then m = sec end
+  return q, t, m
+end
+
 local function reserve(op)
   local missing = {}
   for i, b in ipairs(op.b) do
@@ -67,17 +98,7 @@ local function reserve(op)
   for j, l in ipairs(op.l) do
     local q, t, oldest = 0, 0, sec
     if l.rpm > 0 or l.tpm > 0 then
-      local all = redis.call('HGETALL', l.w)
-      for k = 1, #all, 2 do
-        local f = all[k]; local at = tonumber(string.sub(f, 2))
-        if at <= sec - $WINDOW then
-          redis.call('HDEL', l.w, f)
-        elseif string.sub(f, 1, 1) == 'q' then
-          q = q + tonumber(all[k + 1]); if at < oldest then oldest = at end
-        else
-          t = t + tonumber(all[k + 1])
-        end
-      end
+      q, t, oldest = slide(l.w, sec)
       if l.rpm > 0 and q + 1 > l.rpm then return {s = 2, i = j, o = oldest} end
       if l.tpm > 0 and t + op.tokens > l.tpm then return {s = 3, i = j, o = oldest} end
     end
@@ -90,10 +111,15 @@ local function reserve(op)
   if op.cost > 0 then
     for _, b in ipairs(op.b) do redis.call('HINCRBY', b.k, 'r', op.cost) end
   end
-  for _, l in ipairs(op.l) do
+  for j, l in ipairs(op.l) do
     if l.rpm > 0 or l.tpm > 0 then
       redis.call('HINCRBY', l.w, 'q' .. sec, 1)
-      if l.tpm > 0 and op.tokens > 0 then redis.call('HINCRBY', l.w, 't' .. sec, op.tokens) end
+      redis.call('HINCRBY', l.w, 'Q', 1)
+      if l.tpm > 0 and op.tokens > 0 then
+        redis.call('HINCRBY', l.w, 't' .. sec, op.tokens)
+        redis.call('HINCRBY', l.w, 'T', op.tokens)
+      end
+      if windows[j][3] >= sec then redis.call('HSET', l.w, 'm', sec) end
       redis.call('EXPIRE', l.w, $WINDOW * 2)
     end
     if l.max > 0 then
@@ -123,6 +149,7 @@ local function settle(op)
     local field = 't' .. op.sec
     if op.delta ~= 0 and redis.call('HEXISTS', l.w, field) == 1 then
       redis.call('HINCRBY', l.w, field, op.delta)
+      redis.call('HINCRBY', l.w, 'T', op.delta)
     end
     redis.call('ZREM', l.c, op.rid)
   end
