@@ -38,6 +38,19 @@ class BudgetExceeded(TurnoutError):
 
 
 @dataclass(slots=True)
+class Cover:
+    """The budgets (but model budgets) and limits one caller's calls count against, the budgets in
+    their current periods: worked out once per caller and snapshot, not on every call."""
+
+    holds: list[BudgetHold]
+    limits: list[LimitView]
+    until: float  # Unix seconds when the first of those periods ends (then worked out again)
+
+
+MAX_COVERS = 10_000  # callers remembered per snapshot (past it, the memory starts over)
+
+
+@dataclass(slots=True)
 class Held:
     """What one call holds in the ledger until it is settled."""
 
@@ -106,6 +119,9 @@ class SpendGuard:
         self._publish = publish  # tells the other replicas a steering budget ran out
         self._alerted: set[tuple[str, str, datetime]] = set()  # (budget, kind, period) raised here
         self._unsettled: dict[str, BudgetHold] = {}  # counters that missed a settle while Redis was down
+        self._covers: dict[tuple[str, str | None, str | None, str | None], Cover] = {}
+        self._covers_of: Snapshot | None = None  # the snapshot _covers were worked out from
+        self._model_budgets = False  # does that snapshot have any model-scoped budget?
 
     # -- which budgets and limits a call counts against -------------------------------------------
 
@@ -185,16 +201,22 @@ class SpendGuard:
         request_id: str,
     ) -> Held | None:
         """Reserve the call's worst case on its budgets and a slot on its limits; raise the refusal."""
-        budgets = self.budgets_for(snapshot, principal, agent_id, policy, (m.id for m in plan))
-        limits = self.limits_for(snapshot, principal, agent_id)
-        if not budgets and not limits:
-            return None
         now = self.clock()
+        stamp = now.timestamp()
+        cover = self._cover(snapshot, principal, agent_id, policy, now, stamp)
+        holds, limits = cover.holds, cover.limits
+        if self._model_budgets:  # budgets on the plan's models: looked up per call
+            by_model = self.budgets_for(snapshot, principal, None, None, (m.id for m in plan))
+            models = [b for b in by_model if b.scope == "model"]
+            holds = holds + [
+                BudgetHold(b, period_start(b.period, now), period_end(b.period, now)) for b in models
+            ]
+        if not holds and not limits:
+            return None
         prompt = estimate_prompt_tokens(body)
         output = output_allowance(body)
         worst = max((worst_case_usd(m, prompt, output) for m in plan), default=0.0)
-        holds = [BudgetHold(b, period_start(b.period, now), period_end(b.period, now)) for b in budgets]
-        ask = Ask(request_id, holds, limits, micros(worst), prompt + output, now.timestamp())
+        ask = Ask(request_id, holds, limits, micros(worst), prompt + output, stamp)
         try:
             if self._unsettled:
                 await self._rebuild()
@@ -207,6 +229,32 @@ class SpendGuard:
         for budget in verdict.exhausted:
             self._ran_out(budget, ask)
         return Held(ask, verdict)
+
+    def _cover(
+        self,
+        snapshot: Snapshot,
+        principal: Principal,
+        agent_id: str | None,
+        policy: str | None,
+        now: datetime,
+        stamp: float,
+    ) -> Cover:
+        if snapshot is not self._covers_of:  # budgets or limits may have changed
+            self._covers, self._covers_of = {}, snapshot
+            self._model_budgets = any(scope == "model" for scope, _ in snapshot.budgets)
+        key = (principal.tenant_id, principal.key_id, agent_id, policy)
+        cover = self._covers.get(key)
+        if cover is None or stamp >= cover.until:
+            budgets = self.budgets_for(snapshot, principal, agent_id, policy, ())
+            holds = [BudgetHold(b, period_start(b.period, now), period_end(b.period, now)) for b in budgets]
+            ends = [h.period_end.timestamp() for h in holds if h.period_end is not None]
+            cover = Cover(
+                holds, self.limits_for(snapshot, principal, agent_id), min(ends, default=float("inf"))
+            )
+            if len(self._covers) >= MAX_COVERS:
+                self._covers.clear()
+            self._covers[key] = cover
+        return cover
 
     def _ledger_down(self, ask: Ask, exc: LedgerUnavailable) -> None:
         blocking = [h.budget.name for h in ask.budgets if h.budget.action == "block"]

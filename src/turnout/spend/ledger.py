@@ -30,10 +30,10 @@ class BudgetHold:
     budget: BudgetView
     period_start: datetime
     period_end: datetime | None
+    key: str = field(init=False)  # the budget's counter in this period (computed once)
 
-    @property
-    def key(self) -> str:
-        return f"{self.budget.id}:{int(self.period_start.timestamp())}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.budget.id}:{int(self.period_start.timestamp())}")
 
 
 @dataclass(slots=True)

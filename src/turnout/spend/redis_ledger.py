@@ -13,8 +13,8 @@ redis-py's ``Connection``: a command through the client (pool, retries, observab
 Keys (under ``TURNOUT_REDIS_PREFIX``, ``turnout:`` by default): ``b:<budget>:<period start>`` a
 hash of ``s`` (spent) and ``r`` (reserved) in micro-USD, expiring a day after its period;
 ``w:<limit>`` a hash of one-second buckets ``q<second>`` (requests) and ``t<second>`` (tokens) over
-the last 60 s, with their running totals ``Q`` and ``T`` and the oldest live second ``m``; ``c:<limit>`` a sorted set of the requests holding a concurrency slot, scored by when
-they took it."""
+the last 60 s, with their running totals ``Q`` and ``T`` and the oldest live second ``m``;
+``c:<limit>`` a sorted set of the requests holding a concurrency slot, scored by when they took it."""
 
 from __future__ import annotations
 
