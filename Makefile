@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench bench-sync bench-models bench-gateway bench-feedback bench-routing bench-replay clean
+.PHONY: run test test-ui ui-docs install lint typecheck bench bench-sync bench-models bench-gateway bench-feedback bench-routing bench-replay clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+test-ui: $(STAMP)  # the web UI in Debian's chromium (make test runs these too)
+	$(BIN)/pytest -q -p no:cacheprovider tests/ui
+
+ui-docs: $(STAMP)  # refresh the screenshots of docs/ui.md from the browser walkthrough
+	TURNOUT_UI_DOCS=1 $(BIN)/pytest -q -p no:cacheprovider tests/ui/test_walkthrough.py
 
 run: $(STAMP)
 	$(BIN)/turnout serve

@@ -28,6 +28,7 @@ from turnout.api.data_plane import ROUTES as DATA_PLANE_ROUTES
 from turnout.api.errors import install_error_handlers
 from turnout.api.hot_path import HotPath
 from turnout.api.openapi import install_openapi
+from turnout.api.ui import install_ui
 from turnout.config import Settings
 from turnout.container import Container
 from turnout.logs import configure_logging
@@ -77,6 +78,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(budgets.router)
     app.include_router(spend.router)
+    install_ui(app)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -10,6 +10,7 @@ from turnout.api.auth import AnyCaller, require_roles
 from turnout.api.deps import container_of as _container
 from turnout.api.parse import decode_json, parse_chat
 from turnout.auth.principal import Principal
+from turnout.container import Container
 from turnout.domain.policies import PolicyBody, PolicyIn, PolicyOut
 from turnout.errors import InvalidRequest, NotFound
 from turnout.feedback.recent import decision_outcome
@@ -94,7 +95,11 @@ async def get_decision(
     request: Request, message_id: Annotated[str, Path(max_length=36)], principal: AnyCaller
 ) -> dict[str, Any]:
     """The routing decision behind one answer of the caller's tenant."""
-    container = _container(request)
+    return await find_decision(_container(request), message_id, principal)
+
+
+async def find_decision(container: Container, message_id: str, principal: Principal) -> dict[str, Any]:
+    """The decision from the recent ones in memory, else from the stored record (tenant-checked)."""
     recent = container.recent.decision(message_id)
     if recent is not None and recent[0] == principal.tenant_id:
         return {"message_id": message_id, **recent[1]}

@@ -48,17 +48,30 @@ class JwtCodec:
         return jwt.encode(claims, self._secret, algorithm=self._algorithm)
 
     def verify(self, token: str) -> Principal:
-        """Decode ``token`` or raise Unauthenticated (bad signature, expired, wrong algorithm...)."""
+        """Decode ``token`` or raise Unauthenticated (bad signature, expired, wrong algorithm...).
+        A token minted for a purpose (a UI login link or session) is not a bearer token."""
         cached = self._verified.get(token)
         if cached is not None and time.time() < cached[1]:
             return cached[0]
-        principal, expires_at = self._decode(token)
+        principal, expires_at, claims = self._decode(token)
+        if "purpose" in claims:
+            raise Unauthenticated(
+                f"this token is a web UI {claims['purpose']} token, not an API bearer token",
+                code="wrong_credential",
+            )
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             self._verified.clear()
         self._verified[token] = (principal, expires_at)
         return principal
 
-    def _decode(self, token: str) -> tuple[Principal, float]:
+    def verify_for(self, token: str, purpose: str) -> tuple[Principal, dict[str, Any]]:
+        """Decode a token minted for ``purpose`` (``mint(..., purpose=...)``), with its claims."""
+        principal, _, claims = self._decode(token)
+        if claims.get("purpose") != purpose:
+            raise Unauthenticated(f"not a {purpose} token", code="wrong_credential")
+        return principal, claims
+
+    def _decode(self, token: str) -> tuple[Principal, float, dict[str, Any]]:
         try:
             claims = jwt.decode(
                 token,
@@ -104,4 +117,4 @@ class JwtCodec:
             roles=frozenset(r for r in roles if r in ROLES),
             agent_id=agent_id,
         )
-        return principal, float(claims["exp"])
+        return principal, float(claims["exp"]), claims

@@ -1,4 +1,5 @@
-"""Command line: ``turnout serve | migrate | token | providers | models | spend | eval | simulate``.
+"""Command line: ``turnout serve | migrate | token | login-link | providers | models | spend | eval |
+simulate``.
 
 Only the commands a user runs import what they need (``cli/lazy.py``): ``turnout token`` reads the
 settings and signs a JWT, nothing more. Errors are one readable line and a non-zero exit.
@@ -71,6 +72,17 @@ def _banner(host: str, port: int) -> None:
     cli = Path(sys.argv[0]).absolute().parent / "turnout"
     token = f"{cli} token --sub admin --tenant platform --role platform_admin"
     print(f"Turnout on {url} | API docs: {url}/docs | admin token: {token}", flush=True)
+    print(f"Web UI, signed in as the platform admin (one use, 15 min): {_admin_link(url)}", flush=True)
+
+
+def _admin_link(url: str) -> str:
+    from turnout.api.ui.session import login_link
+    from turnout.auth.jwt_tokens import JwtCodec
+    from turnout.config import Settings
+
+    settings = Settings()
+    codec = JwtCodec(settings.jwt_secret_value, settings.jwt_algorithm)
+    return login_link(codec, url, "admin", "platform", ["platform_admin"])
 
 
 @app.command()
@@ -102,6 +114,28 @@ def token(
     except TurnoutError as exc:
         fail(exc.message)
     typer.echo(value)
+
+
+@app.command("login-link")
+def login_link_command(
+    sub: Annotated[str, typer.Option(help="subject (user id)")],
+    tenant: Annotated[str, typer.Option(help="tenant id")],
+    role: Annotated[list[str], typer.Option(help="role; repeat for several")],
+    url: Annotated[str, typer.Option(help="the gateway's address")] = "http://127.0.0.1:8080",
+) -> None:
+    """A one-time web UI sign-in link (15 minutes) for this subject, tenant and roles."""
+    from turnout.api.ui.session import login_link
+    from turnout.auth.jwt_tokens import JwtCodec
+    from turnout.config import Settings
+    from turnout.errors import TurnoutError
+
+    settings = Settings()
+    try:
+        typer.echo(
+            login_link(JwtCodec(settings.jwt_secret_value, settings.jwt_algorithm), url, sub, tenant, role)
+        )
+    except TurnoutError as exc:
+        fail(exc.message)
 
 
 def _where(url: str) -> str:

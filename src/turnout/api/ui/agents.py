@@ -1,0 +1,119 @@
+"""The Agents screen (tenant admins; platform admins see their own tenant's): agents, their API
+keys (shown once, revoked in a click) and the models each may use, as toggles. It calls the
+services behind ``/api/v2/agents``, so a tenant admin reaches only their tenant's agents here too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import RedirectResponse, Response
+
+from turnout.agents.model_config import ModelSelection
+from turnout.agents.schemas import AgentCreate
+from turnout.api.deps import container_of
+from turnout.api.ui.render import field_errors, page, read_form, service_error
+from turnout.api.ui.session import UiUser, check_csrf, signed_in
+from turnout.catalog.schemas import ModelFilter
+from turnout.errors import Forbidden, TurnoutError
+
+router = APIRouter(prefix="/ui/agents", include_in_schema=False)
+
+
+def _admin(request: Request) -> UiUser:
+    user = signed_in(request, container_of(request).jwt)
+    if not user.is_admin:
+        raise Forbidden("the Agents screen needs the tenant_admin role")
+    return user
+
+
+async def _listing(request: Request, user: UiUser, status_code: int = 200, **context: Any) -> Response:
+    agents = await container_of(request).agents.list(user.principal)
+    return page(request, user, "agents.html", status_code=status_code, agents=agents.items, **context)
+
+
+@router.get("")
+async def agents(request: Request) -> Response:
+    return await _listing(request, _admin(request), form={})
+
+
+@router.post("")
+async def create_agent(request: Request) -> Response:
+    user = _admin(request)
+    form = {k: str(v) for k, v in (await read_form(request)).items()}
+    check_csrf(user, form.pop("csrf", None))
+    body = {k: v for k, v in form.items() if v.strip()}
+    try:
+        agent = await container_of(request).agents.create(AgentCreate.model_validate(body), user.principal)
+    except ValidationError as exc:
+        return await _listing(request, user, 400, form=form, errors=field_errors(exc))
+    except TurnoutError as exc:
+        return await _listing(request, user, exc.status_code, form=form, errors=service_error(exc))
+    return RedirectResponse(f"/ui/agents/{agent.id}", status_code=303)
+
+
+async def _detail(request: Request, user: UiUser, agent_id: str, **context: Any) -> Response:
+    container = container_of(request)
+    agent = await container.agents.get(agent_id, user.principal)
+    keys = await container.agents.list_keys(agent_id, user.principal)
+    configured = await container.agent_models.list_models(agent_id, user.principal, 1, 500)
+    search = (request.query_params.get("q") or "").strip()
+    flt = ModelFilter(enabled=True, available=True, q=search or None)
+    catalog = await container.models.list(flt, 1, 50)  # what may be added: enabled catalog models
+    enabled = {m.model_id for m in configured.models if m.is_enabled}
+    return page(
+        request,
+        user,
+        "agent.html",
+        agent=agent,
+        keys=keys.items,
+        configured=configured,
+        catalog=catalog,
+        enabled=enabled,
+        search=search,
+        **context,
+    )
+
+
+@router.get("/{agent_id}")
+async def agent_detail(request: Request, agent_id: str) -> Response:
+    return await _detail(request, _admin(request), agent_id)
+
+
+@router.post("/{agent_id}/keys")
+async def issue_key(request: Request, agent_id: str) -> Response:
+    user = _admin(request)
+    form = await read_form(request)
+    check_csrf(user, str(form.get("csrf") or ""))
+    name = str(form.get("name") or "").strip() or None
+    issued = await container_of(request).agents.issue_key(agent_id, name, user.principal)
+    return await _detail(request, user, agent_id, issued=issued)  # the key, this once
+
+
+@router.post("/{agent_id}/keys/{key_id}/revoke")
+async def revoke_key(request: Request, agent_id: str, key_id: str) -> Response:
+    user = _admin(request)
+    form = await read_form(request)
+    check_csrf(user, str(form.get("csrf") or ""))
+    await container_of(request).agents.revoke_key(agent_id, key_id, user.principal)
+    return RedirectResponse(f"/ui/agents/{agent_id}", status_code=303)
+
+
+@router.post("/{agent_id}/models")
+async def set_models(request: Request, agent_id: str) -> Response:
+    """Enable the models ticked in the form, or disable them (``enabled=false``)."""
+    user = _admin(request)
+    form = await read_form(request)
+    check_csrf(user, str(form.get("csrf") or ""))
+    ids = [str(v) for v in form.getlist("model_id") if str(v)]
+    enabled = form.get("enabled") != "false"
+    if not ids:
+        return await _detail(request, user, agent_id, errors={"model_id": "tick at least one model"})
+    try:
+        await container_of(request).agent_models.set_enabled(
+            agent_id, ModelSelection(model_ids=ids), enabled, user.principal
+        )
+    except TurnoutError as exc:
+        return await _detail(request, user, agent_id, errors=service_error(exc))
+    return RedirectResponse(f"/ui/agents/{agent_id}", status_code=303)

@@ -1,0 +1,144 @@
+"""The Providers screen (platform admins): the list, adding one from a template, sync, connection
+test and disable. Every action calls the same services as ``/api/v2/admin/providers``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import RedirectResponse, Response
+
+from turnout.api.deps import container_of
+from turnout.api.ui.render import field_errors, page, read_form, service_error
+from turnout.api.ui.session import UiUser, check_csrf, signed_in
+from turnout.catalog.fetch import test_connection
+from turnout.catalog.schemas import ModelFilter, ProviderCreate, ProviderUpdate
+from turnout.catalog.sync import connection_of
+from turnout.errors import Forbidden, TurnoutError
+from turnout.providers.registry import PROVIDER_TYPES
+
+router = APIRouter(prefix="/ui/providers", include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class Template:
+    """One click fills the add form for a well-known provider."""
+
+    key: str
+    label: str
+    provider_type: str
+    api_base: str
+    needs_key: bool
+    api_version: str = ""
+
+
+TEMPLATES = [
+    Template("openrouter", "OpenRouter", "openrouter", "https://openrouter.ai/api/v1", True),
+    Template("openai", "OpenAI", "openai", "https://api.openai.com/v1", True),
+    Template("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com", True),
+    Template("azure", "Azure OpenAI", "azure", "https://YOUR-RESOURCE.openai.azure.com", True, "2024-10-21"),
+    Template("ollama", "Ollama (local)", "ollama", "http://127.0.0.1:11434", False),
+    Template("llamacpp", "llama.cpp server (local)", "custom", "http://127.0.0.1:8080/v1", False),
+    Template("vllm", "vLLM (local)", "custom", "http://127.0.0.1:8000/v1", False),
+    Template(
+        "sim", "Turnout simulator (turnout simulate --port 8090)", "openai", "http://127.0.0.1:8090/v1", False
+    ),
+]
+
+
+def _admin(request: Request) -> UiUser:
+    user = signed_in(request, container_of(request).jwt)
+    if not user.is_platform_admin:
+        raise Forbidden("the Providers screen needs the platform_admin role")
+    return user
+
+
+async def _listing(request: Request, user: UiUser, status_code: int = 200, **context: Any) -> Response:
+    providers = await container_of(request).providers.list()
+    return page(
+        request,
+        user,
+        "providers.html",
+        status_code=status_code,
+        providers=providers,
+        templates=TEMPLATES,
+        types=PROVIDER_TYPES,
+        **context,
+    )
+
+
+@router.get("")
+async def providers(request: Request) -> Response:
+    return await _listing(request, _admin(request), form={})
+
+
+@router.post("")
+async def add_provider(request: Request) -> Response:
+    user = _admin(request)
+    form = {k: str(v) for k, v in (await read_form(request)).items()}
+    check_csrf(user, form.pop("csrf", None))
+    body = {k: v.strip() for k, v in form.items() if v.strip()}
+    try:
+        created = await container_of(request).providers.create(
+            ProviderCreate.model_validate(body), user.principal
+        )
+    except ValidationError as exc:
+        return await _listing(request, user, 400, form=form, errors=field_errors(exc), adding=True)
+    except TurnoutError as exc:
+        return await _listing(
+            request, user, exc.status_code, form=form, errors=service_error(exc), adding=True
+        )
+    return RedirectResponse(f"/ui/providers/{created.id}", status_code=303)
+
+
+@router.get("/{provider_id}")
+async def provider_detail(request: Request, provider_id: str) -> Response:
+    user = _admin(request)
+    container = container_of(request)
+    provider = await container.providers.get(provider_id)
+    models = await container.models.list(ModelFilter(provider=provider_id), 1, 50)
+    return page(request, user, "provider.html", provider=provider, models=models)
+
+
+@router.post("/{provider_id}/sync")
+async def sync_provider(request: Request, provider_id: str) -> Response:
+    """Sync now; answers the result panel (htmx swaps it in while the button shows progress)."""
+    user = _admin(request)
+    check_csrf(user, request.headers.get("x-csrf-token"))
+    try:
+        result = await container_of(request).sync.sync(provider_id)
+    except TurnoutError as exc:
+        return page(request, user, "_sync_result.html", error=exc.message)
+    return page(request, user, "_sync_result.html", result=result)
+
+
+@router.post("/{provider_id}/test")
+async def test_provider(request: Request, provider_id: str) -> Response:
+    user = _admin(request)
+    check_csrf(user, request.headers.get("x-csrf-token"))
+    container = container_of(request)
+    async with container.sessions() as session:
+        provider = await container.providers.load(session, provider_id)
+    try:
+        key = await container.providers.api_key(provider)
+    except TurnoutError as exc:
+        return page(request, user, "_test_result.html", ok=False, error=exc.message, latency_ms=0)
+    result = await test_connection(
+        container.http.session(),
+        connection_of(provider),
+        key,
+        timeout_s=container.settings.http_connect_timeout_s * 2,
+    )
+    return page(request, user, "_test_result.html", **result)
+
+
+@router.post("/{provider_id}/active")
+async def set_active(request: Request, provider_id: str) -> Response:
+    user = _admin(request)
+    form = await read_form(request)
+    check_csrf(user, str(form.get("csrf") or ""))
+    active = form.get("active") == "true"
+    await container_of(request).providers.update(provider_id, ProviderUpdate(is_active=active))
+    return RedirectResponse(f"/ui/providers/{provider_id}", status_code=303)
