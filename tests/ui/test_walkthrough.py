@@ -5,10 +5,12 @@ a model was chosen; a tenant admin of another tenant sees none of it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable, Callable
 
 import httpx
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from tests.ui.conftest import SIM_KEY, Ui, doc_shot
@@ -117,6 +119,24 @@ async def test_a_tenant_admin_sets_up_an_agent_and_chats_and_rates_in_the_playgr
     await expect(fresh.locator(".why")).to_contain_text("Chosen: sim/")
     await doc_shot(page, "playground")
 
+    await page.get_by_role("link", name="Dashboard").click()  # the ratings reach the dashboard
+    rated_rows = page.locator("#performance tbody tr", has_text="(1 rated)")  # 1.0 and the implicit 0.0
+
+    async def both_rated() -> bool:
+        return await rated_rows.count() == 2
+
+    await _until(page, both_rated)
+    await expect(page.locator("#performance tbody")).to_contain_text("1.00")
+    await doc_shot(page, "dashboard")
+
+    await page.get_by_role("link", name="Records").click()  # the calls, each with its decision
+    await expect(page.locator("#records tbody tr")).to_have_count(4)  # 1 by key + 3 in the playground
+    await page.locator("#records tbody tr").first.get_by_role("link").click()
+    await expect(page.get_by_role("heading", name="Routing decision")).to_be_visible()
+    await expect(page.locator(".decision")).to_contain_text("Task detected")
+    await page.get_by_role("link", name="Spend").click()
+    await expect(page.locator("#spend tfoot th").nth(1)).to_have_text("4")
+
     other = await ui.signed_in("gus", "globex", "tenant_admin")  # another tenant sees none of it
     await expect(other.get_by_text("No agent yet")).to_be_visible()
     await other.goto(f"{ui.url}/ui/agents/bot")
@@ -129,6 +149,12 @@ async def test_a_tenant_admin_sets_up_an_agent_and_chats_and_rates_in_the_playgr
         headers={"x-csrf-token": await _csrf(other)},
     )
     assert feedback.status == 404, await feedback.text()
+    await other.goto(f"{ui.url}/ui/records")
+    await expect(other.get_by_text("No call matches")).to_be_visible()
+    await other.goto(f"{ui.url}/ui/dashboard")
+    await expect(other.get_by_text("No call yet")).to_be_visible()
+    await other.goto(f"{ui.url}/ui/records/{rated}")
+    await expect(other.get_by_role("alert")).to_contain_text("not found")
     await other.goto(f"{ui.url}/ui/providers")
     await expect(other.get_by_role("alert")).to_contain_text("needs the platform_admin role")
 
@@ -163,6 +189,16 @@ async def test_a_pasted_jwt_signs_in_and_a_bad_one_says_why(ui: Ui) -> None:
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(re.compile(r"/ui/playground$"))
     await expect(page.get_by_role("link", name="Agents")).to_have_count(0)  # a user's menu
+
+
+async def _until(page: Page, seen: Callable[[], Awaitable[bool]], tries: int = 40) -> None:
+    """Reload until ``seen()``: ratings reach the records a moment after they are given."""
+    for _ in range(tries):
+        if await seen():
+            return
+        await asyncio.sleep(0.25)
+        await page.reload()
+    raise AssertionError(f"not seen on {page.url} after {tries} reloads")
 
 
 async def _add_simulator(ui: Ui, page: object) -> None:

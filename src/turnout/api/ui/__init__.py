@@ -10,13 +10,20 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from turnout.api.errors import json_error
-from turnout.api.ui import agents, auth_pages, catalog, playground, providers
+from turnout.api.ui import agents, auth_pages, catalog, playground, providers, reports
 from turnout.api.ui.render import page
 from turnout.api.ui.session import LoginRequired, UsedLinks
 from turnout.errors import TurnoutError
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = (auth_pages.router, providers.router, catalog.router, agents.router, playground.router)
+ROUTERS = (
+    auth_pages.router,
+    providers.router,
+    catalog.router,
+    agents.router,
+    playground.router,
+    reports.router,
+)
 
 
 def install_ui(app: FastAPI) -> None:

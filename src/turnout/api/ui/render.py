@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -31,7 +32,23 @@ def _usd(value: float | None, per: str = "") -> str:
     return f"${value:,.2f}{per}" if value >= 1 else f"${value:.4f}{per}".rstrip("0").rstrip(".")
 
 
+def _bars(values: list[float], width: int = 160, height: int = 28) -> Markup:
+    """A small inline SVG bar chart (server-drawn: no chart script to ship or load)."""
+    if not values:
+        return Markup("")
+    top = max(values) or 1.0
+    step = width / len(values)
+    bars = "".join(
+        f'<rect x="{i * step:.1f}" y="{height - v / top * height:.1f}" width="{max(step - 1, 1):.1f}" '
+        f'height="{v / top * height:.1f}"></rect>'
+        for i, v in enumerate(values)
+    )
+    svg = f'<svg class="bars" width="{width}" height="{height}" role="img" aria-label="trend">{bars}</svg>'
+    return Markup(svg)  # noqa: S704 - built from numbers only
+
+
 _env.filters["when"] = _when
+_env.filters["bars"] = _bars
 _env.filters["usd"] = _usd
 
 
