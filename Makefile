@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Python processes (the suite starts dozens) import compiled modules instead of compiling every
+# import from source again: `turnout.app` took 6.2 s to import that way here, 2.2 s compiled.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test test-ui ui-docs install lint typecheck bench bench-sync bench-models bench-gateway bench-feedback bench-routing bench-replay clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,classifier]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev,classifier]'
 	@touch $(STAMP)
 
 install: $(STAMP)

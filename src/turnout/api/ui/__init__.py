@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from turnout.api.errors import json_error
-from turnout.api.ui import agents, auth_pages, catalog, playground, providers, reports
+from turnout.api.ui import agents, auth_pages, catalog, playground, providers, reports, routing_pages
 from turnout.api.ui.render import page
 from turnout.api.ui.session import LoginRequired, UsedLinks
 from turnout.errors import TurnoutError
@@ -23,6 +23,7 @@ ROUTERS = (
     agents.router,
     playground.router,
     reports.router,
+    routing_pages.router,
 )
 
 
