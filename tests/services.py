@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import uuid
 
@@ -37,6 +39,35 @@ async def create_pg_database() -> tuple[str, str]:
         raise
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}", name
+
+
+_PG_TEMPLATE: str | None = None  # a migrated database of this test session, copied per test
+
+
+async def create_migrated_pg_database() -> tuple[str, str]:
+    """A database already at the newest migration, copied from a template migrated once per test
+    session (``CREATE DATABASE ... TEMPLATE``: ~25 ms, where migrating each took ~170 ms)."""
+    global _PG_TEMPLATE
+    if _PG_TEMPLATE is None:
+        from turnout.store.db import make_engine
+        from turnout.store.migrate import upgrade
+
+        url, name = await create_pg_database()
+        engine = make_engine(url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()  # a template takes no connections while it is copied
+        _PG_TEMPLATE = name
+        atexit.register(lambda: asyncio.run(drop_pg_database(name)))
+    name = f"turnout_t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(PG_DSN, timeout=5)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_PG_TEMPLATE}"')
     finally:
         await conn.close()
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")

@@ -18,8 +18,8 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    built = make_engine(db_url)
+async def engine(empty_db_url: str) -> AsyncIterator[AsyncEngine]:
+    built = make_engine(empty_db_url)
     try:
         yield built
     finally:

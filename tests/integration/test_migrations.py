@@ -21,13 +21,13 @@ def _config(url: str, connection: Connection) -> Any:
     return cfg
 
 
-async def test_migrations_go_up_down_and_up_without_drift(db_url: str) -> None:
-    engine = make_engine(db_url)
+async def test_migrations_go_up_down_and_up_without_drift(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
     try:
         for target in ("head", "base", "head"):
             async with engine.begin() as conn:
                 step = command.upgrade if target == "head" else command.downgrade
-                await conn.run_sync(lambda c, s=step, t=target: s(_config(db_url, c), t))  # type: ignore[misc]
+                await conn.run_sync(lambda c, s=step, t=target: s(_config(empty_db_url, c), t))  # type: ignore[misc]
         async with engine.connect() as conn:
             diff = await conn.run_sync(
                 lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
-from turnout.agents.model_config import ModelSelection
+from turnout.agents.model_config import BulkFilter, ConfigUpdate, ModelSelection
 from turnout.agents.schemas import AgentCreate
 from turnout.api.deps import container_of
 from turnout.api.ui.render import field_errors, page, read_form, service_error
@@ -62,6 +62,7 @@ async def _detail(request: Request, user: UiUser, agent_id: str, **context: Any)
     flt = ModelFilter(enabled=True, available=True, q=search or None)
     catalog = await container.models.list(flt, 1, 50)  # what may be added: enabled catalog models
     enabled = {m.model_id for m in configured.models if m.is_enabled}
+    audit = await container.agent_models.audit(agent_id, user.principal, 50)
     return page(
         request,
         user,
@@ -72,6 +73,7 @@ async def _detail(request: Request, user: UiUser, agent_id: str, **context: Any)
         catalog=catalog,
         enabled=enabled,
         search=search,
+        audit=audit,
         **context,
     )
 
@@ -113,6 +115,47 @@ async def set_models(request: Request, agent_id: str) -> Response:
     try:
         await container_of(request).agent_models.set_enabled(
             agent_id, ModelSelection(model_ids=ids), enabled, user.principal
+        )
+    except TurnoutError as exc:
+        return await _detail(request, user, agent_id, errors=service_error(exc))
+    return RedirectResponse(f"/ui/agents/{agent_id}", status_code=303)
+
+
+@router.post("/{agent_id}/bulk")
+async def bulk_models(request: Request, agent_id: str) -> Response:
+    """ "Enable all free" (every free catalog model) or "Disable all" (every model of the agent)."""
+    user = _admin(request)
+    form = await read_form(request)
+    check_csrf(user, str(form.get("csrf") or ""))
+    action = form.get("action")
+    service = container_of(request).agent_models
+    if action == "enable_free":
+        selection = ModelSelection(bulk_filter=BulkFilter(cost_tier="free"))
+        await service.set_enabled(agent_id, selection, True, user.principal)
+    elif action == "disable_all":
+        configured = await service.list_models(agent_id, user.principal, 1, 10_000)
+        ids = [m.model_id for m in configured.models if m.is_enabled]
+        if ids:
+            await service.set_enabled(agent_id, ModelSelection(model_ids=ids), False, user.principal)
+    else:
+        return await _detail(request, user, agent_id, errors={"action": "unknown bulk action"})
+    return RedirectResponse(f"/ui/agents/{agent_id}", status_code=303)
+
+
+@router.post("/{agent_id}/priority")
+async def set_priority(request: Request, agent_id: str) -> Response:
+    """One model's ``priority_override`` for this agent (empty: back to the catalog's priority)."""
+    user = _admin(request)
+    form = await read_form(request)
+    check_csrf(user, str(form.get("csrf") or ""))
+    model_id = str(form.get("model_id") or "")
+    raw = str(form.get("priority_override") or "").strip()
+    try:
+        body = ConfigUpdate.model_validate({"priority_override": raw or None})
+        await container_of(request).agent_models.update(agent_id, model_id, body, user.principal)
+    except ValidationError as exc:
+        return await _detail(
+            request, user, agent_id, errors={"priority_override": field_errors(exc)["priority_override"]}
         )
     except TurnoutError as exc:
         return await _detail(request, user, agent_id, errors=service_error(exc))

@@ -33,7 +33,13 @@ async def playground(request: Request) -> Response:
     agents = sorted(
         (a for (t, _), a in snapshot.agents.items() if t == tenant and a.is_active), key=lambda a: a.id
     )
-    models = {a.id: sorted(snapshot.agent_models.get((tenant, a.id), {})) for a in agents}
+    models = {  # each agent's models, and whether each takes images (the attach control shows then)
+        a.id: [
+            {"id": m, "vision": m in snapshot.models and "vision" in snapshot.models[m].capabilities}
+            for m in sorted(snapshot.agent_models.get((tenant, a.id), {}))
+        ]
+        for a in agents
+    }
     return page(request, user, "playground.html", agents=agents, models=models)
 
 

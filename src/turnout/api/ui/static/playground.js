@@ -10,11 +10,30 @@ const Playground = (() => {
   const prompt = document.getElementById("prompt");
   let history = [];  // [{role, content}] sent with each turn
 
+  const attach = document.getElementById("attach");
+  const image = document.getElementById("image");
+
   function fillModels() {
     model.replaceChildren(new Option("auto (Turnout picks)", "auto"));
-    for (const id of models[agent.value] || []) model.add(new Option(id, id));
+    for (const m of models[agent.value] || []) model.add(new Option(m.id, m.id));
+    showAttach();
+  }
+  function showAttach() {  // images only where a model that takes them may answer
+    const mine = models[agent.value] || [];
+    attach.hidden = model.value === "auto" ? !mine.some((m) => m.vision)
+                                           : !mine.some((m) => m.id === model.value && m.vision);
+    if (attach.hidden) image.value = "";
+  }
+  function dataUrl(file) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(file);
+    });
   }
   agent.addEventListener("change", () => { fillModels(); reset(); });
+  model.addEventListener("change", showAttach);
   fillModels();
   prompt.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.ctrlKey) send(); });
 
@@ -145,8 +164,13 @@ const Playground = (() => {
     const text = prompt.value.trim();
     if (!text) return;
     prompt.value = "";
-    history.push({role: "user", content: text});
-    bubble("user", text);
+    const file = !attach.hidden && image.files.length ? image.files[0] : null;
+    const asked = file
+      ? [{type: "text", text}, {type: "image_url", image_url: {url: await dataUrl(file)}}]
+      : text;
+    image.value = "";
+    history.push({role: "user", content: asked});
+    bubble("user", file ? text + "\n[image: " + file.name + "]" : text);
     const div = bubble("assistant", "…");
     document.getElementById("send").disabled = true;
     try {

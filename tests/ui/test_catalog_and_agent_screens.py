@@ -1,0 +1,85 @@
+"""The catalog's model detail and custom-model form, and an agent's bulk actions, priority override
+and audit log, in Chromium, with the API's errors next to the fields they name."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.async_api import expect
+
+from tests.ui.conftest import SIM_KEY, Ui
+
+
+async def _simulator(ui: Ui) -> None:
+    root = {"Authorization": f"Bearer {ui.container.jwt.mint('root', 'platform', ['platform_admin'])}"}
+    async with httpx.AsyncClient(base_url=ui.url, headers=root) as http:
+        body = {"id": "sim", "display_name": "Simulator", "provider_type": "openai"}
+        body |= {"api_base": f"{ui.sim_url}/v1", "api_key": SIM_KEY}
+        assert (await http.post("/api/v2/admin/providers", json=body)).status_code == 201
+        assert (await http.post("/api/v2/admin/providers/sim/sync")).status_code == 200
+
+
+async def test_a_model_is_edited_and_a_custom_one_added_with_errors_by_their_fields(ui: Ui) -> None:
+    await _simulator(ui)
+    page = await ui.signed_in("root", "platform", "platform_admin")
+    await page.goto(f"{ui.url}/ui/models")
+    await page.get_by_role("link", name="gpt-4o-mini").click()
+    await expect(page.get_by_role("heading", name="sim/gpt-4o-mini")).to_be_visible()
+
+    await page.get_by_label("Priority (0-100)").fill("250")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("#m-priority-error")).to_contain_text("100")
+    assert (await ui.container.models.get("sim/gpt-4o-mini")).priority != 250
+
+    await page.get_by_label("Priority (0-100)").fill("90")
+    await page.get_by_label("Alias (clients may call it by this name)").fill("fast")
+    await page.get_by_label("vision").check()
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_contain_text("Saved")
+    model = await ui.container.models.get("sim/gpt-4o-mini")
+    assert (model.priority, model.alias, "vision" in model.capabilities) == (90, "fast", True)
+    assert "priority" in model.overrides and "pricing_input" not in model.overrides  # only what changed
+
+    await page.goto(f"{ui.url}/ui/models/new")
+    await page.get_by_label("The provider's model id").fill("my-finetune")
+    await page.get_by_label("Input price per 1M tokens (USD)").fill("-1")
+    await page.get_by_role("button", name="Add model").click()
+    await expect(page.locator("#n-pricing_input-error")).to_be_visible()
+    await expect(page.get_by_label("The provider's model id")).to_have_value("my-finetune")  # kept
+    await page.get_by_label("Input price per 1M tokens (USD)").fill("0.5")
+    await page.get_by_role("button", name="Add model").click()
+    await expect(page).to_have_url(re.compile(r"/ui/models/detail\?id=sim%2Fmy-finetune$"))
+    assert (await ui.container.models.get("sim/my-finetune")).pricing_input == 0.5
+
+
+async def test_an_agents_bulk_actions_priority_override_and_audit_log(ui: Ui) -> None:
+    await _simulator(ui)
+    page = await ui.signed_in("ann", "acme", "tenant_admin")
+    await page.get_by_label("Id (optional slug)").fill("bot")
+    await page.get_by_label("Name").fill("Bot")
+    await page.get_by_role("button", name="Create agent").click()
+
+    await page.get_by_role("button", name="Enable all free").click()  # the simulator's are free
+    await expect(page.get_by_role("heading", name=re.compile(r"\(3 enabled\)"))).to_be_visible()
+    await page.get_by_label("priority override of sim/gpt-4o-mini").fill("101")
+    await (
+        page.locator("#agent-model-list tr", has_text="sim/gpt-4o-mini")
+        .get_by_role("button", name="Set")
+        .click()
+    )
+    await expect(page.get_by_role("alert")).to_contain_text("100")
+    await page.get_by_label("priority override of sim/gpt-4o-mini").fill("95")
+    await (
+        page.locator("#agent-model-list tr", has_text="sim/gpt-4o-mini")
+        .get_by_role("button", name="Set")
+        .click()
+    )
+    await expect(page.get_by_label("priority override of sim/gpt-4o-mini")).to_have_value("95")
+    await expect(page.locator("#audit")).to_contain_text("ann")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Disable all").click()
+    await expect(page.get_by_role("heading", name=re.compile(r"\(0 enabled\)"))).to_be_visible()
+    snapshot = ui.container.snapshots.current
+    assert not snapshot.agent_models.get(("acme", "bot"))  # routing sees none enabled
