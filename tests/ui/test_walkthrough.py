@@ -35,6 +35,12 @@ async def test_a_platform_admin_adds_and_syncs_the_simulator_then_filters_the_ca
     await page.get_by_role("button", name="Sync").click()
     await expect(page.locator("#sync-result")).to_contain_text("Synced 3 models: 3 added")
     await doc_shot(page, "provider")
+    stream = await page.request.post(  # the button reads this stream: progress, then the result
+        f"{ui.url}/ui/providers/sim/sync", headers={"x-csrf-token": await _csrf(page)}
+    )
+    events = [line for line in (await stream.text()).splitlines() if line.startswith("event:")]
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert "event: progress" in events and events[-1] == "event: result", events
 
     await page.get_by_role("link", name="Models").click()
     await expect(page.locator("#model-count")).to_contain_text("3 models")

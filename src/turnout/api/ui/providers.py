@@ -3,15 +3,18 @@ test and disable. Every action calls the same services as ``/api/v2/admin/provid
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from turnout.api.deps import container_of
-from turnout.api.ui.render import field_errors, page, read_form, service_error
+from turnout.api.ui.render import field_errors, page, read_form, render_fragment, service_error
 from turnout.api.ui.session import UiUser, check_csrf, signed_in
 from turnout.catalog.fetch import test_connection
 from turnout.catalog.schemas import ModelFilter, ProviderCreate, ProviderUpdate
@@ -104,14 +107,32 @@ async def provider_detail(request: Request, provider_id: str) -> Response:
 
 @router.post("/{provider_id}/sync")
 async def sync_provider(request: Request, provider_id: str) -> Response:
-    """Sync now; answers the result panel (htmx swaps it in while the button shows progress)."""
+    """Sync now, streaming its progress as server-sent events (``progress``: phase, done, total),
+    then the result panel's HTML (``result``). The sync runs to its end if the page is left."""
     user = _admin(request)
     check_csrf(user, request.headers.get("x-csrf-token"))
-    try:
-        result = await container_of(request).sync.sync(provider_id)
-    except TurnoutError as exc:
-        return page(request, user, "_sync_result.html", error=exc.message)
-    return page(request, user, "_sync_result.html", result=result)
+    updates: asyncio.Queue[tuple[str, int, int]] = asyncio.Queue()
+    work = asyncio.ensure_future(
+        container_of(request).sync.sync(provider_id, lambda *step: updates.put_nowait(step))
+    )
+
+    async def events() -> AsyncIterator[bytes]:
+        while not work.done() or not updates.empty():
+            waiter = asyncio.ensure_future(updates.get())
+            await asyncio.wait({waiter, work}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiter.done():
+                waiter.cancel()
+                continue
+            phase, done, total = waiter.result()
+            step = {"phase": phase, "done": done, "total": total}
+            yield b"event: progress\ndata: " + orjson.dumps(step) + b"\n\n"
+        try:
+            html = render_fragment("_sync_result.html", user, result=work.result())
+        except TurnoutError as exc:
+            html = render_fragment("_sync_result.html", user, error=exc.message)
+        yield b"event: result\ndata: " + orjson.dumps({"html": html}) + b"\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"cache-control": "no-store"})
 
 
 @router.post("/{provider_id}/test")

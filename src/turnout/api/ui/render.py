@@ -52,6 +52,11 @@ _env.filters["bars"] = _bars
 _env.filters["usd"] = _usd
 
 
+def render_fragment(template: str, user: UiUser | None, **context: Any) -> str:
+    """A template's HTML as text (for a fragment sent inside a stream)."""
+    return _env.get_template(template).render(user=user, version=__version__, **context)
+
+
 def page(
     request: Request, user: UiUser | None, template: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
