@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import re
 
-import httpx
 from playwright.async_api import expect
 
-from tests.ui.conftest import SIM_KEY, Ui
-
-
-async def _simulator(ui: Ui) -> None:
-    root = {"Authorization": f"Bearer {ui.container.jwt.mint('root', 'platform', ['platform_admin'])}"}
-    async with httpx.AsyncClient(base_url=ui.url, headers=root) as http:
-        body = {"id": "sim", "display_name": "Simulator", "provider_type": "openai"}
-        body |= {"api_base": f"{ui.sim_url}/v1", "api_key": SIM_KEY}
-        assert (await http.post("/api/v2/admin/providers", json=body)).status_code == 201
-        assert (await http.post("/api/v2/admin/providers/sim/sync")).status_code == 200
+from tests.ui.conftest import Ui
 
 
 async def test_a_model_is_edited_and_a_custom_one_added_with_errors_by_their_fields(ui: Ui) -> None:
-    await _simulator(ui)
+    await ui.add_simulator()
     page = await ui.signed_in("root", "platform", "platform_admin")
     await page.goto(f"{ui.url}/ui/models")
     await page.get_by_role("link", name="gpt-4o-mini").click()
@@ -54,7 +44,7 @@ async def test_a_model_is_edited_and_a_custom_one_added_with_errors_by_their_fie
 
 
 async def test_an_agents_bulk_actions_priority_override_and_audit_log(ui: Ui) -> None:
-    await _simulator(ui)
+    await ui.add_simulator()
     page = await ui.signed_in("ann", "acme", "tenant_admin")
     await page.get_by_label("Id (optional slug)").fill("bot")
     await page.get_by_label("Name").fill("Bot")

@@ -8,7 +8,7 @@ import base64
 import httpx
 from playwright.async_api import expect
 
-from tests.ui.conftest import SIM_KEY, Ui
+from tests.ui.conftest import Ui
 
 PNG = base64.b64decode(  # a 1x1 transparent PNG
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
@@ -16,13 +16,10 @@ PNG = base64.b64decode(  # a 1x1 transparent PNG
 
 
 async def test_an_attached_image_goes_to_a_model_that_takes_images(ui: Ui) -> None:
-    root = {"Authorization": f"Bearer {ui.container.jwt.mint('root', 'platform', ['platform_admin'])}"}
-    ann = {"Authorization": f"Bearer {ui.container.jwt.mint('ann', 'acme', ['tenant_admin'])}"}
+    root = ui.headers("root", "platform", "platform_admin")
+    ann = ui.headers("ann", "acme", "tenant_admin")
+    await ui.add_simulator()
     async with httpx.AsyncClient(base_url=ui.url) as http:
-        body = {"id": "sim", "display_name": "Simulator", "provider_type": "openai"}
-        body |= {"api_base": f"{ui.sim_url}/v1", "api_key": SIM_KEY}
-        assert (await http.post("/api/v2/admin/providers", json=body, headers=root)).status_code == 201
-        assert (await http.post("/api/v2/admin/providers/sim/sync", headers=root)).status_code == 200
         for model, caps in (("sim/gpt-4o", ["text", "vision"]), ("sim/gpt-4o-mini", ["text"])):
             edit = await http.patch(
                 f"/api/v2/admin/models/{model}", json={"capabilities": caps}, headers=root

@@ -9,17 +9,13 @@ import re
 import httpx
 from playwright.async_api import expect
 
-from tests.ui.conftest import SIM_KEY, Ui
+from tests.ui.conftest import Ui
 
 
 async def _setup(ui: Ui) -> None:
-    root = {"Authorization": f"Bearer {ui.container.jwt.mint('root', 'platform', ['platform_admin'])}"}
-    ann = {"Authorization": f"Bearer {ui.container.jwt.mint('ann', 'acme', ['tenant_admin'])}"}
+    ann = ui.headers("ann", "acme", "tenant_admin")
+    await ui.add_simulator()
     async with httpx.AsyncClient(base_url=ui.url) as http:
-        body = {"id": "sim", "display_name": "Simulator", "provider_type": "openai"}
-        body |= {"api_base": f"{ui.sim_url}/v1", "api_key": SIM_KEY}
-        assert (await http.post("/api/v2/admin/providers", json=body, headers=root)).status_code == 201
-        assert (await http.post("/api/v2/admin/providers/sim/sync", headers=root)).status_code == 200
         agent = {"id": "bot", "name": "Bot"}
         assert (await http.post("/api/v2/agents", json=agent, headers=ann)).status_code == 201
         chosen = {"model_ids": ["sim/gpt-4o-mini", "sim/gpt-4o"]}

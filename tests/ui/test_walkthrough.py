@@ -57,8 +57,7 @@ async def test_a_platform_admin_adds_and_syncs_the_simulator_then_filters_the_ca
 
 
 async def test_a_tenant_admin_sets_up_an_agent_and_chats_and_rates_in_the_playground(ui: Ui) -> None:
-    admin = await ui.signed_in("root", "platform", "platform_admin")
-    await _add_simulator(ui, admin)
+    await ui.add_simulator()
 
     page = await ui.signed_in("ann", "acme", "tenant_admin")
     await expect(page).to_have_url(re.compile(r"/ui/agents$"))
@@ -205,16 +204,6 @@ async def _until(page: Page, seen: Callable[[], Awaitable[bool]], tries: int = 4
         await asyncio.sleep(0.25)
         await page.reload()
     raise AssertionError(f"not seen on {page.url} after {tries} reloads")
-
-
-async def _add_simulator(ui: Ui, page: object) -> None:
-    """What the first test does through the form, faster: the same service, as the admin API."""
-    token = ui.container.jwt.mint("root", "platform", ["platform_admin"])
-    async with httpx.AsyncClient(base_url=ui.url, headers={"Authorization": f"Bearer {token}"}) as http:
-        body = {"id": "sim", "display_name": "Simulator", "provider_type": "openai"}
-        body |= {"api_base": f"{ui.sim_url}/v1", "api_key": SIM_KEY}
-        assert (await http.post("/api/v2/admin/providers", json=body)).status_code == 201
-        assert (await http.post("/api/v2/admin/providers/sim/sync")).status_code == 200
 
 
 async def _csrf(page: object) -> str:

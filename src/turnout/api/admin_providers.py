@@ -20,6 +20,7 @@ from turnout.catalog.schemas import (
     SyncResult,
 )
 from turnout.catalog.sync import connection_of
+from turnout.container import Container
 from turnout.errors import TurnoutError
 
 router = APIRouter(prefix="/api/v2/admin/providers", tags=["providers"])
@@ -64,7 +65,11 @@ async def sync_provider(request: Request, provider_id: ProviderId, _: Admin) -> 
 @router.post("/{provider_id}/test", response_model=ConnectionTest)
 async def test_provider(request: Request, provider_id: ProviderId, _: Admin) -> ConnectionTest:
     """Reach the provider's models endpoint with its key; report latency and what came back."""
-    container = _container(request)
+    return await connection_test(_container(request), provider_id)
+
+
+async def connection_test(container: Container, provider_id: str) -> ConnectionTest:
+    """The connection test (the API's and the UI's): list models with the provider's key."""
     async with container.sessions() as session:
         provider = await container.providers.load(session, provider_id)
     try:

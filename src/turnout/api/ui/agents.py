@@ -14,18 +14,17 @@ from turnout.agents.model_config import BulkFilter, ConfigUpdate, ModelSelection
 from turnout.agents.schemas import AgentCreate
 from turnout.api.deps import container_of
 from turnout.api.ui.render import field_errors, page, read_form, service_error
-from turnout.api.ui.session import UiUser, check_csrf, signed_in
+from turnout.api.ui.session import UiUser, check_csrf, require
 from turnout.catalog.schemas import ModelFilter
-from turnout.errors import Forbidden, TurnoutError
+from turnout.errors import TurnoutError
 
 router = APIRouter(prefix="/ui/agents", include_in_schema=False)
 
 
 def _admin(request: Request) -> UiUser:
-    user = signed_in(request, container_of(request).jwt)
-    if not user.is_admin:
-        raise Forbidden("the Agents screen needs the tenant_admin role")
-    return user
+    return require(
+        request, container_of(request).jwt, "tenant_admin", "platform_admin", what="the Agents screen"
+    )
 
 
 async def _listing(request: Request, user: UiUser, status_code: int = 200, **context: Any) -> Response:

@@ -12,9 +12,9 @@ from starlette.responses import RedirectResponse, Response
 
 from turnout.api.deps import container_of
 from turnout.api.ui.render import field_errors, page, read_form, service_error
-from turnout.api.ui.session import UiUser, check_csrf, signed_in
+from turnout.api.ui.session import UiUser, check_csrf, require
 from turnout.catalog.schemas import BulkModelUpdate, ModelCreate, ModelFilter, ModelUpdate
-from turnout.errors import Forbidden, TurnoutError
+from turnout.errors import TurnoutError
 
 router = APIRouter(prefix="/ui/models", include_in_schema=False)
 PER_PAGE = 50
@@ -23,10 +23,7 @@ CAPABILITIES = ("text", "vision", "code", "audio", "long_context", "function_cal
 
 
 def _admin(request: Request) -> UiUser:
-    user = signed_in(request, container_of(request).jwt)
-    if not user.is_platform_admin:
-        raise Forbidden("the Models screen needs the platform_admin role")
-    return user
+    return require(request, container_of(request).jwt, "platform_admin", what="the Models screen")
 
 
 def _filter_of(params: Any) -> tuple[dict[str, Any], ModelFilter]:

@@ -13,13 +13,12 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from turnout.api.admin_providers import connection_test
 from turnout.api.deps import container_of
 from turnout.api.ui.render import field_errors, page, read_form, render_fragment, service_error
-from turnout.api.ui.session import UiUser, check_csrf, signed_in
-from turnout.catalog.fetch import test_connection
+from turnout.api.ui.session import UiUser, check_csrf, require
 from turnout.catalog.schemas import ModelFilter, ProviderCreate, ProviderUpdate
-from turnout.catalog.sync import connection_of
-from turnout.errors import Forbidden, TurnoutError
+from turnout.errors import TurnoutError
 from turnout.providers.registry import PROVIDER_TYPES
 
 router = APIRouter(prefix="/ui/providers", include_in_schema=False)
@@ -52,10 +51,7 @@ TEMPLATES = [
 
 
 def _admin(request: Request) -> UiUser:
-    user = signed_in(request, container_of(request).jwt)
-    if not user.is_platform_admin:
-        raise Forbidden("the Providers screen needs the platform_admin role")
-    return user
+    return require(request, container_of(request).jwt, "platform_admin", what="the Providers screen")
 
 
 async def _listing(request: Request, user: UiUser, status_code: int = 200, **context: Any) -> Response:
@@ -139,20 +135,8 @@ async def sync_provider(request: Request, provider_id: str) -> Response:
 async def test_provider(request: Request, provider_id: str) -> Response:
     user = _admin(request)
     check_csrf(user, request.headers.get("x-csrf-token"))
-    container = container_of(request)
-    async with container.sessions() as session:
-        provider = await container.providers.load(session, provider_id)
-    try:
-        key = await container.providers.api_key(provider)
-    except TurnoutError as exc:
-        return page(request, user, "_test_result.html", ok=False, error=exc.message, latency_ms=0)
-    result = await test_connection(
-        container.http.session(),
-        connection_of(provider),
-        key,
-        timeout_s=container.settings.http_connect_timeout_s * 2,
-    )
-    return page(request, user, "_test_result.html", **result)
+    result = await connection_test(container_of(request), provider_id)
+    return page(request, user, "_test_result.html", **result.model_dump())
 
 
 @router.post("/{provider_id}/active")

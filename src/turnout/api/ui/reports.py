@@ -14,8 +14,8 @@ from starlette.responses import Response
 
 from turnout.api.deps import container_of
 from turnout.api.ui.render import field_errors, page, read_form
-from turnout.api.ui.session import UiUser, check_csrf, signed_in
-from turnout.errors import Forbidden, InvalidRequest, TurnoutError
+from turnout.api.ui.session import UiUser, check_csrf, require
+from turnout.errors import InvalidRequest, TurnoutError
 from turnout.feedback.performance import ResetIn
 from turnout.records.queries import MessageFilter
 from turnout.records.spend import DIMENSIONS, SpendQuery
@@ -25,10 +25,7 @@ STATUSES = ("ok", "error", "cancelled")
 
 
 def _admin(request: Request) -> UiUser:
-    user = signed_in(request, container_of(request).jwt)
-    if not user.is_admin:
-        raise Forbidden("this screen needs the tenant_admin or platform_admin role")
-    return user
+    return require(request, container_of(request).jwt, "tenant_admin", "platform_admin", what="this screen")
 
 
 def _given(params: Any, *names: str) -> dict[str, str]:

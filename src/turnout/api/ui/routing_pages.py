@@ -13,9 +13,9 @@ from starlette.responses import RedirectResponse, Response
 from turnout.api.deps import container_of
 from turnout.api.parse import parse_chat
 from turnout.api.ui.render import field_errors, page, read_form, service_error
-from turnout.api.ui.session import UiUser, check_csrf, signed_in
+from turnout.api.ui.session import UiUser, check_csrf, require
 from turnout.domain.policies import PolicyBody
-from turnout.errors import Forbidden, TurnoutError
+from turnout.errors import TurnoutError
 from turnout.routing.explain import decision_dict
 
 router = APIRouter(prefix="/ui/routing", include_in_schema=False)
@@ -23,17 +23,13 @@ NUMBERS = ("max_cost_per_task", "max_tokens", "temperature")
 
 
 def _admin(request: Request) -> UiUser:
-    user = signed_in(request, container_of(request).jwt)
-    if not user.is_admin:
-        raise Forbidden("the Routing screen needs the tenant_admin or platform_admin role")
-    return user
+    return require(
+        request, container_of(request).jwt, "tenant_admin", "platform_admin", what="the Routing screen"
+    )
 
 
 def _platform_admin(request: Request) -> UiUser:
-    user = signed_in(request, container_of(request).jwt)
-    if not user.is_platform_admin:
-        raise Forbidden("changing routing policies needs the platform_admin role")
-    return user
+    return require(request, container_of(request).jwt, "platform_admin", what="changing routing policies")
 
 
 async def _screen(request: Request, user: UiUser, status_code: int = 200, **context: Any) -> Response:

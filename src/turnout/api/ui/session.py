@@ -128,6 +128,14 @@ def signed_in(request: Request, jwt: JwtCodec) -> UiUser:
     return UiUser(principal, str(claims.get("csrf") or ""))
 
 
+def require(request: Request, jwt: JwtCodec, *roles: str, what: str) -> UiUser:
+    """The signed-in user if they hold one of ``roles``; else a 403 naming the role ``what`` needs."""
+    user = signed_in(request, jwt)
+    if not user.principal.has_any(*roles):
+        raise Forbidden(f"{what} needs the {' or '.join(roles)} role")
+    return user
+
+
 def check_csrf(user: UiUser, sent: str | None) -> None:
     """Refuse a change whose CSRF token is missing or not this session's."""
     if not sent or not user.csrf or not hmac.compare_digest(sent.encode(), user.csrf.encode()):
