@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.async_api import expect
 
 from tests.ui.conftest import Ui
@@ -73,3 +74,43 @@ async def test_an_agents_bulk_actions_priority_override_and_audit_log(ui: Ui) ->
     await expect(page.get_by_role("heading", name=re.compile(r"\(0 enabled\)"))).to_be_visible()
     snapshot = ui.container.snapshots.current
     assert not snapshot.agent_models.get(("acme", "bot"))  # routing sees none enabled
+
+
+async def test_keys_are_revoked_models_bulk_disabled_and_screens_fit_a_narrow_window(ui: Ui) -> None:
+    await ui.add_simulator()
+    ann = await ui.signed_in("ann", "acme", "tenant_admin")
+    await ann.get_by_label("Id (optional slug)").fill("bot")
+    await ann.get_by_label("Name").fill("Bot")
+    await ann.get_by_role("button", name="Create agent").click()
+    await ann.get_by_role("button", name="Create key").click()
+    key = (await ann.locator("#new-key").text_content() or "").strip()
+    ann.once("dialog", lambda dialog: dialog.accept())
+    await ann.locator("#keys").get_by_role("button", name="Revoke").click()
+    await expect(ann.locator("#keys")).to_contain_text("revoked")
+    async with httpx.AsyncClient(base_url=ui.url) as http:  # refused at once
+        resp = await http.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+        assert resp.status_code == 401 and "revoked" in resp.text
+
+    root = await ui.signed_in("root", "platform", "platform_admin")
+    await root.goto(f"{ui.url}/ui/models?q=gpt-4o")
+    await expect(root.locator("#model-count")).to_contain_text("2 models")
+    root.once("dialog", lambda dialog: dialog.accept())
+    await root.get_by_role("button", name="Disable all 2 matching").click()
+    await expect(root.locator("#bulk-result")).to_contain_text("2 of 2 models disabled")
+    models = ui.container.models
+    assert (
+        not (await models.get("sim/gpt-4o")).is_enabled
+        and not (await models.get("sim/gpt-4o-mini")).is_enabled
+    )
+    assert (await models.get("sim/text-embedding-3-small")).is_enabled  # not matched: untouched
+
+    for page, paths in (
+        (root, ("/ui/providers", "/ui/models", "/ui/routing")),
+        (ann, ("/ui/agents/bot", "/ui/dashboard", "/ui/spend", "/ui/records", "/ui/playground")),
+    ):
+        for width in (1024, 800):  # a narrow laptop window, and narrower
+            await page.set_viewport_size({"width": width, "height": 800})
+            for path in paths:
+                await page.goto(f"{ui.url}{path}")
+                overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 0, f"{path} at {width} px scrolls sideways by {overflow} px"

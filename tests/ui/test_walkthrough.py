@@ -92,6 +92,7 @@ async def test_a_tenant_admin_sets_up_an_agent_and_chats_and_rates_in_the_playgr
     await page.get_by_role("button", name="Send").click()
     first = page.locator(".bubble.assistant").nth(0)
     await expect(first.locator(".meta")).to_contain_text("sim/gpt-4o")
+    await expect(first.locator(".meta")).to_contain_text("· $0.000000")  # its recorded cost (free)
     assert (await first.locator(".text").text_content() or "").strip() not in ("", "…")
     await first.get_by_role("button", name="Good answer").click()
     await expect(first.locator(".status")).to_have_text("rated 1")

@@ -80,6 +80,10 @@ class RecentDecisions:
         return item[0], {**orjson.loads(item[1]), "outcome": item[2]}
 
 
+def _usd(cost: Any) -> float | None:
+    return None if cost is None else float(cost)  # a record's Decimal, as JSON carries it
+
+
 def decision_outcome(record: Any) -> dict[str, Any]:
     """How a routed call ended, from its record (a submitted dict or a stored Message row)."""
     get = record.get if isinstance(record, dict) else lambda key: getattr(record, key)
@@ -90,4 +94,6 @@ def decision_outcome(record: Any) -> dict[str, Any]:
         "fallback_used": get("fallback_used"),
         "attempts": get("attempts"),
         "status": get("status"),
+        "cost_usd": _usd(get("cost_usd")),
+        "latency_ms": get("latency_ms"),
     }

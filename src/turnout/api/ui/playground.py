@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -111,3 +112,14 @@ async def decision(request: Request, message_id: str) -> Response:
         raise InvalidRequest("message id must be at most 36 characters", param="message_id")
     found = await find_decision(container, message_id, user.principal)
     return page(request, user, "_decision.html", decision=found)
+
+
+@router.get("/answer/{message_id}")
+async def answered(request: Request, message_id: str) -> Response:
+    """How an answer ended (model, cost, latency, attempts), for its bubble once its stream is done."""
+    container = container_of(request)
+    user = signed_in(request, container.jwt)
+    if len(message_id) > 36:
+        raise InvalidRequest("message id must be at most 36 characters", param="message_id")
+    found = await find_decision(container, message_id, user.principal)
+    return Response(orjson.dumps(found.get("outcome") or {}), media_type="application/json")

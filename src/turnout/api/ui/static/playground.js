@@ -118,6 +118,10 @@ const Playground = (() => {
     if (failure) { text.textContent = content + "\n[" + failure + "]"; div.classList.add("failed"); }
     const tokens = usage ? ` · ${usage.prompt_tokens}+${usage.completion_tokens} tokens` : "";
     meta.textContent = `${served || "?"} · ${ms} ms${tokens}`;
+    fetch("/ui/playground/answer/" + messageId, {credentials: "same-origin"})  // its recorded cost
+      .then((r) => (r.ok ? r.json() : {}))
+      .then((o) => { if (o.cost_usd !== undefined && o.cost_usd !== null) meta.textContent += ` · $${o.cost_usd.toFixed(6)}`; })
+      .catch(() => {});
     div.dataset.messageId = messageId;
     controls(div, messageId, content);
     return content;
