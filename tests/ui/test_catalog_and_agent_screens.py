@@ -51,6 +51,13 @@ async def test_an_agents_bulk_actions_priority_override_and_audit_log(ui: Ui) ->
     await page.get_by_label("Name").fill("Bot")
     await page.get_by_role("button", name="Create agent").click()
 
+    await page.get_by_label("Tier").select_option("premium")  # the add-models list, filtered
+    await page.get_by_role("button", name="Search").click()
+    await expect(page.locator("#add-models")).to_contain_text("No other enabled catalog model")
+    await page.get_by_label("Tier").select_option("free")
+    await page.get_by_role("button", name="Search").click()
+    await expect(page.locator("#add-models input[type=checkbox]")).to_have_count(3)
+
     await page.get_by_role("button", name="Enable all free").click()  # the simulator's are free
     await expect(page.get_by_role("heading", name=re.compile(r"\(3 enabled\)"))).to_be_visible()
     await page.get_by_label("priority override of sim/gpt-4o-mini").fill("101")

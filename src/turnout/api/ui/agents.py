@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from turnout.agents.model_config import BulkFilter, ConfigUpdate, ModelSelection
 from turnout.agents.schemas import AgentCreate
 from turnout.api.deps import container_of
+from turnout.api.ui.catalog import CAPABILITIES, TIERS
 from turnout.api.ui.render import field_errors, page, read_form, service_error
 from turnout.api.ui.session import UiUser, check_csrf, require
 from turnout.catalog.schemas import ModelFilter
@@ -58,7 +59,15 @@ async def _detail(request: Request, user: UiUser, agent_id: str, **context: Any)
     keys = await container.agents.list_keys(agent_id, user.principal)
     configured = await container.agent_models.list_models(agent_id, user.principal, 1, 500)
     search = (request.query_params.get("q") or "").strip()
-    flt = ModelFilter(enabled=True, available=True, q=search or None)
+    tier = request.query_params.get("cost_tier") or None
+    capability = request.query_params.get("capability") or None
+    try:
+        flt = ModelFilter.model_validate(
+            {"enabled": True, "available": True, "q": search or None, "cost_tier": tier}
+            | ({"capability": [capability]} if capability else {})
+        )
+    except ValidationError:  # a hand-edited address: the unfiltered list
+        flt, tier, capability = ModelFilter(enabled=True, available=True), None, None
     catalog = await container.models.list(flt, 1, 50)  # what may be added: enabled catalog models
     enabled = {m.model_id for m in configured.models if m.is_enabled}
     audit = await container.agent_models.audit(agent_id, user.principal, 50)
@@ -72,6 +81,10 @@ async def _detail(request: Request, user: UiUser, agent_id: str, **context: Any)
         catalog=catalog,
         enabled=enabled,
         search=search,
+        tier=tier,
+        capability=capability,
+        tiers=TIERS,
+        capabilities=CAPABILITIES,
         audit=audit,
         **context,
     )

@@ -3,7 +3,7 @@ enable or disable by the current filter. It calls the services behind ``/api/v2/
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
@@ -13,13 +13,20 @@ from starlette.responses import RedirectResponse, Response
 from turnout.api.deps import container_of
 from turnout.api.ui.render import field_errors, page, read_form, service_error
 from turnout.api.ui.session import UiUser, check_csrf, require
-from turnout.catalog.schemas import BulkModelUpdate, ModelCreate, ModelFilter, ModelUpdate
+from turnout.catalog.schemas import (
+    BulkModelUpdate,
+    Capability,
+    CostTier,
+    ModelCreate,
+    ModelFilter,
+    ModelUpdate,
+)
 from turnout.errors import TurnoutError
 
 router = APIRouter(prefix="/ui/models", include_in_schema=False)
 PER_PAGE = 50
-TIERS = ("free", "low", "standard", "premium")
-CAPABILITIES = ("text", "vision", "code", "audio", "long_context", "function_calling")
+TIERS: tuple[str, ...] = get_args(CostTier)
+CAPABILITIES: tuple[str, ...] = get_args(Capability)
 
 
 def _admin(request: Request) -> UiUser:
