@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from sqlalchemy import select
 
@@ -158,6 +159,19 @@ async def test_spend_totals_equal_the_records_per_group_and_overall(env: Gateway
     assert total["prompt_tokens"] == sum(r.prompt_tokens or 0 for r in rows)
     estimated = sum(r.cost_usd or 0 for r in rows if r.cost_estimated)
     assert Decimal(total["estimated_cost_usd"]) == estimated and 0 < total["estimated_share"] < 1
+
+
+async def test_a_failed_call_is_counted_but_not_reported_unpriced(env: GatewayEnv) -> None:
+    """``unpriced_calls`` names answered calls whose cost could not be worked out (a model with no
+    price); a call that failed upstream, or was refused, cost nothing and is not one of them."""
+    await _make_calls(env)
+    with pytest.raises(openai.NotFoundError):  # refused before any model was called
+        await env.openai().chat.completions.create(model="oai/no-such-model", messages=HELLO)
+    rows = await _rows(env, 7)
+    failed = [r for r in rows if r.status == "error"]
+    assert len(failed) == 1 and failed[0].cost_usd is None
+    report = await _ok(await env.http.get(SPEND, params={"group_by": "model"}, headers=env.admin))
+    assert report["total"]["calls"] == 7 and report["total"]["unpriced_calls"] == 0
 
 
 async def test_periods_windows_and_filters(env: GatewayEnv) -> None:

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import BigInteger, ColumnElement, case, cast, func, literal, select
+from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
@@ -60,7 +60,10 @@ class SpendRow(BaseModel):
     cost_usd: Decimal = Field(description="exact sum of the calls' costs (8 decimals)")
     estimated_cost_usd: Decimal = Field(description="the part of cost_usd that is an estimate")
     estimated_share: float = Field(description="estimated_cost_usd / cost_usd (0 when nothing was spent)")
-    unpriced_calls: int = Field(description="calls with no cost: no usage, or a model with no price")
+    unpriced_calls: int = Field(
+        description="answered calls with no cost: no usage, or a model with no price (failed and "
+        "refused calls cost nothing and are not counted here)"
+    )
 
 
 class SpendReport(BaseModel):
@@ -190,7 +193,9 @@ class SpendQueries:
                 *(func.coalesce(func.sum(getattr(Message, f)), 0).label(f) for f in TOKEN_FIELDS),
                 _cost_sum(Message.cost_usd, dialect).label("cost"),
                 _cost_sum(_ESTIMATED, dialect).label("estimated"),
-                func.count(case((Message.cost_usd.is_(None), 1))).label("unpriced"),
+                func.count(case((and_(Message.cost_usd.is_(None), Message.status == "ok"), 1))).label(
+                    "unpriced"
+                ),  # answered calls with no cost; a failed or refused one cost nothing
             ]
             stmt = select(*keys, *measures).select_from(Message)
             for name, value in filters.items():
