@@ -113,8 +113,11 @@ async def find_decision(container: Container, message_id: str, principal: Princi
 @router.post("/explain")
 async def explain(request: Request, principal: AnyCaller) -> dict[str, Any]:
     """What would be picked for this chat request, and why, without calling any model."""
-    container = _container(request)
-    body = decode_json(await request.body())
+    return explain_body(_container(request), principal, decode_json(await request.body()))
+
+
+def explain_body(container: Container, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+    """The decision routing would make for a chat ``body`` (the API's and the UI's explain)."""
     agent_id = body.pop("agent_id", None)  # explain's own field: the agent to explain for
     if agent_id is not None:
         if not isinstance(agent_id, str) or not agent_id:

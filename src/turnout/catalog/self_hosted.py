@@ -16,7 +16,6 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from turnout.modelinfo.discovered import DiscoveredModel
-from turnout.modelinfo.tiers import cost_tier_for
 from turnout.net.ssrf import canonical_host, embedded_ipv4, parse_ip
 from turnout.providers.registry import SPECS_BY_TYPE
 from turnout.store.models import Provider
@@ -86,7 +85,6 @@ def with_provider_prices(
                 item,
                 pricing_input=new_in,
                 pricing_output=new_out,
-                cost_tier=cost_tier_for(new_in, new_out),
                 # an imposed input price is the cached tokens' price too (a cloud's cache price is not)
                 pricing_cache_read=item.pricing_cache_read if price_in is None else None,
                 pricing_cache_write=item.pricing_cache_write if price_in is None else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from turnout.tokens import estimate_prompt_tokens
 from turnout.translate.types import ChatRequest, EmbeddingsRequest
 
 Body = TypeVar("Body", ChatRequest, EmbeddingsRequest)
@@ -23,3 +24,11 @@ class ChatCall(Generic[Body]):
     metadata: dict[str, Any] = field(default_factory=dict)
     task_type: str | None = None
     requirements: dict[str, Any] = field(default_factory=dict)
+    _prompt_tokens: int | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt's estimated tokens, counted once (routing and the spend guard both read it)."""
+        if self._prompt_tokens is None:
+            self._prompt_tokens = estimate_prompt_tokens(self.body)
+        return self._prompt_tokens

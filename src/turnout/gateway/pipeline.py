@@ -73,7 +73,7 @@ class Gateway:
             plan = routed.plan
             if self.spend is not None and self.spend.covers(snapshot):  # reserve, or refuse
                 record.hold = await self.spend.reserve(
-                    snapshot, principal, call.body, plan, routed.agent_id, record.policy, record.message_id
+                    snapshot, principal, call, plan, routed.agent_id, record.policy, record.message_id
                 )
             trace = FailoverTrace()
             try:
@@ -126,7 +126,7 @@ class Gateway:
             plan, record.agent_id = self.routing.named_plan(snapshot, principal, call, "embedding")
             if self.spend is not None and self.spend.covers(snapshot):
                 record.hold = await self.spend.reserve(
-                    snapshot, principal, call.body, plan, record.agent_id, None, record.message_id
+                    snapshot, principal, call, plan, record.agent_id, None, record.message_id
                 )
             trace = FailoverTrace()
             try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from turnout.modelinfo.tiers import cost_tier_for
+
 CAPABILITIES: tuple[str, ...] = ("text", "vision", "code", "audio", "long_context", "function_calling")
 COST_TIERS: tuple[str, ...] = ("free", "low", "standard", "premium")
 MODEL_TYPES: tuple[str, ...] = ("chat", "embedding")
@@ -36,10 +38,13 @@ class DiscoveredModel:
     ctx_length: int | None
     pricing_input: Decimal | None
     pricing_output: Decimal | None
-    cost_tier: str
     pricing_cache_read: Decimal | None = None  # cached-prompt reads, USD per 1M tokens
     pricing_cache_write: Decimal | None = None  # prompt-cache writes
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
+    cost_tier: str = field(init=False)  # from the prices, always (cost_tier_for)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cost_tier", cost_tier_for(self.pricing_input, self.pricing_output))
 
 
 def capability_mask(caps: Iterable[str]) -> int:

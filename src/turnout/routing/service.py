@@ -21,7 +21,6 @@ from turnout.routing.detection import TextClassifier, detect_task
 from turnout.routing.plan import build_plan
 from turnout.routing.router import CandidateSet, Router
 from turnout.routing.types import Candidate, Decision, RouteRequest, ScoredCandidate, TaskDetection
-from turnout.tokens import estimate_prompt_tokens
 
 log = structlog.get_logger(__name__)
 MAX_PLAN = 5  # models tried in order by failover
@@ -144,7 +143,7 @@ class RoutingService:
             agent_id=agent_id,
             task_type=detection.task_type,
             required_capabilities=frozenset(required),
-            prompt_tokens=estimate_prompt_tokens(call.body),
+            prompt_tokens=call.prompt_tokens,
             expected_output_tokens=int(
                 call.body.get("max_tokens") or call.body.get("max_completion_tokens") or 200
             ),

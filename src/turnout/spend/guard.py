@@ -19,11 +19,11 @@ import structlog
 from turnout.auth.principal import Principal
 from turnout.cluster.bus import Event
 from turnout.domain.budgets import TIERS_LEFT, BudgetView, LimitView, period_end, period_start
+from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import ModelEntry, Snapshot
 from turnout.errors import RateLimited, ServiceUnavailable, TurnoutError
 from turnout.spend.alerts import BudgetAlerts
 from turnout.spend.ledger import Ask, BudgetHold, Ledger, LedgerUnavailable, Refusal, Verdict, micros
-from turnout.tokens import estimate_prompt_tokens
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +96,16 @@ def output_allowance(body: Mapping[str, Any]) -> int:
     return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_OUTPUT
 
 
+def _budgets(snapshot: Snapshot, tenant: str, wanted: Iterable[tuple[str, str]]) -> list[BudgetView]:
+    """The snapshot's budgets on the ``(scope, id)`` keys wanted, platform-wide or this tenant's."""
+    return [
+        budget
+        for key in wanted
+        for budget in snapshot.budgets.get(key, ())
+        if budget.tenant_id is None or budget.tenant_id == tenant
+    ]
+
+
 class SpendGuard:
     """Budgets and rate limits for the gateway, over a ``Ledger``."""
 
@@ -126,28 +136,17 @@ class SpendGuard:
     # -- which budgets and limits a call counts against -------------------------------------------
 
     def budgets_for(
-        self,
-        snapshot: Snapshot,
-        principal: Principal,
-        agent_id: str | None,
-        policy: str | None,
-        models: Iterable[str],
+        self, snapshot: Snapshot, principal: Principal, agent_id: str | None, policy: str | None
     ) -> list[BudgetView]:
-        tenant = principal.tenant_id
-        wanted = [("global", ""), ("tenant", tenant)]
+        """The budgets of the caller's own scopes: global, tenant, agent, API key and policy."""
+        wanted = [("global", ""), ("tenant", principal.tenant_id)]
         if agent_id is not None:
             wanted.append(("agent", agent_id))
         if principal.key_id is not None:
             wanted.append(("api_key", principal.key_id))
         if policy is not None:
             wanted.append(("policy", policy))
-        wanted += [("model", m) for m in models]
-        found: list[BudgetView] = []
-        for key in wanted:
-            for budget in snapshot.budgets.get(key, ()):
-                if budget.tenant_id is None or budget.tenant_id == tenant:
-                    found.append(budget)
-        return found
+        return _budgets(snapshot, principal.tenant_id, wanted)
 
     def limits_for(self, snapshot: Snapshot, principal: Principal, agent_id: str | None) -> list[LimitView]:
         if not snapshot.limits:
@@ -170,7 +169,7 @@ class SpendGuard:
         now = self.clock()
         tiers: frozenset[str] | None = None
         why: list[str] = []
-        for budget in self.budgets_for(snapshot, principal, agent_id, policy, ()):
+        for budget in self.budgets_for(snapshot, principal, agent_id, policy):
             ran_out = self._exhausted.get(budget.id)
             if ran_out is None or budget.action == "block":
                 continue
@@ -194,7 +193,7 @@ class SpendGuard:
         self,
         snapshot: Snapshot,
         principal: Principal,
-        body: Mapping[str, Any],
+        call: ChatCall[Any],
         plan: list[ModelEntry],
         agent_id: str | None,
         policy: str | None,
@@ -206,15 +205,12 @@ class SpendGuard:
         cover = self._cover(snapshot, principal, agent_id, policy, now, stamp)
         holds, limits = cover.holds, cover.limits
         if self._model_budgets:  # budgets on the plan's models: looked up per call
-            by_model = self.budgets_for(snapshot, principal, None, None, (m.id for m in plan))
-            models = [b for b in by_model if b.scope == "model"]
-            holds = holds + [
-                BudgetHold(b, period_start(b.period, now), period_end(b.period, now)) for b in models
-            ]
+            models = _budgets(snapshot, principal.tenant_id, [("model", m.id) for m in plan])
+            holds = holds + [BudgetHold.at(b, now) for b in models]
         if not holds and not limits:
             return None
-        prompt = estimate_prompt_tokens(body)
-        output = output_allowance(body)
+        prompt = call.prompt_tokens  # counted once: routing reads the same
+        output = output_allowance(call.body)
         worst = max((worst_case_usd(m, prompt, output) for m in plan), default=0.0)
         ask = Ask(request_id, holds, limits, micros(worst), prompt + output, stamp)
         try:
@@ -245,8 +241,8 @@ class SpendGuard:
         key = (principal.tenant_id, principal.key_id, agent_id, policy)
         cover = self._covers.get(key)
         if cover is None or stamp >= cover.until:
-            budgets = self.budgets_for(snapshot, principal, agent_id, policy, ())
-            holds = [BudgetHold(b, period_start(b.period, now), period_end(b.period, now)) for b in budgets]
+            budgets = self.budgets_for(snapshot, principal, agent_id, policy)
+            holds = [BudgetHold.at(b, now) for b in budgets]
             ends = [h.period_end.timestamp() for h in holds if h.period_end is not None]
             cover = Cover(
                 holds, self.limits_for(snapshot, principal, agent_id), min(ends, default=float("inf"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from turnout.domain.budgets import BudgetView, LimitView
+from turnout.domain.budgets import BudgetView, LimitView, period_end, period_start
 
 WINDOW_S = 60
 STALE_SLOT_S = 600  # a concurrency slot never released (a crashed process) frees itself after this
@@ -34,6 +34,11 @@ class BudgetHold:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", f"{self.budget.id}:{int(self.period_start.timestamp())}")
+
+    @classmethod
+    def at(cls, budget: BudgetView, now: datetime) -> BudgetHold:
+        """The budget in the period (UTC) that holds ``now``."""
+        return cls(budget, period_start(budget.period, now), period_end(budget.period, now))
 
 
 @dataclass(slots=True)

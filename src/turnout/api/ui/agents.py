@@ -14,8 +14,8 @@ from turnout.agents.model_config import BulkFilter, ConfigUpdate, ModelSelection
 from turnout.agents.schemas import AgentCreate
 from turnout.api.deps import container_of
 from turnout.api.ui.catalog import CAPABILITIES, TIERS
-from turnout.api.ui.render import field_errors, page, read_form, service_error
-from turnout.api.ui.session import UiUser, check_csrf, require
+from turnout.api.ui.render import field_errors, page, posted_form, service_error
+from turnout.api.ui.session import UiUser, require
 from turnout.catalog.schemas import ModelFilter
 from turnout.errors import TurnoutError
 
@@ -41,8 +41,7 @@ async def agents(request: Request) -> Response:
 @router.post("")
 async def create_agent(request: Request) -> Response:
     user = _admin(request)
-    form = {k: str(v) for k, v in (await read_form(request)).items()}
-    check_csrf(user, form.pop("csrf", None))
+    form = {k: str(v) for k, v in (await posted_form(request, user)).items() if k != "csrf"}
     body = {k: v for k, v in form.items() if v.strip()}
     try:
         agent = await container_of(request).agents.create(AgentCreate.model_validate(body), user.principal)
@@ -98,8 +97,7 @@ async def agent_detail(request: Request, agent_id: str) -> Response:
 @router.post("/{agent_id}/keys")
 async def issue_key(request: Request, agent_id: str) -> Response:
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     name = str(form.get("name") or "").strip() or None
     issued = await container_of(request).agents.issue_key(agent_id, name, user.principal)
     return await _detail(request, user, agent_id, issued=issued)  # the key, this once
@@ -108,8 +106,7 @@ async def issue_key(request: Request, agent_id: str) -> Response:
 @router.post("/{agent_id}/keys/{key_id}/revoke")
 async def revoke_key(request: Request, agent_id: str, key_id: str) -> Response:
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    await posted_form(request, user)
     await container_of(request).agents.revoke_key(agent_id, key_id, user.principal)
     return RedirectResponse(f"/ui/agents/{agent_id}", status_code=303)
 
@@ -118,8 +115,7 @@ async def revoke_key(request: Request, agent_id: str, key_id: str) -> Response:
 async def set_models(request: Request, agent_id: str) -> Response:
     """Enable the models ticked in the form, or disable them (``enabled=false``)."""
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     ids = [str(v) for v in form.getlist("model_id") if str(v)]
     enabled = form.get("enabled") != "false"
     if not ids:
@@ -137,8 +133,7 @@ async def set_models(request: Request, agent_id: str) -> Response:
 async def bulk_models(request: Request, agent_id: str) -> Response:
     """ "Enable all free" (every free catalog model) or "Disable all" (every model of the agent)."""
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     action = form.get("action")
     service = container_of(request).agent_models
     if action == "enable_free":
@@ -158,8 +153,7 @@ async def bulk_models(request: Request, agent_id: str) -> Response:
 async def set_priority(request: Request, agent_id: str) -> Response:
     """One model's ``priority_override`` for this agent (empty: back to the catalog's priority)."""
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     model_id = str(form.get("model_id") or "")
     raw = str(form.get("priority_override") or "").strip()
     try:

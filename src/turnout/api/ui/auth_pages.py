@@ -6,12 +6,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from turnout.api.deps import container_of
-from turnout.api.ui.render import page, read_form
+from turnout.api.ui.render import page, posted_form, read_form
 from turnout.api.ui.session import (
     COOKIE,
     SESSION_TTL_S,
     UsedLinks,
-    check_csrf,
     consume_login_token,
     pasted_token,
     session_cookie,
@@ -81,7 +80,7 @@ async def login_with_token(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     user = signed_in(request, container_of(request).jwt)
-    check_csrf(user, str((await read_form(request)).get("csrf") or ""))
+    await posted_form(request, user)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/ui")
     return response

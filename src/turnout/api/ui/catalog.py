@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from turnout.api.deps import container_of
-from turnout.api.ui.render import field_errors, page, read_form, service_error
-from turnout.api.ui.session import UiUser, check_csrf, require
+from turnout.api.ui.render import field_errors, page, posted_form, service_error
+from turnout.api.ui.session import UiUser, require
 from turnout.catalog.schemas import (
     BulkModelUpdate,
     Capability,
@@ -84,8 +84,7 @@ async def models(request: Request) -> Response:
 async def bulk(request: Request) -> Response:
     """Enable or disable every model the current filter matches."""
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     _, flt = _filter_of(form)
     enabled = form.get("enabled") == "true"
     result = await container_of(request).models.bulk_set_enabled(
@@ -147,8 +146,7 @@ async def model_detail(request: Request, id: str) -> Response:
 @router.post("/detail")
 async def edit_model(request: Request, id: str) -> Response:
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     container = container_of(request)
     try:
         current = (await container.models.get(id)).model_dump()
@@ -176,8 +174,7 @@ async def new_model(request: Request) -> Response:
 async def add_model(request: Request) -> Response:
     """Register a model its provider does not list (a fine-tune, a local model)."""
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     fields = (
         "provider_id",
         "external_id",

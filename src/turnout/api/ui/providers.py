@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from turnout.api.admin_providers import connection_test
 from turnout.api.deps import container_of
-from turnout.api.ui.render import field_errors, page, read_form, render_fragment, service_error
+from turnout.api.ui.render import field_errors, page, posted_form, render_fragment, service_error
 from turnout.api.ui.session import UiUser, check_csrf, require
 from turnout.catalog.schemas import ModelFilter, ProviderCreate, ProviderUpdate
 from turnout.errors import TurnoutError
@@ -76,8 +76,7 @@ async def providers(request: Request) -> Response:
 @router.post("")
 async def add_provider(request: Request) -> Response:
     user = _admin(request)
-    form = {k: str(v) for k, v in (await read_form(request)).items()}
-    check_csrf(user, form.pop("csrf", None))
+    form = {k: str(v) for k, v in (await posted_form(request, user)).items() if k != "csrf"}
     body = {k: v.strip() for k, v in form.items() if v.strip()}
     try:
         created = await container_of(request).providers.create(
@@ -142,8 +141,7 @@ async def test_provider(request: Request, provider_id: str) -> Response:
 @router.post("/{provider_id}/active")
 async def set_active(request: Request, provider_id: str) -> Response:
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     active = form.get("active") == "true"
     await container_of(request).providers.update(provider_id, ProviderUpdate(is_active=active))
     return RedirectResponse(f"/ui/providers/{provider_id}", status_code=303)

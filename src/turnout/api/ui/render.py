@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from turnout import __version__
-from turnout.api.ui.session import UiUser
+from turnout.api.ui.session import UiUser, check_csrf
 from turnout.errors import InvalidRequest, TurnoutError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -71,6 +71,13 @@ async def read_form(request: Request) -> FormData:
     for name, value in form.multi_items():
         if isinstance(value, str) and "\x00" in value:
             raise InvalidRequest(f"{name} contains a NUL character", param=name)
+    return form
+
+
+async def posted_form(request: Request, user: UiUser) -> FormData:
+    """A change's form, once its CSRF token is this session's (``read_form`` plus ``check_csrf``)."""
+    form = await read_form(request)
+    check_csrf(user, str(form.get("csrf") or ""))
     return form
 
 

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from turnout.api.deps import container_of
-from turnout.api.ui.render import field_errors, page, read_form
-from turnout.api.ui.session import UiUser, check_csrf, require
+from turnout.api.ui.render import field_errors, page, posted_form
+from turnout.api.ui.session import UiUser, require
 from turnout.errors import InvalidRequest, TurnoutError
 from turnout.feedback.performance import ResetIn
 from turnout.records.queries import MessageFilter
@@ -126,8 +126,7 @@ async def dashboard(request: Request) -> Response:
 async def reset(request: Request) -> Response:
     """Forget a model's learned experience (the page asks to confirm first)."""
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     body: dict[str, Any] = {k: str(v) for k, v in form.items() if k != "csrf" and str(v).strip()}
     if "task_type" in body:
         body["task_types"] = [body.pop("task_type")]

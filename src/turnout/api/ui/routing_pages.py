@@ -11,12 +11,11 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from turnout.api.deps import container_of
-from turnout.api.parse import parse_chat
-from turnout.api.ui.render import field_errors, page, read_form, service_error
-from turnout.api.ui.session import UiUser, check_csrf, require
+from turnout.api.routing import explain_body
+from turnout.api.ui.render import field_errors, page, posted_form, service_error
+from turnout.api.ui.session import UiUser, require
 from turnout.domain.policies import PolicyBody
 from turnout.errors import TurnoutError
-from turnout.routing.explain import decision_dict
 
 router = APIRouter(prefix="/ui/routing", include_in_schema=False)
 NUMBERS = ("max_cost_per_task", "max_tokens", "temperature")
@@ -68,8 +67,7 @@ async def routing(request: Request) -> Response:
 async def edit_policy(request: Request, name: str) -> Response:
     """Change a policy's description, limits and whether it is active (its models are kept)."""
     user = _platform_admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     container = container_of(request)
     try:
         current = await container.routing_admin.get_policy(name)
@@ -90,8 +88,7 @@ async def edit_policy(request: Request, name: str) -> Response:
 @router.post("/task-policies")
 async def edit_task_policies(request: Request) -> Response:
     user = _platform_admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     mapping = {k.removeprefix("task:"): str(v) for k, v in form.items() if k.startswith("task:") and str(v)}
     try:
         await container_of(request).routing_admin.set_task_policies(mapping, user.principal)
@@ -104,18 +101,16 @@ async def edit_task_policies(request: Request) -> Response:
 async def explain(request: Request) -> Response:
     """What would be chosen for this message, and why (no model is called)."""
     user = _admin(request)
-    form = await read_form(request)
-    check_csrf(user, str(form.get("csrf") or ""))
+    form = await posted_form(request, user)
     message = str(form.get("message") or "").strip()
     agent_id = str(form.get("agent_id") or "").strip()
     if not message:
         return await _screen(request, user, 400, explain_errors={"message": "type a message to explain"})
     body: dict[str, Any] = {"messages": [{"role": "user", "content": message}]}
     if agent_id:
-        body["metadata"] = {"agent_id": agent_id}
-    container = container_of(request)
+        body["agent_id"] = agent_id
     try:
-        routed = container.routing.route(container.snapshots.current, user.principal, parse_chat(body))
+        decision = explain_body(container_of(request), user.principal, body)
     except TurnoutError as exc:
         return await _screen(request, user, exc.status_code, explain_errors=service_error(exc), asked=message)
-    return await _screen(request, user, decision=decision_dict(routed), asked=message, asked_agent=agent_id)
+    return await _screen(request, user, decision=decision, asked=message, asked_agent=agent_id)

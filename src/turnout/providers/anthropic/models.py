@@ -14,7 +14,6 @@ from typing import Any
 from turnout.modelinfo.capabilities import infer_capabilities
 from turnout.modelinfo.discovered import DiscoveredModel, UnexpectedPayload
 from turnout.modelinfo.pricing import fill_missing
-from turnout.modelinfo.tiers import cost_tier_for
 
 _LEGACY = re.compile(r"^claude-(?:1|2|instant)")  # text-only models without tool use
 
@@ -54,7 +53,6 @@ def parse_entry(entry: Any, price_id: str | None = "anthropic") -> DiscoveredMod
         ctx_length=ctx,
         pricing_input=price_in,
         pricing_output=price_out,
-        cost_tier=cost_tier_for(price_in, price_out),
         metadata=entry,
     )
 

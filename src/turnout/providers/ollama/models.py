@@ -21,7 +21,6 @@ from turnout.modelinfo.capabilities import (
     name_suggests_vision,
 )
 from turnout.modelinfo.discovered import DiscoveredModel, UnexpectedPayload
-from turnout.modelinfo.tiers import cost_tier_for
 
 _ZERO = Decimal(0)
 _VISION_FAMILIES = frozenset({"clip", "mllama", "qwen25vl", "llama4"})
@@ -66,7 +65,6 @@ def parse_entry(entry: Any, price_id: str | None = None) -> DiscoveredModel | No
         ctx_length=None,
         pricing_input=price,
         pricing_output=price,
-        cost_tier=cost_tier_for(price, price),
         metadata=entry,
     )
 

@@ -21,7 +21,6 @@ from turnout.modelinfo.capabilities import (
 )
 from turnout.modelinfo.discovered import DiscoveredModel, UnexpectedPayload
 from turnout.modelinfo.pricing import fill_missing
-from turnout.modelinfo.tiers import cost_tier_for
 
 _CTX_FIELDS = ("context_window", "context_length", "max_model_len", "max_context_length")
 _CHAT_FLAGS = ("chat_completion", "completion_chat")
@@ -91,7 +90,6 @@ def parse_entry(entry: Any, price_id: str | None = "openai") -> DiscoveredModel 
         ctx_length=ctx,
         pricing_input=price_in,
         pricing_output=price_out,
-        cost_tier=cost_tier_for(price_in, price_out),
         metadata=entry,
     )
 

@@ -16,7 +16,6 @@ from typing import Any
 from turnout.modelinfo.capabilities import infer_capabilities, is_embedding
 from turnout.modelinfo.discovered import DiscoveredModel, UnexpectedPayload
 from turnout.modelinfo.pricing import fill_missing
-from turnout.modelinfo.tiers import cost_tier_for
 
 _ZERO = Decimal(0)
 
@@ -100,7 +99,6 @@ def parse_entry(entry: Any, price_id: str | None = "openrouter") -> DiscoveredMo
         ctx_length=ctx,
         pricing_input=price_in,
         pricing_output=price_out,
-        cost_tier=cost_tier_for(price_in, price_out),
         pricing_cache_read=per_token_to_mtok(pricing.get("input_cache_read")),
         pricing_cache_write=per_token_to_mtok(pricing.get("input_cache_write")),
         metadata=entry,
