@@ -5,7 +5,9 @@ Turnout whose answers do not wait for their record's journal write (``TURNOUT_RE
 shows what durable records cost (skip it with ``--skip-durability-cost``). A sixth, Turnout with
 spend control in Redis (a block budget and an rpm limit on the key, reserved and settled on every
 call), must keep >= 45% of the pass-through's requests/s and add <= 5 ms p99 (skip: ``--skip-redis``);
-the ledger's reserve round trip is reported alone (``bench/spend_reserve.py``).
+the ledger's reserve round trip is reported alone (``bench/spend_reserve.py``). A seventh asks the
+same Turnout server the same question through the Responses API (``/v1/responses``, translated to
+chat): its CPU per request must stay within 115% of chat's (skip: ``--skip-responses``).
 
 One worker process each, all in front of the same simulator. Per target: requests/s at saturation
 (wrk, fixed connections), server CPU time per request (``/proc/<pid>/stat`` around that phase),
@@ -14,7 +16,7 @@ streaming time to first token. Then the targets: Turnout >= 20x LiteLLM's and >=
 pass-through's requests/s; added latency <= 1 ms p50 and <= 5 ms p99; added TTFT <= 2 ms.
 
     .venv/bin/python bench/gateway.py [--duration 10] [--connections 32] [--skip-litellm]
-        [--skip-durability-cost] [--skip-redis] [--redis own|URL] [--json]
+        [--skip-durability-cost] [--skip-redis] [--skip-responses] [--redis own|URL] [--json]
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
         gateway, key = stack.enter_context(turnout(tmp, env, upstream.url, cores))
         target = Target("turnout", gateway.url, key, "sim/gpt-4o-mini")
         entries["turnout"] = Entry(gateway, target, target, gateway)
+        if not args.skip_responses:  # the same server, asked the same question through /v1/responses
+            target = Target("turnout_responses", gateway.url, key, "sim/gpt-4o-mini", api="responses")
+            entries["turnout_responses"] = Entry(gateway, target, target, gateway)
         if not args.skip_durability_cost:  # the same, but answers do not wait for the journal
             nowait_tmp, nowait_env = _async_records(tmp, env)
             gateway, key = stack.enter_context(turnout(nowait_tmp, nowait_env, upstream.url, cores))
@@ -285,6 +290,7 @@ def main() -> None:
         "--skip-durability-cost", action="store_true", help="no run with TURNOUT_RECORD_DURABILITY=async"
     )
     parser.add_argument("--skip-redis", action="store_true", help="no run with spend control in Redis")
+    parser.add_argument("--skip-responses", action="store_true", help="no run through /v1/responses")
     parser.add_argument(
         "--redis",
         default="own",

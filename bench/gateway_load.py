@@ -35,20 +35,24 @@ class Target:
     url: str
     key: str
     model: str
+    api: str = "chat"  # chat: /v1/chat/completions; responses: /v1/responses, the same question
 
     def body(self, stream: bool = False) -> bytes:
-        data: dict[str, object] = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": "Hello! How fast is this gateway today?"}],
-            "max_tokens": 64,
-        }
+        data: dict[str, object] = {"model": self.model}
+        if self.api == "responses":
+            data |= {"input": PROMPT, "max_output_tokens": 64}
+        else:
+            data |= {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 64}
         if stream:
             data["stream"] = True
         return json.dumps(data).encode()
 
     @property
     def endpoint(self) -> str:
-        return f"{self.url}/v1/chat/completions"
+        return f"{self.url}/v1/responses" if self.api == "responses" else f"{self.url}/v1/chat/completions"
+
+
+PROMPT = "Hello! How fast is this gateway today?"
 
 
 @dataclass

@@ -10,6 +10,7 @@ NAMES = {"direct": "(a) simulator direct", "passthrough": "(b) aiohttp pass-thro
 NAMES |= {"turnout": "(c) Turnout", "litellm": "(d) LiteLLM 1.109.1"}
 NAMES |= {"turnout_async": "(e) Turnout, answers not waiting for records"}
 NAMES |= {"turnout_redis": "(f) Turnout, budget + rpm limit in Redis"}
+NAMES |= {"turnout_responses": "(g) Turnout, /v1/responses"}
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -45,6 +46,10 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         name = f"  same, CPU-normalized (their CPU/req over Turnout's) vs {other}"
         out.append({"name": name, "value": value, "limit": limit, "status": "INFO"})
     durable_cost(get, out)
+    responses, chat = get("turnout_responses", "cpu_us_per_req"), cpu["turnout"]
+    if responses is not None and chat:
+        ratio = responses / chat
+        check("Responses API CPU/req <= 115% of chat's", ratio, 1.15, ratio <= 1.15)
     spend = get("turnout_redis", "rps")
     if spend is not None:
         share = spend / bare if bare else None

@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from turnout import __version__
 from turnout.api import (
     admin_models,
+    admin_provider_templates,
     admin_providers,
     agent_models,
     agents,
@@ -69,6 +70,7 @@ def create_app(
     app.add_middleware(BodyGuard)  # inside the size limit: it reads bodies whole
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(admin_providers.router)
+    app.include_router(admin_provider_templates.router)
     app.include_router(performance.router)  # before admin_models: its /{model_id:path} would match
     app.include_router(admin_models.router)
     app.include_router(agents.router)

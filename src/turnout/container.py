@@ -20,6 +20,7 @@ from turnout.cluster.rate_limit import RedisRpmLimiter
 from turnout.cluster.redis import connect
 from turnout.cluster.redis_bus import RedisBus
 from turnout.config import Settings
+from turnout.conversations.responses import ResponseStore
 from turnout.domain.snapshot import SnapshotStore
 from turnout.feedback.performance import PerformanceService
 from turnout.feedback.recent import RecentDecisions, RecentMessages
@@ -88,6 +89,7 @@ class Container:
     spend_admin: SpendAdmin
     bus: ChangeBus
     redis: Redis | None
+    responses: ResponseStore
     started: bool = False
     verified_keys: dict[str, str] = field(default_factory=dict)
 
@@ -229,6 +231,7 @@ class Container:
             spend_admin=SpendAdmin(sessions, snapshots, spend),
             bus=bus,
             redis=redis,
+            responses=ResponseStore(sessions),
         )
 
     async def start(self) -> None:

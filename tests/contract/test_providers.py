@@ -35,6 +35,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 # the shape of a real key, so the scrubbing under test is the one real keys get
 SIM_KEY = "sk-sim-" + secrets.token_hex(20)
+# A sample value per credential field: each is set on the simulator (its config fields of the same
+# names) and sent by the provider types whose credential schema takes the field.
+SIM_CREDENTIALS = {
+    "api_key": SIM_KEY,
+    "aws_access_key_id": "AKIA" + secrets.token_hex(8).upper(),
+    "aws_secret_access_key": secrets.token_urlsafe(30),
+}
 WEATHER = {
     "type": "function",
     "function": {
@@ -44,6 +51,15 @@ WEATHER = {
     },
 }
 by_type = pytest.mark.parametrize("spec", SPECS, ids=[spec.type for spec in SPECS])
+
+
+def credential(spec: ProviderSpec) -> dict[str, str]:
+    """The sample credential of ``spec``: the sample value of each field its schema takes."""
+    fields = {name: SIM_CREDENTIALS[name] for name in spec.credentials.fields if name in SIM_CREDENTIALS}
+    missing = [name for name in spec.credentials.required if name not in fields]
+    if missing:
+        pytest.fail(f"no sample value for credential fields {missing}: add them to SIM_CREDENTIALS")
+    return fields
 
 
 @dataclass
@@ -70,13 +86,17 @@ class World:
                 f"the simulator does not speak provider type {spec.type!r}: add its routes and an "
                 "entry in turnout/simulator/mounts.py (see src/turnout/providers/README.md)"
             )
-        body = {
+        body: dict[str, Any] = {
             "id": spec.type,
             "display_name": spec.display_name,
             "provider_type": spec.type,
             "api_base": self.sim.api_base(spec.type),
-            "api_key": SIM_KEY,
         }
+        fields = credential(spec)
+        if list(fields) == ["api_key"]:
+            body["api_key"] = fields["api_key"]  # the short form
+        else:
+            body["credentials"] = fields
         created = await self.http.post("/api/v2/admin/providers", json=body, headers=self.admin)
         assert created.status_code == 201, created.text
         synced = await self.http.post(f"/api/v2/admin/providers/{spec.type}/sync", headers=self.admin)
@@ -113,7 +133,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     )
     container = Container.build(settings)
     await upgrade(container.engine)
-    sim = Simulator(SimulatorConfig(api_key=SIM_KEY))
+    sim = Simulator(SimulatorConfig(**SIM_CREDENTIALS))
     await sim.start()
     try:
         async with (
@@ -211,5 +231,6 @@ async def test_upstream_error_is_openai_shaped_and_scrubbed(world: World, spec: 
     error = resp.json()["error"]
     assert set(error) >= {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
     assert "Incorrect API key provided" in error["message"] and "[REDACTED]" in error["message"]
-    assert SIM_KEY not in resp.text and SIM_KEY.removeprefix("sk-sim-") not in resp.text
+    for value in credential(spec).values():
+        assert value not in resp.text and value.removeprefix("sk-sim-") not in resp.text
     assert world.sim.stats.faults["echo_key"] >= 1

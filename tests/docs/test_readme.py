@@ -114,6 +114,7 @@ def test_the_readme_walkthroughs_run_verbatim(tmp_path: Path) -> None:
         assert "Message(" in out, "the Anthropic SDK call printed its answer"
         assert '"group_by":["agent","day"]' in out and '"cost_usd"' in out, "the spend report answered"
         assert "model,calls,prompt_tokens" in out and "Spend, start to now" in out, "spend as CSV and table"
+        assert '"is_self_hosted":true' in out and "created provider groq" in out, "providers from templates"
     finally:
         for proc in (walk, server):
             if proc is not None:

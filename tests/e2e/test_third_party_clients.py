@@ -58,3 +58,31 @@ async def test_litellm_sdk_as_a_client_in_both_dialects(gw: GatewayEnv) -> None:
     assert through_anthropic.choices[0].message.content
     rows = await gw.records(3)
     assert sorted(r.dialect for r in rows[-3:]) == ["anthropic", "openai", "openai"]
+
+
+async def test_langchain_use_responses_api_invokes_streams_and_calls_tools(gw: GatewayEnv) -> None:  # noqa: F811
+    chat = _chat(gw, use_responses_api=True)
+    answer = await chat.ainvoke([HumanMessage("Say hello to the sea")])
+    assert "hello to the sea" in answer.text
+    assert answer.usage_metadata and answer.usage_metadata["total_tokens"] > 0
+    chunks = [c async for c in chat.astream([HumanMessage("Say hello")])]
+    assert "".join(c.text for c in chunks)
+    called = await chat.bind_tools([get_weather]).ainvoke([HumanMessage("Weather in Oslo?")])
+    assert called.tool_calls and called.tool_calls[0]["name"] == "get_weather"
+    rows = await gw.records(3)
+    assert {r.endpoint for r in rows} == {"responses"} and all(r.status == "ok" for r in rows)
+
+
+async def test_litellm_sdk_responses_as_a_client(gw: GatewayEnv) -> None:  # noqa: F811
+    whole = await litellm.aresponses(
+        model=f"openai/{OPENAI_MODEL}", api_base=f"{gw.url}/v1", api_key=gw.key, input="Say hello to the sea"
+    )
+    text = "".join(part.text for item in whole.output if item.type == "message" for part in item.content)
+    assert "hello to the sea" in text and whole.usage.total_tokens > 0
+    stream = await litellm.aresponses(
+        model=f"openai/{OPENAI_MODEL}", api_base=f"{gw.url}/v1", api_key=gw.key, input="Say hi", stream=True
+    )
+    kinds = [event.type async for event in stream]
+    assert "response.output_text.delta" in kinds and kinds[-1] == "response.completed"
+    rows = await gw.records(2)
+    assert [r.endpoint for r in rows[-2:]] == ["responses", "responses"]

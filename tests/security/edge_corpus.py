@@ -126,6 +126,20 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("POST", "/api/v2/chat/messages/abc/events", "agent", {"event": "copy"}),
     ("POST", "/v1/chat/completions", "agent", OPENAI_CHAT),
     ("POST", "/v1/messages", "agent", ANTHROPIC_MESSAGES),
+    (
+        "POST",
+        "/v1/responses",
+        "agent",
+        {
+            "model": "sim/gpt-4o-mini",
+            "instructions": "be brief",
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
+            "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+            "text": {"format": {"type": "json_object"}},
+            "metadata": {"user_id": "u"},
+        },
+    ),
+    ("POST", "/v1/completions", "agent", {"model": "sim/gpt-4o-mini", "prompt": "hi", "max_tokens": 5}),
     ("POST", "/v1/embeddings", "agent", {"model": "sim/text-embedding-3-small", "input": ["hi", "there"]}),
     ("POST", "/api/models/chat", "agent", NATIVE_CHAT),
     ("POST", "/api/models/completion", "agent", {"model_id": "sim/gpt-4o-mini", "prompt": "hi"}),
@@ -143,6 +157,8 @@ GETS: list[tuple[str, str]] = [
     ("/api/v2/routing/decisions/abc", "agent"),
     ("/v1/models", "agent"),
     ("/api/models", "agent"),
+    ("/v1/responses/resp_0123456789abcdef0123456789abcdef", "agent"),
+    ("/v1/responses/resp_0123456789abcdef0123456789abcdef/input_items", "agent"),
 ]
 
 

@@ -94,6 +94,7 @@ def test_response_round_trip_and_openai_to_anthropic() -> None:
     assert back["id"].startswith("msg_") and back["type"] == "message" and back["role"] == "assistant"
     assert back["model"] == "anthropic/claude"
     assert back["content"] == [
+        {"type": "thinking", "thinking": "hmm", "signature": ""},  # its text kept, not its signature
         {"type": "text", "text": "I'll check the weather."},
         {
             "type": "tool_use",

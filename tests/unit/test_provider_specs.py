@@ -40,12 +40,25 @@ def _signature(request: UpstreamRequest, key: str) -> str:
 
 
 def test_the_registry_is_the_one_list_of_provider_types() -> None:
-    assert PROVIDER_TYPES == ("openai", "openrouter", "anthropic", "azure", "ollama", "custom")
+    assert PROVIDER_TYPES == (
+        "openai",
+        "openrouter",
+        "anthropic",
+        "azure",
+        "ollama",
+        "custom",
+        "bedrock",
+        "gemini",
+    )
     assert len(set(PROVIDER_TYPES)) == len(SPECS)
     assert get_args(ProviderType) == PROVIDER_TYPES  # the admin API validates against the registry
     for spec in SPECS:
         adapter: ChatAdapter = spec.adapter
-        assert spec_for(spec.type) is spec and adapter.sign is None
+        assert spec_for(spec.type) is spec
+        if spec.type == "bedrock":  # SigV4 over an AWS key pair; the others take an optional key
+            assert adapter.sign is not None and spec.credentials.required
+            continue
+        assert adapter.sign is None
         assert spec.credentials.fields == ("api_key",) and not spec.credentials.required
 
 

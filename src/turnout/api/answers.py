@@ -7,14 +7,15 @@ last batch (the gateway's iterator ends after the write).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 
+import orjson
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from turnout.api.dialects import Dialect
 from turnout.domain.snapshot import ModelEntry
-from turnout.gateway.results import Answer, Failed, StreamBroken, Streamed
+from turnout.gateway.results import Answer, Failed, StreamBroken, Streamed, TokenCount
 
 
 def headers(message_id: str, model: ModelEntry | None, cost: float | None) -> list[tuple[bytes, bytes]]:
@@ -71,6 +72,8 @@ class _AfterRecord(Response):
 def render(dialect: Dialect, result: Answer | Streamed | Failed, include_usage: bool = False) -> Response:
     """``result`` in ``dialect``: a JSON answer, a server-sent event stream or an error."""
     if isinstance(result, Answer):
+        if result.raw is not None:  # passed through: the provider's bytes, its model renamed
+            return JsonAnswer(result.raw, result)
         return JsonAnswer(
             dialect.answer(result.body, result.model, result.cost_usd, result.message_id), result
         )
@@ -78,9 +81,35 @@ def render(dialect: Dialect, result: Answer | Streamed | Failed, include_usage: 
         response = dialect.error_response(result.error)
         response.raw_headers.append((b"x-turnout-message-id", result.message_id.encode("latin-1")))
         return _AfterRecord(response, result.durable)
-    response = StreamingResponse(_events(dialect, result, include_usage), 200, media_type="text/event-stream")
+    passthrough = result.passthrough
+    events = _events(dialect, result, include_usage) if passthrough is None else _relayed(passthrough)
+    response = StreamingResponse(events, 200, media_type="text/event-stream")
     response.raw_headers += headers(result.message_id, result.model, None) + result.extra_headers
     return response
+
+
+def render_count(count: TokenCount) -> Response:
+    """A ``count_tokens`` answer: the provider's as it came, or the estimate, flagged as one in
+    its body and in ``x-turnout-estimated``."""
+    extra = headers("", count.model, None)[1:]  # the model and provider; a count has no message
+    if count.raw is not None:
+        body = count.raw
+    else:
+        body = orjson.dumps({"input_tokens": count.input_tokens, "estimated": True})
+        extra.append((b"x-turnout-estimated", b"true"))
+    response = Response(body, 200, media_type="application/json")
+    response.raw_headers += extra
+    return response
+
+
+async def _relayed(passthrough: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    """A passed-through stream's bytes as they come (the last ones once its record is journaled)."""
+    try:
+        async for data in passthrough:
+            if data:
+                yield data
+    finally:
+        await passthrough.aclose()  # the client left early: the gateway records a cancelled call
 
 
 async def _events(dialect: Dialect, streamed: Streamed, include_usage: bool) -> AsyncIterator[bytes]:

@@ -8,66 +8,59 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from turnout.api.answers import render
+from turnout.api import responses
+from turnout.api.answers import render, render_count
 from turnout.api.auth import authenticate
+from turnout.api.completions import COMPLETIONS, completions_chat_body
 from turnout.api.deps import container_of
 from turnout.api.dialects import ANTHROPIC, OPENAI, Dialect
+from turnout.api.disconnect import WATCH_AFTER_S
+from turnout.api.disconnect import DisconnectWatch as _DisconnectWatch
 from turnout.api.native import NATIVE, native_chat_body, native_embeddings_body
 from turnout.api.parse import decode_json, parse_chat, parse_embeddings
 from turnout.auth.principal import Principal
 from turnout.container import Container
+from turnout.domain.requests import ChatCall
 from turnout.errors import InvalidRequest, TurnoutError
 from turnout.feedback.service import FeedbackIn
 from turnout.gateway.results import Answer, Failed, Streamed
+from turnout.translate.responses import message_id_for
+from turnout.translate.types import ChatRequest
 
 Handler = Callable[[Request], Awaitable[Response]]
 Result = Answer | Streamed | Failed
 
 
-WATCH_AFTER_S = 0.05  # answers faster than this never start a disconnect watcher
-
-
-class _DisconnectWatch:
-    """Cancels ``task`` (and so its upstream call) when the client goes away; started lazily."""
-
-    __slots__ = ("gone", "request", "task", "watcher")
-
-    def __init__(self, request: Request, task: asyncio.Task[Any]) -> None:
-        self.request, self.task = request, task
-        self.gone = False
-        self.watcher: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.watcher = asyncio.ensure_future(self._watch())
-
-    async def _watch(self) -> None:
-        while (await self.request.receive())["type"] != "http.disconnect":
-            pass
-        self.gone = True
-        self.task.cancel()
-
-
 Run = Callable[[Container, Principal, dict[str, Any]], tuple[Awaitable[Result], bool]]
+# a Run that also gets the raw body and the headers: for a dialect whose body may be passed on as is
+PassRun = Callable[[Container, Principal, dict[str, Any], bytes, Headers], tuple[Awaitable[Result], bool]]
 
 
-def _endpoint(dialect: Dialect, run: Run) -> Handler:
+def _endpoint(dialect: Dialect, run: Run | None, passing: PassRun | None = None) -> Handler:
     """A data-plane handler: authenticate, parse, then await the gateway in this task and render its
     result in ``dialect``. If that takes over ``WATCH_AFTER_S``, a watcher cancels it (and the
     upstream call) when the client leaves; fast answers never start the watcher task (its start is an
     entry in a ``TimeoutLane``, not a timer handle). ``run`` parses synchronously and hands back the
     gateway's awaitable and whether a stream asked for usage: no wrapper coroutine, because every
-    resume of the request passes through each awaiting frame, so wrappers cost on every upstream read."""
+    resume of the request passes through each awaiting frame, so wrappers cost on every upstream read.
+    ``passing`` parses instead of ``run`` where the client's body may go upstream untouched."""
 
     async def handler(request: Request) -> Response:
         container = container_of(request)
         try:
             principal = authenticate(request, container)
-            body = decode_json(await request.body())
-            work, include_usage = run(container, principal, body)  # parsing errors raise here
+            raw = await request.body()
+            body = decode_json(raw)
+            if passing is None:
+                assert run is not None
+                work, include_usage = run(container, principal, body)  # parsing errors raise here
+            else:
+                work, include_usage = passing(container, principal, body, raw, request.headers)
         except TurnoutError as exc:
             return dialect.error_response(exc)
         current = asyncio.current_task()
@@ -101,19 +94,50 @@ def _openai_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> tupl
     return c.gateway.embeddings(p, parse_embeddings(body), OPENAI.name), False
 
 
-def _anthropic_messages(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
-    from turnout.translate.anthropic_inbound import anthropic_to_openai_request
+def _anthropic_messages(
+    c: Container, p: Principal, body: dict[str, Any], raw: bytes, headers: Headers
+) -> tuple[Awaitable[Result], bool]:
+    """Validated and translated as before; the body (and its ``anthropic-*`` headers) also kept, to
+    go on untouched to an Anthropic provider."""
+    return c.gateway.chat(p, _anthropic_call(body, raw, headers), ANTHROPIC.name, "messages"), True
 
-    canonical = anthropic_to_openai_request(body)
+
+def _anthropic_call(
+    body: dict[str, Any], raw: bytes, headers: Headers, count_tokens: bool = False
+) -> ChatCall[ChatRequest]:
+    from turnout.translate.anthropic_inbound import anthropic_to_openai_request
+    from turnout.translate.anthropic_native import COUNT_TOKENS, MESSAGES, native_body
+
+    canonical = anthropic_to_openai_request(body, count_tokens=count_tokens)
     if "metadata" in body:  # its ids are recorded (and checked) as in the other dialects
         canonical["metadata"] = body["metadata"]
-    return c.gateway.chat(p, parse_chat(canonical), ANTHROPIC.name, "messages"), True
+    call = parse_chat(canonical)
+    call.native = native_body(body, raw, headers, COUNT_TOKENS if count_tokens else MESSAGES)
+    return call
+
+
+async def _count_tokens(request: Request) -> Response:
+    """``POST /v1/messages/count_tokens``: the Anthropic dialect's token count, for the model a
+    ``/v1/messages`` call would be routed to (the provider's count, or Turnout's flagged estimate)."""
+    container = container_of(request)
+    try:
+        principal = authenticate(request, container)
+        raw = await request.body()
+        call = _anthropic_call(decode_json(raw), raw, request.headers, count_tokens=True)
+        return render_count(await container.gateway.count_tokens(principal, call))
+    except TurnoutError as exc:
+        return ANTHROPIC.error_response(exc)
 
 
 def _native_chat(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
     call = parse_chat(native_chat_body(body, completion=False))
     call.stream = False
     return c.gateway.chat(p, call, NATIVE.name), False
+
+
+def _legacy_completion(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
+    call = parse_chat(completions_chat_body(body))
+    return c.gateway.chat(p, call, OPENAI.name, "completions"), call.include_usage
 
 
 def _native_completion(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
@@ -178,7 +202,10 @@ ROUTES = [
     Route("/v1/chat/completions", _endpoint(OPENAI, _openai_chat), methods=["POST"]),
     Route("/v1/embeddings", _endpoint(OPENAI, _openai_embeddings), methods=["POST"]),
     Route("/v1/models", _model_listing(native=False), methods=["GET"]),
-    Route("/v1/messages", _endpoint(ANTHROPIC, _anthropic_messages), methods=["POST"]),
+    Route("/v1/messages", _endpoint(ANTHROPIC, None, _anthropic_messages), methods=["POST"]),
+    Route("/v1/messages/count_tokens", _count_tokens, methods=["POST"]),
+    Route("/v1/responses", responses.create, methods=["POST"]),
+    Route("/v1/completions", _endpoint(COMPLETIONS, _legacy_completion), methods=["POST"]),
     Route("/api/models/chat", _endpoint(NATIVE, _native_chat), methods=["POST"]),
     Route("/api/models/completion", _endpoint(NATIVE, _native_completion), methods=["POST"]),
     Route("/api/models/embeddings", _endpoint(NATIVE, _native_embeddings), methods=["POST"]),
@@ -190,6 +217,7 @@ async def _rate(request: Request) -> Response:
     """`POST /api/v2/chat/messages/{id}/feedback` served on the hot path (lean, no FastAPI)."""
     container = container_of(request)
     message_id = request.url.path.split("/")[-2]
+    message_id = message_id_for(message_id) or message_id  # a Responses API id names its call too
     try:
         principal = authenticate(request, container)
         body = decode_json(await request.body())
@@ -209,4 +237,4 @@ async def _rate(request: Request) -> Response:
     return Response(out.model_dump_json(), media_type="application/json")
 
 
-PATTERNS = [("POST", "/api/v2/chat/messages/", "/feedback", _rate)]
+PATTERNS = [("POST", "/api/v2/chat/messages/", "/feedback", _rate), *responses.PATTERNS]

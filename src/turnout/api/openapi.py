@@ -308,6 +308,54 @@ SCHEMAS: dict[str, Schema] = {
             "usage": {"type": "object"},
         },
     },
+    "ResponsesRequest": {
+        "type": "object",
+        "description": "OpenAI Responses API request (function tools only; `store` defaults to true)",
+        "required": ["model", "input"],
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "description": "a model id, or `auto`"},
+            "input": {
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                ]
+            },
+            "instructions": _STRING,
+            "previous_response_id": _STRING,
+            "store": {"type": "boolean"},
+            "stream": {"type": "boolean"},
+            "tools": {"type": "array", "items": {"type": "object"}},
+            "tool_choice": {},
+            "text": {"type": "object"},
+            "reasoning": {"type": "object"},
+            "max_output_tokens": _POSITIVE_INT,
+            "temperature": _number(0, 2),
+            "top_p": _number(0, 1),
+            "metadata": {"type": "object"},
+        },
+    },
+    "Response": {
+        "type": "object",
+        "description": "OpenAI's response object (typed SSE events with `stream: true`)",
+        "properties": {
+            "id": _STRING,
+            "object": {"const": "response"},
+            "status": _STRING,
+            "output": {"type": "array"},
+            "usage": {"type": "object"},
+        },
+    },
+    "LegacyCompletionRequest": {
+        "type": "object",
+        "required": ["model", "prompt"],
+        "properties": {
+            "model": {"type": "string", "minLength": 1},
+            "prompt": {"type": "string", "minLength": 1},
+            "max_tokens": _POSITIVE_INT,
+            "temperature": _number(0, 2),
+            "stream": {"type": "boolean"},
+        },
+    },
     "ModelList": {
         "type": "object",
         "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"type": "object"}}},
@@ -382,6 +430,21 @@ DATA_PLANE_PATHS: dict[str, Schema] = {
             tag="data plane",
         )
     },
+    "/v1/responses": {
+        "post": _operation("OpenAI responses", "ResponsesRequest", "Response", tag="data plane")
+    },
+    "/v1/responses/{response_id}": {
+        "get": _operation("Retrieve a response", None, "Response", tag="data plane"),
+        "delete": _operation("Delete a response", None, "Response", tag="data plane"),
+    },
+    "/v1/responses/{response_id}/input_items": {
+        "get": _operation("List a response's input items", None, "ModelList", tag="data plane")
+    },
+    "/v1/completions": {
+        "post": _operation(
+            "OpenAI legacy completions", "LegacyCompletionRequest", "ChatCompletion", tag="data plane"
+        )
+    },
     "/api/models/chat": {
         "post": _operation("Native chat", "NativeChatRequest", "ChatCompletion", tag="native")
     },
@@ -393,6 +456,15 @@ DATA_PLANE_PATHS: dict[str, Schema] = {
     },
     "/api/models": {"get": _operation("Native model list", None, "ModelList", tag="native")},
 }
+_RESPONSE_ID = {
+    "name": "response_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 40},
+}
+for _path in ("/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items"):
+    for _op in DATA_PLANE_PATHS[_path].values():
+        _op["parameters"] = [_RESPONSE_ID]
 FEEDBACK_PATH = "/api/v2/chat/messages/{message_id}/feedback"
 DATA_PLANE_PATHS[FEEDBACK_PATH] = {
     "post": {

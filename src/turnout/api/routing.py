@@ -17,6 +17,7 @@ from turnout.feedback.recent import decision_outcome
 from turnout.feedback.sharing import SharingIn, SharingOut
 from turnout.routing.explain import decision_dict
 from turnout.store.messages import Message
+from turnout.translate.responses import message_id_for
 
 router = APIRouter(prefix="/api/v2/routing", tags=["routing"])
 PlatformAdmin = Annotated[Principal, Depends(require_roles("platform_admin"))]
@@ -92,9 +93,13 @@ async def put_experience_sharing(request: Request, body: SharingIn, principal: A
 
 @router.get("/decisions/{message_id}")
 async def get_decision(
-    request: Request, message_id: Annotated[str, Path(max_length=36)], principal: AnyCaller
+    request: Request, message_id: Annotated[str, Path(max_length=40)], principal: AnyCaller
 ) -> dict[str, Any]:
-    """The routing decision behind one answer of the caller's tenant."""
+    """The routing decision behind one answer of the caller's tenant (by its message id, or by
+    its Responses API id)."""
+    message_id = message_id_for(message_id) or message_id
+    if len(message_id) > 36:
+        raise InvalidRequest("message_id must be at most 36 characters", param="message_id")
     return await find_decision(_container(request), message_id, principal)
 
 

@@ -55,6 +55,16 @@ class ProviderConnection:
     api_base: str
     models_endpoint: str | None = None
     api_version: str | None = None
+    price_id: str | None = None  # the provider's pricing source; None: its type's
+
+
+def pricing_source(provider_type: str, price_id: str | None) -> str | None:
+    """The genai-prices provider that prices a provider's models: its own ``price_id``, else its
+    type's (``ProviderSpec.price_id``); None: guessed from each model id."""
+    if price_id:
+        return price_id
+    spec = SPECS_BY_TYPE.get(provider_type)
+    return spec.price_id if spec is not None else None
 
 
 def _spec(conn: ProviderConnection) -> ProviderSpec:
@@ -149,7 +159,7 @@ def _gc_paused() -> Iterator[None]:
 def decode_page(
     body: bytes, fmt: WireFormat, price_id: str | None
 ) -> tuple[list[DiscoveredModel], str | None]:
-    """Decode (orjson) and parse one answer (``price_id``: the spec's genai-prices provider), with
+    """Decode (orjson) and parse one answer (``price_id``: the provider's genai-prices source), with
     cache prices the answer lacks taken from genai-prices; raises ``orjson.JSONDecodeError`` /
     ``UnexpectedPayload``."""
     if len(body) < _BIG_BODY:
@@ -187,11 +197,12 @@ async def _fetch_page(
     if not 200 <= status < 300:
         detail = _scrub(_error_detail(body), credentials)
         raise ProviderSyncError(f"{where}: HTTP {status}: {detail}", status)
+    price_id = pricing_source(conn.provider_type, conn.price_id)
     try:
         if len(body) >= _BIG_BODY:
-            models, cursor = await asyncio.to_thread(decode_page, body, spec.models, spec.price_id)
+            models, cursor = await asyncio.to_thread(decode_page, body, spec.models, price_id)
         else:
-            models, cursor = decode_page(body, spec.models, spec.price_id)
+            models, cursor = decode_page(body, spec.models, price_id)
     except orjson.JSONDecodeError:
         raise ProviderSyncError(f"{where}: unexpected response (not JSON)", status) from None
     except UnexpectedPayload as exc:

@@ -15,9 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
+from turnout.catalog.fetch import pricing_source
 from turnout.catalog.schemas import ProviderCreate, ProviderOut, ProviderUpdate
 from turnout.catalog.self_hosted import is_self_hosted
 from turnout.errors import Conflict, InvalidRequest, NotFound
+from turnout.modelinfo.pricing import price_ids
 from turnout.net.ssrf import check_api_base
 from turnout.providers.credentials import NO_CREDENTIALS, Credentials
 from turnout.providers.registry import spec_for
@@ -48,6 +50,7 @@ class ProviderService:
     async def create(self, body: ProviderCreate, principal: Principal) -> ProviderOut:
         """Store the credential first (fail closed), then the provider row; roll it back on failure."""
         api_base = check_api_base(body.api_base, allow_private=self._allow_private)
+        _check_price_id(body.price_id)
         fields = _given_fields(body.api_key, body.credentials)
         _check_fields(body.provider_type, fields)
         async with self._sessions() as session:
@@ -71,6 +74,7 @@ class ProviderService:
             default_price_input=body.default_price_input,
             default_price_output=body.default_price_output,
             self_hosted=body.self_hosted,
+            price_id=body.price_id,
             is_active=True,
             created_by=principal.subject,
         )
@@ -114,6 +118,7 @@ class ProviderService:
         given = _given_fields(body.api_key, body.credentials)
         if changes.get("api_base") is not None:
             changes["api_base"] = check_api_base(changes["api_base"], allow_private=self._allow_private)
+        _check_price_id(changes.get("price_id"))
         for required in ("display_name", "api_base", "is_active"):
             if required in changes and changes[required] is None:
                 changes.pop(required)
@@ -184,6 +189,15 @@ def _check_fields(provider_type: str, fields: dict[str, str]) -> None:
         raise InvalidRequest(f"credentials.{name}: {message}", param=f"credentials.{name}")
 
 
+def _check_price_id(price_id: str | None) -> None:
+    """A 400 naming ``price_id`` when genai-prices has no such provider (its models would sync unpriced)."""
+    if price_id is not None and price_id not in price_ids():
+        raise InvalidRequest(
+            f"price_id: genai-prices has no provider '{price_id}' (known: {', '.join(sorted(price_ids()))})",
+            param="price_id",
+        )
+
+
 def _hint(fields: dict[str, str]) -> str:
     """The masked hint shown for a credential: of its API key, else of its first field."""
     return mask_secret(fields.get("api_key") or next(iter(fields.values())))
@@ -209,6 +223,8 @@ def to_out(provider: Provider, model_count: int) -> ProviderOut:
         default_price_output=_price(provider.default_price_output),
         self_hosted=provider.self_hosted,
         is_self_hosted=is_self_hosted(provider),
+        price_id=provider.price_id,
+        pricing_source=pricing_source(provider.provider_type, provider.price_id),
         is_active=provider.is_active,
         model_count=model_count,
         last_synced=provider.last_synced,

@@ -53,6 +53,13 @@ SELF_HOSTED_DOC = (
     "null: detected (Ollama, or an OpenAI-compatible server on localhost, a loopback or private "
     "address, or a single-label host name such as a Docker service)"
 )
+PRICE_ID_DOC = (
+    "the genai-prices provider (`groq`, `mistral`, `together`, ...) whose list prices the models "
+    "this provider does not price itself; null: its type's"
+)
+PriceId = Annotated[
+    str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_.\-]*$", description=PRICE_ID_DOC)
+]
 RESERVED_MODEL_NAMES = frozenset({"auto"})  # "auto" asks the router to choose
 CREDENTIALS_DOC = (
     'the provider\'s secret fields, e.g. {"api_key": "..."}; which fields a type takes is its '
@@ -99,6 +106,7 @@ class ProviderCreate(StrictBody):
     default_price_input: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
     default_price_output: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
     self_hosted: bool | None = Field(default=None, description=SELF_HOSTED_DOC)
+    price_id: PriceId | None = None
 
 
 class ProviderUpdate(StrictBody):
@@ -112,6 +120,7 @@ class ProviderUpdate(StrictBody):
     default_price_input: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
     default_price_output: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
     self_hosted: bool | None = Field(default=None, description=SELF_HOSTED_DOC)
+    price_id: PriceId | None = None
     is_active: bool | None = None
 
 
@@ -129,6 +138,11 @@ class ProviderOut(BaseModel):
     default_price_output: float | None
     self_hosted: bool | None = Field(description="as set; null: detected from type and address")
     is_self_hosted: bool = Field(description="whether syncs price this provider's models as self-hosted")
+    price_id: str | None = Field(default=None, description="as set; null: its type's")
+    pricing_source: str | None = Field(
+        default=None,
+        description="the genai-prices provider its models are priced from; null: guessed per model",
+    )
     is_active: bool
     model_count: int = 0
     last_synced: datetime | None
@@ -140,6 +154,69 @@ class ProviderOut(BaseModel):
 
 class ProviderList(BaseModel):
     items: list[ProviderOut]
+    total: int
+
+
+REGION_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"  # it goes into a host name: letters, digits, dashes
+
+
+class ProviderFromTemplate(StrictBody):
+    """What an admin adds to a template: the rest comes from it (see ``catalog/templates.py``)."""
+
+    id: str | None = Field(
+        default=None, pattern=PROVIDER_ID_PATTERN, description="default: the template's id"
+    )
+    display_name: str | None = Field(
+        default=None, min_length=1, max_length=100, description="default: the template's name"
+    )
+    api_base: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="required where the template's URL is per resource (Azure, Hugging Face "
+        "endpoints); elsewhere it replaces the template's (e.g. Ollama on another host)",
+    )
+    region: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        pattern=REGION_PATTERN,
+        description="e.g. us-east-1 (Bedrock)",
+    )
+    api_key: SecretStr | None = Field(default=None, min_length=1, max_length=4096)
+    credentials: Credentials | None = None
+    api_version: str | None = Field(default=None, max_length=40)
+    rate_limit_rpm: int | None = Field(default=None, ge=1, le=1_000_000)
+    default_price_input: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
+    default_price_output: Price | None = Field(default=None, description=DEFAULT_PRICE_DOC)
+    self_hosted: bool | None = Field(
+        default=None, description="default: the template's (true for servers you run, false for hosted APIs)"
+    )
+
+
+class ProviderTemplateOut(BaseModel):
+    id: str
+    display_name: str
+    provider_type: str
+    api_base: str | None = Field(
+        description="the default base URL ({region}: from `region`); null: give api_base"
+    )
+    api_base_example: str | None
+    requires: list[str] = Field(description="the parameters a caller must give")
+    price_id: str | None = Field(description="the genai-prices provider its models are priced from")
+    self_hosted: bool
+    docs_url: str = Field(description="where its keys are made, or how the server is set up")
+    credential_fields: list[str] = Field(
+        description="the credential fields its type takes (empty: unavailable)"
+    )
+    credential_required: list[str]
+    available: bool = Field(description="false: its provider type is not registered in this Turnout")
+    unavailable_reason: str | None = None
+    note: str | None = None
+
+
+class ProviderTemplateList(BaseModel):
+    items: list[ProviderTemplateOut]
     total: int
 
 

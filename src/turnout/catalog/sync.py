@@ -58,6 +58,7 @@ def connection_of(provider: Provider) -> ProviderConnection:
         api_base=provider.api_base,
         models_endpoint=provider.models_endpoint,
         api_version=provider.api_version,
+        price_id=provider.price_id,
     )
 
 

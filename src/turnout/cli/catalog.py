@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from turnout.auth.principal import Principal
 from turnout.catalog.model_service import ModelService
 from turnout.catalog.providers import ProviderService
-from turnout.catalog.schemas import ModelFilter, ProviderCreate
+from turnout.catalog.schemas import ModelFilter, ProviderCreate, ProviderFromTemplate
 from turnout.catalog.sync import SyncService
+from turnout.catalog.templates import TEMPLATES, provider_create, template_for, template_out
 from turnout.cli.errors import fail, readable
 from turnout.config import Settings
 from turnout.errors import TurnoutError
@@ -139,6 +140,73 @@ def providers_add(
         fail(f"invalid input: {readable(exc)}", code=2)
     out = _run(lambda c: c.providers.create(body, CLI_PRINCIPAL))
     console.print(f"created provider [bold]{out.id}[/bold] (key ref: {out.api_key_ref or 'none'})")
+
+
+@providers_app.command("templates")
+def providers_templates() -> None:
+    """Show the known providers `turnout providers from-template` registers."""
+    table = Table("template", "name", "type", "api_base", "you give", "prices from", "available")
+    for out in map(template_out, TEMPLATES):
+        base = out.api_base or f"yours, e.g. {out.api_base_example}"
+        prices = "0 (self-hosted)" if out.self_hosted else out.price_id or "guessed per model"
+        given = [*out.requires, *(f"credentials.{name}" for name in out.credential_required)]
+        available = "yes" if out.available else f"no: {out.unavailable_reason}"
+        table.add_row(
+            out.id, out.display_name, out.provider_type, base, ", ".join(given) or "-", prices, available
+        )
+    console.print(table)
+
+
+@providers_app.command("from-template")
+def providers_from_template(
+    template: Annotated[str, typer.Argument(help="template id (see `turnout providers templates`)")],
+    provider_id: Annotated[str | None, typer.Option("--id", help="slug; default: the template's id")] = None,
+    display_name: Annotated[str | None, typer.Option(help="name shown in the UI")] = None,
+    api_base: Annotated[
+        str | None,
+        typer.Option(help="base URL: required for Azure and Hugging Face, else replaces the default"),
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="e.g. us-east-1 (Bedrock)")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="read the API key from this environment variable")
+    ] = None,
+    prompt_key: Annotated[bool, typer.Option("--prompt-key", help="ask for the API key (hidden)")] = False,
+    credential_env: Annotated[
+        list[str] | None,
+        typer.Option(help="FIELD=VAR: read credential FIELD from environment variable VAR; repeat"),
+    ] = None,
+    rpm: Annotated[int | None, typer.Option(help="rate limit, requests per minute")] = None,
+) -> None:
+    """Register a known provider from its template: its type, base URL and pricing source are filled in."""
+    if api_key_env and not os.environ.get(api_key_env):
+        fail(f"--api-key-env: environment variable {api_key_env} is not set", code=2)
+    key = os.environ.get(api_key_env) if api_key_env else None
+    if prompt_key:
+        key = typer.prompt("API key", hide_input=True)
+    credentials: dict[str, str] = {}
+    for pair in credential_env or []:
+        field, sep, var = pair.partition("=")
+        if not sep or not field or not var:
+            fail(f"--credential-env takes FIELD=VAR, not {pair!r}", code=2)
+        if not os.environ.get(var):
+            fail(f"--credential-env {field}: environment variable {var} is not set", code=2)
+        credentials[field] = os.environ[var]
+    try:
+        body = ProviderFromTemplate.model_validate(
+            {"id": provider_id, "display_name": display_name, "api_base": api_base, "region": region,
+             "api_key": key, "credentials": credentials or None, "rate_limit_rpm": rpm}
+        )  # fmt: skip
+        create = provider_create(template_for(template), body)
+    except ValueError as exc:
+        fail(f"invalid input: {readable(exc)}", code=2)
+    except TurnoutError as exc:
+        fail(f"invalid input: {exc.message}", code=2)
+    out = _run(lambda c: c.providers.create(create, CLI_PRINCIPAL))
+    prices = "0, self-hosted" if out.is_self_hosted else f"from {out.pricing_source or 'each model id'}"
+    console.print(
+        f"created provider [bold]{out.id}[/bold] ({out.provider_type}, {out.api_base}; prices {prices}; "
+        f"key ref: {out.api_key_ref or 'none'})"
+    )
 
 
 @providers_app.command("list")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from turnout.tokens import estimate_prompt_tokens
+from turnout.translate.passthrough import NativeBody
 from turnout.translate.types import ChatRequest, EmbeddingsRequest
 
 Body = TypeVar("Body", ChatRequest, EmbeddingsRequest)
@@ -25,6 +26,8 @@ class ChatCall(Generic[Body]):
     task_type: str | None = None
     requirements: dict[str, Any] = field(default_factory=dict)
     _prompt_tokens: int | None = None
+    # the client's body in its own format, passed on to a provider that speaks it (else None)
+    native: NativeBody | None = None
 
     @property
     def prompt_tokens(self) -> int:

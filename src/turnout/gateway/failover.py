@@ -16,13 +16,15 @@ import aiohttp
 import orjson
 import structlog
 
-from turnout.domain.snapshot import ModelEntry, Snapshot
+from turnout.domain.snapshot import ModelEntry, ProviderEntry, Snapshot
 from turnout.errors import InvalidRequest, RateLimited, ServiceUnavailable, TurnoutError
 from turnout.gateway.guards import CircuitBreakers, RateLimiter
 from turnout.gateway.keys import ProviderKeys
 from turnout.providers.base import ChatAdapter, ProviderError, StreamDecoder, Target, UpstreamRequest
+from turnout.providers.credentials import Credentials
 from turnout.providers.registry import adapter_for
 from turnout.timeouts import Deadline, TimeoutWheel
+from turnout.translate.passthrough import NativeBody
 from turnout.translate.types import Chunk, WholeAnswer
 
 log = structlog.get_logger(__name__)
@@ -33,7 +35,12 @@ CLIENT_ERRORS = frozenset({400, 413, 422})
 PROVIDER_FAULT_STATUSES = frozenset({502, 503, 504, 529})
 # Errors of this machine, not the provider's: out of file descriptors, buffers or memory.
 LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
+STREAM_TYPES = (
+    "text/event-stream",
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/vnd.amazon.eventstream",  # Bedrock's ConverseStream
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,7 @@ class Opened:
     result: WholeAnswer | None = None
     decoder: StreamDecoder | None = None
     first_items: list[Chunk] = field(default_factory=list)
+    native: bool = False  # the client's own body was sent (pass-through): its answer goes back as is
 
 
 @dataclass(slots=True)
@@ -147,15 +155,7 @@ class Caller:
             except BaseException:
                 self.breakers.release(model.id, tenant_id)
                 raise
-            target = Target(
-                model.id,
-                model.external_id,
-                provider.id,
-                provider.provider_type,
-                provider.api_base,
-                credentials,
-                provider.api_version,
-            )
+            target = _target(model, provider, credentials)
             adapter = adapter_for(provider.provider_type)
             try:
                 request = build(adapter, target)
@@ -174,7 +174,7 @@ class Caller:
                 if exc.status_code in CLIENT_ERRORS:
                     raise
                 continue
-            opened.fallback_used = index > 0
+            opened.fallback_used, opened.native = index > 0, request.native
             if index:
                 log.info("failover.fallback_served", model=model.id, skipped=[m.id for m in plan[:index]])
             return opened
@@ -185,6 +185,33 @@ class Caller:
         if isinstance(last_error, ProviderError) and last_error.status_code == 500:
             last_error.status_code = 502  # the upstream's internal error; a 500 would say it was ours
         raise last_error or ServiceUnavailable("no model could serve the request")
+
+    async def exchange(
+        self, snapshot: Snapshot, model: ModelEntry, native: NativeBody, tenant_id: str | None = None
+    ) -> bytes | None:
+        """Send ``native`` once to ``model``'s provider, outside failover: no retries, and neither
+        breakers nor performance hear of it (a token count says nothing of a model's health). The
+        answer's body; None when the provider does not take the format or its breaker is open.
+        Raises the provider's error (ProviderError) otherwise."""
+        if self.breakers.is_open(model.id, tenant_id):
+            return None
+        provider = snapshot.providers[model.provider_id]
+        adapter = adapter_for(provider.provider_type)
+        make = getattr(adapter, "native_request", None)
+        if make is None:
+            return None
+        target = _target(model, provider, await self._keys.get(provider))
+        request = make(target, native, stream=False)
+        if request is None:
+            return None
+        try:
+            response, payload = await self._send(request, True, self.policy.first_byte_timeout_s)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _transport_error(target, exc, True).error from None
+        response.release()
+        if response.status >= 300:
+            raise adapter.error(target, response.status, payload, response.headers)
+        return payload
 
     async def _try_model(
         self,
@@ -291,9 +318,12 @@ class Caller:
             raise
         return Opened(model, target, adapter, response, first, trace.attempts, False, None, decoder, items)
 
-    async def _send(self, request: UpstreamRequest, whole_body: bool) -> tuple[aiohttp.ClientResponse, bytes]:
+    async def _send(
+        self, request: UpstreamRequest, whole_body: bool, limit_s: float | None = None
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send and wait for the first body bytes (or the whole body) within the deadline: the
-        first-byte timeout for a stream, the whole-body timeout for an answer read at once.
+        first-byte timeout for a stream, the whole-body timeout for an answer read at once (or
+        ``limit_s``).
 
         A whole-body exchange lies entirely inside its deadline, so it runs without the session's
         total and read timeouts (timer handles armed and cancelled on every request and read); a
@@ -303,6 +333,8 @@ class Caller:
             timeout, limit = self._timeout_within_deadline(session), self.policy.whole_body_timeout_s
         else:
             timeout, limit = session.timeout, self.policy.first_byte_timeout_s
+        if limit_s is not None:
+            limit = limit_s
         with Deadline(self._timeouts.lane(limit)):
             response = await session.request(
                 request.method,
@@ -330,6 +362,18 @@ class Caller:
                 aiohttp.ClientTimeout(sock_connect=bounded.sock_connect, connect=bounded.connect),
             )
         return self._unbounded[1]
+
+
+def _target(model: ModelEntry, provider: ProviderEntry, credentials: Credentials) -> Target:
+    return Target(
+        model.id,
+        model.external_id,
+        provider.id,
+        provider.provider_type,
+        provider.api_base,
+        credentials,
+        provider.api_version,
+    )
 
 
 class Fault(enum.Enum):

@@ -9,6 +9,7 @@ write to await before its last byte (``RecordSink.submit``'s future).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncGenerator, Awaitable
 from decimal import Decimal
@@ -24,15 +25,16 @@ from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import Snapshot, SnapshotStore
 from turnout.errors import TurnoutError
 from turnout.feedback.recent import RecentDecisions, RecentMessages
-from turnout.gateway.failover import Caller, FailoverTrace, Opened
+from turnout.gateway.failover import CLIENT_ERRORS, Caller, FailoverTrace, Opened
 from turnout.gateway.records import CallRecord, RecordSink, tool_names
-from turnout.gateway.results import Answer, Failed, StreamBroken, Streamed
+from turnout.gateway.results import Answer, Failed, StreamBroken, Streamed, TokenCount
 from turnout.ids import new_ordered_id
-from turnout.providers.base import ChatAdapter, ProviderError, Target
+from turnout.providers.base import ChatAdapter, ProviderError, Target, UpstreamRequest
 from turnout.routing.explain import decision_dict
 from turnout.routing.service import Routed, RoutingService
 from turnout.spend.guard import SpendGuard, rate_headers
-from turnout.tokens import answer_chars, estimated_usage
+from turnout.tokens import answer_chars, estimate_tokens, estimated_usage
+from turnout.translate.passthrough import StreamRelay
 from turnout.translate.types import Chunk, Completion, EmbeddingsResponse, Usage
 
 log = structlog.get_logger(__name__)
@@ -80,7 +82,9 @@ class Gateway:
                 opened = await self.caller.open(
                     snapshot,
                     plan,
-                    lambda adapter, target: adapter.chat_request(target, call.body, stream=call.stream),
+                    (lambda adapter, target: adapter.chat_request(target, call.body, stream=call.stream))
+                    if call.native is None
+                    else functools.partial(_native_or_chat, call),
                     trace,
                     tenant_id=principal.tenant_id,
                     parse=None if call.stream else _parse_chat,
@@ -90,7 +94,11 @@ class Gateway:
             record.fallback_used = opened.fallback_used
             if call.stream:
                 streamed = Streamed(opened.model, record.message_id, extra_headers=_rate_headers(record))
-                streamed.batches = self._stream(opened, record, streamed)
+                if opened.native and call.native is not None:
+                    relay = call.native.format.relay(opened.model.public_name)
+                    streamed.passthrough = self._relay(opened, record, relay)
+                else:
+                    streamed.batches = self._stream(opened, record, streamed)
                 return streamed
             completion = cast(Completion, opened.result or {})  # what _parse_chat returned
         except TurnoutError as exc:
@@ -116,7 +124,40 @@ class Gateway:
         self._remember(record)
         durable = self._submit(row, record)  # api/ renders the answer while the journal writes its record
         cost = _as_float(row.get("cost_usd"))
-        return Answer(completion, opened.model, record.message_id, cost, durable, _rate_headers(record))
+        raw = None
+        if opened.native and call.native is not None:  # passed through: back as the provider wrote it
+            raw = call.native.format.answer(opened.first_chunk, opened.model.public_name)
+        return Answer(completion, opened.model, record.message_id, cost, durable, _rate_headers(record), raw)
+
+    async def count_tokens(self, principal: Principal, call: ChatCall) -> TokenCount:
+        """The prompt's input tokens for the model a chat call would be routed to: the provider's
+        own count where it has one for the call's native body (Anthropic's ``count_tokens``), else
+        Turnout's estimate. Not a chat call: nothing is reserved or recorded, it is logged."""
+        snapshot = self.snapshots.current
+        model = self.routing.route(snapshot, principal, call).plan[0]
+        counted: int | None = None
+        raw: bytes | None = None
+        if call.native is not None:
+            try:
+                raw = await self.caller.exchange(snapshot, model, call.native, principal.tenant_id)
+            except ProviderError as exc:
+                if exc.status_code in CLIENT_ERRORS:
+                    raise
+                log.warning("count_tokens.upstream_failed", model=model.id, error=exc.message[:300])
+            except TurnoutError as exc:  # no credential: the estimate still answers
+                log.warning("count_tokens.upstream_failed", model=model.id, error=exc.message[:300])
+            counted = _input_tokens(raw)
+        estimated = counted is None
+        if counted is None:
+            raw, counted = None, _estimated_input_tokens(call)
+        log.info(
+            "count_tokens",
+            tenant=principal.tenant_id,
+            model=model.id,
+            input_tokens=counted,
+            estimated=estimated,
+        )
+        return TokenCount(counted, model, estimated, raw)
 
     async def embeddings(self, principal: Principal, call: ChatCall, dialect: str) -> Answer | Failed:
         """Call and record one embeddings call (a named model and its fallbacks: no routing)."""
@@ -180,28 +221,73 @@ class Gateway:
             tail = decoder.finish()
             for item in tail:
                 _observe(record, item, message)
-            if not record.usage:  # llama.cpp omits it even when asked: estimate, never lose it
-                record.usage = estimated_usage(record.call.body, message["chars"])
-                record.usage_estimated = True
             broken: StreamBroken | None = None
-        except ProviderError as exc:
-            broken = StreamBroken(exc.message, exc.error_type)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            broken = StreamBroken(f"upstream stream broke: {type(exc).__name__}")
+        except (ProviderError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            broken = _broken(exc)
         except BaseException:  # the client went away: recorded, nothing left to answer
             self._finish_stream(record, message, "cancelled", "client disconnected")
             raise
         finally:
             opened.response.close()
-        durable = self._finish_stream(
-            record, message, "ok" if broken is None else "error", None if broken is None else broken.message
-        )
-        if durable is not None:  # the record is journaled before the stream's last bytes
-            await durable
+        await self._stream_ended(record, message, broken)
         if broken is not None:
             raise broken
         streamed.usage, streamed.finished = record.usage, True
         yield tail
+
+    async def _relay(
+        self, opened: Opened, record: CallRecord, relay: StreamRelay
+    ) -> AsyncGenerator[bytes, None]:
+        """A passed-through stream: each upstream read goes on as it arrives (through ``relay``,
+        which renames the model) and is decoded for the record on the way. The read that ends the
+        stream is held back until the record is journaled, so the last bytes follow the record."""
+        decoder = opened.decoder
+        assert decoder is not None, "a stream is opened with its decoder"
+        message: dict[str, Any] = {"content": [], "tool_calls": [], "chars": 0}
+        held = b""
+        try:
+            for item in opened.first_items:  # decoded by failover, which checked them
+                _observe(record, item, message)
+            record.mark_first_token()
+            if getattr(decoder, "done", False):
+                held = opened.first_chunk
+            else:
+                yield relay.feed(opened.first_chunk)
+            async for chunk in opened.response.content.iter_any():
+                for item in decoder.feed(chunk):
+                    _observe(record, item, message)
+                if getattr(decoder, "done", False):
+                    held += chunk
+                    continue
+                out = relay.feed(chunk)
+                if out:
+                    yield out
+            for item in decoder.finish():
+                _observe(record, item, message)
+            broken: StreamBroken | None = None
+        except (ProviderError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            broken = _broken(exc)
+        except BaseException:  # the client went away: recorded, nothing left to answer
+            self._finish_stream(record, message, "cancelled", "client disconnected")
+            raise
+        finally:
+            opened.response.close()
+        await self._stream_ended(record, message, broken)
+        yield relay.feed(held) if broken is None else relay.error(broken.message, broken.error_type)
+
+    async def _stream_ended(
+        self, record: CallRecord, message: dict[str, Any], broken: StreamBroken | None
+    ) -> None:
+        """Record a stream that ran to its end (or broke); return once the record is journaled, so
+        that the stream's last bytes follow it."""
+        if broken is None and not record.usage:  # llama.cpp omits it even when asked: estimate it
+            record.usage = estimated_usage(record.call.body, message["chars"])
+            record.usage_estimated = True
+        durable = self._finish_stream(
+            record, message, "ok" if broken is None else "error", None if broken is None else broken.message
+        )
+        if durable is not None:
+            await durable
 
     def _route(self, snapshot: Snapshot, principal: Principal, call: ChatCall, record: CallRecord) -> Routed:
         """Detect the task and rank the candidates; the decision is kept with the record."""
@@ -255,6 +341,39 @@ class Gateway:
             record.finish(status="error", http_status=exc.status_code, error=exc.message), record
         )
         return Failed(exc, record.message_id, durable)
+
+
+def _native_or_chat(call: ChatCall, adapter: ChatAdapter, target: Target) -> UpstreamRequest:
+    """The client's own body where the attempt's provider speaks its format, else the canonical one."""
+    native = getattr(adapter, "native_request", None)
+    if native is not None:
+        request: UpstreamRequest | None = native(target, call.native, stream=call.stream)
+        if request is not None:
+            return request
+    return adapter.chat_request(target, call.body, stream=call.stream)
+
+
+def _broken(exc: BaseException) -> StreamBroken:
+    """What a client is told of an upstream stream that broke after its first byte."""
+    if isinstance(exc, ProviderError):
+        return StreamBroken(exc.message, exc.error_type)
+    return StreamBroken(f"upstream stream broke: {type(exc).__name__}")
+
+
+def _input_tokens(raw: bytes | None) -> int | None:
+    """``input_tokens`` of a provider's token count, or None when it is not one."""
+    try:
+        obj = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return None
+    count = obj.get("input_tokens") if isinstance(obj, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
+
+
+def _estimated_input_tokens(call: ChatCall) -> int:
+    """The estimate of a prompt's tokens: its messages' text and its tools' definitions."""
+    tools = call.body.get("tools")
+    return call.prompt_tokens + (estimate_tokens(len(orjson.dumps(tools))) if tools else 0)
 
 
 def _parse_chat(adapter: ChatAdapter, target: Target, payload: bytes) -> Completion:

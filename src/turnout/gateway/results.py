@@ -25,6 +25,7 @@ class Answer:
     cost_usd: float | None
     durable: Awaitable[None] | None  # await before sending the answer's last byte
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # x-ratelimit-*
+    raw: bytes | None = None  # a passed-through answer's bytes, sent as they are (``body`` is for the record)
 
 
 @dataclass(slots=True)
@@ -49,7 +50,11 @@ class Streamed:
     """A stream: ``batches`` yields the canonical chunks of each upstream read (one write each); its
     last batch comes once the record is journaled, with ``finished`` set and ``usage`` holding the
     reported or estimated usage. It raises ``StreamBroken`` after recording a broken stream.
-    Closing ``batches`` early (the client left) records a cancelled call."""
+    Closing ``batches`` early (the client left) records a cancelled call.
+
+    A passed-through stream (the client's body went to a provider of its own format) has
+    ``passthrough`` instead: the bytes to send, as they arrive, ending (after its record) with the
+    last ones or the format's error event; ``batches`` is then not set."""
 
     model: ModelEntry
     message_id: str
@@ -57,3 +62,15 @@ class Streamed:
     finished: bool = False  # set before the last batch, which comes once the record is journaled
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # x-ratelimit-*
     batches: AsyncGenerator[list[Chunk], None] = field(init=False)  # attached by the gateway
+    passthrough: AsyncGenerator[bytes, None] | None = None
+
+
+@dataclass(slots=True)
+class TokenCount:
+    """A prompt's token count for ``model`` (``count_tokens``): the provider's answer (``raw``, sent
+    as it is) or Turnout's estimate (``estimated``)."""
+
+    input_tokens: int
+    model: ModelEntry
+    estimated: bool
+    raw: bytes | None = None

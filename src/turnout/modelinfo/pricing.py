@@ -154,6 +154,12 @@ def _provider_index() -> _RuleIndex[str]:
     return _RuleIndex((p.model_match, p.id) for p in _providers() if p.model_match is not None)
 
 
+@cache
+def price_ids() -> frozenset[str]:
+    """The genai-prices provider ids a provider's ``price_id`` may name (``groq``, ``mistral``, ...)."""
+    return frozenset(p.id for p in _providers())
+
+
 def _detect_provider(ref: str) -> str | None:
     return _provider_index().find(ref)
 
@@ -214,6 +220,7 @@ def lookup_price(price_id: str | None, external_id: str) -> PriceInfo | None:
 def clear_price_cache() -> None:
     """Forget cached lookups and indexes (e.g. after the price data changed)."""
     lookup_price.cache_clear()
+    price_ids.cache_clear()
     _index_for.cache_clear()
     _provider_index.cache_clear()
 

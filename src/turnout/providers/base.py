@@ -17,10 +17,12 @@ from typing import Protocol
 
 from turnout.providers.credentials import NO_CREDENTIALS, Credentials
 from turnout.translate.errors import ProviderError
+from turnout.translate.passthrough import NativeBody
 from turnout.translate.types import ChatRequest, Chunk, Completion, EmbeddingsRequest, EmbeddingsResponse
 
 __all__ = [
     "ChatAdapter",
+    "NativeAdapter",
     "ProviderError",
     "Signer",
     "StreamDecoder",
@@ -50,6 +52,7 @@ class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes
+    native: bool = False  # the body is the client's own (``NativeAdapter.native_request``)
 
 
 #: ``sign(request, credentials)``: sign a finished request in place (AWS SigV4, a fresh OAuth token).
@@ -66,6 +69,19 @@ class StreamDecoder(Protocol):
     def finish(self) -> list[Chunk]:
         """End of stream: flush what remains; raise ProviderError if the stream ended mid-way
         (no terminal event: no ``[DONE]`` / ``message_stop`` / ``done: true``)."""
+        ...
+
+
+class NativeAdapter(Protocol):
+    """What an adapter implements, besides ``ChatAdapter``, to pass a client's body on in its own
+    format (``turnout.translate.passthrough``); the gateway looks it up with ``getattr``.
+
+    The answer to a native request is in the provider's wire format, so ``chat_response`` and
+    ``stream_decoder`` decode it for the record as they decode a translated request's answer."""
+
+    def native_request(self, target: Target, native: NativeBody, *, stream: bool) -> UpstreamRequest | None:
+        """The request that sends ``native`` as is (``model`` = ``target.external_id``), marked
+        ``native``; None when this provider does not speak ``native.format``."""
         ...
 
 

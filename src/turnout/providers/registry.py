@@ -14,6 +14,8 @@ from turnout.errors import UpstreamError
 from turnout.providers.anthropic.spec import SPEC as ANTHROPIC
 from turnout.providers.azure.spec import SPEC as AZURE
 from turnout.providers.base import ChatAdapter
+from turnout.providers.bedrock.spec import SPEC as BEDROCK
+from turnout.providers.gemini.spec import SPEC as GEMINI
 from turnout.providers.ollama.spec import SPEC as OLLAMA
 from turnout.providers.openai_compat.spec import CUSTOM, OPENAI, OPENROUTER
 from turnout.providers.spec import ProviderSpec, WireFormat
@@ -25,6 +27,8 @@ SPECS: tuple[ProviderSpec, ...] = (
     AZURE,
     OLLAMA,
     CUSTOM,
+    BEDROCK,
+    GEMINI,
 )
 
 PROVIDER_TYPES: tuple[str, ...] = tuple(spec.type for spec in SPECS)

@@ -1,7 +1,8 @@
 """Anthropic wire format: ``POST /v1/messages`` (JSON and SSE events), ``POST
 /v1/messages/count_tokens``, ``GET /v1/models``; errors as ``{"type": "error", "error": {"type",
 "message"}, "request_id"}``. Like the real API, requests need ``anthropic-version`` and
-``max_tokens``."""
+``max_tokens``; extended thinking (signed, and checked when replayed) and prompt caching behave as
+:mod:`.anthropic_extended` describes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from turnout.simulator import anthropic_extended as extended
 from turnout.simulator import text
 from turnout.simulator.config import DEFAULT_ANTHROPIC_MODELS
 from turnout.simulator.respond import (
@@ -102,6 +104,7 @@ class AnthropicRoutes:
 
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
+        self.cache = extended.PromptCache()
 
     def register(self, router: web.UrlDispatcher) -> None:
         """Add the routes (``GET /v1/models`` is dispatched by the server)."""
@@ -176,20 +179,21 @@ class AnthropicRoutes:
             return anthropic_error(404, f"model: {body['model']}")
         return None
 
-    @staticmethod
-    def _prompt_tokens(body: dict[str, Any]) -> int:
-        system = text.content_text(body.get("system"))
-        return text.count_prompt_tokens([system, *text.messages_texts(body["messages"])])
-
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
-        """``POST /v1/messages/count_tokens``: ``{"input_tokens": n}``."""
+        """``POST /v1/messages/count_tokens``: ``{"input_tokens": n}``, one token per four characters
+        of the tools, the system prompt and the messages (what ``/v1/messages`` reports)."""
         self.sim.hit("anthropic", "POST /v1/messages/count_tokens")
         if (denied := self._auth(request)) is not None:
             return denied
         body = await read_json(request)
         if (invalid := self._validate(body, need_max_tokens=False)) is not None:
             return invalid
-        return json_response({"input_tokens": self._prompt_tokens(body)})
+        self.sim.record("anthropic", request, body["model"], body, False, await request.read())
+        try:
+            parts = extended.segments(body)
+        except extended.Refused as exc:
+            return anthropic_error(400, str(exc))
+        return json_response({"input_tokens": extended.prompt_tokens(parts)})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/messages``."""
@@ -201,13 +205,31 @@ class AnthropicRoutes:
         if (invalid := self._validate(body, need_max_tokens=True)) is not None:
             return invalid
         model, messages, stream = body["model"], body["messages"], body.get("stream") is True
-        sim.record("anthropic", request, model, body, stream)
+        sim.record("anthropic", request, model, body, stream, await request.read())  # read() is cached
+        try:  # recorded first: a test sees what a refused request carried
+            thinks = extended.thinking_wanted(body)
+            extended.check_replayed_thinking(messages)
+            parts = extended.segments(body)
+            cached = self.cache.usage(model, parts)
+        except extended.Refused as exc:
+            return anthropic_error(400, str(exc))
         plan = await begin(sim, request, model, anthropic_error)
         if not isinstance(plan, Plan):
             return plan
         prompt = text.last_user_text(messages)
-        input_tokens = self._prompt_tokens(body)
         tool = _pick_tool(body, messages)
+        blocks: list[tuple[dict[str, Any], tuple[str, ...]]] = []
+        room = body["max_tokens"]
+        if thinks:
+            thought = extended.thought_about(prompt)
+            thinking_pieces = text.text_pieces(thought, 0, thought)
+            room -= len(thinking_pieces)
+            if extended.REDACTED_TRIGGER in prompt:
+                data = extended.redacted_data(thought)
+                blocks.append(({"type": "redacted_thinking", "data": data}, ()))
+            else:
+                signed = {"type": "thinking", "thinking": thought, "signature": extended.signature(thought)}
+                blocks.append((signed, thinking_pieces))
         block: dict[str, Any]
         if tool is not None:
             arguments = text.tool_arguments(tool.get("input_schema"), prompt)
@@ -223,35 +245,66 @@ class AnthropicRoutes:
             config = sim.config
             pieces = text.text_pieces(prompt, config.reply_tokens, config.reply_text)
             stop_reason = "end_turn"
-            if body["max_tokens"] < len(pieces):
-                pieces, stop_reason = pieces[: body["max_tokens"]], "max_tokens"
+            if room < len(pieces):
+                pieces, stop_reason = pieces[: max(room, 0)], "max_tokens"
             block = {"type": "text", "text": "".join(pieces)}
             output_tokens = len(pieces)
+        blocks.append((block, pieces))
+        usage: dict[str, Any] = {
+            "input_tokens": extended.prompt_tokens(parts),
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+        }
+        if cached is not None:
+            usage.update(cached)
+        if thinks:
+            thinking_tokens = body["max_tokens"] - room
+            usage["output_tokens"] += thinking_tokens
+            usage["output_tokens_details"] = {"thinking_tokens": thinking_tokens}
         message: dict[str, Any] = {
             "id": random_id("msg_01", 22),
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [block],
+            "content": [b for b, _ in blocks],
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": input_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": output_tokens,
-            },
+            "usage": usage,
         }
         headers = {"request-id": random_id("req_011C", 20)}
         if stream:
-            chunks = _events(message, block, pieces)
+            chunks = _events(message, blocks)
             return await send_stream(request, plan, chunks, {**SSE_HEADERS, **headers})
         headers["Content-Type"] = "application/json"
-        return await send_body(request, plan, orjson.dumps(message), headers, output_tokens)
+        return await send_body(request, plan, orjson.dumps(message), headers, usage["output_tokens"])
 
 
-def _events(message: dict[str, Any], block: dict[str, Any], pieces: tuple[str, ...]) -> list[bytes]:
-    """message_start, content_block_start, ping, deltas, content_block_stop, message_delta, message_stop."""
+def _block_events(index: int, block: dict[str, Any], pieces: tuple[str, ...]) -> tuple[bytes, list[bytes]]:
+    """A content block's ``content_block_start`` and the delta events that fill it in."""
+    kind = block["type"]
+    if kind == "text":
+        opening: dict[str, Any] = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": piece} for piece in pieces]
+    elif kind == "thinking":  # the signature comes last, just before the block stops
+        opening = {"type": "thinking", "thinking": "", "signature": ""}
+        deltas = [{"type": "thinking_delta", "thinking": piece} for piece in pieces]
+        deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif kind == "tool_use":
+        opening = {**block, "input": {}}
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in ("", *pieces)]
+    else:  # redacted_thinking: whole in its start
+        opening, deltas = block, []
+    start = {"type": "content_block_start", "index": index, "content_block": opening}
+    return _event(b"content_block_start", start), [
+        _event(b"content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+        for d in deltas
+    ]
+
+
+def _events(message: dict[str, Any], blocks: list[tuple[dict[str, Any], tuple[str, ...]]]) -> list[bytes]:
+    """message_start, per block content_block_start, deltas and content_block_stop (a ping after the
+    first start), message_delta, message_stop."""
     usage = message["usage"]
     start = {
         **message,
@@ -260,22 +313,14 @@ def _events(message: dict[str, Any], block: dict[str, Any], pieces: tuple[str, .
         "stop_sequence": None,
         "usage": {**usage, "output_tokens": 1},
     }
-    if block["type"] == "text":
-        opening: dict[str, Any] = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": piece} for piece in pieces]
-    else:
-        opening = {**block, "input": {}}
-        deltas = [{"type": "input_json_delta", "partial_json": p} for p in ("", *pieces)]
-    out = [
-        _event(b"message_start", {"type": "message_start", "message": start}),
-        _event(b"content_block_start", {"type": "content_block_start", "index": 0, "content_block": opening}),
-        _event(b"ping", {"type": "ping"}),
-    ]
-    out.extend(
-        _event(b"content_block_delta", {"type": "content_block_delta", "index": 0, "delta": d})
-        for d in deltas
-    )
-    out.append(_event(b"content_block_stop", {"type": "content_block_stop", "index": 0}))
+    out = [_event(b"message_start", {"type": "message_start", "message": start})]
+    for index, (block, pieces) in enumerate(blocks):
+        opening, deltas = _block_events(index, block, pieces)
+        out.append(opening)
+        if index == 0:
+            out.append(_event(b"ping", {"type": "ping"}))
+        out.extend(deltas)
+        out.append(_event(b"content_block_stop", {"type": "content_block_stop", "index": index}))
     stop = {"stop_reason": message["stop_reason"], "stop_sequence": None}
     out.append(
         _event(

@@ -68,6 +68,10 @@ async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
     typer.echo(f"  Anthropic:  base_url={url}         (v1/messages, v1/models)")
     typer.echo(f"  Ollama:     {url}/api              (chat, embed, tags)")
     typer.echo(
+        f"  Bedrock:    {url}                  (model/<id>/converse[-stream], foundation-models; SigV4 "
+        f"with {config.aws_access_key_id} / {config.aws_secret_access_key}, {config.aws_region})"
+    )
+    typer.echo(
         f"  Control:   {url}/_sim/faults  /_sim/stats  /_sim/config   header x-sim-fault: <kind>[:arg]"
     )
     stop = asyncio.Event()

@@ -8,6 +8,7 @@ from typing import Any
 DEFAULT_OPENAI_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 DEFAULT_ANTHROPIC_MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5")
 DEFAULT_OLLAMA_MODELS = ("llama3.2:latest", "nomic-embed-text:latest")
+DEFAULT_BEDROCK_MODELS = ("anthropic.claude-3-5-haiku-20241022-v1:0", "amazon.nova-lite-v1:0")
 DEFAULT_OPENROUTER_MODELS = (
     "openai/gpt-4o-mini",
     "anthropic/claude-haiku-4.5",
@@ -37,6 +38,9 @@ class SimulatorConfig:
     ``cached_tokens`` / ``reasoning_tokens``: how many of the prompt's tokens the OpenAI routes'
     usage reports as read from the prompt cache, and how many of the answer's as reasoning (each
     capped at its total), as OpenAI's ``*_tokens_details`` do.
+
+    ``aws_access_key_id`` / ``aws_secret_access_key`` / ``aws_region``: the AWS key pair and region
+    the Bedrock routes verify SigV4 signatures with (the secret None: no verification).
     """
 
     latency_ms: float = 0.0
@@ -50,6 +54,9 @@ class SimulatorConfig:
     flavor: str = "openai"
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    aws_access_key_id: str | None = "AKIASIMULATOR0EXAMPL"
+    aws_secret_access_key: str | None = "sim/Secret+Access/Key0000000000000000000"
+    aws_region: str = "us-east-1"
 
     def update(self, changes: dict[str, Any]) -> None:
         """Set the named fields; unknown names raise ``ValueError``."""
@@ -67,6 +74,7 @@ class SimulatorConfig:
         """The settings as JSON, with the key replaced by whether one is set."""
         out = asdict(self)
         out["api_key"] = "set" if self.api_key else None
+        out["aws_secret_access_key"] = "set" if self.aws_secret_access_key else None
         return out
 
     def model_list(self, defaults: tuple[str, ...]) -> tuple[str, ...]:
@@ -90,6 +98,8 @@ def _valid(name: str, value: Any) -> bool:
         return isinstance(value, bool)
     if name == "flavor":
         return value in FLAVORS
+    if name == "aws_region":
+        return isinstance(value, str) and bool(value)
     if name == "models":
         return value is None or (isinstance(value, list) and all(isinstance(m, str) and m for m in value))
     return value is None or isinstance(value, str)

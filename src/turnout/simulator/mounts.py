@@ -20,4 +20,6 @@ MOUNTS: dict[str, Mount] = {
     "azure": Mount("", "azure"),
     "anthropic": Mount("", "anthropic"),
     "ollama": Mount("", "ollama"),
+    "gemini": Mount("", "gemini"),  # everything under /v1beta
+    "bedrock": Mount("", "bedrock"),  # runtime and control plane on one host
 }

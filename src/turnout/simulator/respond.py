@@ -116,7 +116,7 @@ async def begin(
 def presented_key(request: web.Request) -> str:
     """The credential a request carries, however its provider sends it (empty when none)."""
     headers = request.headers
-    for name in ("x-api-key", "api-key"):
+    for name in ("x-api-key", "api-key", "x-goog-api-key"):
         if name in headers:
             return headers[name]
     bearer = headers.get("Authorization", "")

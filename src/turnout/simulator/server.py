@@ -1,5 +1,5 @@
-"""The simulator: an aiohttp server speaking the OpenAI, OpenRouter, Azure OpenAI, Anthropic and
-Ollama wire formats (where each lives: :mod:`.mounts`).
+"""The simulator: an aiohttp server speaking the OpenAI, OpenRouter, Azure OpenAI, Anthropic,
+Ollama and Gemini wire formats (where each lives: :mod:`.mounts`).
 
 In-process (pytest)::
 
@@ -29,8 +29,10 @@ from multidict import CIMultiDictProxy
 
 from turnout.simulator.anthropic_routes import AnthropicRoutes
 from turnout.simulator.azure_routes import AzureRoutes
+from turnout.simulator.bedrock_routes import BedrockRoutes
 from turnout.simulator.config import SimulatorConfig
 from turnout.simulator.faults import Fault, FaultBook
+from turnout.simulator.gemini_routes import GeminiRoutes
 from turnout.simulator.mounts import MOUNTS
 from turnout.simulator.ollama_routes import OllamaRoutes
 from turnout.simulator.openai_routes import OpenAIRoutes
@@ -53,6 +55,7 @@ class SimRequest:
     stream: bool
     headers: CIMultiDictProxy[str]
     body: dict[str, Any]
+    raw: bytes = b""  # the body's bytes as they arrived, where the route kept them
 
 
 class Stats:
@@ -88,7 +91,7 @@ class Stats:
 
 
 class Simulator:
-    """A local fake upstream for OpenAI, OpenRouter, Azure, Anthropic and Ollama clients, with
+    """A local fake upstream for OpenAI, OpenRouter, Azure, Anthropic, Ollama and Gemini clients, with
     injectable faults."""
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
@@ -102,6 +105,8 @@ class Simulator:
         self.azure = AzureRoutes(self)
         self.anthropic = AnthropicRoutes(self)
         self.ollama = OllamaRoutes(self)
+        self.gemini = GeminiRoutes(self)
+        self.bedrock = BedrockRoutes(self)
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
 
@@ -117,6 +122,8 @@ class Simulator:
         self.azure.register(router)
         self.anthropic.register(router)
         self.ollama.register(router)
+        self.gemini.register(router)
+        self.bedrock.register(router)
         router.add_get("/_sim/health", self._health)
         router.add_get("/_sim/faults", self._list_faults)
         router.add_post("/_sim/faults", self._add_faults)
@@ -209,12 +216,18 @@ class Simulator:
         self.stats.providers[provider] += 1
 
     def record(
-        self, provider: str, request: web.Request, model: str, body: dict[str, Any], stream: bool
+        self,
+        provider: str,
+        request: web.Request,
+        model: str,
+        body: dict[str, Any],
+        stream: bool,
+        raw: bytes = b"",
     ) -> None:
-        """Remember a validated request and count its model."""
+        """Remember a validated request (and, given, its raw bytes) and count its model."""
         self.stats.models[model] += 1
         self.requests.append(
-            SimRequest(provider, request.method, request.path, model, stream, request.headers, body)
+            SimRequest(provider, request.method, request.path, model, stream, request.headers, body, raw)
         )
 
     # -- routes ----------------------------------------------------------------------------------

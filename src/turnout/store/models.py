@@ -61,6 +61,8 @@ class Provider(Base):
     default_price_input: Mapped[Decimal | None] = mapped_column(Numeric(14, 6), nullable=True)
     default_price_output: Mapped[Decimal | None] = mapped_column(Numeric(14, 6), nullable=True)
     self_hosted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: from type and host
+    # genai-prices provider that prices its models (None: its type's ``ProviderSpec.price_id``)
+    price_id: Mapped[str | None] = mapped_column(String(50), nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_synced: Mapped[datetime | None] = mapped_column(nullable=True)
     last_sync_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)

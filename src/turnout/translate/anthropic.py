@@ -7,8 +7,13 @@ Streams are in :mod:`turnout.translate.anthropic_stream`.
 
 Usage: Anthropic's ``input_tokens`` excludes cache reads and writes; OpenAI's ``prompt_tokens``
 includes them. Cache reads go to ``prompt_tokens_details.cached_tokens`` and cache writes to the
-extension field ``prompt_tokens_details.cache_creation_tokens`` (priced differently), so the two
-mappings below are inverse of each other.
+extension field ``prompt_tokens_details.cache_creation_tokens`` (priced differently), and
+``output_tokens_details.thinking_tokens`` to ``completion_tokens_details.reasoning_tokens``, so the
+two mappings below are inverse of each other.
+
+Thinking: an Anthropic answer's ``thinking`` text reaches an OpenAI client as
+``message.reasoning_content``; an OpenAI-compatible answer's ``reasoning_content`` (or ``reasoning``)
+reaches an Anthropic client as a ``thinking`` block, with an empty signature.
 """
 
 from __future__ import annotations
@@ -125,8 +130,14 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def _details(usage: Mapping[str, Any], name: str, field: str) -> int:
+    details = usage.get(name)
+    return _int(details.get(field)) if isinstance(details, Mapping) else 0
+
+
 def openai_usage(usage: Any) -> Usage:
-    """Anthropic ``usage`` -> OpenAI ``usage`` (prompt tokens include cache reads and writes)."""
+    """Anthropic ``usage`` -> OpenAI ``usage`` (prompt tokens include cache reads and writes; the
+    thinking tokens, part of the output, are the reasoning tokens)."""
     usage = usage if isinstance(usage, Mapping) else {}
     read = _int(usage.get("cache_read_input_tokens"))
     write = _int(usage.get("cache_creation_input_tokens"))
@@ -139,22 +150,27 @@ def openai_usage(usage: Any) -> Usage:
     }
     if read or write:
         out["prompt_tokens_details"] = {"cached_tokens": read, "cache_creation_tokens": write}
+    thinking = _details(usage, "output_tokens_details", "thinking_tokens")
+    if thinking:
+        out["completion_tokens_details"] = {"reasoning_tokens": thinking}
     return out
 
 
-def anthropic_usage(usage: Any) -> dict[str, int]:
+def anthropic_usage(usage: Any) -> dict[str, Any]:
     """OpenAI ``usage`` -> Anthropic ``usage`` (the inverse of ``openai_usage``)."""
     usage = usage if isinstance(usage, Mapping) else {}
-    details = usage.get("prompt_tokens_details")
-    details = details if isinstance(details, Mapping) else {}
-    read = _int(details.get("cached_tokens"))
-    write = _int(details.get("cache_creation_tokens"))
-    return {
+    read = _details(usage, "prompt_tokens_details", "cached_tokens")
+    write = _details(usage, "prompt_tokens_details", "cache_creation_tokens")
+    out: dict[str, Any] = {
         "input_tokens": max(_int(usage.get("prompt_tokens")) - read - write, 0),
         "output_tokens": _int(usage.get("completion_tokens")),
         "cache_creation_input_tokens": write,
         "cache_read_input_tokens": read,
     }
+    reasoning = _details(usage, "completion_tokens_details", "reasoning_tokens")
+    if reasoning:
+        out["output_tokens_details"] = {"thinking_tokens": reasoning}
+    return out
 
 
 def malformed(what: str) -> ProviderError:
@@ -167,6 +183,7 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Complet
     if not isinstance(payload, dict) or not isinstance(payload.get("content"), list):
         raise malformed("message")
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[ToolCall] = []
     for block in payload["content"]:
         if not isinstance(block, dict):
@@ -174,6 +191,8 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Complet
         kind = block.get("type")
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
+        elif kind == "thinking" and isinstance(block.get("thinking"), str):
+            thoughts.append(block["thinking"])
         elif kind == "tool_use":
             arguments = block.get("input")
             calls.append(
@@ -193,6 +212,8 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Complet
     }
     if calls:
         message["tool_calls"] = calls
+    if thoughts:
+        message["reasoning_content"] = "".join(thoughts)
     return {
         "id": payload.get("id") or f"chatcmpl-{new_hex()}",
         "object": "chat.completion",
@@ -243,6 +264,9 @@ def openai_to_anthropic_response(payload: Completion, model: str) -> dict[str, A
     text = _text_of(message.get("content"))
     refusal = message.get("refusal")
     blocks: list[dict[str, Any]] = []
+    thinking = reasoning_text(message)
+    if thinking:  # no signature: no Anthropic model wrote it
+        blocks.append({"type": "thinking", "thinking": thinking, "signature": ""})
     if text:
         blocks.append({"type": "text", "text": text})
     elif isinstance(refusal, str) and refusal:
@@ -275,6 +299,16 @@ def openai_to_anthropic_response(payload: Completion, model: str) -> dict[str, A
         "stop_sequence": None,
         "usage": anthropic_usage(payload.get("usage")),
     }
+
+
+def reasoning_text(message: Mapping[str, Any]) -> str | None:
+    """The thinking text of an OpenAI-shaped message or delta: ``reasoning_content`` (DeepSeek,
+    vLLM, LiteLLM) or ``reasoning`` (OpenRouter, and Ollama's translation)."""
+    text = message.get("reasoning_content")
+    if isinstance(text, str) and text:
+        return text
+    text = message.get("reasoning")
+    return text if isinstance(text, str) and text else None
 
 
 def anthropic_error_type(status: int, openai_type: str | None = None) -> str:

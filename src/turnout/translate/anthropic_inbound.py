@@ -1,9 +1,11 @@
 """An Anthropic-dialect client's Messages request -> the canonical chat request (used by api/).
 
 Inbound (an Anthropic-dialect client): ``output_config.format`` becomes ``response_format``
-(json_schema); ``top_k``, ``thinking`` and ``output_config.effort`` are dropped (no counterpart), as
-are ``thinking`` blocks replayed in assistant turns and ``cache_control`` (OpenAI servers may reject
-unknown fields); server tools and ``document``-like blocks are rejected (400). A ``tool_result``
+(json_schema); ``thinking`` becomes ``reasoning_effort`` (its budget's size); ``top_k`` is dropped (no
+counterpart), as are ``thinking`` blocks replayed in assistant turns and ``cache_control`` (OpenAI
+servers may reject unknown fields); server tools and ``document``-like blocks are rejected (400).
+This is the path to other providers: an Anthropic provider gets the body untouched
+(:mod:`turnout.translate.anthropic_native`). A ``tool_result``
 becomes a ``tool`` message (text only): with ``is_error`` its text is prefixed ``Error: `` and its
 images move to the user message that follows the tool messages.
 """
@@ -54,17 +56,18 @@ def _block_type(block: Any, where: str) -> str:
     return kind
 
 
-def anthropic_to_openai_request(body: dict[str, Any]) -> ChatRequest:
-    """Validate an inbound Anthropic Messages body and translate it to a canonical chat body."""
+def anthropic_to_openai_request(body: dict[str, Any], *, count_tokens: bool = False) -> ChatRequest:
+    """Validate an inbound Anthropic Messages body and translate it to a canonical chat body
+    (``count_tokens``: a ``/v1/messages/count_tokens`` body, which has no ``max_tokens``)."""
     if not isinstance(body, dict):
         fail("request body must be a JSON object", None)
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         fail("model must be a string", "model")
     max_tokens = body.get("max_tokens")
-    if max_tokens is None:
+    if max_tokens is None and not count_tokens:
         fail("max_tokens: field required", "max_tokens")
-    if not is_int(max_tokens) or max_tokens < 1:
+    if max_tokens is not None and (not is_int(max_tokens) or max_tokens < 1):
         fail("max_tokens must be an integer >= 1", "max_tokens")
     messages = body.get("messages")
     if messages is None:
@@ -81,7 +84,11 @@ def anthropic_to_openai_request(body: dict[str, Any]) -> ChatRequest:
     for i, message in enumerate(messages):
         converted.extend(_inbound_message(message, f"messages[{i}]"))
     out["messages"] = converted
-    out["max_tokens"] = max_tokens
+    if max_tokens is not None:
+        out["max_tokens"] = max_tokens
+    effort = thinking_effort(body.get("thinking"), body.get("output_config"))
+    if effort is not None:
+        out["reasoning_effort"] = effort
     for name in ("temperature", "top_p"):
         value = body.get(name)
         if value is not None:
@@ -126,6 +133,28 @@ def anthropic_to_openai_request(body: dict[str, Any]) -> ChatRequest:
     if output_format is not None:
         out["response_format"] = output_format
     return out
+
+
+def thinking_effort(thinking: Any, output_config: Any = None) -> str | None:
+    """Anthropic ``thinking`` -> OpenAI ``reasoning_effort``: an ``enabled`` budget by its size (the
+    inverse of ``anthropic_outbound.EFFORT_BUDGETS``), ``adaptive`` by ``output_config.effort`` (else
+    medium); None for ``disabled``, none given, or a shape Anthropic would refuse (passed on as is)."""
+    if not isinstance(thinking, dict):
+        return None
+    kind = thinking.get("type")
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not is_int(budget) or budget < 1:
+            return None
+        return next((effort for effort, most in EFFORT_BY_BUDGET if budget <= most), "high")
+    if kind == "adaptive":
+        effort = output_config.get("effort") if isinstance(output_config, dict) else None
+        return effort if effort in ("low", "medium", "high") else "medium"
+    return None
+
+
+# the largest thinking budget each effort stands for
+EFFORT_BY_BUDGET = (("low", 2048), ("medium", 8192))
 
 
 def _output_format(config: Any) -> dict[str, Any] | None:

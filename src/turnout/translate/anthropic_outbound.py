@@ -4,9 +4,11 @@ Outbound (an Anthropic provider): system/developer messages are joined into ``sy
 turns of one role are merged (tool results first, as Anthropic requires); empty turns are dropped.
 ``response_format`` ``json_object``/``json_schema`` becomes a system instruction (no beta header
 needed; the JSON is asked for, not enforced). ``temperature`` is clamped to Anthropic's 0-1.
-``seed``, penalties, ``logit_bias``, ``logprobs`` and ``reasoning_effort`` are dropped.
+``seed``, penalties, ``logit_bias`` and ``logprobs`` are dropped.
 ``max_tokens`` (required by Anthropic) is ``max_completion_tokens``, else ``max_tokens``, else 4096.
-``n > 1`` is rejected.
+``n > 1`` is rejected. ``reasoning_effort`` becomes ``thinking`` with the budget ``EFFORT_BUDGETS``
+names (then ``temperature`` is dropped, and ``max_tokens`` raised above the budget when it is not),
+except where Anthropic would refuse thinking (see ``_thinking_budget``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from turnout.translate.types import (
 )
 
 DEFAULT_MAX_TOKENS = 4096
+# reasoning_effort -> thinking budget_tokens (Anthropic's least is 1024); the inverse is
+# anthropic_inbound.EFFORT_BY_BUDGET
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384}
+THINKING_MIN_TOP_P = 0.95  # with thinking, Anthropic takes top_p from 0.95 to 1 only
 _TOOL_CHOICE_OUT = {"auto": "auto", "required": "any", "none": "none"}
 _MEDIA_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)((?:;[\w.+-]+=[^;,]*)*);base64,(.*)$", re.DOTALL)
@@ -67,6 +73,12 @@ def openai_to_anthropic_request(body: ChatRequest, model: str) -> dict[str, Any]
         if turn["role"] == "user":
             turn["content"].sort(key=lambda b: b["type"] != "tool_result")
     out: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(body), "messages": turns}
+    budget = _thinking_budget(body, messages)
+    if budget is not None:
+        out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if out["max_tokens"] <= budget:  # thinking counts within max_tokens: room for the answer on top
+            asked = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+            out["max_tokens"] = budget + asked
     instruction = _format_instruction(body.get("response_format"))
     if instruction:
         system.append(instruction)
@@ -74,10 +86,11 @@ def openai_to_anthropic_request(body: ChatRequest, model: str) -> dict[str, Any]
     if text:
         out["system"] = text
     temperature = body.get("temperature")
-    if is_number(temperature):
+    if is_number(temperature) and budget is None:  # thinking takes no temperature
         out["temperature"] = temperature if temperature <= 1 else 1
-    if is_number(body.get("top_p")):
-        out["top_p"] = body["top_p"]
+    top_p = body.get("top_p")
+    if is_number(top_p) and (budget is None or top_p >= THINKING_MIN_TOP_P):
+        out["top_p"] = top_p
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
     stops = [s for s in stops if isinstance(s, str) and s]
@@ -96,6 +109,28 @@ def openai_to_anthropic_request(body: ChatRequest, model: str) -> dict[str, Any]
         if choice is not None:
             out["tool_choice"] = choice
     return out
+
+
+def _thinking_budget(body: Mapping[str, Any], messages: list[Any]) -> int | None:
+    """``reasoning_effort`` as a thinking budget, None for none. Not where Anthropic would refuse
+    thinking: a forced tool choice, or a tool loop whose assistant turn carries no thinking block
+    to replay (an OpenAI client has none to send back)."""
+    effort = body.get("reasoning_effort")
+    if effort is None or effort == "none":
+        return None
+    budget = EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        fail(f"reasoning_effort must be one of none, {', '.join(EFFORT_BUDGETS)}", "reasoning_effort")
+    choice = body.get("tool_choice")
+    if choice == "required" or isinstance(choice, dict):
+        return None
+    for message in reversed(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "assistant":
+            return None if message.get("tool_calls") else budget
+        if role != "tool":
+            return budget
+    return budget
 
 
 def _max_tokens(body: Mapping[str, Any]) -> int:

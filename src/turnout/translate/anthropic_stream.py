@@ -24,6 +24,7 @@ from turnout.translate.anthropic import (
     finish_reason,
     malformed,
     openai_usage,
+    reasoning_text,
     stop_reason,
 )
 from turnout.translate.errors import ProviderError
@@ -34,8 +35,9 @@ from turnout.translate.types import Chunk, ChunkChoice, Delta, ToolCallDelta
 class AnthropicStreamDecoder:
     """Anthropic SSE bytes (any split, LF/CRLF/CR) -> canonical chunks.
 
-    Emits: a first chunk with the assistant role; text deltas; a tool_calls delta (id, name) per
-    tool_use block and argument fragments per ``input_json_delta``; a ``finish_reason`` chunk on
+    Emits: a first chunk with the assistant role; text deltas; thinking as ``reasoning_content``
+    deltas; a tool_calls delta (id, name) per tool_use block and argument fragments per
+    ``input_json_delta``; a ``finish_reason`` chunk on
     ``message_delta``; on ``message_stop`` a usage chunk (``choices: []``). An ``error`` event
     raises ProviderError; so does an end of stream before ``message_stop``.
     """
@@ -157,6 +159,8 @@ class AnthropicStreamDecoder:
         kind = block.get("type")
         if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
             self._delta(out, {"content": block["text"]})
+        elif kind == "thinking" and isinstance(block.get("thinking"), str) and block["thinking"]:
+            self._delta(out, {"reasoning_content": block["thinking"]})
         elif kind == "tool_use" and isinstance(index, int):
             ordinal = len(self._tools)
             arguments = block.get("input")
@@ -178,18 +182,25 @@ class AnthropicStreamDecoder:
             text = delta.get("text")
             if isinstance(text, str) and text:
                 self._delta(out, {"content": text})
+        elif kind == "thinking_delta":
+            thinking = delta.get("thinking")
+            if isinstance(thinking, str) and thinking:
+                self._delta(out, {"reasoning_content": thinking})
         elif kind == "input_json_delta":
             tool = self._tools.get(index)
             fragment = delta.get("partial_json")
             if tool is not None and isinstance(fragment, str) and fragment:
                 tool[1] = True
                 self._delta(out, _args(tool[0], fragment))
-        # thinking_delta, signature_delta, citations_delta: not part of the canonical shape
+        # signature_delta, citations_delta: not part of the canonical shape
 
 
 def _args(ordinal: int, fragment: str) -> Delta:
     call: ToolCallDelta = {"index": ordinal, "function": {"arguments": fragment}}
     return {"tool_calls": [call]}
+
+
+_THINKING_START = {"type": "thinking", "thinking": "", "signature": ""}  # no Anthropic model wrote it
 
 
 def _frame(payload: dict[str, Any]) -> bytes:
@@ -199,9 +210,10 @@ def _frame(payload: dict[str, Any]) -> bytes:
 class AnthropicStreamEncoder:
     """Canonical chunks -> Anthropic SSE events for an Anthropic-dialect client.
 
-    ``message_start`` goes out with the first chunk (``input_tokens`` when known, else 0); text runs
-    and tool calls become content blocks; ``finish`` closes the open block and writes
-    ``message_delta`` (stop reason, usage) and ``message_stop``.
+    ``message_start`` goes out with the first chunk (``input_tokens`` when known, else 0); runs of
+    thinking (``reasoning_content`` or ``reasoning``) and of text, and tool calls, become content
+    blocks; ``finish`` closes the open block and writes ``message_delta`` (stop reason, usage) and
+    ``message_stop``.
     """
 
     __slots__ = (
@@ -209,11 +221,11 @@ class AnthropicStreamEncoder:
         "_finished",
         "_id",
         "_input_tokens",
+        "_kind",
         "_model",
         "_next",
         "_started",
         "_stop",
-        "_text_open",
         "_tools",
         "_usage",
     )
@@ -225,7 +237,7 @@ class AnthropicStreamEncoder:
         self._started = False
         self._finished = False
         self._block: int | None = None  # index of the open content block
-        self._text_open = False
+        self._kind: str | None = None  # "text" or "thinking" while such a block is open
         self._next = 0
         self._tools: dict[int, int] = {}  # OpenAI tool-call index -> block index
         self._stop: str | None = None
@@ -250,7 +262,7 @@ class AnthropicStreamEncoder:
     def _close(self) -> bytes:
         if self._block is None:
             return b""
-        index, self._block, self._text_open = self._block, None, False
+        index, self._block, self._kind = self._block, None, None
         return _frame({"type": "content_block_stop", "index": index})
 
     def _open(self, block: dict[str, Any]) -> bytes:
@@ -258,12 +270,18 @@ class AnthropicStreamEncoder:
         self._block, self._next = self._next, self._next + 1
         return out + _frame({"type": "content_block_start", "index": self._block, "content_block": block})
 
-    def _text(self, text: str) -> bytes:
+    def _text(self, text: str, kind: str = "text") -> bytes:
+        """A piece of text (``kind`` "text") or of thinking, in a block of its kind."""
         out = b""
-        if not self._text_open:
-            out = self._open({"type": "text", "text": ""})
-            self._text_open = True
-        delta = {"type": "text_delta", "text": text}
+        if self._kind != kind:
+            opening = {"type": "text", "text": ""} if kind == "text" else _THINKING_START
+            out = self._open(dict(opening))
+            self._kind = kind
+        delta = (
+            {"type": "text_delta", "text": text}
+            if kind == "text"
+            else {"type": "thinking_delta", "thinking": text}
+        )
         return out + _frame({"type": "content_block_delta", "index": self._block, "delta": delta})
 
     def _tool(self, call: Mapping[str, Any]) -> bytes:
@@ -297,6 +315,9 @@ class AnthropicStreamEncoder:
         for choice in choices[:1]:
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if isinstance(delta, dict):
+                thinking = reasoning_text(delta)
+                if thinking:
+                    out += self._text(thinking, "thinking")
                 for text in (delta.get("content"), delta.get("refusal")):
                     if isinstance(text, str) and text:
                         out += self._text(text)

@@ -60,6 +60,7 @@ class Message(TypedDict, total=False):
     tool_call_id: str
     refusal: str | None
     reasoning: str
+    reasoning_content: str  # the thinking text (DeepSeek's, vLLM's and LiteLLM's name for it)
 
 
 class FunctionSpec(TypedDict, total=False):
@@ -94,6 +95,7 @@ class ChatRequest(TypedDict, total=False):
     tool_choice: str | dict[str, Any]
     parallel_tool_calls: bool
     response_format: dict[str, Any]
+    reasoning_effort: str
     metadata: dict[str, Any]
     fallbacks: list[str]
     task_type: str
@@ -107,11 +109,16 @@ class PromptTokensDetails(TypedDict, total=False):
     cache_creation_tokens: int
 
 
+class CompletionTokensDetails(TypedDict, total=False):
+    reasoning_tokens: int
+
+
 class Usage(TypedDict, total=False):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails
+    completion_tokens_details: CompletionTokensDetails
 
 
 class Choice(TypedDict, total=False):
@@ -153,6 +160,7 @@ class Delta(TypedDict, total=False):
     content: str | None
     refusal: str | None
     reasoning: str
+    reasoning_content: str
     tool_calls: list[ToolCallDelta] | list[ToolCall]
 
 

@@ -18,6 +18,8 @@ from turnout.api.deps import container_of
 from turnout.api.ui.render import field_errors, page, posted_form, render_fragment, service_error
 from turnout.api.ui.session import UiUser, check_csrf, require
 from turnout.catalog.schemas import ModelFilter, ProviderCreate, ProviderUpdate
+from turnout.catalog.templates import TEMPLATES as CATALOG_TEMPLATES
+from turnout.catalog.templates import ProviderTemplate
 from turnout.errors import TurnoutError
 from turnout.providers.registry import PROVIDER_TYPES
 
@@ -26,27 +28,37 @@ router = APIRouter(prefix="/ui/providers", include_in_schema=False)
 
 @dataclass(frozen=True)
 class Template:
-    """One click fills the add form for a well-known provider."""
+    """One click fills the add form for a well-known provider (hidden fields carry its pricing)."""
 
     key: str
     label: str
     provider_type: str
     api_base: str
-    needs_key: bool
-    api_version: str = ""
+    price_id: str = ""
+    self_hosted: str = ""  # "true" or "false"; "" to detect
 
 
+def _button(template: ProviderTemplate) -> Template:
+    local = " (local)" if template.self_hosted and "://localhost" in (template.api_base or "") else ""
+    return Template(
+        template.id,
+        template.display_name + local,
+        template.provider_type,
+        template.api_base or f"{template.api_base_example}{template.api_base_suffix}",
+        template.stored_price_id() or "",
+        str(template.self_hosted).lower(),
+    )
+
+
+#: The catalog's templates this form can fill (a registered type, an API key at most, no region),
+#: then the simulator's.
 TEMPLATES = [
-    Template("openrouter", "OpenRouter", "openrouter", "https://openrouter.ai/api/v1", True),
-    Template("openai", "OpenAI", "openai", "https://api.openai.com/v1", True),
-    Template("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com", True),
-    Template("azure", "Azure OpenAI", "azure", "https://YOUR-RESOURCE.openai.azure.com", True, "2024-10-21"),
-    Template("ollama", "Ollama (local)", "ollama", "http://127.0.0.1:11434", False),
-    Template("llamacpp", "llama.cpp server (local)", "custom", "http://127.0.0.1:8080/v1", False),
-    Template("vllm", "vLLM (local)", "custom", "http://127.0.0.1:8000/v1", False),
-    Template(
-        "sim", "Turnout simulator (turnout simulate --port 8090)", "openai", "http://127.0.0.1:8090/v1", False
+    *(
+        _button(t)
+        for t in CATALOG_TEMPLATES
+        if t.spec is not None and "api_key" in t.spec.credentials.fields and set(t.requires) <= {"api_base"}
     ),
+    Template("sim", "Turnout simulator (turnout simulate --port 8090)", "openai", "http://127.0.0.1:8090/v1"),
 ]
 
 

@@ -1,6 +1,9 @@
 """Transport of the Anthropic Messages API: ``{api_base}/v1/messages`` with ``x-api-key`` and
 ``anthropic-version``. The translation lives in :mod:`turnout.translate.anthropic` (requests,
 answers, errors) and :mod:`turnout.translate.anthropic_stream`. Anthropic has no embeddings endpoint.
+
+An Anthropic-dialect client's body is passed on untouched (``native_request``,
+:mod:`turnout.translate.anthropic_native`) to ``/v1/messages`` and ``/v1/messages/count_tokens``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from turnout.providers.base import ProviderError, Signer, Target, UpstreamReques
 from turnout.providers.credentials import Credentials
 from turnout.providers.spec import strip_suffixes
 from turnout.translate.anthropic import anthropic_provider_error, anthropic_to_openai_response, malformed
+from turnout.translate.anthropic_native import COUNT_TOKENS, MESSAGES
 from turnout.translate.anthropic_outbound import openai_to_anthropic_request
 from turnout.translate.anthropic_stream import AnthropicStreamDecoder
 from turnout.translate.errors import parse_retry_after
+from turnout.translate.passthrough import NativeBody, body_with_model
 from turnout.translate.types import ChatRequest, Completion, EmbeddingsRequest, EmbeddingsResponse
 
 ANTHROPIC_VERSION = "2023-06-01"
+NATIVE_PATHS = {MESSAGES.name: "/v1/messages", COUNT_TOKENS.name: "/v1/messages/count_tokens"}
 
 
 def api_root(api_base: str) -> str:
@@ -79,6 +85,20 @@ class AnthropicAdapter:
         request = UpstreamRequest(
             "POST", messages_url(target.api_base), self.headers(target, stream=stream), orjson.dumps(out)
         )
+        if self.sign is not None:
+            self.sign(request, target.credentials)
+        return request
+
+    def native_request(self, target: Target, native: NativeBody, *, stream: bool) -> UpstreamRequest | None:
+        """An Anthropic client's body as it came (``model`` = the provider's id), with its
+        ``anthropic-version`` and ``anthropic-beta`` headers; None for a format other than Anthropic's."""
+        path = NATIVE_PATHS.get(native.format.name)
+        if path is None:
+            return None
+        headers = self.headers(target, stream=stream)
+        headers.update(native.headers)
+        body = body_with_model(native, target.external_id)
+        request = UpstreamRequest("POST", api_root(target.api_base) + path, headers, body, native=True)
         if self.sign is not None:
             self.sign(request, target.credentials)
         return request

@@ -1,0 +1,1 @@
+"""Google Gemini's native ``generateContent`` API (``provider_type: gemini``)."""
