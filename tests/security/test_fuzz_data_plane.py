@@ -54,7 +54,7 @@ def test_no_input_causes_a_server_error(case: Any, gateway: ThreadedGateway) -> 
     assert response.status_code < 500, f"{where}: {response.status_code} {response.text[:500]}"
     if response.status_code >= 400:
         payload = response.json()
-        if case.path == "/v1/messages" and case.method == "POST":  # other methods: a plain 405
+        if case.path.startswith("/v1/messages") and case.method == "POST":  # others: a plain 405
             anthropic = payload.get("type") == "error" and set(payload["error"]) == {"type", "message"}
             assert anthropic, (where, payload)
         else:
@@ -68,6 +68,11 @@ def test_the_document_describes_the_data_plane(gateway: ThreadedGateway) -> None
         ("/v1/chat/completions", "post"),
         ("/v1/embeddings", "post"),
         ("/v1/messages", "post"),
+        ("/v1/messages/count_tokens", "post"),
+        ("/v1/responses", "post"),
+        ("/v1/responses/{response_id}", "get"),
+        ("/v1/responses/{response_id}/input_items", "get"),
+        ("/v1/completions", "post"),
         ("/v1/models", "get"),
         ("/api/models/chat", "post"),
         ("/api/models/completion", "post"),

@@ -345,6 +345,12 @@ SCHEMAS: dict[str, Schema] = {
             "usage": {"type": "object"},
         },
     },
+    "TokenCount": {
+        "type": "object",
+        "description": "Anthropic's token count; `estimated: true` (and `x-turnout-estimated: true`) when "
+        "the model's provider cannot count, so Turnout estimated",
+        "properties": {"input_tokens": {"type": "integer"}, "estimated": {"type": "boolean"}},
+    },
     "LegacyCompletionRequest": {
         "type": "object",
         "required": ["model", "prompt"],
@@ -426,6 +432,15 @@ DATA_PLANE_PATHS: dict[str, Schema] = {
             "Anthropic messages",
             "AnthropicMessagesRequest",
             "ChatCompletion",
+            anthropic=True,
+            tag="data plane",
+        )
+    },
+    "/v1/messages/count_tokens": {
+        "post": _operation(
+            "Anthropic count tokens",
+            "AnthropicMessagesRequest",
+            "TokenCount",
             anthropic=True,
             tag="data plane",
         )

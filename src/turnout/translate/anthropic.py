@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, NoReturn, TypeGuard
+from typing import Any
 
 import orjson
 
-from turnout.errors import InvalidRequest
 from turnout.ids import new_hex
 from turnout.translate import errors
 from turnout.translate.errors import (
@@ -40,30 +39,6 @@ from turnout.translate.types import (
     ToolCall,
     Usage,
 )
-
-
-def fail(message: str, param: str | None) -> NoReturn:
-    """Raise a 400 naming the offending field."""
-    raise InvalidRequest(message, param=param)
-
-
-def is_int(value: Any) -> TypeGuard[int]:
-    """An int that is not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> TypeGuard[int | float]:
-    """An int or float that is not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def string_field(obj: Mapping[str, Any], key: str, where: str, *, empty: bool = False) -> str:
-    """``obj[key]`` when it is a string (non-empty unless ``empty``); else a 400."""
-    value = obj.get(key)
-    if not isinstance(value, str) or (not empty and not value):
-        fail(f"{where}.{key} must be a{'' if empty else ' non-empty'} string", f"{where}.{key}")
-    return value
-
 
 # -- responses, usage and errors -------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from turnout.translate.anthropic import fail, is_int, is_number, string_field
+from turnout.translate.canonical_read import fail, is_int, is_number, string_field
 from turnout.translate.types import (
     ChatRequest,
     ContentPart,

@@ -19,7 +19,15 @@ from typing import Any
 
 import orjson
 
-from turnout.translate.anthropic import fail, is_int, is_number, string_field
+from turnout.translate.canonical_read import (
+    fail,
+    format_instruction,
+    function_tools,
+    is_int,
+    is_number,
+    plain_text,
+    string_field,
+)
 from turnout.translate.types import (
     ChatRequest,
 )
@@ -50,7 +58,7 @@ def openai_to_anthropic_request(body: ChatRequest, model: str) -> dict[str, Any]
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            system.append(_plain_text(content, where, "\n\n"))
+            system.append(plain_text(content, where, "\n\n"))
             continue
         if role == "user":
             blocks = _user_blocks(content, where)
@@ -79,7 +87,7 @@ def openai_to_anthropic_request(body: ChatRequest, model: str) -> dict[str, Any]
         if out["max_tokens"] <= budget:  # thinking counts within max_tokens: room for the answer on top
             asked = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
             out["max_tokens"] = budget + asked
-    instruction = _format_instruction(body.get("response_format"))
+    instruction = format_instruction(body.get("response_format"))
     if instruction:
         system.append(instruction)
     text = "\n\n".join(s for s in system if s)
@@ -141,20 +149,6 @@ def _max_tokens(body: Mapping[str, Any]) -> int:
                 fail(f"{name} must be an integer >= 1", name)
             return int(value)
     return DEFAULT_MAX_TOKENS
-
-
-def _plain_text(content: Any, where: str, separator: str) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    if not isinstance(content, list):
-        fail(f"{where}.content must be a string or an array of text parts", f"{where}.content")
-    texts = []
-    for j, part in enumerate(content):
-        pw = f"{where}.content[{j}]"
-        if not isinstance(part, dict) or part.get("type") != "text":
-            fail(f"{pw} must be a text part here", pw)
-        texts.append(string_field(part, "text", pw, empty=True))
-    return separator.join(t for t in texts if t)
 
 
 def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
@@ -247,32 +241,19 @@ def _tool_result_block(message: Mapping[str, Any], where: str) -> dict[str, Any]
         "type": "tool_result",
         "tool_use_id": string_field(message, "tool_call_id", where),
     }
-    text = _plain_text(message.get("content"), where, "\n")
+    text = plain_text(message.get("content"), where, "\n")
     if text:
         block["content"] = text
     return block
 
 
 def _outbound_tools(tools: Any) -> list[dict[str, Any]]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        fail("tools must be an array", "tools")
     out = []
-    for i, tool in enumerate(tools):
-        where = f"tools[{i}]"
-        fn = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
-        if not isinstance(fn, dict):
-            fail(f"{where}: only function tools are supported for Anthropic models", f"{where}.type")
-        schema = fn.get("parameters")
-        if schema is None:
-            schema = {"type": "object", "properties": {}}
-        elif not isinstance(schema, dict):
-            fail(f"{where}.function.parameters must be an object", f"{where}.function.parameters")
-        converted: dict[str, Any] = {"name": string_field(fn, "name", f"{where}.function")}
-        if isinstance(fn.get("description"), str) and fn["description"]:
-            converted["description"] = fn["description"]
-        converted["input_schema"] = schema
+    for tool in function_tools(tools, "Anthropic"):
+        converted: dict[str, Any] = {"name": tool.name}
+        if tool.description is not None:
+            converted["description"] = tool.description
+        converted["input_schema"] = tool.parameters or {"type": "object", "properties": {}}
         out.append(converted)
     return out
 
@@ -286,19 +267,3 @@ def _outbound_tool_choice(choice: Any) -> dict[str, Any] | None:
     if isinstance(fn, dict) and isinstance(fn.get("name"), str) and fn["name"]:
         return {"type": "tool", "name": fn["name"]}
     fail("tool_choice must be auto, required, none or a named function", "tool_choice")
-
-
-def _format_instruction(fmt: Any) -> str | None:
-    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
-        return None
-    if fmt["type"] == "json_object":
-        return "Respond only with a single valid JSON object, with no text before or after it."
-    if fmt["type"] == "json_schema":
-        spec = fmt.get("json_schema")
-        spec = spec if isinstance(spec, dict) else {}
-        schema = orjson.dumps(spec.get("schema", {})).decode()
-        return (
-            "Respond only with a single valid JSON object, with no text before or after it, "
-            f"that conforms to this JSON Schema: {schema}"
-        )
-    fail(f"response_format.type '{fmt['type']}' is not supported", "response_format.type")

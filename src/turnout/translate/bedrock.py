@@ -26,7 +26,16 @@ import orjson
 
 from turnout.ids import new_hex
 from turnout.translate import errors
-from turnout.translate.anthropic import fail, is_int, is_number, openai_usage, string_field, tool_input
+from turnout.translate.anthropic import openai_usage, tool_input
+from turnout.translate.canonical_read import (
+    fail,
+    format_instruction,
+    function_tools,
+    is_int,
+    is_number,
+    plain_text,
+    string_field,
+)
 from turnout.translate.errors import (
     MAX_MESSAGE_CHARS,
     ProviderError,
@@ -89,7 +98,7 @@ def openai_to_converse_request(body: ChatRequest) -> dict[str, Any]:
             fail(f"{where} must be an object", where)
         role = message.get("role")
         if role in ("system", "developer"):
-            text = _plain_text(message.get("content"), where, "\n\n")
+            text = plain_text(message.get("content"), where, "\n\n")
             if text:
                 system.append({"text": text})
             continue
@@ -113,7 +122,7 @@ def openai_to_converse_request(body: ChatRequest) -> dict[str, Any]:
     for turn in turns:  # tool results lead their user turn, as they answer the turn before
         if turn["role"] == "user":
             turn["content"].sort(key=lambda block: "toolResult" not in block)
-    instruction = _format_instruction(body.get("response_format"))
+    instruction = format_instruction(body.get("response_format"))
     if instruction:
         system.append({"text": instruction})
     out: dict[str, Any] = {"messages": turns}
@@ -126,20 +135,6 @@ def openai_to_converse_request(body: ChatRequest) -> dict[str, Any]:
     if tool_config:
         out["toolConfig"] = tool_config
     return out
-
-
-def _plain_text(content: Any, where: str, separator: str) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    if not isinstance(content, list):
-        fail(f"{where}.content must be a string or an array of text parts", f"{where}.content")
-    texts = []
-    for j, part in enumerate(content):
-        pw = f"{where}.content[{j}]"
-        if not isinstance(part, dict) or part.get("type") != "text":
-            fail(f"{pw} must be a text part here", pw)
-        texts.append(string_field(part, "text", pw, empty=True))
-    return separator.join(t for t in texts if t)
 
 
 def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
@@ -214,7 +209,7 @@ def _assistant_blocks(message: Mapping[str, Any], where: str) -> list[dict[str, 
 def _tool_result(message: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A tool message -> a ``toolResult`` block: a JSON object as ``json`` (so the model reads it as
     data), any other text as ``text``, nothing as ``{}`` (Converse wants some content)."""
-    text = _plain_text(message.get("content"), where, "\n")
+    text = plain_text(message.get("content"), where, "\n")
     value: Any = None
     if text.lstrip().startswith("{"):
         try:
@@ -277,25 +272,12 @@ def _open_schema() -> dict[str, Any]:
 
 
 def _tool_specs(tools: Any) -> list[dict[str, Any]]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        fail("tools must be an array", "tools")
     out = []
-    for i, tool in enumerate(tools):
-        where = f"tools[{i}]"
-        fn = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
-        if not isinstance(fn, dict):
-            fail(f"{where}: only function tools are supported for Bedrock models", f"{where}.type")
-        schema = fn.get("parameters")
-        if schema is None:
-            schema = _open_schema()
-        elif not isinstance(schema, dict):
-            fail(f"{where}.function.parameters must be an object", f"{where}.function.parameters")
-        spec: dict[str, Any] = {"name": string_field(fn, "name", f"{where}.function")}
-        if isinstance(fn.get("description"), str) and fn["description"]:
-            spec["description"] = fn["description"]
-        spec["inputSchema"] = {"json": schema}
+    for tool in function_tools(tools, "Bedrock"):
+        spec: dict[str, Any] = {"name": tool.name}
+        if tool.description is not None:
+            spec["description"] = tool.description
+        spec["inputSchema"] = {"json": tool.parameters if tool.parameters is not None else _open_schema()}
         out.append({"toolSpec": spec})
     return out
 
@@ -311,19 +293,6 @@ def _tool_choice(choice: Any) -> dict[str, Any] | None:
     if isinstance(fn, dict) and isinstance(fn.get("name"), str) and fn["name"]:
         return {"tool": {"name": fn["name"]}}
     fail("tool_choice must be auto, required, none or a named function", "tool_choice")
-
-
-def _format_instruction(fmt: Any) -> str | None:
-    """Converse has no JSON mode: ``response_format`` becomes an instruction in ``system``."""
-    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
-        return None
-    if fmt["type"] == "json_object":
-        return "Respond only with a single valid JSON object, with no text before or after it."
-    if fmt["type"] == "json_schema":
-        spec = fmt.get("json_schema")
-        schema = orjson.dumps((spec if isinstance(spec, dict) else {}).get("schema", {})).decode()
-        return f"Respond only with a single valid JSON object that conforms to this JSON Schema: {schema}"
-    fail(f"response_format.type '{fmt['type']}' is not supported", "response_format.type")
 
 
 # -- answers, usage and errors ---------------------------------------------------------------------

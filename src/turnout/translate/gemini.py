@@ -15,13 +15,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, NoReturn, TypeGuard, cast
+from typing import Any, cast
 
 import orjson
 
-from turnout.errors import InvalidRequest
 from turnout.ids import new_hex
 from turnout.translate import errors
+from turnout.translate.canonical_read import fail, is_int
 from turnout.translate.errors import (
     MAX_MESSAGE_CHARS,
     ProviderError,
@@ -74,22 +74,9 @@ _AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "ACCESS_TOKEN_E
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
-def fail(message: str, param: str | None) -> NoReturn:
-    """Raise a 400 naming the offending field."""
-    raise InvalidRequest(message, param=param)
-
-
 def malformed(what: str) -> ProviderError:
     """Gemini answered 2xx with something that is not the expected JSON."""
     return errors.malformed(what, "Gemini")
-
-
-def is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # -- answers ---------------------------------------------------------------------------------------

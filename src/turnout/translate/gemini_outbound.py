@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from turnout.translate.gemini import fail, is_int, is_number
+from turnout.translate.canonical_read import fail, function_tools, is_int, is_number, plain_text
 from turnout.translate.types import ChatRequest
 
 #: A documented stand-in for the ``thoughtSignature`` Gemini 3 requires on replayed function
@@ -154,7 +154,7 @@ def to_gemini_request(body: ChatRequest, *, system_instruction: bool = True) -> 
             fail(f"{where} must be an object", where)
         role = message.get("role")
         if role in ("system", "developer"):
-            text = _plain_text(message.get("content"), where)
+            text = plain_text(message.get("content"), where)
             if text:
                 system.append(text)
             continue
@@ -199,20 +199,6 @@ def to_gemini_request(body: ChatRequest, *, system_instruction: bool = True) -> 
     if generation:
         out["generationConfig"] = generation
     return out
-
-
-def _plain_text(content: Any, where: str) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    if not isinstance(content, list):
-        fail(f"{where}.content must be a string or an array of text parts", f"{where}.content")
-    texts = []
-    for j, part in enumerate(content):
-        pw = f"{where}.content[{j}]"
-        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-            fail(f"{pw} must be a text part here", pw)
-        texts.append(part["text"])
-    return "\n".join(t for t in texts if t)
 
 
 def _user_parts(content: Any, where: str) -> list[dict[str, Any]]:
@@ -342,7 +328,7 @@ def _function_response(message: Mapping[str, Any], where: str, names: Mapping[st
     if name is None:
         param = f"{where}.tool_call_id"
         fail(f"{param} {call_id!r} matches no tool call of an earlier assistant message", param)
-    text = _plain_text(message.get("content"), where)
+    text = plain_text(message.get("content"), where)
     try:
         value: Any = orjson.loads(text) if text else ""
     except orjson.JSONDecodeError:
@@ -352,26 +338,12 @@ def _function_response(message: Mapping[str, Any], where: str, names: Mapping[st
 
 
 def _declarations(tools: Any) -> list[dict[str, Any]]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        fail("tools must be an array", "tools")
     out = []
-    for i, tool in enumerate(tools):
-        where = f"tools[{i}]"
-        fn = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
-        if not isinstance(fn, dict):
-            fail(f"{where}: only function tools are supported for Gemini models", f"{where}.type")
-        name = fn.get("name")
-        if not isinstance(name, str) or not name:
-            fail(f"{where}.function.name must be a non-empty string", f"{where}.function.name")
-        declaration: dict[str, Any] = {"name": name}
-        if isinstance(fn.get("description"), str) and fn["description"]:
-            declaration["description"] = fn["description"]
-        parameters = fn.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            fail(f"{where}.function.parameters must be an object", f"{where}.function.parameters")
-        schema = gemini_schema(parameters)
+    for tool in function_tools(tools, "Gemini"):
+        declaration: dict[str, Any] = {"name": tool.name}
+        if tool.description is not None:
+            declaration["description"] = tool.description
+        schema = gemini_schema(tool.parameters)
         if schema.get("properties"):  # Gemini refuses an object schema without properties
             declaration["parameters"] = schema
         out.append(declaration)
