@@ -23,6 +23,9 @@ REDACTED = "[REDACTED]"
 MIN_SECRET_CHARS = 4  # a configured key shorter than this is not redacted (it would eat words)
 MIN_FORM_CHARS = 12  # derived forms (tails, encodings) shorter than this are too generic to match
 _TAIL_SEPARATORS = "-_.:"
+#: credential fields that configure rather than authenticate (a Bedrock credential's ``region``):
+#: redacting their values would scrub every "us-east-1" from the process's logs and errors
+PUBLIC_CREDENTIAL_FIELDS = frozenset({"region"})
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]{8,}"),

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from turnout.redaction import PUBLIC_CREDENTIAL_FIELDS
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -19,14 +21,15 @@ class Credentials:
     fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     #: the ``api_key`` field (None when absent or empty), read on every request
     api_key: str | None = field(init=False, repr=False, compare=False)
-    #: every non-empty value, for scrubbing what a provider says
+    #: every non-empty secret value (not a ``region``), for scrubbing what a provider says
     secrets: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         fields = MappingProxyType(dict(self.fields))
         object.__setattr__(self, "fields", fields)
         object.__setattr__(self, "api_key", fields.get("api_key") or None)
-        object.__setattr__(self, "secrets", tuple(v for v in fields.values() if v))
+        secret = (v for k, v in fields.items() if v and k not in PUBLIC_CREDENTIAL_FIELDS)
+        object.__setattr__(self, "secrets", tuple(secret))
 
     @classmethod
     def of(cls, value: Credentials | Mapping[str, str] | str | None) -> Credentials:

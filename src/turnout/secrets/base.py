@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import orjson
 
 from turnout.errors import NotFound, ServiceUnavailable
-from turnout.redaction import KNOWN_SECRETS
+from turnout.redaction import KNOWN_SECRETS, PUBLIC_CREDENTIAL_FIELDS
 
 LEGACY_FIELD = "api_key"  # what a plain-string secret is
 
@@ -96,6 +96,7 @@ def decode_fields(value: str) -> dict[str, str]:
 
 
 def remember(fields: Mapping[str, str]) -> None:
-    """Redact every field's value from answers, records and logs from now on."""
-    for value in fields.values():
-        KNOWN_SECRETS.add(value)
+    """Redact every secret field's value from answers, records and logs from now on."""
+    for name, value in fields.items():
+        if name not in PUBLIC_CREDENTIAL_FIELDS:
+            KNOWN_SECRETS.add(value)
