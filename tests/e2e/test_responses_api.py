@@ -44,8 +44,11 @@ async def test_create_whole_then_retrieve(gw: GatewayEnv, model: str) -> None:  
         "ok",
     )
     assert rows[0].completion_tokens == response.usage.output_tokens
-    sent = gw.sim.requests[-1].body
-    assert sent["messages"][0]["role"] == "system" or sent.get("system")  # instructions reached it
+    sent = gw.sim.requests[-1]
+    if model == OPENAI_MODEL:  # OpenAI speaks the Responses API: the client's body went on as its own
+        assert sent.path == "/v1/responses" and sent.body["instructions"] == "Be brief."
+    else:  # translated to the provider's chat format, the instructions as its system prompt
+        assert sent.body["messages"][0]["role"] == "system" or sent.body.get("system")
     again = await client.responses.retrieve(response.id)
     assert again.id == response.id and again.output_text == response.output_text
     rated = await gw.http.post(
@@ -232,3 +235,53 @@ async def test_input_items_pages(gw: GatewayEnv) -> None:  # noqa: F811
             headers={"Authorization": f"Bearer {gw.key}"},
         )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
+
+
+async def test_openai_upstream_gets_the_responses_api_itself_with_the_whole_conversation(
+    gw: GatewayEnv,  # noqa: F811
+) -> None:
+    client = gw.openai()
+    first = await client.responses.create(
+        model=OPENAI_MODEL, input="What is the weather in Paris?", tools=[WEATHER], metadata={"run": "1"}
+    )
+    call = next(item for item in first.output if item.type == "function_call")
+    sent = gw.sim.requests[-1]
+    assert sent.path == "/v1/responses" and sent.body["metadata"] == {"run": "1"}
+    assert sent.body["tools"] == [WEATHER] and sent.body["store"] is False
+    assert first.id.startswith("resp_") and first.model == OPENAI_MODEL
+    assert gw.upstream_calls("POST /v1/chat/completions") == 0
+    second = await client.responses.create(
+        model=OPENAI_MODEL,
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"}],
+    )
+    sent = gw.sim.requests[-1]
+    # the simulator, like OpenAI, refuses an output without its call and ids it never made: Turnout
+    # sent the conversation itself
+    assert "previous_response_id" not in sent.body
+    assert [item.get("type", "message") for item in sent.body["input"]] == [
+        "message",
+        "function_call",
+        "function_call_output",
+    ]
+    assert second.previous_response_id == first.id and second.output_text
+    # streamed and passed through: Turnout's id in every event, stored before response.completed
+    ids, text = set(), []
+    async with await client.responses.create(
+        model=OPENAI_MODEL, previous_response_id=second.id, input="thanks!", stream=True
+    ) as stream:
+        async for event in stream:
+            if hasattr(event, "response"):
+                ids.add(event.response.id)
+            if event.type == "response.output_text.delta":
+                text.append(event.delta)
+    (stream_id,) = ids
+    assert stream_id.startswith("resp_") and "".join(text).startswith("Echo: thanks!")
+    assert (await client.responses.retrieve(stream_id)).output_text == "".join(text)
+    rows = await gw.records(3)
+    assert all(r.endpoint == "responses" and r.completion_tokens for r in rows[-3:])
+    # the chain goes on through a provider that does not speak the Responses API: translated
+    last = await client.responses.create(model=ANTHROPIC_MODEL, previous_response_id=stream_id, input="bye")
+    sent_text = json.dumps(gw.sim.requests[-1].body)
+    assert "What is the weather in Paris?" in sent_text and "Sunny" in sent_text and "thanks!" in sent_text
+    assert last.output_text.startswith("Echo: bye")

@@ -12,7 +12,7 @@ before the client sees the answer's end, so a follow-up naming it never races it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import orjson
@@ -37,6 +37,9 @@ from turnout.translate.responses import (
     parse_responses,
     response_id_for,
 )
+from turnout.translate.responses import sse as sse_event
+from turnout.translate.responses_native import TERMINAL, native_responses_body
+from turnout.translate.sse import SseParser
 from turnout.translate.types import Completion
 
 log = structlog.get_logger(__name__)
@@ -57,6 +60,7 @@ async def create(request: Request) -> Response:
     except TurnoutError as exc:
         return OPENAI.error_response(exc)
     call.include_usage = True  # a Responses stream always ends with its usage
+    call.native = native_responses_body(body, history, parsed.input_items)  # for providers speaking it
     current = asyncio.current_task()
     assert current is not None
     watch = DisconnectWatch(request, current)
@@ -86,11 +90,19 @@ async def _respond(
     response_id = response_id_for(result.message_id)
     save = _saver(container, principal, parsed, result.message_id) if parsed.store else None
     if isinstance(result, Answer):
-        completion = cast(Completion, result.body)
-        response = completion_to_response(completion, response_id, result.model.public_name, parsed.echo)
+        if result.raw is not None:  # passed through: the provider's response, named as Turnout's
+            response = _as_ours(orjson.loads(result.raw), response_id, result.model.public_name, parsed)
+        else:
+            completion = cast(Completion, result.body)
+            response = completion_to_response(completion, response_id, result.model.public_name, parsed.echo)
         if save is not None:
             await save(response)
         return JsonAnswer(orjson.dumps(response), result)
+    if result.passthrough is not None:
+        relayed = _renamed(result.passthrough, response_id, result.model.public_name, parsed, save)
+        stream = StreamingResponse(relayed, 200, media_type="text/event-stream")
+        stream.raw_headers += headers(result.message_id, result.model, None) + result.extra_headers
+        return stream
     encoder = ResponsesStreamEncoder(response_id, result.model.public_name, parsed.echo)
     stream = StreamingResponse(_events(encoder, result, save), 200, media_type="text/event-stream")
     stream.raw_headers += headers(result.message_id, result.model, None) + result.extra_headers
@@ -128,6 +140,45 @@ async def _events(
         yield encoder.error(exc.message, exc.error_type)
     finally:
         await batches.aclose()
+
+
+def _as_ours(response: Any, response_id: str, model: str, parsed: ResponsesRequest) -> dict[str, Any]:
+    """A provider's response object as the client's: Turnout's id and model name, and the request's
+    own ``store`` and ``previous_response_id`` (the provider was sent neither: Turnout keeps state)."""
+    out = dict(response) if isinstance(response, dict) else {}
+    out |= {"id": response_id, "model": model, "store": parsed.store}
+    out["previous_response_id"] = parsed.previous_response_id
+    return out
+
+
+async def _renamed(
+    relayed: AsyncGenerator[bytes, None],
+    response_id: str,
+    model: str,
+    parsed: ResponsesRequest,
+    save: Save | None,
+) -> AsyncIterator[bytes]:
+    """A passed-through event stream with each event's ``response`` named as Turnout's; the final
+    response is stored before its terminal event goes out."""
+    sse = SseParser()
+    try:
+        async for data in relayed:
+            out = b""
+            for event in sse.feed(data):
+                try:
+                    payload = orjson.loads(event.data)
+                except orjson.JSONDecodeError:
+                    continue  # not an event a client can read: the record has what happened
+                if isinstance(payload, dict) and isinstance(payload.get("response"), dict):
+                    payload["response"] = _as_ours(payload["response"], response_id, model, parsed)
+                    if payload.get("type") in TERMINAL and save is not None:
+                        await save(payload["response"])
+                kind = payload.get("type") if isinstance(payload, dict) else None
+                out += sse_event(payload) if kind else b"data: " + event.data.encode() + b"\n\n"
+            if out:
+                yield out
+    finally:
+        await relayed.aclose()
 
 
 def _response_id(request: Request, suffix: str = "") -> str:

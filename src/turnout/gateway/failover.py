@@ -299,9 +299,9 @@ class Caller:
             raise _Failed(redirect, Fault.PROVIDER)
         try:
             if parse is not None:
-                result = parse(adapter, target, first)
+                result = parse(request.decoding or adapter, target, first)
                 return Opened(model, target, adapter, response, first, trace.attempts, False, result)
-            decoder = adapter.stream_decoder(target)
+            decoder = (request.decoding or adapter).stream_decoder(target)
             items = decoder.feed(first)
             if not items and not response.content_type.startswith(STREAM_TYPES):
                 raise ProviderError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from turnout.providers.credentials import NO_CREDENTIALS, Credentials
 from turnout.translate.errors import ProviderError
@@ -53,6 +53,10 @@ class UpstreamRequest:
     headers: dict[str, str]
     body: bytes
     native: bool = False  # the body is the client's own (``NativeAdapter.native_request``)
+    #: decodes the answer for the record when it is not in the adapter's own format (a passed-through
+    #: Responses API request to an OpenAI-compatible provider): ``chat_response`` and
+    #: ``stream_decoder`` as a ``ChatAdapter`` has them; None: the adapter's
+    decoding: Any = None
 
 
 #: ``sign(request, credentials)``: sign a finished request in place (AWS SigV4, a fresh OAuth token).

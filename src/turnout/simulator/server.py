@@ -38,6 +38,7 @@ from turnout.simulator.ollama_routes import OllamaRoutes
 from turnout.simulator.openai_routes import OpenAIRoutes
 from turnout.simulator.openrouter_routes import OpenRouterRoutes
 from turnout.simulator.respond import json_response, read_json
+from turnout.simulator.responses_routes import ResponsesRoutes
 from turnout.tasks import wait_event
 
 MAX_BODY = 64 * 1024 * 1024
@@ -102,6 +103,7 @@ class Simulator:
         self.base_url = ""
         self.openai = OpenAIRoutes(self)
         self.openrouter = OpenRouterRoutes(self)
+        self.responses = ResponsesRoutes(self)
         self.azure = AzureRoutes(self)
         self.anthropic = AnthropicRoutes(self)
         self.ollama = OllamaRoutes(self)
@@ -119,6 +121,7 @@ class Simulator:
         router.add_get("/v1/models", self._v1_models)
         self.openai.register(router)
         self.openrouter.register(router)
+        self.responses.register(router)
         self.azure.register(router)
         self.anthropic.register(router)
         self.ollama.register(router)

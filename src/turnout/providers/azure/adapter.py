@@ -65,6 +65,10 @@ class AzureAdapter(OpenAICompatAdapter):
         """v1 style names the deployment in the body; deployment URLs need no ``model``."""
         return target.external_id if is_v1(target) else None
 
+    def speaks_responses(self, target: Target) -> bool:
+        """Azure serves the Responses API on its v1 URLs (deployment URLs have no ``responses``)."""
+        return is_v1(target)
+
     def stream_decoder(self, target: Target) -> OpenAIStreamDecoder:
         """SSE decoder that also drops Azure's content-filter-only chunks."""
         return OpenAIStreamDecoder(target.model_id, target.credentials.secrets, drop_empty=True)

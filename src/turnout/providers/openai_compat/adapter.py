@@ -19,7 +19,13 @@ from turnout.providers.spec import bearer
 from turnout.translate import openai
 from turnout.translate.errors import error_from_response
 from turnout.translate.openai import OpenAIStreamDecoder
+from turnout.translate.passthrough import NativeBody
+from turnout.translate.responses_native import DECODING as RESPONSES_DECODING
+from turnout.translate.responses_native import RESPONSES
 from turnout.translate.types import ChatRequest, Completion, EmbeddingsRequest, EmbeddingsResponse
+
+#: provider types whose servers speak the Responses API (requests in it are passed through)
+RESPONSES_TYPES = frozenset({"openai", "openrouter"})
 
 
 class OpenAICompatAdapter:
@@ -67,6 +73,20 @@ class OpenAICompatAdapter:
         """Canonical body -> provider request; with ``stream``, ask for usage in the last chunk."""
         out = openai.chat_body(body, self.upstream_model(target), stream=stream)
         return self._post(target, "chat/completions", orjson.dumps(out))
+
+    def native_request(self, target: Target, native: NativeBody, *, stream: bool) -> UpstreamRequest | None:
+        """A Responses API client's body for a provider that speaks that API (``RESPONSES_TYPES``;
+        Azure: its v1 API), ``model`` = the provider's id; None otherwise (the call is translated)."""
+        if native.format.name != RESPONSES.name or not self.speaks_responses(target):
+            return None
+        body = orjson.dumps({**native.body, "model": target.external_id, "stream": stream})
+        request = self._post(target, "responses", body)
+        request.native, request.decoding = True, RESPONSES_DECODING
+        return request
+
+    def speaks_responses(self, target: Target) -> bool:
+        """Whether the provider serves ``/responses`` (OpenAI and OpenRouter do; custom servers vary)."""
+        return target.provider_type in RESPONSES_TYPES
 
     def chat_response(self, target: Target, payload: bytes) -> Completion:
         """Provider ``chat.completion`` -> canonical (``model`` = catalog id)."""
