@@ -29,6 +29,7 @@ from turnout.domain.requests import ChatCall
 from turnout.errors import InvalidRequest, TurnoutError
 from turnout.feedback.service import FeedbackIn
 from turnout.gateway.results import Answer, Failed, Streamed
+from turnout.translate.completions_native import native_completions_body
 from turnout.translate.responses import message_id_for
 from turnout.translate.types import ChatRequest
 
@@ -135,8 +136,13 @@ def _native_chat(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awai
     return c.gateway.chat(p, call, NATIVE.name), False
 
 
-def _legacy_completion(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
+def _legacy_completion(
+    c: Container, p: Principal, body: dict[str, Any], raw: bytes, headers: Headers
+) -> tuple[Awaitable[Result], bool]:
+    """Checked and translated to chat; the body also kept, to go on as it is to a server that has
+    the completions endpoint (a self-hosted one)."""
     call = parse_chat(completions_chat_body(body))
+    call.native = native_completions_body(body, raw)
     return c.gateway.chat(p, call, OPENAI.name, "completions"), call.include_usage
 
 
@@ -205,7 +211,7 @@ ROUTES = [
     Route("/v1/messages", _endpoint(ANTHROPIC, None, _anthropic_messages), methods=["POST"]),
     Route("/v1/messages/count_tokens", _count_tokens, methods=["POST"]),
     Route("/v1/responses", responses.create, methods=["POST"]),
-    Route("/v1/completions", _endpoint(COMPLETIONS, _legacy_completion), methods=["POST"]),
+    Route("/v1/completions", _endpoint(COMPLETIONS, None, _legacy_completion), methods=["POST"]),
     Route("/api/models/chat", _endpoint(NATIVE, _native_chat), methods=["POST"]),
     Route("/api/models/completion", _endpoint(NATIVE, _native_completion), methods=["POST"]),
     Route("/api/models/embeddings", _endpoint(NATIVE, _native_embeddings), methods=["POST"]),

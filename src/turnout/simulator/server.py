@@ -30,6 +30,7 @@ from multidict import CIMultiDictProxy
 from turnout.simulator.anthropic_routes import AnthropicRoutes
 from turnout.simulator.azure_routes import AzureRoutes
 from turnout.simulator.bedrock_routes import BedrockRoutes
+from turnout.simulator.completions_routes import CompletionsRoutes
 from turnout.simulator.config import SimulatorConfig
 from turnout.simulator.faults import Fault, FaultBook
 from turnout.simulator.gemini_routes import GeminiRoutes
@@ -104,6 +105,7 @@ class Simulator:
         self.openai = OpenAIRoutes(self)
         self.openrouter = OpenRouterRoutes(self)
         self.responses = ResponsesRoutes(self)
+        self.completions = CompletionsRoutes(self)
         self.azure = AzureRoutes(self)
         self.anthropic = AnthropicRoutes(self)
         self.ollama = OllamaRoutes(self)
@@ -122,6 +124,7 @@ class Simulator:
         self.openai.register(router)
         self.openrouter.register(router)
         self.responses.register(router)
+        self.completions.register(router)
         self.azure.register(router)
         self.anthropic.register(router)
         self.ollama.register(router)

@@ -17,9 +17,11 @@ from turnout.providers.base import ProviderError, Signer, Target, UpstreamReques
 from turnout.providers.credentials import Credentials
 from turnout.providers.spec import bearer
 from turnout.translate import openai
+from turnout.translate.completions_native import COMPLETIONS
+from turnout.translate.completions_native import DECODING as COMPLETIONS_DECODING
 from turnout.translate.errors import error_from_response
 from turnout.translate.openai import OpenAIStreamDecoder
-from turnout.translate.passthrough import NativeBody
+from turnout.translate.passthrough import NativeBody, body_with_model
 from turnout.translate.responses_native import DECODING as RESPONSES_DECODING
 from turnout.translate.responses_native import RESPONSES
 from turnout.translate.types import ChatRequest, Completion, EmbeddingsRequest, EmbeddingsResponse
@@ -75,13 +77,20 @@ class OpenAICompatAdapter:
         return self._post(target, "chat/completions", orjson.dumps(out))
 
     def native_request(self, target: Target, native: NativeBody, *, stream: bool) -> UpstreamRequest | None:
-        """A Responses API client's body for a provider that speaks that API (``RESPONSES_TYPES``;
-        Azure: its v1 API), ``model`` = the provider's id; None otherwise (the call is translated)."""
-        if native.format.name != RESPONSES.name or not self.speaks_responses(target):
+        """A client's body in a format this provider also speaks, ``model`` = the provider's id: the
+        Responses API (``RESPONSES_TYPES``; Azure: its v1 API) and legacy completions (self-hosted
+        ``custom`` servers, which serve them for every model); None otherwise (translated)."""
+        name = native.format.name
+        if name == RESPONSES.name and self.speaks_responses(target):
+            body = orjson.dumps({**native.body, "model": target.external_id, "stream": stream})
+            request = self._post(target, "responses", body)
+            request.decoding = RESPONSES_DECODING
+        elif name == COMPLETIONS.name and target.provider_type == "custom":
+            request = self._post(target, "completions", body_with_model(native, target.external_id))
+            request.decoding = COMPLETIONS_DECODING
+        else:
             return None
-        body = orjson.dumps({**native.body, "model": target.external_id, "stream": stream})
-        request = self._post(target, "responses", body)
-        request.native, request.decoding = True, RESPONSES_DECODING
+        request.native = True
         return request
 
     def speaks_responses(self, target: Target) -> bool:
