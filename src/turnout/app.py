@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from turnout import __version__
 from turnout.api import (
+    admin_deployment_groups,
     admin_models,
     admin_provider_templates,
     admin_providers,
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(admin_provider_templates.router)
     app.include_router(performance.router)  # before admin_models: its /{model_id:path} would match
     app.include_router(admin_models.router)
+    app.include_router(admin_deployment_groups.router)
     app.include_router(agents.router)
     app.include_router(agent_models.router)
     app.include_router(feedback.router)

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     redis_down_limits: Literal["open", "closed"] = Field(
         default="open", description="with Redis down, rate limits are skipped (a log line) or refuse (503)"
     )
+    response_cache_memory_mb: float = Field(
+        default=32.0,
+        ge=0,
+        description="in-process LRU of cached answers in front of the response cache's store (0: none)",
+    )
     sqlite_checkpoint_interval_s: float = Field(
         default=0.1, ge=0, description="SQLite WAL checkpoints in the background (0: off; commits do them)"
     )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from turnout.agents.model_config import AgentModelService
 from turnout.agents.service import AgentService
 from turnout.auth.jwt_tokens import JwtCodec
+from turnout.catalog.groups import GroupService
 from turnout.catalog.model_service import ModelService
 from turnout.catalog.providers import ProviderService
 from turnout.catalog.sync import SyncService
@@ -27,6 +28,7 @@ from turnout.feedback.recent import RecentDecisions, RecentMessages
 from turnout.feedback.service import FeedbackService
 from turnout.feedback.sharing import ExperienceSharing
 from turnout.feedback.sync import FeedbackSync
+from turnout.gateway.cache import DatabaseAnswers, RedisAnswers, ResponseCache
 from turnout.gateway.failover import Caller, RetryPolicy
 from turnout.gateway.guards import CircuitBreakers, RateLimiter, RpmLimiter
 from turnout.gateway.keys import ProviderKeys
@@ -38,6 +40,7 @@ from turnout.records.spend import SpendQueries
 from turnout.records.writer import RecordWriter
 from turnout.routing.admin import RoutingAdmin
 from turnout.routing.classifier import TaskClassifier
+from turnout.routing.deployments import DeploymentLoad
 from turnout.routing.experience import ExperienceStore
 from turnout.routing.router import Router, RouterConfig
 from turnout.routing.service import RoutingService
@@ -68,6 +71,7 @@ class Container:
     snapshots: SnapshotStore
     providers: ProviderService
     models: ModelService
+    deployment_groups: GroupService
     sync: SyncService
     agents: AgentService
     agent_models: AgentModelService
@@ -148,8 +152,9 @@ class Container:
             ),
         )
         classifier = TaskClassifier.if_available() if settings.task_classifier == "auto" else None
+        load = DeploymentLoad()  # deployment-group members' load: failover feeds it, routing reads it
         routing = RoutingService(
-            router, breakers, default_model=settings.default_model, classifier=classifier
+            router, breakers, default_model=settings.default_model, classifier=classifier, load=load
         )
         seed = RecordSeed(sessions)
         ledger: Ledger = (
@@ -184,6 +189,7 @@ class Container:
             ),
             timeouts,
             on_outcome=lambda model_id, ok, latency_ms: experience.record_outcome(model_id, ok, latency_ms),
+            load=load,
         )
         return cls(
             settings=settings,
@@ -195,6 +201,7 @@ class Container:
             snapshots=snapshots,
             providers=providers,
             models=ModelService(sessions, on_change=snapshots.refresh),
+            deployment_groups=GroupService(sessions, snapshots),
             sync=SyncService(
                 sessions,
                 providers,
@@ -216,6 +223,10 @@ class Container:
                 recent_decisions,
                 store_text=settings.store_message_text,
                 spend=spend,
+                cache=ResponseCache(
+                    RedisAnswers(redis, settings.redis_prefix) if redis else DatabaseAnswers(sessions),
+                    memory_bytes=int(settings.response_cache_memory_mb * 1024 * 1024),
+                ),
             ),
             experience=experience,
             routing=routing,
@@ -261,6 +272,8 @@ class Container:
             await self.feedback.stop()  # then ratings are copied onto their stored messages
             await self.feedback_sync.stop()
             self.started = False
+        if self.gateway.cache is not None:
+            await self.gateway.cache.aclose()  # cached answers in flight to their store
         await self.checkpoints.stop()  # after the last writes (or a start that failed half-way)
         await self.timeouts.stop()
         await self.http.close()

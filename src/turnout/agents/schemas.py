@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from turnout.domain.policies import CacheSettings
 from turnout.jsontypes import JsonObject
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
@@ -19,6 +20,9 @@ class AgentCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     capsule: JsonObject = Field(default_factory=dict)
     default_policy: str | None = Field(default=None, max_length=50)
+    response_cache: CacheSettings | None = Field(
+        default=None, description="cache this agent's answers (wins over its policy's cache setting)"
+    )
 
 
 class AgentUpdate(BaseModel):
@@ -27,6 +31,9 @@ class AgentUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     capsule: JsonObject | None = None
     default_policy: str | None = Field(default=None, max_length=50)
+    response_cache: CacheSettings | None = Field(
+        default=None, description="replaces the agent's cache setting; null: its policy's applies"
+    )
     is_active: bool | None = Field(
         default=None, description="false: the agent is refused everywhere until set true again"
     )
@@ -45,6 +52,7 @@ class AgentOut(BaseModel):
     name: str
     capsule: dict[str, Any]
     default_policy: str | None
+    response_cache: CacheSettings | None = None
     is_active: bool
     created_by: str | None
     created_at: datetime

@@ -15,6 +15,7 @@ from turnout.agents.schemas import AgentCreate, AgentList, AgentOut, AgentUpdate
 from turnout.auth.api_keys import issue_key
 from turnout.auth.principal import Principal
 from turnout.domain.capsule import check_allowed_models
+from turnout.domain.policies import stored_cache_rule
 from turnout.domain.snapshot import AgentEntry, KeyEntry, SnapshotStore
 from turnout.errors import Conflict, NotFound
 from turnout.store.agents import Agent, ApiKey
@@ -37,6 +38,7 @@ class AgentService:
             name=body.name,
             capsule=body.capsule,
             default_policy=body.default_policy,
+            response_cache=body.response_cache.model_dump() if body.response_cache is not None else None,
             is_active=True,
             created_by=principal.subject,
         )
@@ -69,16 +71,17 @@ class AgentService:
             return _agent_out(await self.load(session, agent_id, principal))
 
     async def update(self, agent_id: str, body: AgentUpdate, principal: Principal) -> AgentOut:
-        """Rename, change the capsule (``allowed_models``, per role), the default policy, or
-        ``is_active``: a deactivated agent is refused everywhere (its keys, a JWT naming it) until
-        it is activated again; its keys stay valid for that moment."""
+        """Rename, change the capsule (``allowed_models``, per role), the default policy, the
+        response cache setting (null clears either), or ``is_active``: a deactivated agent is
+        refused everywhere (its keys, a JWT naming it) until it is activated again; its keys stay
+        valid for that moment."""
         changes = body.model_dump(exclude_unset=True)
         if changes.get("capsule") is not None:
             check_allowed_models(changes["capsule"])
         async with self._sessions.begin() as session:
             agent = await self.load(session, agent_id, principal)
             for field, value in changes.items():
-                if value is not None or field == "default_policy":
+                if value is not None or field in ("default_policy", "response_cache"):
                     setattr(agent, field, value)
         self._snapshots.put_agent(_agent_entry(agent))
         return _agent_out(agent)
@@ -178,7 +181,13 @@ def _duplicate(agent_id: str, *, deleted: bool) -> Conflict:
 
 def _agent_entry(agent: Agent) -> AgentEntry:
     return AgentEntry(
-        agent.id, agent.tenant_id, agent.name, agent.capsule or {}, agent.is_active, agent.default_policy
+        agent.id,
+        agent.tenant_id,
+        agent.name,
+        agent.capsule or {},
+        agent.is_active,
+        agent.default_policy,
+        stored_cache_rule(agent.response_cache),
     )
 
 
@@ -195,6 +204,7 @@ def _agent_out(agent: Agent) -> AgentOut:
         name=agent.name,
         capsule=agent.capsule or {},
         default_policy=agent.default_policy,
+        response_cache=agent.response_cache,
         is_active=agent.is_active,
         created_by=agent.created_by,
         created_at=agent.created_at,

@@ -378,6 +378,7 @@ _ANSWER_HEADERS = {
         ("x-turnout-provider", "its provider"),
         ("x-turnout-message-id", "the record of this call (for feedback)"),
         ("x-turnout-cost-usd", "cost, when known before the headers (non-streaming)"),
+        ("x-turnout-cache", "`hit`: answered from the response cache (cost 0); `miss`: kept for the next"),
     )
 }
 _ERROR_STATUSES = {

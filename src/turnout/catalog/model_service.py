@@ -25,6 +25,7 @@ from turnout.catalog.schemas import (
 from turnout.errors import Conflict, InvalidRequest, NotFound
 from turnout.modelinfo.discovered import capability_mask
 from turnout.modelinfo.tiers import cost_tier_for
+from turnout.store.groups import DeploymentGroup
 from turnout.store.models import Model, Provider, utcnow
 
 
@@ -230,6 +231,8 @@ async def _check_alias_free(session: AsyncSession, alias: str, model_id: str) ->
     )
     if taken is not None:
         raise _alias_taken(alias, taken)
+    if await session.get(DeploymentGroup, alias) is not None:
+        raise Conflict(f"alias '{alias}' is a deployment group's name", param="alias", code="duplicate_alias")
 
 
 @asynccontextmanager

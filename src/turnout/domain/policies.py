@@ -1,12 +1,13 @@
 """Routing policies (normal, deep_research, code, ops, ...): their settings, the view the snapshot
-holds of each, and the default task -> policy map."""
+holds of each, and the default task -> policy map. Also the response cache's setting, which a
+policy and an agent both carry (the agent's wins)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from turnout.translate.types import ChatRequest
 
@@ -21,6 +22,48 @@ DEFAULT_TASK_POLICIES: dict[str, str] = {
     "translation": "ops",
     "general": "normal",
 }
+
+
+MAX_CACHE_TTL_S = 30 * 24 * 3600
+
+
+class CacheSettings(BaseModel):
+    """The exact-match response cache of an agent or a policy: answers kept ``ttl_s`` seconds.
+    Sampled requests (``temperature`` above 0, or absent: OpenAI's default is 1) vary by design,
+    so they are cached only with ``include_sampled``. ``enabled: false`` on an agent turns off
+    a policy's cache for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, strict=True)
+    ttl_s: int = Field(default=300, ge=1, le=MAX_CACHE_TTL_S, strict=True, description="seconds kept")
+    include_sampled: bool = Field(
+        default=False, strict=True, description="also cache requests with temperature > 0 (or unset)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRule:
+    """What the data plane reads of a ``CacheSettings`` (``enabled`` false: do not cache)."""
+
+    ttl_s: int
+    include_sampled: bool
+    enabled: bool = True
+
+
+def cache_rule(settings: CacheSettings | None) -> CacheRule | None:
+    return None if settings is None else CacheRule(settings.ttl_s, settings.include_sampled, settings.enabled)
+
+
+def stored_cache_rule(raw: dict[str, Any] | None) -> CacheRule | None:
+    """An agent's stored ``response_cache`` as a rule; a value that no longer validates caches
+    nothing rather than failing the snapshot it is read into."""
+    if raw is None:
+        return None
+    try:
+        return cache_rule(CacheSettings.model_validate(raw))
+    except ValidationError:
+        return CacheRule(1, False, enabled=False)
 
 
 class PolicyModel(BaseModel):
@@ -40,6 +83,9 @@ class PolicyBody(BaseModel):
     max_cost_per_task: float | None = Field(default=None, ge=0, le=10_000)
     max_tokens: int | None = Field(default=None, ge=1, le=10_000_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    cache: CacheSettings | None = Field(
+        default=None, description="cache the answers of calls this policy routes (an agent's own wins)"
+    )
     is_active: bool = True
 
 
@@ -60,6 +106,7 @@ class PolicyView:
     max_cost_per_task: float | None
     max_tokens: int | None
     temperature: float | None
+    cache: CacheRule | None = None  # None: not cached (unless the agent says otherwise)
 
 
 def view_of(name: str, config: dict[str, Any]) -> PolicyView:
@@ -70,6 +117,7 @@ def view_of(name: str, config: dict[str, Any]) -> PolicyView:
         max_cost_per_task=body.max_cost_per_task,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
+        cache=cache_rule(body.cache) if body.cache is not None and body.cache.enabled else None,
     )
 
 

@@ -24,10 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.cluster.bus import RESYNC_TYPE, Event
 from turnout.domain.budgets import BudgetView, LimitView
-from turnout.domain.policies import DEFAULT_TASK_POLICIES, PolicyView, view_of
+from turnout.domain.groups import GroupEntry, load_groups, snapshot_parts
+from turnout.domain.policies import (
+    DEFAULT_TASK_POLICIES,
+    CacheRule,
+    PolicyView,
+    stored_cache_rule,
+    view_of,
+)
 from turnout.domain.task_maps import TaskMaps
 from turnout.errors import Forbidden, NotFound
 from turnout.store.agents import Agent, ApiKey
+from turnout.store.groups import DeploymentGroup
 from turnout.store.models import Model, Provider
 from turnout.store.routing import AgentModelConfig, RoutingPolicy, SettingEntry
 from turnout.store.spend import Budget, RateLimit
@@ -102,6 +110,7 @@ class AgentEntry:
     capsule: dict[str, Any]
     is_active: bool
     default_policy: str | None = None
+    response_cache: CacheRule | None = None  # None: the policy's cache setting applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,8 @@ class Snapshot:
     shared_experience: frozenset[str] = frozenset()  # tenants that opted in to pooling their ratings
     budgets: dict[tuple[str, str], tuple[BudgetView, ...]] = field(default_factory=dict)  # (scope, id) ->
     limits: dict[tuple[str, str, str], LimitView] = field(default_factory=dict)  # (tenant, scope, id) ->
+    groups: dict[str, GroupEntry] = field(default_factory=dict)  # deployment groups by name
+    group_members: frozenset[str] = frozenset()  # catalog ids in any group: failover tracks their health
 
     def resolve_model(self, name: str) -> ModelEntry | None:
         """A catalog id, or an alias: an admin-set one first, else a provider's own model id (the
@@ -302,7 +313,7 @@ async def _probe(session: AsyncSession) -> tuple[Any, ...]:
     values: list[Any] = []
     stamps = (Provider.updated_at, Model.updated_at, Agent.updated_at, ApiKey.created_at)
     more = (AgentModelConfig.enabled_at, RoutingPolicy.updated_at, SettingEntry.updated_at, Budget.updated_at)
-    for stamp in (*stamps, *more, RateLimit.updated_at):
+    for stamp in (*stamps, *more, RateLimit.updated_at, DeploymentGroup.updated_at):
         row = (await session.execute(select(func.count(), func.max(stamp)))).one()
         values.extend(row)
     revoked = await session.scalar(select(func.count()).where(ApiKey.revoked_at.is_not(None)))
@@ -340,7 +351,13 @@ async def _build(session: AsyncSession) -> Snapshot:
             )  # fmt: skip
     agents = {
         (a.tenant_id, a.id): AgentEntry(
-            a.id, a.tenant_id, a.name, a.capsule or {}, a.is_active, a.default_policy
+            a.id,
+            a.tenant_id,
+            a.name,
+            a.capsule or {},
+            a.is_active,
+            a.default_policy,
+            stored_cache_rule(a.response_cache),
         )
         for a in (await session.scalars(select(Agent).where(Agent.deleted_at.is_(None)))).all()
     }
@@ -393,6 +410,7 @@ async def _build(session: AsyncSession) -> Snapshot:
         shared,
         budgets,
         limits,
+        **snapshot_parts(await load_groups(session)),
     )
 
 

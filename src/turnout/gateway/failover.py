@@ -9,6 +9,7 @@ import errno
 import math
 import random
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from turnout.gateway.keys import ProviderKeys
 from turnout.providers.base import ChatAdapter, ProviderError, StreamDecoder, Target, UpstreamRequest
 from turnout.providers.credentials import Credentials
 from turnout.providers.registry import adapter_for
+from turnout.routing.deployments import DeploymentLoad
 from turnout.timeouts import Deadline, TimeoutWheel
 from turnout.translate.passthrough import NativeBody
 from turnout.translate.types import Chunk, WholeAnswer
@@ -60,7 +62,7 @@ class RetryPolicy:
         return backoff / 2 + random.uniform(0, backoff / 2)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Opened:
     """A successful upstream response whose body (or first stream chunk) has not been sent on yet.
 
@@ -78,6 +80,14 @@ class Opened:
     decoder: StreamDecoder | None = None
     first_items: list[Chunk] = field(default_factory=list)
     native: bool = False  # the client's own body was sent (pass-through): its answer goes back as is
+    done: Callable[[], object] | None = None  # ends a group member's stream in flight (see close)
+
+    def close(self) -> None:
+        """The stream ended (or broke, or its client left): close the upstream response, and a
+        group member's request is no longer in flight (were it never closed, when this is freed)."""
+        self.response.close()
+        if self.done is not None:
+            self.done()
 
 
 @dataclass(slots=True)
@@ -105,8 +115,10 @@ class Caller:
         policy: RetryPolicy,
         timeouts: TimeoutWheel,
         on_outcome: Callable[[str, bool, float], None] = lambda model_id, ok, latency_ms: None,
+        load: DeploymentLoad | None = None,
     ) -> None:
         self._on_outcome = on_outcome
+        self.load = load or DeploymentLoad()  # group members' requests in flight and latency
         self._timeouts = timeouts
         self._unbounded: tuple[aiohttp.ClientSession, aiohttp.ClientTimeout] | None = None
         self._session = session
@@ -128,9 +140,14 @@ class Caller:
         """Try each model in order; raise the most telling error when none answers.
 
         With ``parse`` the call is whole-body: the answer is read and parsed here, so a malformed
-        one fails over like an error. Without it the call streams."""
+        one fails over like an error. Without it the call streams.
+
+        A deployment-group member (``snapshot.group_members``) is tracked (requests in flight,
+        latency) and not retried while the plan has another model to try: failover moves on at
+        once, and a provider fault cools it down at once (``CircuitBreakers.failure(trip=True)``)."""
         last_error: TurnoutError | None = None
         rate_limited_for: float | None = None
+        members = snapshot.group_members
         for index, model in enumerate(plan):
             provider = snapshot.providers[model.provider_id]
             rpm = provider.rate_limit_rpm
@@ -167,8 +184,11 @@ class Caller:
             except BaseException:
                 self.breakers.release(model.id, tenant_id)
                 raise
+            member = bool(members) and model.id in members
             try:
-                opened = await self._try_model(model, target, adapter, request, trace, tenant_id, parse)
+                opened = await self._try_model(
+                    model, target, adapter, request, trace, tenant_id, parse, member, index + 1 < len(plan)
+                )
             except ProviderError as exc:
                 last_error = exc
                 if exc.status_code in CLIENT_ERRORS:
@@ -222,9 +242,17 @@ class Caller:
         trace: FailoverTrace,
         tenant_id: str | None,
         parse: Parse | None,
+        member: bool = False,
+        more: bool = False,
     ) -> Opened:
-        """Attempts on one model, retried with backoff; its breaker hears one outcome per request."""
+        """Attempts on one model, retried with backoff; its breaker hears one outcome per request.
+
+        A group ``member`` with ``more`` models after it in the plan is tried once: the next
+        deployment of the same model is as good as a retry, and does not wait out a backoff."""
         verdict = False  # whether the breaker heard this request's outcome (else its probe is released)
+        held = member  # whether this attempt holds a request in flight on the member
+        if member:
+            self.load.begin(model.id)
         try:
             retry = 0
             trace.last = model
@@ -241,7 +269,7 @@ class Caller:
                     retry += 1
                     delay = (
                         self.policy.delay(retry, error.retry_after_s)
-                        if error.retryable and retry <= self.policy.max_retries
+                        if error.retryable and retry <= self.policy.max_retries and not (member and more)
                         else None
                     )
                     log.warning(
@@ -257,16 +285,25 @@ class Caller:
                     )
                     if delay is None:
                         if fault in (Fault.PROVIDER, Fault.REQUEST):
-                            self.breakers.failure(model.id, tenant_id, shared=fault is Fault.PROVIDER)
+                            shared = fault is Fault.PROVIDER
+                            self.breakers.failure(model.id, tenant_id, shared=shared, trip=member and shared)
                             verdict = True
                         raise error from None
                     await asyncio.sleep(delay)
                     continue
                 self.breakers.success(model.id, tenant_id)
                 verdict = True
-                self._on_outcome(model.id, True, (time.perf_counter() - started) * 1000)
+                latency_ms = (time.perf_counter() - started) * 1000
+                self._on_outcome(model.id, True, latency_ms)
+                if member:
+                    self.load.observe(model.id, latency_ms)
+                    if parse is None:  # a stream stays in flight until it is closed
+                        opened.done = weakref.finalize(opened, self.load.end, model.id)
+                        held = False
                 return opened
         finally:
+            if held:
+                self.load.end(model.id)
             if not verdict:
                 self.breakers.release(model.id, tenant_id)
 

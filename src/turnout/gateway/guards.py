@@ -77,6 +77,11 @@ class CircuitBreakers:
     out of time) opens it only for the caller's tenant, so no tenant can take a model away from the
     others. Callers pass ``tenant_id``; without it only the model's own breaker is consulted.
 
+    A deployment-group member's breaker opens at the first failure of its provider (``trip``): the
+    group has other members to send traffic to, so it is cooled down at once rather than after
+    ``threshold`` failed requests. After the cooldown routing sends it the next request first
+    (``probe_due``), whose outcome closes or re-opens it.
+
     Every opening and closing is handed to ``publish`` (other replicas apply it in ``on_event``)."""
 
     threshold: int = 5
@@ -128,6 +133,17 @@ class CircuitBreakers:
         """True while the model is being skipped for this caller (no side effect)."""
         return self._is_open(model_id) or (tenant_id is not None and self._is_open((model_id, tenant_id)))
 
+    def probe_due(self, model_id: str, tenant_id: str | None = None) -> bool:
+        """True when the model was open, its cooldown is over and no probe is in flight: the next
+        request to it is the probe (no side effect)."""
+        if self.is_open(model_id, tenant_id):
+            return False
+        state = self._state.get(model_id)
+        if state is not None and state.opened_at is not None:
+            return True
+        scoped = self._state.get((model_id, tenant_id)) if tenant_id is not None else None
+        return scoped is not None and scoped.opened_at is not None
+
     def retry_after_s(self, model_id: str, tenant_id: str | None = None) -> float:
         """Seconds until the model may be probed again for this caller (0 when it may be now)."""
         now: float = self.clock()
@@ -146,9 +162,12 @@ class CircuitBreakers:
                 log.info("breaker.closed", **_scope(key))
                 self._announce(key, False)
 
-    def failure(self, model_id: str, tenant_id: str | None = None, *, shared: bool = True) -> None:
+    def failure(
+        self, model_id: str, tenant_id: str | None = None, *, shared: bool = True, trip: bool = False
+    ) -> None:
         """One failed request: ``shared`` for a failure of the provider itself, otherwise one the
-        request may have caused (counted for its tenant only; the model's own probe is released)."""
+        request may have caused (counted for its tenant only; the model's own probe is released).
+        ``trip`` opens the breaker now, whatever the count (a group member's provider fault)."""
         key: BreakerKey = model_id if shared or tenant_id is None else (model_id, tenant_id)
         if key != model_id:
             self._release(model_id)
@@ -156,13 +175,14 @@ class CircuitBreakers:
             self._release((model_id, tenant_id))
         state = self._state.setdefault(key, _Breaker())
         state.failures += 1
-        if state.probing or state.failures >= self.threshold:
+        if state.probing or state.failures >= self.threshold or trip:
             log.warning(
                 "breaker.opened",
                 **_scope(key),
                 failures=state.failures,
                 cooldown_s=self.cooldown_s,
                 after_probe=state.probing,
+                tripped=trip,
             )
             state.opened_at = self.clock()
             state.probing = False

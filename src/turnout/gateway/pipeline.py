@@ -1,9 +1,11 @@
-"""The data-plane pipeline: route -> call (failover) -> answer -> record, for any client dialect.
+"""The data-plane pipeline: route -> (cache) -> call (failover) -> answer -> record, for any client
+dialect.
 
 ``api/`` authenticates and parses a request into a ``ChatCall``; this module calls the steps in
 order and returns a domain result (``gateway.results``) that ``api/`` renders in the caller's
 dialect. Every answer that reaches the record step, errors included, carries its record's journal
-write to await before its last byte (``RecordSink.submit``'s future).
+write to await before its last byte (``RecordSink.submit``'s future). A call the response cache
+applies to (``gateway.cache``) is looked up after routing; a hit calls nothing and reserves nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +24,21 @@ import structlog
 from turnout.auth.principal import Principal
 from turnout.domain.policies import apply_policy_defaults
 from turnout.domain.requests import ChatCall
-from turnout.domain.snapshot import Snapshot, SnapshotStore
+from turnout.domain.snapshot import ModelEntry, Snapshot, SnapshotStore
 from turnout.errors import TurnoutError
 from turnout.feedback.recent import RecentDecisions, RecentMessages
+from turnout.gateway.cache import (
+    HIT,
+    MISS,
+    STORABLE,
+    CachedAnswer,
+    ResponseCache,
+    Storing,
+    StreamAssembler,
+    completion_chunks,
+    rule_for,
+    storing_for,
+)
 from turnout.gateway.failover import CLIENT_ERRORS, Caller, FailoverTrace, Opened
 from turnout.gateway.records import CallRecord, RecordSink, tool_names
 from turnout.gateway.results import Answer, Failed, StreamBroken, Streamed, TokenCount
@@ -54,6 +68,7 @@ class Gateway:
         *,
         store_text: bool,
         spend: SpendGuard | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.snapshots = snapshots
         self.caller = caller
@@ -63,6 +78,7 @@ class Gateway:
         self.decisions = decisions
         self.store_text = store_text
         self.spend = spend
+        self.cache = cache
 
     async def chat(
         self, principal: Principal, call: ChatCall, dialect: str, endpoint: str = "chat"
@@ -73,6 +89,14 @@ class Gateway:
             snapshot = self.snapshots.current
             routed = self._route(snapshot, principal, call, record)
             plan = routed.plan
+            storing: Storing | None = None
+            rule = rule_for(snapshot, principal.tenant_id, routed.agent_id, record.policy)
+            if rule is not None and self.cache is not None:  # opted in: look it up (a hit calls nothing)
+                storing = storing_for(principal.tenant_id, call, rule)
+                cached = await self.cache.get(storing) if storing is not None else None
+                hit = snapshot.models.get(cached.model_id) if cached is not None else None
+                if cached is not None and hit is not None:
+                    return self._hit(record, cached, hit)
             if self.spend is not None and self.spend.covers(snapshot):  # reserve, or refuse
                 record.hold = await self.spend.reserve(
                     snapshot, principal, call, plan, routed.agent_id, record.policy, record.message_id
@@ -94,11 +118,14 @@ class Gateway:
             record.fallback_used = opened.fallback_used
             if call.stream:
                 streamed = Streamed(opened.model, record.message_id, extra_headers=_rate_headers(record))
+                if storing is not None:  # kept once it ran to its end
+                    storing.assembler = StreamAssembler()
+                    streamed.extra_headers += MISS
                 if opened.native and call.native is not None:
                     relay = call.native.format.relay(opened.model.public_name)
-                    streamed.passthrough = self._relay(opened, record, relay)
+                    streamed.passthrough = self._relay(opened, record, relay, storing)
                 else:
-                    streamed.batches = self._stream(opened, record, streamed)
+                    streamed.batches = self._stream(opened, record, streamed, storing)
                 return streamed
             completion = cast(Completion, opened.result or {})  # what _parse_chat returned
         except TurnoutError as exc:
@@ -114,6 +141,21 @@ class Gateway:
             answered = answer_chars(completion.get("choices"))
             completion["usage"] = record.usage = cast(Usage, estimated_usage(call.body, answered))
             record.usage_estimated = True
+        row, durable = self._answered(record, completion)  # api/ renders while the journal writes
+        cost = _as_float(row.get("cost_usd"))
+        extra = _rate_headers(record)
+        if storing is not None and self.cache is not None and record.finish_reason in STORABLE:
+            self.cache.put(storing, opened.model.id, completion)
+            extra += MISS
+        raw = None
+        if opened.native and call.native is not None:  # passed through: back as the provider wrote it
+            raw = call.native.format.answer(opened.first_chunk, opened.model.public_name)
+        return Answer(completion, opened.model, record.message_id, cost, durable, extra, raw)
+
+    def _answered(
+        self, record: CallRecord, completion: Completion
+    ) -> tuple[dict[str, Any], Awaitable[None] | None]:
+        """Record a whole answer: its row, and the journal write to await before its last byte."""
         choice = (completion.get("choices") or [{}])[0]
         record.finish_reason = choice.get("finish_reason")
         record.tools_used = tool_names(choice.get("message"))
@@ -122,12 +164,21 @@ class Gateway:
             record.content = content if isinstance(content, str) else None
         row = record.finish(status="ok", http_status=200, store_text=self.store_text)
         self._remember(record)
-        durable = self._submit(row, record)  # api/ renders the answer while the journal writes its record
-        cost = _as_float(row.get("cost_usd"))
-        raw = None
-        if opened.native and call.native is not None:  # passed through: back as the provider wrote it
-            raw = call.native.format.answer(opened.first_chunk, opened.model.public_name)
-        return Answer(completion, opened.model, record.message_id, cost, durable, _rate_headers(record), raw)
+        return row, self._submit(row, record)
+
+    def _hit(self, record: CallRecord, cached: CachedAnswer, model: ModelEntry) -> Answer | Streamed:
+        """A call answered from the cache: recorded as a hit of ``model`` (which answered it first),
+        at no cost, whole or as the stream the client asked for."""
+        completion = cached.completion()
+        record.model, record.attempts, record.cache_hit = model, 0, True
+        record.mark_first_token()
+        record.usage = completion.get("usage")
+        _, durable = self._answered(record, completion)
+        if not record.call.stream:
+            return Answer(completion, model, record.message_id, 0.0, durable, list(HIT))
+        streamed = Streamed(model, record.message_id, extra_headers=list(HIT))
+        streamed.batches = _replayed(completion, durable, streamed)
+        return streamed
 
     async def count_tokens(self, principal: Principal, call: ChatCall) -> TokenCount:
         """The prompt's input tokens for the model a chat call would be routed to: the provider's
@@ -198,17 +249,20 @@ class Gateway:
         return Answer(result, opened.model, record.message_id, cost, durable, _rate_headers(record))
 
     async def _stream(
-        self, opened: Opened, record: CallRecord, streamed: Streamed
+        self, opened: Opened, record: CallRecord, streamed: Streamed, storing: Storing | None = None
     ) -> AsyncGenerator[list[Chunk], None]:
         """The canonical chunks of each upstream read. The last batch comes once the record is
         journaled, with ``streamed.usage`` set, so the stream's last bytes follow its record."""
         decoder = opened.decoder
         assert decoder is not None, "a stream is opened with its decoder"
         message: dict[str, Any] = {"content": [], "tool_calls": [], "chars": 0}
+        keep = storing.assembler if storing is not None else None
         try:
             if opened.first_items:  # decoded by failover, which checked them
                 for item in opened.first_items:
                     _observe(record, item, message)
+                if keep is not None:
+                    keep.feed(opened.first_items)
                 record.mark_first_token()
                 yield opened.first_items
             async for chunk in opened.response.content.iter_any():
@@ -216,11 +270,15 @@ class Gateway:
                 if items:
                     for item in items:
                         _observe(record, item, message)
+                    if keep is not None:
+                        keep.feed(items)
                     record.mark_first_token()
                     yield items
             tail = decoder.finish()
             for item in tail:
                 _observe(record, item, message)
+            if keep is not None:
+                keep.feed(tail)
             broken: StreamBroken | None = None
         except (ProviderError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             broken = _broken(exc)
@@ -228,15 +286,15 @@ class Gateway:
             self._finish_stream(record, message, "cancelled", "client disconnected")
             raise
         finally:
-            opened.response.close()
-        await self._stream_ended(record, message, broken)
+            opened.close()  # a group member's stream is no longer in flight
+        await self._stream_ended(record, message, broken, storing)
         if broken is not None:
             raise broken
         streamed.usage, streamed.finished = record.usage, True
         yield tail
 
     async def _relay(
-        self, opened: Opened, record: CallRecord, relay: StreamRelay
+        self, opened: Opened, record: CallRecord, relay: StreamRelay, storing: Storing | None = None
     ) -> AsyncGenerator[bytes, None]:
         """A passed-through stream: each upstream read goes on as it arrives (through ``relay``,
         which renames the model) and is decoded for the record on the way. The read that ends the
@@ -245,25 +303,34 @@ class Gateway:
         assert decoder is not None, "a stream is opened with its decoder"
         message: dict[str, Any] = {"content": [], "tool_calls": [], "chars": 0}
         held = b""
+        keep = storing.assembler if storing is not None else None
         try:
             for item in opened.first_items:  # decoded by failover, which checked them
                 _observe(record, item, message)
+            if keep is not None:
+                keep.feed(opened.first_items)
             record.mark_first_token()
             if getattr(decoder, "done", False):
                 held = opened.first_chunk
             else:
                 yield relay.feed(opened.first_chunk)
             async for chunk in opened.response.content.iter_any():
-                for item in decoder.feed(chunk):
+                items = decoder.feed(chunk)
+                for item in items:
                     _observe(record, item, message)
+                if keep is not None:
+                    keep.feed(items)
                 if getattr(decoder, "done", False):
                     held += chunk
                     continue
                 out = relay.feed(chunk)
                 if out:
                     yield out
-            for item in decoder.finish():
+            tail = decoder.finish()
+            for item in tail:
                 _observe(record, item, message)
+            if keep is not None:
+                keep.feed(tail)
             broken: StreamBroken | None = None
         except (ProviderError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             broken = _broken(exc)
@@ -271,23 +338,36 @@ class Gateway:
             self._finish_stream(record, message, "cancelled", "client disconnected")
             raise
         finally:
-            opened.response.close()
-        await self._stream_ended(record, message, broken)
+            opened.close()  # a group member's stream is no longer in flight
+        await self._stream_ended(record, message, broken, storing)
         yield relay.feed(held) if broken is None else relay.error(broken.message, broken.error_type)
 
     async def _stream_ended(
-        self, record: CallRecord, message: dict[str, Any], broken: StreamBroken | None
+        self,
+        record: CallRecord,
+        message: dict[str, Any],
+        broken: StreamBroken | None,
+        storing: Storing | None = None,
     ) -> None:
-        """Record a stream that ran to its end (or broke); return once the record is journaled, so
-        that the stream's last bytes follow it."""
+        """Record a stream that ran to its end (or broke), and cache it when it is whole; return once
+        the record is journaled, so that the stream's last bytes follow it."""
         if broken is None and not record.usage:  # llama.cpp omits it even when asked: estimate it
             record.usage = estimated_usage(record.call.body, message["chars"])
             record.usage_estimated = True
+        if broken is None and storing is not None:
+            self._keep_stream(record, storing)
         durable = self._finish_stream(
             record, message, "ok" if broken is None else "error", None if broken is None else broken.message
         )
         if durable is not None:
             await durable
+
+    def _keep_stream(self, record: CallRecord, storing: Storing) -> None:
+        """Cache a stream that ran to a storable end, as the whole answer its chunks make up."""
+        finish, model, keep = record.finish_reason, record.model, storing.assembler
+        if self.cache is None or keep is None or model is None or finish is None or finish not in STORABLE:
+            return
+        self.cache.put(storing, model.id, keep.completion(model.id, finish, record.usage))
 
     def _route(self, snapshot: Snapshot, principal: Principal, call: ChatCall, record: CallRecord) -> Routed:
         """Detect the task and rank the candidates; the decision is kept with the record."""
@@ -358,6 +438,17 @@ def _broken(exc: BaseException) -> StreamBroken:
     if isinstance(exc, ProviderError):
         return StreamBroken(exc.message, exc.error_type)
     return StreamBroken(f"upstream stream broke: {type(exc).__name__}")
+
+
+async def _replayed(
+    completion: Completion, durable: Awaitable[None] | None, streamed: Streamed
+) -> AsyncGenerator[list[Chunk], None]:
+    """A cached answer as a stream: its chunks, then (once its record is journaled) the end."""
+    yield completion_chunks(completion)
+    if durable is not None:
+        await durable
+    streamed.usage, streamed.finished = completion.get("usage"), True
+    yield []
 
 
 def _input_tokens(raw: bytes | None) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 import orjson
@@ -15,6 +16,8 @@ from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import ModelEntry
 from turnout.spend.guard import Held
 from turnout.store.models import utcnow
+
+ZERO = Decimal(0)
 
 
 class RecordSink(Protocol):
@@ -48,6 +51,7 @@ class CallRecord:
     detected_tools: list[str] = field(default_factory=list)
     policy: str | None = None  # the routing policy that ranked the models (None: the caller named one)
     hold: Held | None = None  # what the call holds on budgets and rate limits until it is settled
+    cache_hit: bool = False  # answered from the response cache: no provider called, nothing to pay
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
@@ -60,7 +64,11 @@ class CallRecord:
         meta = self.call.metadata
         usage = self.usage or {}
         tokens = TokenCounts.of(usage)
-        cost = cost_of(self.model, tokens, usage_estimated=self.usage_estimated) if usage else None
+        cost = (
+            cost_of(self.model, tokens, usage_estimated=self.usage_estimated)
+            if usage and not self.cache_hit
+            else None
+        )
         return {
             "id": self.message_id,
             "conversation_id": meta.get("conversation_id"),
@@ -85,7 +93,7 @@ class CallRecord:
             "cached_tokens": tokens.cached if usage else None,
             "cache_write_tokens": tokens.cache_write if usage else None,
             "reasoning_tokens": tokens.reasoning if usage else None,
-            "cost_usd": cost and cost.usd,
+            "cost_usd": ZERO if self.cache_hit else cost and cost.usd,
             "cost_estimated": bool(cost and cost.estimated),
             "api_key_id": self.principal.key_id,
             "policy": self.policy,
@@ -94,6 +102,7 @@ class CallRecord:
             "tools_used": list(dict.fromkeys([*self.detected_tools, *self.tools_used])),
             "attempts": self.attempts,
             "fallback_used": self.fallback_used,
+            "cache_hit": self.cache_hit,
             "prompt": _prompt_text(self.call.body) if store_text else None,
             "content": self.content if store_text else None,
             "metadata_": _metadata(meta, self.decision),

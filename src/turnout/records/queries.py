@@ -64,6 +64,7 @@ class MessageSummary(BaseModel):
     policy: str | None = Field(default=None, description="the routing policy that chose the model")
     attempts: int
     fallback_used: bool
+    cache_hit: bool = Field(default=False, description="answered from the response cache (cost 0)")
     rating: float | None
 
 

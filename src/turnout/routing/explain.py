@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from turnout.routing.service import Routed
+from turnout.routing.types import GroupRoute
 
 MAX_FILTERED = 100
 MAX_RANKED = 20
@@ -14,7 +15,7 @@ def decision_dict(routed: Routed) -> dict[str, Any]:
     """A compact, JSON-safe record of one routing decision (stored with the message)."""
     d = routed.decision
     det = routed.detection
-    return {
+    out = {
         "task_type": det.task_type,
         "detection": {
             "source": det.source,
@@ -46,6 +47,29 @@ def decision_dict(routed: Routed) -> dict[str, Any]:
         ],
         "plan": [m.id for m in routed.plan],
         "chosen": routed.plan[0].id if routed.plan else None,
+    }
+    if routed.group is not None:  # only requests that named a group carry these keys
+        out.update(group_dict(routed.group))
+    return out
+
+
+def group_dict(group: GroupRoute) -> dict[str, Any]:
+    """The deployment group a request named: its strategy, the member routing picked (failover's
+    first try; the outcome's ``served_by`` names the one that answered) and every member's state."""
+    return {
+        "group": group.name,
+        "strategy": group.strategy,
+        "member": group.members[0].model_id if group.members else None,
+        "members": [
+            {
+                "model": m.model_id,
+                "weight": m.weight,
+                "in_flight": m.in_flight,
+                "latency_ms": _r(m.latency_ms),
+                "health": m.health,
+            }
+            for m in group.members
+        ],
     }
 
 

@@ -12,15 +12,24 @@ import structlog
 
 from turnout.auth.principal import Principal
 from turnout.domain.capsule import allowed_by_capsule
+from turnout.domain.groups import GroupEntry
 from turnout.domain.policies import DEFAULT_POLICY, PolicyView
 from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import ModelEntry, Snapshot
 from turnout.domain.task_maps import DEFAULT_MAPS
 from turnout.errors import Forbidden, InvalidRequest, NotFound
+from turnout.routing.deployments import DeploymentLoad, plan_group
 from turnout.routing.detection import TextClassifier, detect_task
 from turnout.routing.plan import build_plan
 from turnout.routing.router import CandidateSet, Router
-from turnout.routing.types import Candidate, Decision, RouteRequest, ScoredCandidate, TaskDetection
+from turnout.routing.types import (
+    Candidate,
+    Decision,
+    GroupRoute,
+    RouteRequest,
+    ScoredCandidate,
+    TaskDetection,
+)
 
 log = structlog.get_logger(__name__)
 MAX_PLAN = 5  # models tried in order by failover
@@ -29,10 +38,12 @@ CACHE_SIZE = 4096  # callers without an agent: the highest-priority usable model
 
 
 class BreakerView(Protocol):
-    """What routing reads of the circuit breakers (``gateway.limits.CircuitBreakers``): whether a
-    model is being skipped for a caller's tenant right now."""
+    """What routing reads of the circuit breakers (``gateway.guards.CircuitBreakers``): whether a
+    model is being skipped for a caller's tenant right now, or is due for its probe."""
 
     def is_open(self, model_id: str, tenant_id: str | None = None) -> bool: ...
+
+    def probe_due(self, model_id: str, tenant_id: str | None = None) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -44,6 +55,7 @@ class Routed:
     decision: Decision
     policy: str
     agent_id: str | None
+    group: GroupRoute | None = None  # the deployment group the caller named, if any
 
 
 class Restriction(Protocol):
@@ -64,8 +76,10 @@ class RoutingService:
         *,
         default_model: str | None = None,
         classifier: TextClassifier | None = None,
+        load: DeploymentLoad | None = None,
     ) -> None:
         self.router = router
+        self.load = load or DeploymentLoad()  # group members' load and latency, fed by failover
         self.classifier = classifier
         self._breakers = breakers
         self._default_model = default_model
@@ -95,6 +109,9 @@ class RoutingService:
         agent_id = self.agent_of(snapshot, principal, call)
         policy = self._policy(snapshot, detection.task_type, principal.tenant_id, agent_id)
         if call.model is not None:  # the caller named a model: no ranking, but the same checks
+            group = snapshot.groups.get(call.model)  # the only cost groups add to a named model
+            if group is not None:
+                return self._group(snapshot, principal, call, detection, policy, agent_id, group, model_type)
             plan = build_plan(snapshot, principal, call.model, call.fallbacks, model_type, agent_id)
             self._check_enabled(snapshot, principal.tenant_id, agent_id, plan)
             ranked = [_explicit(m) for m in plan]
@@ -232,12 +249,42 @@ class RoutingService:
             name = agent.default_policy if agent is not None else None
         return snapshot.policies.get(name or DEFAULT_POLICY)
 
+    def _group(
+        self,
+        snapshot: Snapshot,
+        principal: Principal,
+        call: ChatCall,
+        detection: TaskDetection,
+        policy: PolicyView | None,
+        agent_id: str | None,
+        group: GroupEntry,
+        model_type: str,
+    ) -> Routed:
+        """A deployment group named by the caller: its members in the strategy's order, then the
+        caller's fallbacks."""
+        chosen = plan_group(
+            snapshot, principal, agent_id, group, model_type, self._breakers, self.load, self._rng
+        )
+        extra = self._fallbacks(snapshot, principal, call, agent_id, model_type)
+        plan = chosen.members + [m for m in extra if m not in chosen.members]
+        ranked = [_member(m) for m in chosen.members]
+        decision = Decision(detection.task_type, ranked, chosen.filtered, chosen.reason)
+        name = policy.name if policy else DEFAULT_POLICY
+        return Routed(detection, plan, decision, name, agent_id, chosen.route)
+
     def named_plan(
         self, snapshot: Snapshot, principal: Principal, call: ChatCall, model_type: str
     ) -> tuple[list[ModelEntry], str | None]:
-        """The named model and its fallbacks, checked like chat's: catalog, capsule, the agent's
-        enabled models. Returns the plan and the agent the call is attributed to."""
+        """The named model (or group) and its fallbacks, checked like chat's: catalog, capsule, the
+        agent's enabled models. Returns the plan and the agent the call is attributed to."""
         agent_id = self.agent_of(snapshot, principal, call)
+        group = snapshot.groups.get(call.model or "")
+        if group is not None:
+            chosen = plan_group(
+                snapshot, principal, agent_id, group, model_type, self._breakers, self.load, self._rng
+            )
+            extra = self._fallbacks(snapshot, principal, call, agent_id, model_type)
+            return chosen.members + [m for m in extra if m not in chosen.members], agent_id
         plan = build_plan(snapshot, principal, call.model or "", call.fallbacks, model_type, agent_id)
         self._check_enabled(snapshot, principal.tenant_id, agent_id, plan)
         return plan, agent_id
@@ -258,11 +305,16 @@ class RoutingService:
                 )
 
     def _fallbacks(
-        self, snapshot: Snapshot, principal: Principal, call: ChatCall, agent_id: str | None
+        self,
+        snapshot: Snapshot,
+        principal: Principal,
+        call: ChatCall,
+        agent_id: str | None,
+        model_type: str = "chat",
     ) -> list[ModelEntry]:
         if not call.fallbacks:
             return []
-        plan = build_plan(snapshot, principal, call.fallbacks[0], call.fallbacks[1:], "chat", agent_id)
+        plan = build_plan(snapshot, principal, call.fallbacks[0], call.fallbacks[1:], model_type, agent_id)
         self._check_enabled(snapshot, principal.tenant_id, agent_id, plan)
         return plan
 
@@ -305,6 +357,10 @@ def _candidate(model: ModelEntry, override: int | None, policy: PolicyView | Non
 
 def _explicit(model: ModelEntry) -> ScoredCandidate:
     return ScoredCandidate(model.id, 1.0, 0.0, 0.0, None, 0.0, "explicit", None, None, 0.0)
+
+
+def _member(model: ModelEntry) -> ScoredCandidate:
+    return ScoredCandidate(model.id, 1.0, 0.0, 0.0, None, 0.0, "group", None, None, 0.0)
 
 
 def _explore_allowed(snapshot: Snapshot, tenant_id: str, agent_id: str | None) -> bool:

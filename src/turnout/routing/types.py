@@ -73,3 +73,23 @@ class Decision:
     filtered: list[tuple[str, str]] = field(default_factory=list)  # (model_id, reason)
     reason: str = ""
     explored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """One deployment-group member as routing saw it, for the decision log."""
+
+    model_id: str
+    weight: float
+    in_flight: int  # this process's requests to it
+    latency_ms: float | None  # its latency EWMA, None before the first measurement
+    health: str  # "up", "probe" (its cooldown is over: this request probes it), "down" (cooling down)
+
+
+@dataclass(slots=True)
+class GroupRoute:
+    """A request named a deployment group: the group, its strategy, its members in plan order."""
+
+    name: str
+    strategy: str
+    members: list[MemberState]

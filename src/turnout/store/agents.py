@@ -24,6 +24,8 @@ class Agent(Base):
     name: Mapped[str] = mapped_column(String(200))
     capsule: Mapped[dict[str, Any]] = mapped_column(default=dict)
     default_policy: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    # the response cache's setting (domain.policies.CacheSettings); None: the policy's applies
+    response_cache: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -49,7 +49,9 @@ class Message(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     task_type: Mapped[str | None] = mapped_column(String(50), nullable=True)
     tools_used: Mapped[list[str]] = mapped_column(default=list)
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)  # 0: answered from the response cache
+    # answered from the response cache (no provider called, cost 0; ``model`` answered it first)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False)
     prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     content: Mapped[str | None] = mapped_column(Text, nullable=True)
