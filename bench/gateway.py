@@ -6,8 +6,10 @@ shows what durable records cost (skip it with ``--skip-durability-cost``). A six
 spend control in Redis (a block budget and an rpm limit on the key, reserved and settled on every
 call), must keep >= 45% of the pass-through's requests/s and add <= 5 ms p99 (skip: ``--skip-redis``);
 the ledger's reserve round trip is reported alone (``bench/spend_reserve.py``). A seventh asks the
-same Turnout server the same question through the Responses API (``/v1/responses``, translated to
-chat): its CPU per request must stay within 115% of chat's (skip: ``--skip-responses``).
+same Turnout server the same question through the Responses API (``/v1/responses`` with
+``store: false``, passed through to the simulator's own Responses API): its CPU per request must
+stay within 115% of chat's (skip: ``--skip-responses``). A stored response (the API's default)
+also costs its database write, awaited before the answer so a follow-up can name it.
 
 One worker process each, all in front of the same simulator. Per target: requests/s at saturation
 (wrk, fixed connections), server CPU time per request (``/proc/<pid>/stat`` around that phase),

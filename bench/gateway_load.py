@@ -39,8 +39,8 @@ class Target:
 
     def body(self, stream: bool = False) -> bytes:
         data: dict[str, object] = {"model": self.model}
-        if self.api == "responses":
-            data |= {"input": PROMPT, "max_output_tokens": 64}
+        if self.api == "responses":  # store: false: the translation's cost, not the stored copy's
+            data |= {"input": PROMPT, "max_output_tokens": 64, "store": False}
         else:
             data |= {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 64}
         if stream:
