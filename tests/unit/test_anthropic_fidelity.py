@@ -5,6 +5,7 @@ tokens <-> thinking tokens)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -290,4 +291,6 @@ def test_anthropic_adapter_sends_a_native_body_with_the_clients_anthropic_header
 
     other = NativeBody(Other(), {}, None, {})  # type: ignore[arg-type]
     assert AnthropicAdapter().native_request(target, other, stream=False) is None
-    assert not hasattr(adapter_for("openai"), "native_request"), "OpenAI-compatible: translated"
+    openai_target = dataclasses.replace(target, provider_type="openai", api_base="https://api.test/v1")
+    translated = adapter_for("openai").native_request(openai_target, native, stream=False)  # type: ignore[attr-defined]
+    assert translated is None, "an Anthropic body to an OpenAI-compatible provider: translated"
