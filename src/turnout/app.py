@@ -23,6 +23,7 @@ from turnout.api import (
     routing,
     spend,
 )
+from turnout.api import metrics as metrics_api
 from turnout.api.body_guard import BodyGuard
 from turnout.api.body_size import BodySizeLimit
 from turnout.api.data_plane import PATTERNS as DATA_PLANE_PATTERNS
@@ -34,6 +35,7 @@ from turnout.api.ui import install_ui
 from turnout.config import Settings
 from turnout.container import Container
 from turnout.logs import configure_logging
+from turnout.metrics import multiprocess
 
 
 def create_app(
@@ -53,9 +55,14 @@ def create_app(
         await the_container.start()
         if on_started is not None:
             on_started()
+        port = None  # with several workers the `turnout serve` parent serves the metrics port
+        if the_container.metrics is not None and settings.metrics_port and not multiprocess():
+            port = metrics_api.serve_port(the_container.metrics, settings.metrics_host, settings.metrics_port)
         try:
             yield
         finally:
+            if port is not None:
+                port[0].shutdown()
             if owned:
                 await the_container.aclose()
 
@@ -82,6 +89,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(budgets.router)
     app.include_router(spend.router)
+    app.include_router(metrics_api.router)
     install_ui(app)
 
     @app.get("/healthz", tags=["ops"])

@@ -97,6 +97,19 @@ class Settings(BaseSettings):
     sync_timeout_s: float = 120.0
 
     store_message_text: bool = Field(default=False, description="keep prompt and answer text on records")
+    metrics: bool = Field(default=True, description="count calls for Prometheus (/metrics)")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token a scraper presents on the main port's /metrics (platform admins' "
+        "JWTs are accepted too)",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="also serve /metrics, without a token, on this port"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="the address metrics_port listens on")
+    metrics_key_labels: bool = Field(
+        default=False, description="label request and cost counters by API key (one series per key)"
+    )
     journal_dir: Path | None = Field(
         default=None, description="write-ahead journal of call records; default data_dir/journal"
     )

@@ -33,6 +33,7 @@ from turnout.gateway.failover import Caller, RetryPolicy
 from turnout.gateway.guards import CircuitBreakers, RateLimiter, RpmLimiter
 from turnout.gateway.keys import ProviderKeys
 from turnout.gateway.pipeline import Gateway
+from turnout.metrics import GatewayMetrics, ObservedSink
 from turnout.net.http import HttpClient
 from turnout.records.access_log import AccessLog
 from turnout.records.queries import MessageQueries
@@ -94,6 +95,7 @@ class Container:
     bus: ChangeBus
     redis: Redis | None
     responses: ResponseStore
+    metrics: GatewayMetrics | None
     started: bool = False
     verified_keys: dict[str, str] = field(default_factory=dict)
 
@@ -151,6 +153,7 @@ class Container:
                 size_exponent=settings.routing_size_exponent,
             ),
         )
+        metrics = GatewayMetrics(key_labels=settings.metrics_key_labels) if settings.metrics else None
         classifier = TaskClassifier.if_available() if settings.task_classifier == "auto" else None
         load = DeploymentLoad()  # deployment-group members' load: failover feeds it, routing reads it
         routing = RoutingService(
@@ -171,6 +174,9 @@ class Container:
         )
         bus.subscribe(spend.on_event)
         routing.restrict = spend.restriction
+        if metrics is not None:
+            routing.observe = metrics.on_routed
+            metrics.watch(breakers, records, spend, snapshots)
         recent_messages, recent_decisions = RecentMessages(), RecentDecisions()
         feedback_sync = FeedbackSync(sessions, experience, interval_s=settings.feedback_sync_interval_s)
         timeouts = TimeoutWheel()
@@ -217,7 +223,7 @@ class Container:
             gateway=Gateway(
                 snapshots,
                 caller,
-                records,
+                records if metrics is None else ObservedSink(records, metrics),
                 routing,
                 recent_messages,
                 recent_decisions,
@@ -243,6 +249,7 @@ class Container:
             bus=bus,
             redis=redis,
             responses=ResponseStore(sessions),
+            metrics=metrics,
         )
 
     async def start(self) -> None:
@@ -255,6 +262,8 @@ class Container:
         await self.snapshots.start()
         await self.feedback_sync.start()
         await self.feedback.start()
+        if self.metrics is not None:
+            self.metrics.start()
         classifier = self.routing.classifier
         if isinstance(classifier, TaskClassifier):
             await asyncio.to_thread(classifier.warm)
@@ -263,6 +272,8 @@ class Container:
     async def aclose(self) -> None:
         """Stop background work, flush records, close connections."""
         if self.started:
+            if self.metrics is not None:
+                await self.metrics.stop()
             await self.snapshots.stop()
             await self.bus.stop()
             await self.sync.wait_maintenance()

@@ -15,13 +15,19 @@ redacting pipeline of ``logs.py`` like everyone else's.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
+import shutil
 import socket
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 
 import structlog
 import uvicorn
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 from uvicorn.supervisors import Multiprocess
 
 from turnout.api.hot_path import HotPath
@@ -29,6 +35,7 @@ from turnout.app import create_app
 from turnout.config import Settings
 from turnout.http_protocol import PROTOCOL, connection_limit, raise_fd_limit
 from turnout.logs import configure_logging
+from turnout.metrics import MULTIPROC_ENV
 
 APP_FACTORY = "turnout.serving:create_served_app"
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
@@ -100,10 +107,37 @@ def serve(
     if config.workers > 1:
         sock = config.bind_socket()  # in this process, before the workers fork (exits if busy)
         bound_host, bound_port = sock.getsockname()[:2]
-        on_ready(host if bound_host in ("0.0.0.0", "::") else bound_host, bound_port)
-        Multiprocess(config, sockets=[sock]).run()
+        with shared_metrics(settings):
+            on_ready(host if bound_host in ("0.0.0.0", "::") else bound_host, bound_port)
+            Multiprocess(config, sockets=[sock]).run()
         return
     server = _AnnouncingServer(config, on_ready)
     server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+@contextlib.contextmanager
+def shared_metrics(settings: Settings) -> Iterator[None]:
+    """Several workers: their metrics go to a folder of this run's (unless one is given), which every
+    scrape sums; ``metrics_port`` is served here, by the parent, from that folder."""
+    if not settings.metrics:
+        yield
+        return
+    owned = None
+    if not os.environ.get(MULTIPROC_ENV):
+        owned = tempfile.mkdtemp(prefix="turnout-metrics-")
+        os.environ[MULTIPROC_ENV] = owned  # the workers, spawned after this, inherit it
+    server = None
+    if settings.metrics_port:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.shutdown()
+        if owned is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(owned, ignore_errors=True)

@@ -129,6 +129,10 @@ class CircuitBreakers:
             return True
         return self._allow(model_id)
 
+    def open_models(self) -> list[str]:
+        """The models skipped for everyone right now (tenant-scoped breakers aside)."""
+        return [key for key in self._state if isinstance(key, str) and self._is_open(key)]
+
     def is_open(self, model_id: str, tenant_id: str | None = None) -> bool:
         """True while the model is being skipped for this caller (no side effect)."""
         return self._is_open(model_id) or (tenant_id is not None and self._is_open((model_id, tenant_id)))

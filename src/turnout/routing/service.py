@@ -4,7 +4,7 @@ score with experience, and hand a ranked list to failover. Reads only in-memory 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -87,6 +87,7 @@ class RoutingService:
         self._cache: dict[tuple[Any, ...], tuple[Snapshot, CandidateSet, list[tuple[str, str]]]] = {}
         self._shared: frozenset[str] = frozenset()  # the sharing setting the experience store has
         self.restrict: Restriction | None = None  # budgets that steer routing (spend.guard), when wired
+        self.observe: Callable[[Routed], None] | None = None  # the router's choices, for metrics
 
     def agent_of(self, snapshot: Snapshot, principal: Principal, call: ChatCall) -> str | None:
         """The agent a request acts for: the API key's (checked when authenticated), or an active
@@ -132,7 +133,10 @@ class RoutingService:
             )
         plan = [snapshot.models[s.model_id] for s in decision.ranked[:MAX_PLAN]]
         plan += [m for m in self._fallbacks(snapshot, principal, call, agent_id) if m not in plan]
-        return Routed(detection, plan, decision, policy.name if policy else DEFAULT_POLICY, agent_id)
+        routed = Routed(detection, plan, decision, policy.name if policy else DEFAULT_POLICY, agent_id)
+        if self.observe is not None:
+            self.observe(routed)
+        return routed
 
     def decide(
         self,
