@@ -165,10 +165,16 @@ async def test_a_metrics_port_serves_without_a_token(tmp_path: Path) -> None:
     async with gateway(tmp_path, metrics_port=port) as gw:
         await gw.openai().chat.completions.create(model=OPENAI_MODEL, messages=HELLO)
         await gw.records(1)
-        async with httpx.AsyncClient() as http:
-            resp = await http.get(f"http://127.0.0.1:{port}/metrics")
-        assert resp.status_code == 200
-        assert total(parse(resp.text), "turnout_requests_total", model=OPENAI_MODEL) == 1
+        deadline = asyncio.get_running_loop().time() + 5  # the port shows what was counted by the
+        async with httpx.AsyncClient() as http:  # last flush (every second), not a flush of its own
+            while True:
+                resp = await http.get(f"http://127.0.0.1:{port}/metrics")
+                assert resp.status_code == 200
+                served = total(parse(resp.text), "turnout_requests_total", model=OPENAI_MODEL)
+                if served or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+        assert served == 1
         assert (await gw.http.get("/metrics")).status_code == 401  # the main port still wants a token
 
 
@@ -201,9 +207,14 @@ async def test_two_workers_are_summed_in_one_scrape(tmp_path: Path, sim: str) ->
                 assert resp.status_code == 200, resp.text
 
         await asyncio.gather(*(call() for _ in range(calls)))
+        deadline = asyncio.get_running_loop().time() + 10  # each worker counts at least every second
         async with httpx.AsyncClient() as http:
-            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-        after = total(parse(text), "turnout_requests_total")
+            while True:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                after = total(parse(text), "turnout_requests_total")
+                if after - before >= calls or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.2)
         assert after - before == calls, (before, after)  # whichever worker answered each
     finally:
         await _kill(served, signal.SIGTERM)

@@ -43,8 +43,8 @@ async def metrics(request: Request) -> Response:
 
 
 def serve_port(metrics: GatewayMetrics, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
-    """``/metrics`` on a port of its own (a daemon thread, prometheus_client's server); its gauges
-    are those of the last refresh (every few seconds)."""
+    """``/metrics`` on a port of its own (a daemon thread, prometheus_client's server): what the
+    last flush counted (every second) and the last refresh sampled (every few seconds)."""
     registry = metrics.registry
     if multiprocess():
         registry = CollectorRegistry()
