@@ -9,7 +9,10 @@ the ledger's reserve round trip is reported alone (``bench/spend_reserve.py``). 
 same Turnout server the same question through the Responses API (``/v1/responses`` with
 ``store: false``, passed through to the simulator's own Responses API): its CPU per request must
 stay within 115% of chat's (skip: ``--skip-responses``). A stored response (the API's default)
-also costs its database write, awaited before the answer so a follow-up can name it.
+also costs its database write, awaited before the answer so a follow-up can name it. Two more
+(skip: ``--skip-observability``) run Turnout with metrics and tracing both off, and both on (spans
+exported over OTLP/HTTP to a local receiver, ``bench/otlp_sink.py``): with both on, requests/s must
+stay within 10% of both off, and the added p99 <= 5 ms.
 
 One worker process each, all in front of the same simulator. Per target: requests/s at saturation
 (wrk, fixed connections), server CPU time per request (``/proc/<pid>/stat`` around that phase),
@@ -18,7 +21,8 @@ streaming time to first token. Then the targets: Turnout >= 20x LiteLLM's and >=
 pass-through's requests/s; added latency <= 1 ms p50 and <= 5 ms p99; added TTFT <= 2 ms.
 
     .venv/bin/python bench/gateway.py [--duration 10] [--connections 32] [--skip-litellm]
-        [--skip-durability-cost] [--skip-redis] [--skip-responses] [--redis own|URL] [--json]
+        [--skip-durability-cost] [--skip-redis] [--skip-responses] [--skip-observability]
+        [--redis own|URL] [--json]
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from gateway_procs import (
     Cores,
     Proc,
     configure_simulators,
+    otlp_sink,
     passthrough,
     redis_server,
     simulator,
@@ -139,6 +144,16 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
             gateway, key = stack.enter_context(turnout(nowait_tmp, nowait_env, upstream.url, cores))
             target = Target("turnout_async", gateway.url, key, "sim/gpt-4o-mini")
             entries["turnout_async"] = Entry(gateway, target, target, gateway)
+        if not args.skip_observability:  # metrics and tracing both off, then both on
+            sink = stack.enter_context(otlp_sink(tmp, cores))
+            for name, extra in (
+                ("turnout_quiet", {"TURNOUT_METRICS": "false"}),
+                ("turnout_observed", {"TURNOUT_METRICS": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}),
+            ):
+                own_tmp, own_env = _own_workspace(tmp, env, name, extra)
+                gateway, key = stack.enter_context(turnout(own_tmp, own_env, upstream.url, cores))
+                target = Target(name, gateway.url, key, "sim/gpt-4o-mini")
+                entries[name] = Entry(gateway, target, target, gateway)
         if redis_url is not None:  # spend control on: a budget and an rpm limit per key, in Redis
             redis_tmp, redis_env = _with_redis(tmp, env, redis_url)
             gateway, key = stack.enter_context(
@@ -247,6 +262,18 @@ def _redis(args: argparse.Namespace) -> str | None:
     return str(args.redis)
 
 
+def _own_workspace(
+    tmp: Path, env: dict[str, str], name: str, extra: dict[str, str]
+) -> tuple[Path, dict[str, str]]:
+    """A workspace of its own (SQLite file, data dir) for a Turnout variant with ``extra`` settings."""
+    own = tmp / name
+    own.mkdir()
+    return own, env | extra | {
+        "TURNOUT_DATABASE_URL": f"sqlite+aiosqlite:///{own}/turnout.db",
+        "TURNOUT_DATA_DIR": str(own / "data"),
+    }
+
+
 def _async_records(tmp: Path, env: dict[str, str]) -> tuple[Path, dict[str, str]]:
     """A workspace of its own (SQLite file, data dir) for Turnout with ``async`` record durability."""
     own = tmp / "records-async"
@@ -292,6 +319,9 @@ def main() -> None:
         "--skip-durability-cost", action="store_true", help="no run with TURNOUT_RECORD_DURABILITY=async"
     )
     parser.add_argument("--skip-redis", action="store_true", help="no run with spend control in Redis")
+    parser.add_argument(
+        "--skip-observability", action="store_true", help="no runs with metrics and tracing off / on"
+    )
     parser.add_argument("--skip-responses", action="store_true", help="no run through /v1/responses")
     parser.add_argument(
         "--redis",

@@ -183,6 +183,17 @@ def passthrough(tmp: Path, upstream: str, cores: Cores) -> Iterator[Proc]:
 
 
 @contextmanager
+def otlp_sink(tmp: Path, cores: Cores) -> Iterator[Proc]:
+    """``bench/otlp_sink.py``, a trace receiver on the load core (it takes no CPU from the server's)."""
+    port = free_port()
+    cmd = [*cores.prefix(cores.load), str(BIN / "python"), str(ROOT / "bench" / "otlp_sink.py")]
+    cmd += ["--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with started("otlp-sink", cmd, dict(os.environ), tmp / "otlp-sink.log", f"{url}/healthz") as popen:
+        yield Proc("otlp-sink", popen, url, tmp / "otlp-sink.log")
+
+
+@contextmanager
 def turnout(
     tmp: Path,
     env: dict[str, str],

@@ -11,6 +11,8 @@ NAMES |= {"turnout": "(c) Turnout", "litellm": "(d) LiteLLM 1.109.1"}
 NAMES |= {"turnout_async": "(e) Turnout, answers not waiting for records"}
 NAMES |= {"turnout_redis": "(f) Turnout, budget + rpm limit in Redis"}
 NAMES |= {"turnout_responses": "(g) Turnout, /v1/responses"}
+NAMES |= {"turnout_quiet": "(h) Turnout, metrics and tracing off"}
+NAMES |= {"turnout_observed": "(i) Turnout, metrics on, traces to OTLP"}
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -67,6 +69,7 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
             5.0,
             None if added is None else added <= 5.0,
         )
+    observability(get, check)
     for key, pct, limit in (
         ("latency", "p50_ms", 1.0),
         ("latency", "p99_ms", 5.0),
@@ -80,6 +83,29 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         if added is not None and _late_share(t, key) > LATE_SHARE:
             out[-1]["status"] = "NOISY"  # the client itself fell behind: this run cannot tell
     return out
+
+
+def observability(get: Any, check: Any) -> None:
+    """(i) against (h): metrics and tracing on keep 90% of the requests/s with both off, and add
+    <= 5 ms p99 (against the simulator, as for Turnout)."""
+    quiet, observed = get("turnout_quiet", "rps"), get("turnout_observed", "rps")
+    if quiet is None or observed is None:
+        return
+    ratio = observed / quiet if quiet else None
+    check(
+        "metrics + tracing on: req/s >= 90% of both off", ratio, 0.9, None if ratio is None else ratio >= 0.9
+    )
+    base = get("direct", "latency", "p99_ms")
+    for name in ("turnout_quiet", "turnout_observed"):
+        mine = get(name, "latency", "p99_ms")
+        added = mine - base if mine is not None and base is not None else None
+        what = "on" if name == "turnout_observed" else "off"
+        check(
+            f"metrics + tracing {what}: added latency p99 <= 5 ms",
+            added,
+            5.0,
+            None if added is None else added <= 5.0,
+        )
 
 
 def durable_cost(get: Any, out: list[dict[str, Any]]) -> None:
