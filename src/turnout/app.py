@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from turnout import __version__
+from turnout import __version__, tracing
 from turnout.api import (
     admin_deployment_groups,
     admin_models,
@@ -52,6 +52,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracing.setup()  # exports spans only when OTEL_EXPORTER_OTLP_ENDPOINT is set
         await the_container.start()
         if on_started is not None:
             on_started()
@@ -65,6 +66,7 @@ def create_app(
                 port[0].shutdown()
             if owned:
                 await the_container.aclose()
+            await tracing.shutdown()  # flushes the batched spans
 
     app = FastAPIOffline(  # /docs and /redoc from assets shipped in the package: no CDN, works offline
         title="Turnout",

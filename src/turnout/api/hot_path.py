@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from turnout import tracing
 from turnout.api.body_guard import NUL, CheckedRequest
 from turnout.api.body_size import BodySizeLimit
 from turnout.errors import error_body
@@ -75,6 +76,11 @@ class HotPath:
                 pass
             return
         scope[_HANDLER] = handler
+        if tracing.ENABLED:  # off: one flag test, no tracer call, no context object
+            served = tracing.SERVED.get(scope["path"])
+            if served is not None:
+                await self._traced(scope, receive, send, served)
+                return
         if self._limited.declared_within(scope):  # the common case, without the wrapper's frame
             await self._serve(scope, receive, send)
         else:  # over the limit (413) or undeclared (bytes counted as they come)
@@ -94,7 +100,23 @@ class HotPath:
             log.error("unhandled_error", path=scope["path"], error_type=type(exc).__name__, exc_info=exc)
             body = orjson.dumps(error_body("internal error", "api_error", None, "internal_error"))
             response = Response(body, 500, media_type="application/json")
+        if tracing.ENABLED:
+            tracing.responded(response.status_code)
         await response(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send, served: tuple[str, str]) -> None:
+        """Serve a data-plane request inside its server span, which ends after the answer's last
+        byte (a stream's included) and is current for the pipeline's spans below it."""
+        span, token = tracing.start_server(scope["headers"], served)
+        try:
+            if self._limited.declared_within(scope):
+                await self._serve(scope, receive, send)
+            else:
+                await self._limited(scope, receive, send)
+        except BaseException as exc:
+            tracing.end_server(span, token, exc)
+            raise
+        tracing.end_server(span, token, None)
 
     @property
     def state(self) -> object:

@@ -10,13 +10,14 @@ import math
 import random
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
 import structlog
 
+from turnout import tracing
 from turnout.domain.snapshot import ModelEntry, ProviderEntry, Snapshot
 from turnout.errors import InvalidRequest, RateLimited, ServiceUnavailable, TurnoutError
 from turnout.gateway.guards import CircuitBreakers, RateLimiter
@@ -259,10 +260,25 @@ class Caller:
             while True:
                 trace.attempts += 1
                 started = time.perf_counter()
+                span = None
+                if tracing.ENABLED:  # the attempt's CLIENT span, named in the traceparent sent upstream
+                    span = tracing.start_attempt(
+                        model.id, target.external_id, target.provider_id, target.provider_type, trace.attempts
+                    )
                 try:
-                    opened = await self._attempt(model, target, adapter, request, trace, parse)
+                    opened = await self._attempt(
+                        model,
+                        target,
+                        adapter,
+                        request,
+                        trace,
+                        parse,
+                        None if span is None else tracing.with_traceparent(span, request.headers),
+                    )
                 except _Failed as failed:
                     error, fault = failed.error, failed.fault
+                    if span is not None:
+                        tracing.attempt_failed(span, error.status_code, fault.value, error.message)
                     trace.errors.append(f"{model.id}: {error.status_code} {error.message}")
                     if fault is not Fault.CALLER_INPUT and fault is not Fault.LOCAL:
                         self._on_outcome(model.id, False, (time.perf_counter() - started) * 1000)
@@ -291,6 +307,12 @@ class Caller:
                         raise error from None
                     await asyncio.sleep(delay)
                     continue
+                except BaseException as exc:
+                    if span is not None:
+                        tracing.attempt_ended(span, exc)
+                    raise
+                if span is not None:
+                    tracing.attempt_answered(span, opened.response.status, _usage_of(opened.result))
                 self.breakers.success(model.id, tenant_id)
                 verdict = True
                 latency_ms = (time.perf_counter() - started) * 1000
@@ -315,11 +337,13 @@ class Caller:
         request: UpstreamRequest,
         trace: FailoverTrace,
         parse: Parse | None,
+        headers: dict[str, str] | None = None,
     ) -> Opened:
-        """One exchange: an answer that can be passed on, or ``_Failed`` saying what went wrong."""
+        """One exchange: an answer that can be passed on, or ``_Failed`` saying what went wrong.
+        ``headers`` replace the request's own (they add the attempt's ``traceparent``)."""
         whole_body = parse is not None
         try:
-            response, first = await self._send(request, whole_body)
+            response, first = await self._send(request, whole_body, headers=headers)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _transport_error(target, exc, whole_body) from None
         if response.status >= 400:
@@ -356,7 +380,11 @@ class Caller:
         return Opened(model, target, adapter, response, first, trace.attempts, False, None, decoder, items)
 
     async def _send(
-        self, request: UpstreamRequest, whole_body: bool, limit_s: float | None = None
+        self,
+        request: UpstreamRequest,
+        whole_body: bool,
+        limit_s: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send and wait for the first body bytes (or the whole body) within the deadline: the
         first-byte timeout for a stream, the whole-body timeout for an answer read at once (or
@@ -377,7 +405,7 @@ class Caller:
                 request.method,
                 request.url,
                 data=request.body,
-                headers=request.headers,
+                headers=request.headers if headers is None else headers,
                 allow_redirects=False,
                 timeout=timeout,
             )
@@ -399,6 +427,12 @@ class Caller:
                 aiohttp.ClientTimeout(sock_connect=bounded.sock_connect, connect=bounded.connect),
             )
         return self._unbounded[1]
+
+
+def _usage_of(result: WholeAnswer | None) -> Mapping[str, object] | None:
+    """The usage a whole answer reported (a stream's comes later, on the server span)."""
+    usage = result.get("usage") if result is not None else None
+    return usage if isinstance(usage, dict) else None
 
 
 def _target(model: ModelEntry, provider: ProviderEntry, credentials: Credentials) -> Target:

@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 import structlog
 
+from turnout import tracing
 from turnout.auth.principal import Principal
 from turnout.domain.policies import apply_policy_defaults
 from turnout.domain.requests import ChatCall
@@ -371,7 +372,16 @@ class Gateway:
 
     def _route(self, snapshot: Snapshot, principal: Principal, call: ChatCall, record: CallRecord) -> Routed:
         """Detect the task and rank the candidates; the decision is kept with the record."""
-        routed = self.routing.route(snapshot, principal, call)
+        span = tracing.start_routing() if tracing.ENABLED else None
+        try:
+            routed = self.routing.route(snapshot, principal, call)
+        except TurnoutError as exc:
+            if span is not None:
+                tracing.end_routing(span, None, None, [], exc.code or exc.error_type)
+            raise
+        if span is not None:
+            policy = routed.policy if call.model is None else None
+            tracing.end_routing(span, routed.detection.task_type, policy, [m.id for m in routed.plan])
         record.task_type = routed.detection.task_type
         record.agent_id = routed.agent_id
         decision = orjson.dumps(decision_dict(routed))  # serialised once, for the record and the LRU
@@ -383,13 +393,32 @@ class Gateway:
             apply_policy_defaults(call.body, snapshot.policies.get(routed.policy))
         return routed
 
-    def _submit(self, row: dict[str, Any], record: CallRecord) -> Awaitable[None] | None:
+    def _submit(
+        self, row: dict[str, Any], record: CallRecord, error_type: str | None = None
+    ) -> Awaitable[None] | None:
         """Hand a finished record to the writer; its decision learns how the call ended, and its
         reservation is settled with the cost it recorded (released when it failed)."""
+        if tracing.ENABLED:
+            self._traced(row, record, error_type)
         if record.hold is not None and self.spend is not None:
             self.spend.settle(record.hold, row)
         self.decisions.settle(row["id"], row)
         return self.sink.submit(row)
+
+    def _traced(self, row: dict[str, Any], record: CallRecord, error_type: str | None) -> None:
+        """The finished call on its server span; its text only where text may be stored."""
+        model = record.model
+        provider = self.snapshots.current.providers.get(model.provider_id) if model is not None else None
+        text = self.store_text and record.endpoint != "embeddings"
+        tracing.record_call(
+            row,
+            record.call.model or "auto",
+            model.public_name if model is not None else None,
+            provider.provider_type if provider is not None else None,
+            error_type,
+            record.call.body.get("messages") if text else None,
+            record.content if text else None,
+        )
 
     def _remember(self, record: CallRecord) -> None:
         """Make the answer ratable at once, before the batch writer stores it."""
@@ -418,7 +447,9 @@ class Gateway:
     def _failed(self, record: CallRecord, exc: TurnoutError) -> Failed:
         """The error for the caller, with its record's id and journal write."""
         durable = self._submit(
-            record.finish(status="error", http_status=exc.status_code, error=exc.message), record
+            record.finish(status="error", http_status=exc.status_code, error=exc.message),
+            record,
+            exc.code or exc.error_type,
         )
         return Failed(exc, record.message_id, durable)
 
