@@ -60,6 +60,9 @@ class Message(Base):
     feedback_at: Mapped[datetime | None] = mapped_column(nullable=True)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # its model.request.* event is still to be copied to the outbox (store.events); set only while
+    # events are on, cleared in the transaction that copies it
+    event_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         Index(
@@ -77,6 +80,12 @@ class Message(Base):
             sqlite_where=role == "assistant",
         ),
         Index("ix_message_tenant_created", "tenant_id", "created_at"),
+        Index(
+            "ix_message_event_pending",
+            "created_at",
+            postgresql_where=event_pending,
+            sqlite_where=event_pending,
+        ),
         Index("ix_message_agent", "agent_id"),
         Index("ix_message_feedback_at", "feedback_at"),  # replicas poll new ratings by time
     )

@@ -2,6 +2,7 @@
 
 from turnout.store import (  # noqa: F401  (registers the tables)
     agents,
+    events,
     groups,
     messages,
     response_cache,
