@@ -22,6 +22,7 @@ from turnout.api import (
     performance,
     routing,
     spend,
+    webhooks,
 )
 from turnout.api import metrics as metrics_api
 from turnout.api.body_guard import BodyGuard
@@ -91,6 +92,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(budgets.router)
     app.include_router(spend.router)
+    app.include_router(webhooks.router)
     app.include_router(metrics_api.router)
     install_ui(app)
 

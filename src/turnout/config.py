@@ -110,6 +110,19 @@ class Settings(BaseSettings):
     metrics_key_labels: bool = Field(
         default=False, description="label request and cost counters by API key (one series per key)"
     )
+    webhook_retry_base_s: float = Field(
+        default=1.0, gt=0, description="first webhook retry delay; doubles per attempt (with jitter)"
+    )
+    webhook_retry_max_s: float = Field(
+        default=3600.0, gt=0, description="longest delay between webhook retries"
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="attempts before a webhook delivery goes to the dead letters"
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="one webhook request's total timeout")
+    webhook_concurrency: int = Field(
+        default=16, ge=1, le=1000, description="webhook requests in flight per process"
+    )
     journal_dir: Path | None = Field(
         default=None, description="write-ahead journal of call records; default data_dir/journal"
     )

@@ -23,6 +23,8 @@ from turnout.cluster.redis_bus import RedisBus
 from turnout.config import Settings
 from turnout.conversations.responses import ResponseStore
 from turnout.domain.snapshot import SnapshotStore
+from turnout.events.webhook_delivery import WebhookDispatcher
+from turnout.events.webhooks import WebhookService
 from turnout.feedback.performance import PerformanceService
 from turnout.feedback.recent import RecentDecisions, RecentMessages
 from turnout.feedback.service import FeedbackService
@@ -96,6 +98,8 @@ class Container:
     redis: Redis | None
     responses: ResponseStore
     metrics: GatewayMetrics | None
+    webhooks: WebhookService
+    webhook_dispatcher: WebhookDispatcher
     started: bool = False
     verified_keys: dict[str, str] = field(default_factory=dict)
 
@@ -197,6 +201,17 @@ class Container:
             on_outcome=lambda model_id, ok, latency_ms: experience.record_outcome(model_id, ok, latency_ms),
             load=load,
         )
+        webhook_dispatcher = WebhookDispatcher(
+            sessions,
+            secrets,
+            http.session,
+            allow_private=settings.allow_private_api_base,
+            retry_base_s=settings.webhook_retry_base_s,
+            retry_max_s=settings.webhook_retry_max_s,
+            max_attempts=settings.webhook_max_attempts,
+            timeout_s=settings.webhook_timeout_s,
+            concurrency=settings.webhook_concurrency,
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -250,6 +265,10 @@ class Container:
             redis=redis,
             responses=ResponseStore(sessions),
             metrics=metrics,
+            webhooks=WebhookService(
+                sessions, secrets, allow_private=settings.allow_private_api_base, wake=webhook_dispatcher.wake
+            ),
+            webhook_dispatcher=webhook_dispatcher,
         )
 
     async def start(self) -> None:
@@ -258,6 +277,7 @@ class Container:
             return
         await self.checkpoints.start()
         await self.records.start()
+        await self.webhook_dispatcher.start()
         await self.bus.start()  # subscribed before the snapshot loads: no change falls in between
         await self.snapshots.start()
         await self.feedback_sync.start()
@@ -279,6 +299,7 @@ class Container:
             await self.sync.wait_maintenance()
             await self.spend.drain()  # settles in flight reach the ledger, alerts the database
             await self.spend.ledger.aclose()
+            await self.webhook_dispatcher.stop()
             await self.records.stop()  # accepted records stored, or left in the journal for the next start
             await self.feedback.stop()  # then ratings are copied onto their stored messages
             await self.feedback_sync.stop()

@@ -1,0 +1,1 @@
+"""Events: the outbox, NATS JetStream, webhooks and commands over NATS."""
