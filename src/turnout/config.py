@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(
         default=16, ge=1, le=1000, description="webhook requests in flight per process"
     )
+    nats_url: str | None = Field(
+        default=None,
+        description="NATS with JetStream: events published there, commands served (nats://host:4222)",
+    )
+    nats_stream: str = Field(default="TURNOUT_EVENTS", description="the JetStream stream Turnout creates")
+    events_retention_days: float = Field(
+        default=7.0, gt=0, description="delivered events are kept this long in the outbox"
+    )
     journal_dir: Path | None = Field(
         default=None, description="write-ahead journal of call records; default data_dir/journal"
     )

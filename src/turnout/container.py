@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -23,6 +24,10 @@ from turnout.cluster.redis_bus import RedisBus
 from turnout.config import Settings
 from turnout.conversations.responses import ResponseStore
 from turnout.domain.snapshot import SnapshotStore
+from turnout.events.commands import CommandServer
+from turnout.events.hub import EventHub, FlaggedSink
+from turnout.events.nats import NatsEvents
+from turnout.events.outbox import Outbox
 from turnout.events.webhook_delivery import WebhookDispatcher
 from turnout.events.webhooks import WebhookService
 from turnout.feedback.performance import PerformanceService
@@ -35,6 +40,7 @@ from turnout.gateway.failover import Caller, RetryPolicy
 from turnout.gateway.guards import CircuitBreakers, RateLimiter, RpmLimiter
 from turnout.gateway.keys import ProviderKeys
 from turnout.gateway.pipeline import Gateway
+from turnout.gateway.records import RecordSink
 from turnout.metrics import GatewayMetrics, ObservedSink
 from turnout.net.http import HttpClient
 from turnout.records.access_log import AccessLog
@@ -98,9 +104,12 @@ class Container:
     redis: Redis | None
     responses: ResponseStore
     metrics: GatewayMetrics | None
+    events: EventHub
+    nats: NatsEvents | None
     webhooks: WebhookService
     webhook_dispatcher: WebhookDispatcher
     started: bool = False
+    commands: CommandServer | None = None  # served over NATS once it is connected
     verified_keys: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -158,6 +167,18 @@ class Container:
             ),
         )
         metrics = GatewayMetrics(key_labels=settings.metrics_key_labels) if settings.metrics else None
+        outbox = Outbox(sessions, retention=timedelta(days=settings.events_retention_days))
+        events = EventHub(sessions, outbox, nats=settings.nats_url is not None)
+        nats_events = (
+            NatsEvents(settings.nats_url, sessions, outbox, stream=settings.nats_stream)
+            if settings.nats_url
+            else None
+        )
+        if nats_events is not None:
+            events.notify(nats_events.wake)
+        sink: RecordSink = FlaggedSink(records, events)
+        if metrics is not None:
+            sink = ObservedSink(sink, metrics)
         classifier = TaskClassifier.if_available() if settings.task_classifier == "auto" else None
         load = DeploymentLoad()  # deployment-group members' load: failover feeds it, routing reads it
         routing = RoutingService(
@@ -212,6 +233,7 @@ class Container:
             timeout_s=settings.webhook_timeout_s,
             concurrency=settings.webhook_concurrency,
         )
+        events.notify(webhook_dispatcher.wake)
         return cls(
             settings=settings,
             engine=engine,
@@ -238,7 +260,7 @@ class Container:
             gateway=Gateway(
                 snapshots,
                 caller,
-                records if metrics is None else ObservedSink(records, metrics),
+                sink,
                 routing,
                 recent_messages,
                 recent_decisions,
@@ -265,6 +287,8 @@ class Container:
             redis=redis,
             responses=ResponseStore(sessions),
             metrics=metrics,
+            events=events,
+            nats=nats_events,
             webhooks=WebhookService(
                 sessions, secrets, allow_private=settings.allow_private_api_base, wake=webhook_dispatcher.wake
             ),
@@ -278,6 +302,12 @@ class Container:
         await self.checkpoints.start()
         await self.records.start()
         await self.webhook_dispatcher.start()
+        await self.events.check_webhooks()  # do calls produce events from the first one on?
+        self.events.start()
+        if self.nats is not None:
+            self.commands = CommandServer(self.jwt, self.models, self.performance, self.gateway.cancel)
+            self.nats.on_connect(self.commands.start)
+            self.nats.start()  # connects in the background: a NATS that is down delays no start
         await self.bus.start()  # subscribed before the snapshot loads: no change falls in between
         await self.snapshots.start()
         await self.feedback_sync.start()
@@ -301,6 +331,11 @@ class Container:
             await self.spend.ledger.aclose()
             await self.webhook_dispatcher.stop()
             await self.records.stop()  # accepted records stored, or left in the journal for the next start
+            await self.events.stop()  # the last records' events into the outbox
+            if self.commands is not None:
+                await self.commands.stop()
+            if self.nats is not None:
+                await self.nats.stop()
             await self.feedback.stop()  # then ratings are copied onto their stored messages
             await self.feedback_sync.stop()
             self.started = False

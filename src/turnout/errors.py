@@ -70,6 +70,14 @@ class Conflict(TurnoutError):
     code = "conflict"
 
 
+class RequestCancelled(TurnoutError):
+    """The call was cancelled by a ``model.request.cancel`` command while in flight."""
+
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "request_cancelled"
+
+
 class PayloadTooLarge(TurnoutError):
     status_code = 413
     error_type = "invalid_request_error"

@@ -32,6 +32,7 @@ from turnout.catalog.self_hosted import provider_prices, with_provider_prices
 from turnout.errors import Conflict, TurnoutError, UpstreamError
 from turnout.modelinfo.discovered import DiscoveredModel, capability_mask
 from turnout.modelinfo.tiers import cost_tier_for
+from turnout.store.events import stage_event
 from turnout.store.models import Model, Provider, utcnow
 
 log = structlog.get_logger(__name__)
@@ -192,6 +193,20 @@ class SyncService:
                 .where(Provider.id == provider_id)
                 .values(last_synced=now, last_sync_error=_skip_report(skipped), updated_at=now)
             )
+            stage_event(
+                session,
+                "provider.sync.completed",
+                None,
+                {
+                    "provider_id": provider_id,
+                    "models_discovered": len(found),
+                    "models_added": len(plan.inserts),
+                    "models_updated": len(plan.updates),
+                    "models_removed": len(plan.removed),
+                    "models_skipped": len(skipped),
+                    "timestamp": now.isoformat().replace("+00:00", "Z"),
+                },
+            )
         self._on_change()
         if self._maintenance_due:
             self._maintenance_due = False
@@ -290,6 +305,16 @@ class SyncService:
         async with self._sessions.begin() as session:
             await session.execute(
                 update(Provider).where(Provider.id == provider_id).values(last_sync_error=message[:1000])
+            )
+            stage_event(
+                session,
+                "provider.sync.failed",
+                None,
+                {
+                    "provider_id": provider_id,
+                    "error": message[:1000],
+                    "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
+                },
             )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, not_, select, update
+from sqlalchemy import Connection, Table, and_, insert, not_, select, update
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +21,7 @@ from turnout.auth.principal import Principal
 from turnout.coalesce import Coalescer
 from turnout.feedback.recent import RatedTarget
 from turnout.store.dml import conflict_insert
+from turnout.store.events import Event, event_row
 from turnout.store.messages import Message
 from turnout.store.routing import Feedback
 from turnout.store.sqlite.gate import write_gate
@@ -55,6 +56,27 @@ def mirror_ratings(connection: Connection, message_ids: Sequence[str]) -> set[st
         .returning(Message.id)
     )
     return set(connection.execute(stmt).scalars().all())
+
+
+def feedback_event(row: dict[str, Any]) -> dict[str, Any]:
+    """The outbox row of a stored rating (``model.feedback.received``), committed with it."""
+    rating = float(row["rating"])
+    payload = {
+        "feedback_id": f"fb_{row['message_id']}_{int(row['updated_at'].timestamp() * 1000)}",
+        "request_id": row["message_id"],
+        "model_id": row.get("model"),
+        "task_type": row.get("task_type"),
+        "agent_id": row.get("agent_id"),
+        "given_by": row.get("given_by"),
+        "timestamp": row["updated_at"].isoformat().replace("+00:00", "Z"),
+        "feedback": {
+            "quality_rating": rating,
+            "feedback_type": row["feedback_type"],
+            "success": rating >= 0.5,
+            "has_corrections": bool(row.get("corrections")),
+        },
+    }
+    return event_row("model.feedback.received", row.get("tenant_id"), payload)
 
 
 def may_rate(target: RatedTarget, principal: Principal) -> bool:
@@ -167,6 +189,7 @@ class FeedbackBatcher:
             if latest:
                 connection.execute(upsert, list(latest.values()))
                 mirrored = mirror_ratings(connection, list(latest))
+                connection.execute(insert(Event), [feedback_event(row) for row in latest.values()])
             return [
                 Outcome(t, t is not None and t.message_id in mirrored, k)
                 for t, k in zip(targets, kept, strict=True)

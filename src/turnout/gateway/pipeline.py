@@ -26,7 +26,7 @@ from turnout.auth.principal import Principal
 from turnout.domain.policies import apply_policy_defaults
 from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import ModelEntry, Snapshot, SnapshotStore
-from turnout.errors import TurnoutError
+from turnout.errors import RequestCancelled, TurnoutError
 from turnout.feedback.recent import RecentDecisions, RecentMessages
 from turnout.gateway.cache import (
     HIT,
@@ -80,12 +80,19 @@ class Gateway:
         self.store_text = store_text
         self.spend = spend
         self.cache = cache
+        # calls in flight (message id -> their task and tenant), for model.request.cancel; and the
+        # ones that command cancelled, so they are recorded and answered as such
+        self.inflight: dict[str, tuple[asyncio.Task[Any], str]] = {}
+        self._cancelled: set[str] = set()
 
     async def chat(
         self, principal: Principal, call: ChatCall, dialect: str, endpoint: str = "chat"
     ) -> Answer | Streamed | Failed:
         """Route, call and record one chat call; ``dialect`` names the caller's, for the record."""
         record = CallRecord(new_ordered_id(), principal, call, dialect, endpoint)
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight[record.message_id] = (task, principal.tenant_id)
         try:
             snapshot = self.snapshots.current
             routed = self._route(snapshot, principal, call, record)
@@ -131,7 +138,11 @@ class Gateway:
             completion = cast(Completion, opened.result or {})  # what _parse_chat returned
         except TurnoutError as exc:
             return self._failed(record, exc)
-        except asyncio.CancelledError:  # the client went away: the upstream call was cancelled with us
+        except asyncio.CancelledError:  # the client went away (or a command): the upstream call too
+            if record.message_id in self._cancelled and task is not None:
+                task.uncancel()  # cancelled by model.request.cancel: recorded and answered as such
+                cancelled = RequestCancelled("the request was cancelled by a model.request.cancel command")
+                return self._failed(record, cancelled, status="cancelled", error="cancelled by command")
             self._submit(
                 record.finish(status="cancelled", http_status=499, error="client disconnected"), record
             )
@@ -283,8 +294,8 @@ class Gateway:
             broken: StreamBroken | None = None
         except (ProviderError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             broken = _broken(exc)
-        except BaseException:  # the client went away: recorded, nothing left to answer
-            self._finish_stream(record, message, "cancelled", "client disconnected")
+        except BaseException:  # the client went away (or a command): recorded, nothing left to answer
+            self._finish_stream(record, message, "cancelled", self._why_cancelled(record))
             raise
         finally:
             opened.close()  # a group member's stream is no longer in flight
@@ -335,8 +346,8 @@ class Gateway:
             broken: StreamBroken | None = None
         except (ProviderError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             broken = _broken(exc)
-        except BaseException:  # the client went away: recorded, nothing left to answer
-            self._finish_stream(record, message, "cancelled", "client disconnected")
+        except BaseException:  # the client went away (or a command): recorded, nothing left to answer
+            self._finish_stream(record, message, "cancelled", self._why_cancelled(record))
             raise
         finally:
             opened.close()  # a group member's stream is no longer in flight
@@ -370,18 +381,38 @@ class Gateway:
             return
         self.cache.put(storing, model.id, keep.completion(model.id, finish, record.usage))
 
+    def cancel(self, message_id: str, principal: Principal) -> bool | None:
+        """Cancel a call in flight here (``model.request.cancel``): its upstream call is cancelled,
+        it is recorded ``cancelled`` and its client answered 409. None: not in flight here; False:
+        another tenant's (a platform admin may cancel any)."""
+        held = self.inflight.get(message_id)
+        if held is None:
+            return None
+        task, tenant = held
+        if tenant != principal.tenant_id and not principal.has_any("platform_admin"):
+            return False
+        self._cancelled.add(message_id)
+        task.cancel()
+        log.info("request.cancel_requested", request_id=message_id, by=principal.subject)
+        return True
+
+    def _why_cancelled(self, record: CallRecord) -> str:
+        return "cancelled by command" if record.message_id in self._cancelled else "client disconnected"
+
     def _route(self, snapshot: Snapshot, principal: Principal, call: ChatCall, record: CallRecord) -> Routed:
         """Detect the task and rank the candidates; the decision is kept with the record."""
-        span = tracing.start_routing() if tracing.ENABLED else None
+        routing_started = tracing.start_routing() if tracing.ENABLED else None
         try:
             routed = self.routing.route(snapshot, principal, call)
         except TurnoutError as exc:
-            if span is not None:
-                tracing.end_routing(span, None, None, [], exc.code or exc.error_type)
+            if routing_started is not None:
+                tracing.end_routing(routing_started, None, None, [], exc.code or exc.error_type)
             raise
-        if span is not None:
+        if routing_started is not None:
             policy = routed.policy if call.model is None else None
-            tracing.end_routing(span, routed.detection.task_type, policy, [m.id for m in routed.plan])
+            tracing.end_routing(
+                routing_started, routed.detection.task_type, policy, [m.id for m in routed.plan]
+            )
         record.task_type = routed.detection.task_type
         record.agent_id = routed.agent_id
         decision = orjson.dumps(decision_dict(routed))  # serialised once, for the record and the LRU
@@ -398,6 +429,8 @@ class Gateway:
     ) -> Awaitable[None] | None:
         """Hand a finished record to the writer; its decision learns how the call ended, and its
         reservation is settled with the cost it recorded (released when it failed)."""
+        if self.inflight.pop(record.message_id, None) is not None and self._cancelled:
+            self._cancelled.discard(record.message_id)
         if tracing.ENABLED:
             self._traced(row, record, error_type)
         if record.hold is not None and self.spend is not None:
@@ -444,10 +477,12 @@ class Gateway:
             record.finish(status=status, http_status=200, error=error, store_text=self.store_text), record
         )
 
-    def _failed(self, record: CallRecord, exc: TurnoutError) -> Failed:
+    def _failed(
+        self, record: CallRecord, exc: TurnoutError, status: str = "error", error: str | None = None
+    ) -> Failed:
         """The error for the caller, with its record's id and journal write."""
         durable = self._submit(
-            record.finish(status="error", http_status=exc.status_code, error=exc.message),
+            record.finish(status=status, http_status=exc.status_code, error=error or exc.message),
             record,
             exc.code or exc.error_type,
         )

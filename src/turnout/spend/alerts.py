@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from turnout.auth.principal import Principal
 from turnout.domain.budgets import BudgetView
 from turnout.spend.ledger import BudgetHold, LedgerUnavailable
+from turnout.store.events import stage_event
 from turnout.store.spend import BudgetAlert
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class BudgetAlerts:
         try:
             async with self._sessions.begin() as session:
                 session.add(alert)
+                await session.flush()  # a second copy of this alert fails here, before its event
+                stage_event(session, ALERT_EVENTS[kind], budget.tenant_id, _alert_payload(alert, budget))
         except IntegrityError:  # stored already, by this replica earlier or another one (the unique key)
             return
         except Exception as exc:  # the database is away: the log line still says it
@@ -106,3 +109,23 @@ class BudgetAlerts:
                 for a in rows
             ]
         )
+
+
+ALERT_EVENTS = {"threshold": "budget.threshold_crossed", "exhausted": "budget.exhausted"}
+
+
+def _alert_payload(alert: BudgetAlert, budget: BudgetView) -> dict[str, Any]:
+    """The event of a stored alert (committed with it, so raised once per budget, kind and period)."""
+    return {
+        "alert_id": alert.id,
+        "budget_id": budget.id,
+        "budget_name": budget.name,
+        "scope": budget.scope,
+        "scope_id": budget.scope_id,
+        "period": budget.period,
+        "period_start": alert.period_start.isoformat().replace("+00:00", "Z"),
+        "action": budget.action,
+        "amount_usd": budget.amount_usd,
+        "spent_usd": float(alert.spent_usd),
+        "alert_threshold": budget.alert_threshold,
+    }

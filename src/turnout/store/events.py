@@ -84,6 +84,19 @@ class WebhookDelivery(Base):
     )
 
 
+def event_row(event_type: str, tenant_id: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    """A new outbox row's columns, for a Core insert in the caller's own transaction."""
+    return {
+        "id": f"evt_{new_ordered_id()}",
+        "type": event_type,
+        "tenant_id": tenant_id,
+        "payload": payload,
+        "created_at": utcnow(),
+        "nats_pending": True,
+        "hooks_pending": True,
+    }
+
+
 def stage_event(
     session: AsyncSession,
     event_type: str,
@@ -93,12 +106,9 @@ def stage_event(
 ) -> Event:
     """Add an event to the outbox in ``session``'s transaction: it is delivered only if the change
     that caused it commits, and it is never lost once that change has."""
-    event = Event(
-        id=event_id or f"evt_{new_ordered_id()}",
-        type=event_type,
-        tenant_id=tenant_id,
-        payload=payload,
-        created_at=utcnow(),
-    )
+    row = event_row(event_type, tenant_id, payload)
+    if event_id is not None:
+        row["id"] = event_id
+    event = Event(**row)
     session.add(event)
     return event

@@ -1,0 +1,183 @@
+"""Commands over NATS request/reply, authorised like the API: ``turnout.commands.<command>`` with
+a JSON body and the caller's bearer token (a JWT) in the ``Authorization`` header.
+
+- ``model.register``: a custom model, the body and validation of ``POST /api/v2/admin/models``
+  (platform admins);
+- ``model.performance.reset``: forget a model's experience, as ``POST .../performance/reset``
+  (platform admins);
+- ``model.request.cancel``: ``{"request_id"}``, cancels a call in flight (its upstream call too); the
+  call is recorded ``cancelled`` and its client gets 409 ``request_cancelled``. Tenant and platform
+  admins of the call's tenant.
+
+Every reply is ``{"ok": true, "command", "result": {...}}`` or ``{"ok": false, "command", "error":
+{"type", "code", "message", "param"}}``; a bad body gets an error reply and changes nothing.
+Register and reset are served by one replica each (a queue group); cancel goes to every replica,
+the one holding the call answers at once and the others answer ``not_found`` a moment later, so
+the first reply the caller takes is the right one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from turnout.auth.jwt_tokens import JwtCodec
+from turnout.auth.principal import Principal
+from turnout.catalog.model_service import ModelService
+from turnout.catalog.schemas import ModelCreate
+from turnout.errors import Forbidden, InvalidRequest, NotFound, TurnoutError, Unauthenticated
+from turnout.feedback.performance import PerformanceService, ResetIn
+
+log = structlog.get_logger(__name__)
+
+PREFIX = "turnout.commands."
+QUEUE = "turnout"
+NOT_HERE_DELAY_S = 0.25  # a replica without the call answers not_found after the holder had its turn
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64)
+
+
+Cancel = Callable[[str, Principal], bool | None]  # True: cancelled; False: not allowed; None: not here
+
+
+def _error(exc: TurnoutError) -> dict[str, Any]:
+    return {"type": exc.error_type, "code": exc.code, "message": exc.message, "param": exc.param}
+
+
+def _invalid(exc: ValidationError) -> TurnoutError:
+    first = exc.errors()[0]
+    param = ".".join(str(part) for part in first.get("loc", ())) or None
+    return InvalidRequest(
+        f"{param or 'body'}: {first.get('msg', 'invalid')}", param=param, code="invalid_value"
+    )
+
+
+class CommandServer:
+    """Serves the commands on a NATS connection (the events' own)."""
+
+    def __init__(
+        self,
+        jwt: JwtCodec,
+        models: ModelService,
+        performance: PerformanceService,
+        cancel: Cancel,
+    ) -> None:
+        self._jwt = jwt
+        self._models = models
+        self._performance = performance
+        self._cancel = cancel
+        self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, nc: Client) -> None:
+        handlers: dict[str, Callable[[Principal, bytes], Awaitable[dict[str, Any]]]] = {
+            "model.register": self._register,
+            "model.performance.reset": self._reset,
+        }
+        for name, handler in handlers.items():
+            self._subs.append(await nc.subscribe(PREFIX + name, queue=QUEUE, cb=self._serving(name, handler)))
+        self._subs.append(await nc.subscribe(PREFIX + "model.request.cancel", cb=self._serve_cancel))
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs = []
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _serving(
+        self, name: str, handler: Callable[[Principal, bytes], Awaitable[dict[str, Any]]]
+    ) -> Callable[[Msg], Awaitable[None]]:
+        async def serve(msg: Msg) -> None:
+            try:
+                principal = self._principal(msg)
+                reply: dict[str, Any] = {
+                    "ok": True,
+                    "command": name,
+                    "result": await handler(principal, msg.data),
+                }
+            except TurnoutError as exc:
+                reply = {"ok": False, "command": name, "error": _error(exc)}
+            except Exception as exc:  # never leave a caller waiting: say it failed
+                log.exception("command.failed", command=name)
+                reply = {
+                    "ok": False,
+                    "command": name,
+                    "error": {
+                        "type": "api_error",
+                        "code": "internal_error",
+                        "message": type(exc).__name__,
+                        "param": None,
+                    },
+                }
+            log.info(
+                "command", command=name, ok=reply["ok"], code=None if reply["ok"] else reply["error"]["code"]
+            )
+            await msg.respond(orjson.dumps(reply))
+
+        return serve
+
+    def _principal(self, msg: Msg) -> Principal:
+        header = (msg.headers or {}).get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("missing bearer token (the Authorization header)", code="missing_token")
+        return self._jwt.verify(token.strip())
+
+    @staticmethod
+    def _body(data: bytes, schema: type[BaseModel]) -> Any:
+        try:
+            return schema.model_validate_json(data or b"{}")
+        except ValidationError as exc:
+            if any(e.get("type") == "json_invalid" for e in exc.errors()):
+                raise InvalidRequest("the command's body is not valid JSON", code="invalid_json") from None
+            raise _invalid(exc) from None
+
+    async def _register(self, principal: Principal, data: bytes) -> dict[str, Any]:
+        if not principal.has_any("platform_admin"):
+            raise Forbidden("requires role platform_admin")
+        body = self._body(data, ModelCreate)
+        created = await self._models.create(body)
+        return created.model_dump(mode="json")
+
+    async def _reset(self, principal: Principal, data: bytes) -> dict[str, Any]:
+        if not principal.has_any("platform_admin"):
+            raise Forbidden("requires role platform_admin")
+        return await self._performance.reset(self._body(data, ResetIn), principal)
+
+    async def _serve_cancel(self, msg: Msg) -> None:
+        name = "model.request.cancel"
+        try:
+            principal = self._principal(msg)
+            body: CancelIn = self._body(msg.data, CancelIn)
+            if not principal.has_any("tenant_admin", "platform_admin"):
+                raise Forbidden("requires role tenant_admin or platform_admin")
+            done = self._cancel(body.request_id, principal)
+            if done is None:  # not in flight here: let the replica holding it answer first
+                await asyncio.sleep(NOT_HERE_DELAY_S)
+                raise NotFound(f"no request '{body.request_id}' in flight", param="request_id")
+            if done is False:
+                raise NotFound(f"no request '{body.request_id}' in flight", param="request_id")
+            reply: dict[str, Any] = {
+                "ok": True,
+                "command": name,
+                "result": {"request_id": body.request_id, "status": "cancelled"},
+            }
+        except TurnoutError as exc:
+            reply = {"ok": False, "command": name, "error": _error(exc)}
+        log.info("command", command=name, ok=reply["ok"])
+        with contextlib.suppress(Exception):
+            await msg.respond(orjson.dumps(reply))

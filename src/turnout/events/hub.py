@@ -1,0 +1,124 @@
+"""Where events start: whether calls produce them, and the loop that copies flagged call records
+into the outbox and wakes the sinks (NATS, webhooks).
+
+Calls produce events while anyone can receive them: NATS is configured, or some tenant has an
+active webhook (checked every couple of seconds, so a new webhook hears from calls a moment after
+it is made). Then each call's record is stored flagged (``FlaggedSink``: one dictionary write on
+the request path) and copied into the outbox off it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from turnout.events.outbox import Outbox
+from turnout.gateway.records import RecordSink
+from turnout.store.events import Webhook
+
+log = structlog.get_logger(__name__)
+
+WEBHOOKS_CHECK_S = 2.0
+PURGE_S = 3600.0
+
+
+class EventHub:
+    """The events switch and the outbox's copy loop."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        *,
+        nats: bool,
+        interval_s: float = 0.2,
+    ) -> None:
+        self._sessions = sessions
+        self.outbox = outbox
+        self._nats = nats
+        self._interval_s = interval_s
+        self.on = nats  # do calls produce events? (webhooks switch it on too, see _check_webhooks)
+        self._wakers: list[Callable[[], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def notify(self, waker: Callable[[], None]) -> None:
+        """Call ``waker`` whenever new events are in the outbox (a sink's early wake-up)."""
+        self._wakers.append(waker)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def check_webhooks(self) -> None:
+        """Switch events on while any tenant has an active webhook (always on with NATS)."""
+        async with self._sessions() as session:
+            found = await session.scalar(select(Webhook.id).where(Webhook.active.is_(True)).limit(1))
+        self.on = self._nats or found is not None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="events-outbox")
+
+    async def stop(self) -> None:
+        """Copy what the records writer stored last, then stop (the sinks deliver it next start)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._copy_all(), 2.0)
+
+    async def _copy_all(self) -> int:
+        total = 0
+        while moved := await self.outbox.copy_requests():
+            total += moved
+        if total:
+            for waker in self._wakers:
+                waker()
+        return total
+
+    async def _loop(self) -> None:
+        checked = purged = 0.0
+        failing = False
+        while True:
+            try:
+                now = time.monotonic()
+                if now - checked >= WEBHOOKS_CHECK_S:
+                    checked = now
+                    await self.check_webhooks()
+                await self._copy_all()
+                if now - purged >= PURGE_S:
+                    purged = now
+                    await self.outbox.purge(nats=self._nats)
+                if failing:
+                    failing = False
+                    log.info("events.outbox_back")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: the records stay flagged until it is back
+                if not failing:
+                    failing = True
+                    log.warning("events.outbox_failed", error_type=type(exc).__name__)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+
+
+class FlaggedSink:
+    """The record sink the gateway writes to, flagging each record for its event while events are on."""
+
+    def __init__(self, sink: RecordSink, hub: EventHub) -> None:
+        self._submit = sink.submit
+        self._hub = hub
+
+    def submit(self, record: dict[str, Any]) -> Awaitable[None] | None:
+        if self._hub.on:
+            record["event_pending"] = True
+        return self._submit(record)

@@ -1,0 +1,145 @@
+"""Commands over NATS request/reply, authorised like the API: ``model.register`` adds a custom model
+(as ``POST /api/v2/admin/models``), ``model.performance.reset`` forgets experience, and
+``model.request.cancel`` stops a call in flight; a bad command gets an error reply and changes
+nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import orjson
+from sqlalchemy import func, select
+
+from tests.fixtures.nats_server import NatsServer, nats_server  # noqa: F401
+from tests.gateway_env import OPENAI_MODEL, GatewayEnv, gateway
+from turnout.store.models import Model
+
+HELLO: Any = [{"role": "user", "content": "hello"}]
+
+
+@contextlib.asynccontextmanager
+async def commanded(tmp_path: Path, server: NatsServer) -> AsyncIterator[tuple[GatewayEnv, nats.NATS]]:
+    await server.start()
+    async with gateway(tmp_path, nats_url=server.url, first_byte_timeout_s=20.0) as gw:
+        nc = await nats.connect(server.url)
+        try:
+            for _ in range(100):  # the gateway subscribes once its connection is up
+                with contextlib.suppress(Exception):
+                    await command(nc, "model.request.cancel", {"request_id": "x"}, "-", timeout=0.5)
+                    break
+                await asyncio.sleep(0.1)
+            yield gw, nc
+        finally:
+            await nc.close()
+
+
+async def command(
+    nc: nats.NATS, name: str, body: Any, token: str | None, timeout: float = 5.0
+) -> dict[str, Any]:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    msg = await nc.request(f"turnout.commands.{name}", data, timeout=timeout, headers=headers)
+    reply: dict[str, Any] = orjson.loads(msg.data)
+    return reply
+
+
+async def models(gw: GatewayEnv) -> int:
+    async with gw.container.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(Model)) or 0)
+
+
+async def test_register_and_reset_work_and_bad_commands_change_nothing(
+    tmp_path: Path,
+    nats_server: NatsServer,  # noqa: F811
+) -> None:
+    async with commanded(tmp_path, nats_server) as (gw, nc):
+        root = gw.container.jwt.mint("root", "platform", ["platform_admin"])
+        tenant_admin = gw.container.jwt.mint("ann", "acme", ["tenant_admin"])
+        before = await models(gw)
+        body = {"provider_id": "oai", "external_id": "my-finetune", "pricing_input": 1, "pricing_output": 2}
+
+        refused = [
+            (await command(nc, "model.register", body, None), "missing_token"),
+            (await command(nc, "model.register", body, tenant_admin), None),
+            (await command(nc, "model.register", b"{not json", root), "invalid_json"),
+            (await command(nc, "model.register", {**body, "priority": "high"}, root), "invalid_value"),
+            (await command(nc, "model.register", {**body, "provider_id": "nope"}, root), None),
+        ]
+        for reply, code in refused:
+            assert reply["ok"] is False and reply["command"] == "model.register", reply
+            assert set(reply["error"]) == {"type", "code", "message", "param"}
+            if code is not None:
+                assert reply["error"]["code"] == code, reply
+        assert refused[1][0]["error"]["type"] == "permission_error"
+        assert refused[3][0]["error"]["param"] == "priority"
+        assert await models(gw) == before, "a refused command changed nothing"
+
+        created = await command(nc, "model.register", body, root)
+        assert created["ok"] is True, created
+        assert created["result"]["id"] == "oai/my-finetune"
+        shown = await gw.http.get("/api/v2/admin/models/oai/my-finetune", headers=gw.admin)
+        assert shown.status_code == 200 and shown.json()["pricing_output"] == 2
+        assert await models(gw) == before + 1
+
+        raw = await gw.openai().chat.completions.with_raw_response.create(model=OPENAI_MODEL, messages=HELLO)
+        rated = await gw.http.post(
+            "/api/models/feedback",
+            json={"request_id": raw.headers["x-turnout-message-id"], "quality_rating": 0.2, "success": False},
+            headers={"Authorization": f"Bearer {gw.key}"},
+        )
+        assert rated.status_code < 300, rated.text
+        bad = await command(nc, "model.performance.reset", {"model": OPENAI_MODEL}, root)
+        assert bad["ok"] is False and bad["error"]["param"] in ("model", "model_id"), bad
+        reset = await command(nc, "model.performance.reset", {"model_id": OPENAI_MODEL}, root)
+        assert reset["ok"] is True, reset
+        api = await gw.http.post(
+            "/api/v2/admin/models/performance/reset", json={"model_id": OPENAI_MODEL}, headers=gw.admin
+        )
+        assert api.status_code == 200 and set(api.json()) == set(reset["result"]), "the API's own answer"
+
+
+async def test_a_call_in_flight_is_cancelled(
+    tmp_path: Path,
+    nats_server: NatsServer,  # noqa: F811
+) -> None:
+    async with commanded(tmp_path, nats_server) as (gw, nc):
+        gw.sim.inject("stall:10", count=1)
+        headers = {"Authorization": f"Bearer {gw.key}"}
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30) as http:
+            pending = asyncio.ensure_future(
+                http.post(
+                    "/v1/chat/completions", json={"model": OPENAI_MODEL, "messages": HELLO}, headers=headers
+                )
+            )
+            for _ in range(100):
+                if gw.container.gateway.inflight:
+                    break
+                await asyncio.sleep(0.02)
+            (request_id,) = list(gw.container.gateway.inflight)
+            other = gw.container.jwt.mint("eve", "globex", ["tenant_admin"])
+            stranger = await command(nc, "model.request.cancel", {"request_id": request_id}, other)
+            assert stranger["ok"] is False and stranger["error"]["code"] == "not_found"
+            unknown = await command(nc, "model.request.cancel", {"request_id": "no-such"}, other)
+            assert unknown["ok"] is False and unknown["error"]["param"] == "request_id"
+            started = asyncio.get_running_loop().time()
+            admin = gw.container.jwt.mint("ann", "acme", ["tenant_admin"])
+            done = await command(nc, "model.request.cancel", {"request_id": request_id}, admin)
+            assert done == {
+                "ok": True,
+                "command": "model.request.cancel",
+                "result": {"request_id": request_id, "status": "cancelled"},
+            }
+            resp = await pending
+            assert asyncio.get_running_loop().time() - started < 3, (
+                "the stalled upstream call was not waited for"
+            )
+        assert resp.status_code == 409 and resp.json()["error"]["code"] == "request_cancelled", resp.text
+        assert resp.headers["x-turnout-message-id"] == request_id
+        (row,) = await gw.records(1)
+        assert (row.id, row.status, row.error) == (request_id, "cancelled", "cancelled by command")
