@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -234,7 +235,7 @@ class Container:
             concurrency=settings.webhook_concurrency,
         )
         events.notify(webhook_dispatcher.wake)
-        return cls(
+        container = cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
@@ -294,6 +295,10 @@ class Container:
             ),
             webhook_dispatcher=webhook_dispatcher,
         )
+        container.webhooks.subscribed = events.subscribed
+        if metrics is not None:
+            metrics.watch_outbox(functools.partial(outbox.backlog, nats=settings.nats_url is not None))
+        return container
 
     async def start(self) -> None:
         """Open the records' journal, load the snapshot, start background work (idempotent)."""

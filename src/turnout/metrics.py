@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -159,6 +159,14 @@ class GatewayMetrics:
         self._budgets: set[tuple[str, ...]] = set()  # label tuples of the budget gauges set
         self._sources: tuple[CircuitBreakers, RecordWriter, SpendGuard, SnapshotStore] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._backlog: Callable[[], Awaitable[tuple[int, int]]] | None = None
+        self.outbox_backlog = Gauge(
+            "turnout_outbox_backlog",
+            "Events in the outbox not yet delivered to a sink (nats, webhooks)",
+            ["sink"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
 
     def _child(self, metric: Any, *values: Any) -> Any:
         key = (id(metric), *values)
@@ -237,6 +245,10 @@ class GatewayMetrics:
         """Where ``refresh`` samples the gauges from."""
         self._sources = (breakers, records, spend, snapshots)
 
+    def watch_outbox(self, backlog: Callable[[], Awaitable[tuple[int, int]]]) -> None:
+        """Where ``refresh`` reads the outbox's backlog: (not yet on NATS, not yet fanned out)."""
+        self._backlog = backlog
+
     async def refresh(self) -> None:
         """Count what is pending; sample the gauges: breakers, the writer's backlog, every budget's
         current period."""
@@ -252,6 +264,10 @@ class GatewayMetrics:
         self._open = open_now
         self.queue_depth.set(records.pending)
         self.journal_bytes.set(records.journal_bytes)
+        if self._backlog is not None:
+            nats, hooks = await self._backlog()
+            self.outbox_backlog.labels("nats").set(nats)
+            self.outbox_backlog.labels("webhooks").set(hooks)
         await self._refresh_budgets(spend, snapshots)
 
     async def _refresh_budgets(self, spend: SpendGuard, snapshots: SnapshotStore) -> None:

@@ -119,6 +119,17 @@ async def test_ratings_and_failures_publish_their_events(tmp_path: Path, nats_se
         assert failed.status_code == 502
         await gw.records(2)
         events = await stream_events(nats_server.url, 3 + 3, timeout_s=15)
+        for _ in range(50):  # the flags clear just after the server's acks (the stream has them)
+            scrape = (await gw.http.get("/metrics", headers=gw.admin)).text
+            backlog = {
+                line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+                for line in scrape.splitlines()
+                if line.startswith("turnout_outbox_backlog{")
+            }
+            if not any(backlog.values()):
+                break
+            await asyncio.sleep(0.1)
+        assert backlog == {"nats": 0.0, "webhooks": 0.0}, backlog  # all delivered (no webhook: fanned out)
     kinds = {e["type"]: e["data"] for e in events}
     feedback = kinds["model.feedback.received"]
     assert feedback["request_id"] == message_id and feedback["feedback"]["quality_rating"] == 0.9

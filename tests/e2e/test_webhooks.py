@@ -378,3 +378,32 @@ async def test_two_replicas_deliver_each_event_once(settings: Settings) -> None:
         assert sorted(rec.arrivals) == sorted(sent) and rec.bad == []
         history = await deliveries(env, "theta", limit="100")
         assert len(history) == 30 and all(d["status"] == "delivered" and d["attempts"] == 1 for d in history)
+
+
+async def test_real_calls_and_ratings_reach_a_webhook_made_a_moment_before(gw: GatewayEnv) -> None:
+    async with receiver() as rec:
+        hook = await create(gw, "acme", rec, ["model.request.completed", "model.feedback.received"])
+        raw = await gw.openai().chat.completions.with_raw_response.create(
+            model="oai/gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
+        )
+        message_id = raw.headers["x-turnout-message-id"]
+        rated = await gw.http.post(
+            "/api/models/feedback",
+            json={"request_id": message_id, "quality_rating": 0.75, "success": True},
+            headers={"Authorization": f"Bearer {gw.key}"},
+        )
+        assert rated.status_code < 300, rated.text
+
+        def arrived() -> dict[str, dict[str, Any]]:
+            return {
+                e["type"]: e["data"] for e in rec.events.values() if e["data"].get("request_id") == message_id
+            }
+
+        await until(lambda: len(arrived()) == 2)
+        got = arrived()
+        completed = got["model.request.completed"]
+        assert completed["model_id"] == "oai/gpt-4o-mini" and completed["tenant_id"] == "acme"
+        assert completed["metrics"]["tokens"]["total"] > 0 and completed["metrics"]["cost"] > 0
+        assert got["model.feedback.received"]["feedback"]["quality_rating"] == 0.75
+        assert not rec.bad
+        await ok(await gw.http.delete(f"{HOOKS}/{hook['id']}", headers=admin_of(gw, "acme")), 204)

@@ -55,6 +55,11 @@ class EventHub:
     def wake(self) -> None:
         self._wake.set()
 
+    def subscribed(self) -> None:
+        """A webhook was just made here: calls produce events from now on (the other replicas
+        follow at their next check)."""
+        self.on = True
+
     async def check_webhooks(self) -> None:
         """Switch events on while any tenant has an active webhook (always on with NATS)."""
         async with self._sessions() as session:

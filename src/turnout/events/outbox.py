@@ -162,12 +162,16 @@ class Outbox:
             )
         return len(rows)
 
-    async def backlog(self) -> tuple[int, int]:
-        """Events not yet on NATS, and not yet fanned out to webhooks."""
+    async def backlog(self, *, nats: bool) -> tuple[int, int]:
+        """Events not yet on NATS (0 without NATS configured), and not yet fanned out to webhooks."""
         async with self._sessions() as session:
-            nats = await session.scalar(select(func.count()).select_from(Event).where(Event.nats_pending))
+            on_nats = (
+                await session.scalar(select(func.count()).select_from(Event).where(Event.nats_pending))
+                if nats
+                else 0
+            )
             hooks = await session.scalar(select(func.count()).select_from(Event).where(Event.hooks_pending))
-        return int(nats or 0), int(hooks or 0)
+        return int(on_nats or 0), int(hooks or 0)
 
     async def purge(self, *, nats: bool) -> int:
         """Drop events older than the retention that no sink still waits for (without NATS

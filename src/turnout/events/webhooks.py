@@ -252,6 +252,7 @@ class WebhookService:
         self._secrets = secrets
         self._allow_private = allow_private
         self.wake = wake  # the dispatcher's: a test or a retried delivery leaves at once
+        self.subscribed: Callable[[], None] = _nothing  # the events hub's: there is a subscriber now
 
     async def _check_url(self, url: str) -> str:
         return await asyncio.to_thread(check_webhook_url, url, allow_private=self._allow_private)
@@ -284,6 +285,8 @@ class WebhookService:
         except Exception:
             await self._secrets.delete(ref)
             raise
+        if hook.active:
+            self.subscribed()  # calls produce events from now on, not from the next check
         return WebhookCreated(**_out(hook).model_dump(), secret=secret)
 
     async def list(self, principal: Principal, tenant: str | None = None) -> WebhookList:
