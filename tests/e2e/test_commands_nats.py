@@ -16,7 +16,7 @@ import nats
 import orjson
 from sqlalchemy import func, select
 
-from tests.fixtures.nats_server import NatsServer, nats_server  # noqa: F401
+from tests.fixtures.nats_server import STREAM, NatsServer, nats_server, stream_events  # noqa: F401
 from tests.gateway_env import OPENAI_MODEL, GatewayEnv, gateway
 from turnout.store.models import Model
 
@@ -26,7 +26,7 @@ HELLO: Any = [{"role": "user", "content": "hello"}]
 @contextlib.asynccontextmanager
 async def commanded(tmp_path: Path, server: NatsServer) -> AsyncIterator[tuple[GatewayEnv, nats.NATS]]:
     await server.start()
-    async with gateway(tmp_path, nats_url=server.url, first_byte_timeout_s=20.0) as gw:
+    async with gateway(tmp_path, nats_url=server.url, nats_stream=STREAM, first_byte_timeout_s=20.0) as gw:
         nc = await nats.connect(server.url)
         try:
             for _ in range(100):  # the gateway subscribes once its connection is up
@@ -143,3 +143,7 @@ async def test_a_call_in_flight_is_cancelled(
         assert resp.headers["x-turnout-message-id"] == request_id
         (row,) = await gw.records(1)
         assert (row.id, row.status, row.error) == (request_id, "cancelled", "cancelled by command")
+        events = await stream_events(nats_server.url, 3 + 1, timeout_s=15)  # the syncs and the call
+        (cancelled,) = [e for e in events if e["type"] == "model.request.cancelled"]
+        assert cancelled["data"]["request_id"] == request_id
+        assert cancelled["data"]["error"]["message"] == "cancelled by command"

@@ -13,46 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
-import orjson
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from tests.fixtures.nats_server import NatsServer, nats_server  # noqa: F401
+from tests.fixtures.nats_server import STREAM, NatsServer, nats_server, stream_events  # noqa: F401
 from tests.gateway_env import OPENAI_MODEL, GatewayEnv, gateway
 
 HELLO: Any = [{"role": "user", "content": "hello"}]
-STREAM = "TURNOUT_EVENTS_TEST"
 
 
 @contextlib.asynccontextmanager
 async def events_gateway(tmp_path: Path, server: NatsServer) -> AsyncIterator[GatewayEnv]:
     async with gateway(tmp_path, nats_url=server.url, nats_stream=STREAM) as gw:
         yield gw
-
-
-async def stream_events(url: str, want: int, timeout_s: float = 30.0) -> list[dict[str, Any]]:
-    """Every message of the stream, read by a fresh consumer from its first, until ``want`` distinct
-    event ids have arrived (or the time is up); each as its envelope plus its Nats-Msg-Id."""
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    sub = await js.pull_subscribe(
-        "turnout.events.>", stream=STREAM, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-    )
-    out: list[dict[str, Any]] = []
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    try:
-        while len({e["id"] for e in out}) < want and asyncio.get_running_loop().time() < deadline:
-            with contextlib.suppress(nats.errors.TimeoutError):
-                for msg in await sub.fetch(500, timeout=0.5):
-                    event = orjson.loads(msg.data)
-                    event["msg_id"] = (msg.headers or {}).get("Nats-Msg-Id")
-                    event["tenant_header"] = (msg.headers or {}).get("Turnout-Tenant")
-                    event["subject"] = msg.subject
-                    out.append(event)
-                    await msg.ack()
-    finally:
-        await nc.close()
-    return out
 
 
 async def test_every_call_event_arrives_with_nats_restarted_midway(

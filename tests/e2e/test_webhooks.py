@@ -407,3 +407,34 @@ async def test_real_calls_and_ratings_reach_a_webhook_made_a_moment_before(gw: G
         assert got["model.feedback.received"]["feedback"]["quality_rating"] == 0.75
         assert not rec.bad
         await ok(await gw.http.delete(f"{HOOKS}/{hook['id']}", headers=admin_of(gw, "acme")), 204)
+
+
+async def test_a_budget_running_out_reaches_the_tenants_webhook(gw: GatewayEnv) -> None:
+    async with receiver() as rec:
+        hook = await create(gw, "acme", rec, ["budget.exhausted"])
+        budget = await ok(
+            await gw.http.post(
+                "/api/v2/budgets",
+                json={"name": "tiny", "scope": "agent", "scope_id": gw.agent_id, "period": "daily",
+                      "amount_usd": 0.000001, "action": "block"},
+                headers=admin_of(gw, "acme"),
+            ),
+            201,
+        )  # fmt: skip
+        await gw.container.snapshots.reload()
+        try:
+            refused = await gw.http.post(
+                "/v1/chat/completions",
+                json={"model": "oai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]},
+                headers={"Authorization": f"Bearer {gw.key}"},
+            )
+            assert refused.status_code == 429, refused.text
+            await until(lambda: any(e["type"] == "budget.exhausted" for e in rec.events.values()))
+        finally:
+            await gw.http.delete(f"/api/v2/budgets/{budget['id']}", headers=admin_of(gw, "acme"))
+            await gw.container.snapshots.reload()
+        (event,) = [e for e in rec.events.values() if e["type"] == "budget.exhausted"]
+        assert event["tenant_id"] == "acme"
+        assert event["data"]["budget_id"] == budget["id"] and event["data"]["budget_name"] == "tiny"
+        assert event["data"]["action"] == "block" and event["data"]["amount_usd"] == 0.000001
+        await ok(await gw.http.delete(f"{HOOKS}/{hook['id']}", headers=admin_of(gw, "acme")), 204)
