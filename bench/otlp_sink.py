@@ -1,6 +1,6 @@
-"""A local OTLP/HTTP trace receiver for the benchmark: it takes ``POST /v1/traces`` (protobuf), counts
-the requests and bytes, and answers 200, so that Turnout's tracing runs its whole export path
-(spans, batch processor, protobuf encoding, HTTP) without anything else on the machine.
+"""A local OTLP/HTTP trace receiver for the benchmark: it takes ``POST /v1/traces`` (Turnout sends
+OTLP JSON), counts the requests and bytes, and answers 200, so that Turnout's tracing runs its whole
+export path (spans, queue, JSON encoding, HTTP) without anything else on the machine.
 
     python bench/otlp_sink.py --port 4318
 """
@@ -19,7 +19,7 @@ async def traces(request: web.Request) -> web.Response:
     body = await request.read()
     request.app[RECEIVED][0] += 1
     request.app[RECEIVED][1] += len(body)
-    return web.Response(body=b"", content_type="application/x-protobuf")
+    return web.Response(body=b"{}", content_type="application/json")
 
 
 async def health(request: web.Request) -> web.Response:

@@ -1,25 +1,23 @@
 """A local OTLP/HTTP trace receiver: what an OpenTelemetry collector would get from the gateway.
 
-It runs in a thread (the gateway's exporter posts from its own thread, and the shutdown flush must
-not wait on the test's event loop) and decodes each ``POST /v1/traces`` body as an
-``ExportTraceServiceRequest``, keeping every span as a plain ``SpanView``."""
+It runs in a thread (the shutdown flush must not wait on the test's event loop) and decodes each
+``POST /v1/traces`` body as an ``ExportTraceServiceRequest`` in OTLP's JSON encoding (the one the
+gateway sends: hex ids, enums as integers, int64 as strings), keeping every span as a plain
+``SpanView``. It can be taken down and brought back on the same port, or made to hang, to stand
+for a collector that is away."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 SERVER, CLIENT, INTERNAL = 2, 3, 1  # opentelemetry.proto.trace.v1.Span.SpanKind
 ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
@@ -39,13 +37,63 @@ class SpanView:
     status_message: str
     trace_state: str
     service: str
+    start_ns: int
+    end_ns: int
 
 
-def _value(value: AnyValue) -> Any:
-    which = value.WhichOneof("value")
-    if which == "array_value":
-        return [_value(v) for v in value.array_value.values]
-    return getattr(value, which) if which else None
+def _value(value: dict[str, Any]) -> Any:
+    """An OTLP JSON ``AnyValue``: int64 may come as a string or a number (proto3's JSON mapping)."""
+    ((which, inner),) = value.items()
+    if which == "intValue":
+        return int(inner)
+    if which == "doubleValue":
+        return float(inner)
+    if which == "arrayValue":
+        return [_value(v) for v in inner.get("values", [])]
+    if which in ("stringValue", "boolValue"):
+        return inner
+    raise AssertionError(f"unexpected AnyValue {value!r}")
+
+
+def _attributes(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {a["key"]: _value(a["value"]) for a in items}
+
+
+def _hex_id(value: str, size: int) -> str:
+    """A trace or span id as OTLP JSON writes it: lowercase hex of the id's bytes (never base64)."""
+    assert len(value) == size * 2 and value == value.lower(), value
+    bytes.fromhex(value)
+    return value
+
+
+def decode(body: bytes) -> list[SpanView]:
+    """The spans of an OTLP/HTTP JSON ``ExportTraceServiceRequest``."""
+    views = []
+    for resource_spans in json.loads(body)["resourceSpans"]:
+        resource = _attributes(resource_spans.get("resource", {}).get("attributes", []))
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                assert isinstance(span["kind"], int), "enums are integers in OTLP JSON"
+                assert isinstance(span["startTimeUnixNano"], str), "fixed64 is a string in OTLP JSON"
+                parent = span.get("parentSpanId", "")
+                status = span.get("status", {})
+                views.append(
+                    SpanView(
+                        span["name"],
+                        span["kind"],
+                        _hex_id(span["traceId"], 16),
+                        _hex_id(span["spanId"], 8),
+                        _hex_id(parent, 8) if parent else "",
+                        _attributes(span.get("attributes", [])),
+                        status.get("code", 0),
+                        status.get("message", ""),
+                        span.get("traceState", ""),
+                        resource.get("service.name", ""),
+                        int(span["startTimeUnixNano"]),
+                        int(span["endTimeUnixNano"]),
+                    )
+                )
+    return views
 
 
 class Receiver:
@@ -54,33 +102,15 @@ class Receiver:
     def __init__(self) -> None:
         self.spans: list[SpanView] = []
         self.posts = 0
+        self.content_types: set[str] = set()
+        self.hang = threading.Event()  # set: posts get no answer until it is cleared
         self._lock = threading.Lock()
 
-    def take(self, body: bytes) -> None:
-        request = ExportTraceServiceRequest.FromString(body)
-        views = []
-        for resource_spans in request.resource_spans:
-            service = next(
-                (_value(a.value) for a in resource_spans.resource.attributes if a.key == "service.name"), ""
-            )
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    views.append(
-                        SpanView(
-                            span.name,
-                            span.kind,
-                            span.trace_id.hex(),
-                            span.span_id.hex(),
-                            span.parent_span_id.hex(),
-                            {a.key: _value(a.value) for a in span.attributes},
-                            span.status.code,
-                            span.status.message,
-                            span.trace_state,
-                            service,
-                        )
-                    )
+    def take(self, body: bytes, content_type: str) -> None:
+        views = decode(body)
         with self._lock:
             self.posts += 1
+            self.content_types.add(content_type)
             self.spans.extend(views)
 
     def snapshot(self) -> list[SpanView]:
@@ -113,24 +143,56 @@ def _trace(spans: list[SpanView], message_id: str) -> list[SpanView]:
     return [] if server is None else [s for s in spans if s.trace_id == server.trace_id]
 
 
-@contextmanager
-def otlp_receiver() -> Iterator[tuple[str, Receiver]]:
-    """Serve on a free loopback port; yields its base URL (an ``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
-    receiver = Receiver()
+class Collector:
+    """The receiver's HTTP side, on one loopback port that stays its own while it is down."""
 
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self._server: ThreadingHTTPServer | None = None
+        self.port = 0
+        self.up()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        """Listen (on the port it had before, once it has had one)."""
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self.receiver))
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._server = server
+
+    def down(self) -> None:
+        """Stop listening: the gateway's exports are refused."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if receiver.hang.is_set():  # no answer until it clears (the client has given up by then)
+                while receiver.hang.is_set():
+                    time.sleep(0.05)
+                self.close_connection = True
+                return
             if self.headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
-            if self.path != "/v1/traces":
-                self.send_response(404)
+            content_type = self.headers.get("content-type", "")
+            if self.path != "/v1/traces" or content_type != "application/json":
+                self.send_response(404 if self.path != "/v1/traces" else 415)
+                self.send_header("content-length", "0")
                 self.end_headers()
                 return
-            receiver.take(body)
-            out = ExportTraceServiceResponse().SerializeToString()
+            receiver.take(body, content_type)
+            out = b"{}"  # an ExportTraceServiceResponse with nothing rejected
             self.send_response(200)
-            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(out)))
             self.end_headers()
             self.wfile.write(out)
@@ -138,11 +200,22 @@ def otlp_receiver() -> Iterator[tuple[str, Receiver]]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    return Handler
+
+
+@contextmanager
+def otlp_collector() -> Iterator[Collector]:
+    """A collector on a free loopback port; its ``url`` is an ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
+    collector = Collector(Receiver())
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", receiver
+        yield collector
     finally:
-        server.shutdown()
-        server.server_close()
+        collector.receiver.hang.clear()
+        collector.down()
+
+
+@contextmanager
+def otlp_receiver() -> Iterator[tuple[str, Receiver]]:
+    """Serve on a free loopback port; yields its base URL (an ``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+    with otlp_collector() as collector:
+        yield collector.url, collector.receiver

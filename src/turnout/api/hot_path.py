@@ -107,16 +107,16 @@ class HotPath:
     async def _traced(self, scope: Scope, receive: Receive, send: Send, served: tuple[str, str]) -> None:
         """Serve a data-plane request inside its server span, which ends after the answer's last
         byte (a stream's included) and is current for the pipeline's spans below it."""
-        span, token = tracing.start_server(scope["headers"], served)
+        token = tracing.start_server(scope["headers"], served)
         try:
             if self._limited.declared_within(scope):
                 await self._serve(scope, receive, send)
             else:
                 await self._limited(scope, receive, send)
         except BaseException as exc:
-            tracing.end_server(span, token, exc)
+            tracing.end_server(token, exc)
             raise
-        tracing.end_server(span, token, None)
+        tracing.end_server(token, None)
 
     @property
     def state(self) -> object:
