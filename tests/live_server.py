@@ -24,7 +24,16 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Serve ``app`` (lifespan included) and yield its base URL."""
     port = free_port()
     config = uvicorn.Config(  # the production HTTP protocol (turnout serve's), on the test's loop
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio", http=PROTOCOL
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        loop="asyncio",
+        http=PROTOCOL,
+        # longer than httpx's 5 s keep-alive expiry: the client drops an idle connection first, so a
+        # request never races the server closing it (an httpx.ReadError under a loaded machine)
+        timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

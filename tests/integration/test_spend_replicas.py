@@ -23,6 +23,11 @@ from turnout.simulator import Simulator, SimulatorConfig
 pytestmark = pytest.mark.postgres
 
 
+# FAST's 2 s timeouts and 3-failure breaker turn a loaded CI machine's slow answers into 503s; these
+# tests race budgets, not upstream faults
+PATIENT = {**FAST, "first_byte_timeout_s": 30.0, "http_read_timeout_s": 30.0, "http_total_timeout_s": 60.0}
+
+
 @dataclass
 class Pair:
     a: httpx.AsyncClient
@@ -42,7 +47,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     sim = Simulator(SimulatorConfig(api_key=SIM_KEY))
     sim_url = await sim.start()
     try:
-        async with two_replicas(tmp_path, with_redis=True, **FAST) as (first, second):
+        async with two_replicas(tmp_path, with_redis=True, **PATIENT) as (first, second):
             containers = (first.container, second.container)
             mint: Callable[..., str] = lambda sub, tenant, roles: first.container.jwt.mint(sub, tenant, roles)  # noqa: E731
             _, agent_id, key = await provision(first.http, mint, sim_url)
@@ -86,7 +91,7 @@ async def test_a_budget_race_across_replicas_never_overspends(pair: Pair) -> Non
     answers = await asyncio.gather(*(one(n) for n in range(200)))
     ok = [r for r in answers if r.status_code == 200]
     refused = [r for r in answers if r.status_code == 429]
-    assert len(ok) + len(refused) == 200, {r.status_code for r in answers}
+    assert len(ok) + len(refused) == 200, [r.text for r in answers if r.status_code not in (200, 429)][:3]
     assert refused, "a budget that fits 50 refused nothing of 200"
     error = refused[0].json()["error"]
     assert (

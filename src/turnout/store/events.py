@@ -12,12 +12,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnClause,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    column,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from turnout.ids import new_ordered_id
 from turnout.store.models import Base, utcnow
+
+# Partial-index predicates: a bare mapped_column is not yet a SQL expression inside the class body.
+_NATS_PENDING: ColumnClause[bool] = column("nats_pending")
+_HOOKS_PENDING: ColumnClause[bool] = column("hooks_pending")
 
 SeqType = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
 
@@ -38,8 +53,8 @@ class Event(Base):
 
     __table_args__ = (
         UniqueConstraint("id", name="uq_events_id"),
-        Index("ix_events_nats_pending", "seq", postgresql_where=nats_pending, sqlite_where=nats_pending),
-        Index("ix_events_hooks_pending", "seq", postgresql_where=hooks_pending, sqlite_where=hooks_pending),
+        Index("ix_events_nats_pending", "seq", postgresql_where=_NATS_PENDING, sqlite_where=_NATS_PENDING),
+        Index("ix_events_hooks_pending", "seq", postgresql_where=_HOOKS_PENDING, sqlite_where=_HOOKS_PENDING),
     )
 
 

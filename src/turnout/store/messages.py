@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String, Text, false
+from sqlalchemy import Boolean, Float, Index, Integer, Numeric, String, Text, column, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from turnout.store.models import Base, utcnow
@@ -83,8 +83,8 @@ class Message(Base):
         Index(
             "ix_message_event_pending",
             "created_at",
-            postgresql_where=event_pending,
-            sqlite_where=event_pending,
+            postgresql_where=column("event_pending"),  # a bare mapped_column is no SQL expression here
+            sqlite_where=column("event_pending"),
         ),
         Index("ix_message_agent", "agent_id"),
         Index("ix_message_feedback_at", "feedback_at"),  # replicas poll new ratings by time
