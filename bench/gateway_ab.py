@@ -9,8 +9,14 @@ temporary git worktree and imported through ``PYTHONPATH``; both use this checko
 An A/A run (``--base`` at the working tree's own commit, no changes) shows the noise floor: twice
 1.04-1.06 with single rounds from 0.92 to 1.24 on the 2-core sandbox, so trust only larger changes.
 
+``--env-a``/``--env-b KEY=VALUE`` set a variable on one side only, so that with ``--base`` at the
+working tree's commit the A/B compares settings on the same code (``{sink}`` in a value is the URL
+of ``bench/otlp_sink.py``, started on the load core), e.g. the cost of tracing:
+
+    .venv/bin/python bench/gateway_ab.py --env-b OTEL_EXPORTER_OTLP_ENDPOINT={sink}
+
     .venv/bin/python bench/gateway_ab.py [--base HEAD] [--rounds 12] [--seconds 3] [--connections 32]
-        [--redis]
+        [--redis] [--env-a KEY=VALUE ...] [--env-b KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 
 from common import BIN, ROOT, workspace
 from gateway_load import Target, ensure_wrk, wrk
-from gateway_procs import Cores, Proc, configure_simulators, redis_server, simulator, turnout
+from gateway_procs import Cores, Proc, configure_simulators, otlp_sink, redis_server, simulator, turnout
 
 
 @contextmanager
@@ -61,7 +67,16 @@ def main() -> None:
         help="both sides with spend control (a budget and an rpm limit on the key) in one Redis of the "
         "benchmark's own on the load core, each under its own key prefix",
     )
+    for side in ("a", "b"):
+        parser.add_argument(
+            f"--env-{side}",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"a variable for side {side.upper()} only ({{sink}}: a local OTLP receiver's URL)",
+        )
     args = parser.parse_args()
+    extra = {"A": _pairs(args.env_a), "B": _pairs(args.env_b)}
     wrk_bin = ensure_wrk()
     if wrk_bin is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
@@ -74,14 +89,17 @@ def main() -> None:
         tmp, _ = stack.enter_context(workspace("sqlite"))
         upstream = stack.enter_context(simulator(tmp, "sim-upstream", cores.load, cores))
         redis = stack.enter_context(redis_server(tmp, cores)) if args.redis else None
+        if any("{sink}" in value for side in extra.values() for value in side.values()):
+            sink = stack.enter_context(otlp_sink(tmp, cores))
+            extra = {n: {k: v.replace("{sink}", sink.url) for k, v in e.items()} for n, e in extra.items()}
         sides: dict[str, tuple[Proc, Target, Path]] = {}
         for name, src in (("A", base / "src"), ("B", ROOT / "src")):
             side_tmp, env = stack.enter_context(workspace("sqlite"))
-            env = {**env, "PYTHONPATH": str(src)}
+            env = {**env, "PYTHONPATH": str(src), **extra[name]}
             if redis is not None:
                 env |= {"TURNOUT_REDIS_URL": redis.url, "TURNOUT_REDIS_PREFIX": f"ab-{name}:"}
             label = args.base if name == "A" else "working tree"
-            print(f"{name}: {label}, turnout imported from {imported_from(env)}")
+            print(f"{name}: {label} {extra[name] or ''}, turnout imported from {imported_from(env)}")
             gateway, key = stack.enter_context(
                 turnout(side_tmp, env, upstream.url, cores, spend_controls=args.redis)
             )
@@ -109,6 +127,16 @@ def main() -> None:
         f"requests/s: A {statistics.median(rps['A']):.0f}, B {statistics.median(rps['B']):.0f}; "
         f"B/A median {statistics.median(rps_ratio):.3f} (rounds {min(rps_ratio):.3f}-{max(rps_ratio):.3f})"
     )
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--env-a/--env-b take KEY=VALUE, not {item!r}")
+        out[key] = value
+    return out
 
 
 if __name__ == "__main__":
