@@ -183,10 +183,11 @@ class Settings(BaseSettings):
     routing_w_priority: float = Field(default=0.3, ge=0, le=1)
     routing_w_experience: float = Field(default=0.7, ge=0, le=1)
     routing_exploration: Literal["thompson", "ucb", "off"] = "thompson"
-    routing_exploration_rate: float = Field(default=0.45, ge=0, le=1)
-    routing_cost_margin: float = Field(default=0.0275, ge=0, le=1)
-    routing_size_exponent: float = Field(
-        default=3.0, ge=0, le=8, description="the margin scales by (request cost / agent's typical) ** this"
+    routing_cost_tradeoff: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="quality a pricier model must add per doubling of cost, for policies that state none",
     )
     default_model: str | None = Field(default=None, description="used when the router itself fails (SRS 7.4)")
     feedback_sync_interval_s: float = 2.0

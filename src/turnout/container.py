@@ -162,9 +162,7 @@ class Container:
                 w_priority=settings.routing_w_priority,
                 w_experience=settings.routing_w_experience,
                 exploration=settings.routing_exploration,
-                exploration_rate=settings.routing_exploration_rate,
-                cost_margin=settings.routing_cost_margin,
-                size_exponent=settings.routing_size_exponent,
+                cost_tradeoff=settings.routing_cost_tradeoff,
             ),
         )
         metrics = GatewayMetrics(key_labels=settings.metrics_key_labels) if settings.metrics else None

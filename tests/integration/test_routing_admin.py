@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import httpx
 
+from turnout.domain.policies import view_of
+
 ROUTING = "/api/v2/routing"
 
 
@@ -41,6 +43,27 @@ async def test_default_policies_and_crud(
     assert (await client.get(f"{ROUTING}/policies/legal", headers=admin)).status_code == 404
     bad = await client.post(f"{ROUTING}/policies", json={"name": "x", "temperature": 9}, headers=admin)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "temperature"
+
+
+async def test_a_policy_states_its_price_of_cost(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    made = await client.post(
+        f"{ROUTING}/policies", json={"name": "thrifty", "cost_tradeoff": 0.2}, headers=admin
+    )
+    assert made.status_code == 201 and made.json()["cost_tradeoff"] == 0.2
+    shown = (await client.get(f"{ROUTING}/policies/thrifty", headers=admin)).json()
+    assert shown["cost_tradeoff"] == 0.2
+    for bad in (-0.1, 2, "cheap"):
+        refused = await client.post(
+            f"{ROUTING}/policies", json={"name": "odd", "cost_tradeoff": bad}, headers=admin
+        )
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "cost_tradeoff", bad
+
+
+def test_default_policies_price_cost_by_what_they_are_for() -> None:
+    tradeoff = {name: view_of(name, {}).cost_tradeoff for name in ("deep_research", "code", "normal", "ops")}
+    assert tradeoff["deep_research"] < tradeoff["code"] < tradeoff["normal"] < tradeoff["ops"]
+    assert view_of("custom", {}).cost_tradeoff is None  # the router's default
+    assert view_of("ops", {"cost_tradeoff": 0.01}).cost_tradeoff == 0.01
 
 
 async def test_task_policy_map(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Router: filters with reasons, FR-06 scoring, exploration, cheaper-within-margin, penalties."""
+"""Router: filters with reasons, FR-06 scoring, exploration, the price of cost, penalties."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_priority_alone_without_experience() -> None:
 
 
 def test_score_combines_priority_and_experience() -> None:
-    router = Router(config=RouterConfig(exploration="off", cost_margin=0.0))
+    router = Router(config=RouterConfig(exploration="off", cost_tradeoff=0.0))
     rate(router.experience, "a", [0.9] * 100)
     rate(router.experience, "b", [0.5] * 100)
     decision = router.rank(request(), [cand("a", 40), cand("b", 80)], now=NOW)
@@ -90,7 +90,7 @@ def test_exploration_off_is_deterministic() -> None:
 
 
 def test_cheaper_model_wins_within_the_margin() -> None:
-    router = Router(config=RouterConfig(exploration="off", cost_margin=0.05))
+    router = Router(config=RouterConfig(exploration="off", cost_tradeoff=0.05))
     rate(router.experience, "dear", [0.82] * 200)
     rate(router.experience, "cheap", [0.80] * 200)  # 0.02 worse at half the price: within 0.05 a doubling
     rate(router.experience, "bad-cheap", [0.5] * 200)
@@ -98,33 +98,53 @@ def test_cheaper_model_wins_within_the_margin() -> None:
     decision = router.rank(request(), candidates, now=NOW)
     assert decision.ranked[0].model_id == "cheap"
     assert "cheaper than dear" in decision.reason
-    strict = Router(router.experience, RouterConfig(exploration="off", cost_margin=0.0))
+    strict = Router(router.experience, RouterConfig(exploration="off", cost_tradeoff=0.0))
     assert strict.rank(request(), candidates, now=NOW).ranked[0].model_id == "dear"
     rate(router.experience, "dear", [1.0] * 800)  # now clearly better: worth its price
     assert router.rank(request(), candidates, now=NOW).ranked[0].model_id == "dear"
 
 
-def test_a_large_request_leans_cheaper_than_a_typical_one() -> None:
-    """The margin scales with the request's cost over the agent's typical: long prompts go cheaper."""
-    router = Router(config=RouterConfig(exploration="off", cost_margin=0.025))
+def test_the_policy_sets_the_price_of_cost_and_request_size_does_not() -> None:
+    """One trade-off, quality per doubling of cost, stated by the request's policy: the same prompt
+    gets the same model whether the requests before it were long or short."""
+    router = Router(config=RouterConfig(exploration="off", cost_tradeoff=0.02))
     rate(router.experience, "dear", [0.9] * 200)
-    rate(router.experience, "cheap", [0.8] * 200)  # 0.1 worse at a quarter of the price
+    rate(router.experience, "cheap", [0.8] * 200)  # 0.1 worse at a quarter of the price (2 doublings)
     candidates = CandidateSet([cand("dear", price=4.0), cand("cheap", price=1.0)])
 
-    def pick(prompt_tokens: int) -> str:
-        routed = RouteRequest("t", "a", "code", prompt_tokens=prompt_tokens, expected_output_tokens=100)
+    def pick(prompt_tokens: int, tradeoff: float | None = None) -> str:
+        routed = RouteRequest(
+            "t", "a", "code", prompt_tokens=prompt_tokens, expected_output_tokens=100, cost_tradeoff=tradeoff
+        )
         return router.rank(routed, candidates, now=NOW).ranked[0].model_id
 
-    assert [pick(100) for _ in range(50)] == ["dear"] * 50  # typical size: 0.1 beats 2 x 0.025
-    assert pick(1_000) == "cheap"  # ~5x the typical cost: the margin grows past the 0.1 gap
-    assert pick(100) == "dear"
-    # another agent has its own typical size: for it, 1,000 tokens is the norm
-    other = [RouteRequest("t", "b", "code", prompt_tokens=1_000, expected_output_tokens=100)] * 3
-    assert [router.rank(r, candidates, now=NOW).ranked[0].model_id for r in other] == ["dear"] * 3
-    flat = Router(router.experience, RouterConfig(exploration="off", cost_margin=0.025, size_exponent=0))
-    flat.rank(request(), candidates, now=NOW)
-    big = RouteRequest("t", "a", "code", prompt_tokens=1_000, expected_output_tokens=100)
-    assert flat.rank(big, candidates, now=NOW).ranked[0].model_id == "dear"
+    assert [pick(100) for _ in range(20)] == ["dear"] * 20  # 0.1 better beats 2 x 0.02
+    assert [pick(10_000) for _ in range(5)] == ["dear"] * 5  # a long prompt: the same trade-off
+    assert pick(100) == "dear"  # and after long ones, a short prompt is routed as before
+    assert pick(100, tradeoff=0.08) == "cheap"  # ops: 2 x 0.08 outweighs the 0.1 gap
+    assert pick(10_000, tradeoff=0.002) == "dear"  # deep research: quality at almost any price
+    decision = router.rank(
+        RouteRequest("t", "a", "code", prompt_tokens=100, cost_tradeoff=0.08), candidates, now=NOW
+    )
+    assert "cheaper than dear (trade-off 0.08 quality per doubling of cost)" in decision.reason
+
+
+def test_exploration_fades_as_ratings_accumulate() -> None:
+    """The draw's spread is the posterior's own: with hundreds of ratings showing one model clearly
+    better, the other is almost never tried; with a handful, it is tried often."""
+    candidates = CandidateSet([cand("better"), cand("worse")])
+
+    def tried(ratings: int) -> int:
+        router = Router()
+        rate(router.experience, "better", [1.0] * int(ratings * 0.8) + [0.0] * (ratings - int(ratings * 0.8)))
+        rate(router.experience, "worse", [1.0] * int(ratings * 0.7) + [0.0] * (ratings - int(ratings * 0.7)))
+        rng = random.Random(3)
+        picks = [router.rank(request(), candidates, rng=rng, now=NOW).ranked[0].model_id for _ in range(400)]
+        return picks.count("worse")
+
+    few, many = tried(10), tried(1000)
+    assert few > 60, f"10 ratings each: the worse model tried {few} times of 400"
+    assert many < few / 4 and many < 40, f"1000 ratings each: still tried {many} times of 400"
 
 
 def test_penalties_demote_a_model_with_recent_errors_or_slowness() -> None:

@@ -24,7 +24,9 @@ class _Commands(LazyGroup):
         "spend": LazyCommand(
             "turnout.cli.spend:spend", "Spend per tenant, agent, key, model, policy or period (table, CSV)"
         ),
-        "eval": LazyCommand("turnout.routing.replay:eval_app", "Offline evaluation of routing"),
+        "eval": LazyCommand(
+            "turnout.cli.evaluation:eval_app", "Offline evaluation of routing; import evaluations as priors"
+        ),
         "simulate": LazyCommand(
             "turnout.simulator.cli:simulate", "Run the provider simulator (OpenAI, Anthropic, Ollama formats)"
         ),

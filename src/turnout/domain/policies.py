@@ -23,6 +23,12 @@ DEFAULT_TASK_POLICIES: dict[str, str] = {
     "general": "normal",
 }
 
+# The quality each default policy pays per doubling of a request's estimated cost (the router
+# maximises expected quality minus this times log2(cost / the cheapest candidate's)): deep research
+# takes quality at almost any price, ops the cheapest acceptable model; code and normal in between.
+# Set a priori from what each policy is for, not fitted to any evaluation table; a policy's own
+# ``cost_tradeoff`` overrides it, and a policy of another name without one gets the router's default.
+COST_TRADEOFFS: dict[str, float] = {"deep_research": 0.002, "code": 0.01, "normal": 0.02, "ops": 0.08}
 
 MAX_CACHE_TTL_S = 30 * 24 * 3600
 
@@ -83,6 +89,13 @@ class PolicyBody(BaseModel):
     max_cost_per_task: float | None = Field(default=None, ge=0, le=10_000)
     max_tokens: int | None = Field(default=None, ge=1, le=10_000_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    cost_tradeoff: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="quality (0-1) a pricier model must add per doubling of the request's cost; "
+        "unset: the policy name's default (deep_research 0.002, code 0.01, normal 0.02, ops 0.08)",
+    )
     cache: CacheSettings | None = Field(
         default=None, description="cache the answers of calls this policy routes (an agent's own wins)"
     )
@@ -107,6 +120,7 @@ class PolicyView:
     max_tokens: int | None
     temperature: float | None
     cache: CacheRule | None = None  # None: not cached (unless the agent says otherwise)
+    cost_tradeoff: float | None = None  # None: the router's default
 
 
 def view_of(name: str, config: dict[str, Any]) -> PolicyView:
@@ -118,6 +132,7 @@ def view_of(name: str, config: dict[str, Any]) -> PolicyView:
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         cache=cache_rule(body.cache) if body.cache is not None and body.cache.enabled else None,
+        cost_tradeoff=body.cost_tradeoff if body.cost_tradeoff is not None else COST_TRADEOFFS.get(name),
     )
 
 

@@ -2,7 +2,9 @@
 
 At start-up every stored rating is replayed into the aggregates; afterwards the ``feedback``
 table is polled by ``updated_at`` (an index range scan, never a GROUP BY) and ratings given
-through other replicas are applied within ``interval_s``.
+through other replicas are applied within ``interval_s``. Imported evaluations
+(``turnout eval import``, the ``routing_priors`` table) are the prior level, kept in step the same
+way (one count-and-latest query a poll; re-read only when an import changed them).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.routing.experience import ExperienceStore
+from turnout.routing.priors import PriorLoader
 from turnout.store.routing import Feedback
 from turnout.tasks import cancel_and_wait
 
@@ -37,6 +40,7 @@ class FeedbackSync:
     ) -> None:
         self._sessions = sessions
         self._experience = experience
+        self._priors = PriorLoader(experience)
         self._interval_s = interval_s
         self.replica_id = uuid.uuid4().hex  # ratings this replica took are applied locally, not re-read
         self._applied: dict[str, tuple[float, float]] = {}  # message -> (rating, at) in the aggregates
@@ -60,7 +64,9 @@ class FeedbackSync:
         self._task = None
 
     async def poll(self) -> int:
-        """Apply every rating stored since the cursor that this replica has not applied yet."""
+        """Apply every rating stored since the cursor that this replica has not applied yet (and
+        the imported priors, when an import changed them)."""
+        await self._priors.refresh(self._sessions)
         applied = 0
         after: tuple[datetime, str] | None = (
             (self._cursor - OVERLAP, "") if self._cursor is not None else None

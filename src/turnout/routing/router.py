@@ -1,15 +1,16 @@
-"""The router: filters, experience-weighted scores, exploration, cheaper-within-margin, penalties.
+"""The router: filters, then expected quality minus the price of cost, exploration, penalties.
 
-``score = w_priority * priority/100 + w_experience * (experience - cost_margin * doublings) - penalty``:
+``score = w_priority * priority/100 + w_experience * (experience - tradeoff * doublings) - penalty``:
 FR-06.5's weighted sum, where experience is the model's posterior mean quality for the task
-(``ExperienceStore``), or a tempered Thompson draw (or UCB bound) while exploring; ``doublings`` is
-log2 of the model's estimated request cost over the cheapest candidate's, so a pricier model must be
-better by ``cost_margin`` per doubling of price, else the cheaper one wins (US-06.4). The margin is
-scaled by ``(size) ** size_exponent``, where size is the request's cheapest estimated cost over the
-agent's typical one (a running mean, clipped to [1/4, 4]): quality is bought where it is cheap in
-absolute terms, and a long prompt, where a doubling costs the most, leans cheaper; ``penalty`` is
-the recent error rate and slowness. Without any experience for the task's candidates (no level,
-not even other tasks, has a rating), priority alone ranks them, cheaper first on ties (FR-06.6).
+(``ExperienceStore``), or a Thompson draw from that posterior (or its UCB bound) while exploring;
+``doublings`` is log2 of the model's estimated request cost over the cheapest candidate's, and
+``tradeoff`` is the quality the request's policy pays per doubling of cost (US-06.4): deep research
+buys quality at almost any price, ops wants the cheapest acceptable model (``COST_TRADEOFFS`` in
+``domain/policies``). It is the only cost rule: no request-size or running-average factor, so the
+same prompt is routed the same way whatever came before it. The draw's spread is the real posterior
+spread, untempered, so exploration fades as a task's ratings accumulate. ``penalty`` is the recent
+error rate and slowness. Without any experience for the task's candidates (no level, not even other
+tasks, has a rating), priority alone ranks them, cheaper first on ties (FR-06.6).
 Everything is vectorised with numpy; pass a ``CandidateSet`` (built once per agent and catalog
 snapshot; the same tuple each time works too) so its columns, the store's slot lookups and the
 cross-task fit are reused: p99 under 1 ms for 1,000 candidates (bench/routing.py). Building the
@@ -35,8 +36,6 @@ from turnout.routing.types import Candidate, Decision, RouteRequest, ScoredCandi
 Exploration = Literal["thompson", "ucb", "off"]
 _SETTERS = [getattr(ScoredCandidate, f.name).__set__ for f in fields(ScoredCandidate)]
 _LEVELS = np.array(LEVEL_NAMES, dtype=object)
-_TYPICAL_HORIZON = 10_000  # requests: the typical cost is a running mean, then an EWMA this long
-_SIZE_CLIP = (0.25, 4.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +45,9 @@ class RouterConfig:
     w_priority: float = 0.3
     w_experience: float = 0.7
     exploration: Exploration = "thompson"
-    exploration_rate: float = 0.45  # scales the posterior spread of the draw (tempered); 0 = greedy
-    cost_margin: float = 0.0275  # quality a model must add per doubling of price (US-06.4)
-    size_exponent: float = 3.0  # the margin scales by (request cost / the agent's typical) ** this
+    # quality a pricier model must add per doubling of the request's cost, when the request's
+    # policy states none (US-06.4); the "normal" policy's (domain/policies.COST_TRADEOFFS)
+    cost_tradeoff: float = 0.02
     error_penalty: float = 0.5  # score lost per unit of recent error rate
     latency_penalty: float = 0.05  # score lost per doubling of latency over the candidates' median
     latency_penalty_cap: float = 0.05  # at most this: a slow but better model still wins
@@ -137,7 +136,6 @@ class Router:
         )
         self._gen = np.random.default_rng()
         self._sets: dict[int, tuple[tuple[Candidate, ...], CandidateSet]] = {}  # tuples seen, by identity
-        self._typical: dict[tuple[str, str | None], list[float]] = {}  # agent -> [mean cheapest cost, n]
 
     def rank(
         self,
@@ -190,7 +188,7 @@ class Router:
         prio, mean, level = cs.priority[idx], est.mean[idx], est.level[idx]
         cost_k = cost[idx]
         has_exp = bool((level > 0).any())
-        exploring = has_exp and cfg.exploration != "off" and cfg.exploration_rate > 0
+        exploring = has_exp and cfg.exploration != "off"
         exploring = exploring and (request.explore if explore is None else explore)
         sample_from = None
         if request.explore if explore is None else explore:
@@ -200,18 +198,17 @@ class Router:
         )
         sampled: np.ndarray | None = None
         thrift = np.zeros(idx.size)
-        margin = cfg.cost_margin
+        tradeoff = cfg.cost_tradeoff if request.cost_tradeoff is None else request.cost_tradeoff
         if not has_exp:  # FR-06.6: priority alone (ties: cheaper first)
             score = prio - penalty
             greedy = -1
         else:
-            margin = cfg.cost_margin * self._size(request, cost_k)
-            thrift = cfg.w_experience * margin * _doublings(cost_k)
+            thrift = cfg.w_experience * tradeoff * _doublings(cost_k)
             base = cfg.w_priority * prio - penalty - thrift
             score = base + cfg.w_experience * mean
             greedy = int(np.argmax(score))
             if exploring:
-                spread = cfg.exploration_rate * np.sqrt(est.var[idx])
+                spread = np.sqrt(est.var[idx])  # the posterior's own: it narrows with every rating
                 if cfg.exploration == "ucb":
                     sampled = mean + spread * math.sqrt(2.0 * math.log(est.total + 2.0))
                 else:
@@ -244,7 +241,7 @@ class Router:
         explored = exploring and top != greedy
         best = int(np.argmax(score + thrift))  # the winner without the cost preference
         cheaper_than = cs.ids[idx[best]] if has_exp and best != top and cost_k[top] < cost_k[best] else None
-        reason = self._reason(task, ranked[0], has_exp, explored, len(filtered), cheaper_than, margin)
+        reason = self._reason(task, ranked[0], has_exp, explored, len(filtered), cheaper_than, tradeoff)
         return Decision(task, ranked, filtered, reason, explored)
 
     def _candidate_set(self, candidates: Sequence[Candidate]) -> tuple[CandidateSet, int | None]:
@@ -259,25 +256,6 @@ class Router:
                 self._sets.clear()
             hit = self._sets[id(candidates)] = (candidates, CandidateSet(candidates))
         return hit[1], hit[1].uid
-
-    def _size(self, request: RouteRequest, cost: np.ndarray) -> float:
-        """(cheapest estimated cost / the agent's typical) ** size_exponent; updates the typical cost."""
-        if not self.config.size_exponent:
-            return 1.0
-        with np.errstate(invalid="ignore"):
-            cheapest = float(np.min(cost, where=cost > 0, initial=math.inf))  # NaN: price unknown
-        if not math.isfinite(cheapest):
-            return 1.0
-        key = (request.tenant_id, request.agent_id)
-        typical = self._typical.get(key)
-        if typical is None:
-            if len(self._typical) >= 65_536:
-                self._typical.clear()
-            typical = self._typical[key] = [cheapest, 0.0]
-        typical[1] = min(typical[1] + 1.0, _TYPICAL_HORIZON)
-        typical[0] += (cheapest - typical[0]) / typical[1]
-        ratio = min(_SIZE_CLIP[1], max(_SIZE_CLIP[0], cheapest / typical[0]))
-        return float(ratio**self.config.size_exponent)
 
     def _penalty(
         self,
@@ -325,7 +303,7 @@ class Router:
         explored: bool,
         n_filtered: int,
         cheaper_than: str | None,
-        margin: float,
+        tradeoff: float,
     ) -> str:
         tail = f"; {n_filtered} filtered" if n_filtered else ""
         if first.penalty > 0.005:
@@ -336,7 +314,7 @@ class Router:
         evidence = f"{first.evidence:.0f} ratings at {first.level} level"
         text = f"task '{task}': {first.model_id} score {first.score:.3f} ({quality}, {evidence})"
         if cheaper_than is not None:
-            text += f"; cheaper than {cheaper_than} (margin {margin:.3g} per price doubling at this size)"
+            text += f"; cheaper than {cheaper_than} (trade-off {tradeoff:.3g} quality per doubling of cost)"
         if explored:
             text += f"; exploring ({self.config.exploration})"
         return text + tail

@@ -173,6 +173,7 @@ class RoutingService:
             if isinstance(requirements.get("min_quality_score"), int | float)
             else None,
             explore=_explore_allowed(snapshot, principal.tenant_id, agent_id),
+            cost_tradeoff=policy.cost_tradeoff if policy is not None else None,
         )
         decision = self.router.rank(request, candidates, rng=self._rng)
         tenant = principal.tenant_id  # a model open for this tenant only is skipped for it alone

@@ -46,6 +46,7 @@ class RouteRequest:
     max_cost_usd: float | None = None
     min_quality: float | None = None
     explore: bool = True
+    cost_tradeoff: float | None = None  # quality per doubling of cost (the policy's); None: the router's
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from turnout.store import (  # noqa: F401  (registers the tables)
     events,
     groups,
     messages,
+    priors,
     response_cache,
     responses,
     routing,

@@ -1,0 +1,104 @@
+"""``turnout eval``: offline evaluation of routing (``replay``, in ``routing/replay``) and
+``import``, which loads a team's own evaluation of its models as the router's prior experience.
+
+``import`` reads the configured database directly, as the other admin commands do, so it works
+with the gateway stopped; running gateways pick the import up within their feedback poll (2 s)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from turnout.cli.errors import fail
+from turnout.config import Settings
+from turnout.routing.priors import PriorCell, save_priors, table_priors
+from turnout.routing.replay import eval_app, load_outcomes
+from turnout.store.db import make_engine, make_sessionmaker
+from turnout.store.migrate import upgrade_sync
+from turnout.store.models import Model
+
+__all__ = ["eval_app"]
+
+
+@eval_app.command("import")
+def eval_import(
+    outcomes: Annotated[
+        Path, typer.Option(help="JSONL table: task, prompt, scores per model (0-1)", exists=True)
+    ],
+    weight: Annotated[
+        float,
+        typer.Option(help="ratings each graded prompt counts as (less: live ratings overrule it sooner)"),
+    ] = 1.0,
+    prefix: Annotated[str, typer.Option(help="prepended to the table's model names to make model ids")] = "",
+    model_map: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="NAME=MODEL_ID: the catalog model a table's model name stands for"),
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="the evaluation's name (a re-import replaces it); default: the file's")
+    ] = None,
+) -> None:
+    """Load an outcome table as prior experience per task: every tenant's routing starts from it,
+    and live ratings refine it."""
+    if not weight > 0:
+        fail("--weight must be above 0", code=2)
+    mapping: dict[str, str] = {}
+    for item in model_map or ():
+        name, sep, model_id = item.partition("=")
+        if not sep or not name or not model_id:
+            fail(f"--map takes NAME=MODEL_ID, not {item!r}", code=2)
+        mapping[name] = model_id
+    try:
+        rows = load_outcomes(outcomes)
+        if not rows:
+            raise ValueError("the table has no rows")
+        cells = table_priors(
+            ((row.task, {mapping.get(n, prefix + n): s for n, s in row.scores.items()}) for row in rows),
+            weight=weight,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        fail(f"unusable table {outcomes}: {exc}", code=2)
+    name = source or outcomes.stem
+    settings = Settings()
+    upgrade_sync(settings.database_url)
+    try:
+        unknown = asyncio.run(_save(settings, name, cells))
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    Console().print(_summary(name, len(rows), cells, unknown))
+
+
+async def _save(settings: Settings, source: str, cells: list[PriorCell]) -> list[str]:
+    """Store the cells; returns the model ids the catalog does not have (yet)."""
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        await save_priors(sessions, source, cells)
+        async with sessions() as session:
+            known = set((await session.execute(select(Model.id))).scalars())
+    finally:
+        await engine.dispose()
+    return sorted({c.model_id for c in cells} - known)
+
+
+def _summary(source: str, rows: int, cells: list[PriorCell], unknown: list[str]) -> Table:
+    out = Table(title=f"Imported '{source}': {rows} graded prompts as prior experience")
+    for column in ("task", "models", "ratings per model", "best model", "its mean"):
+        out.add_column(column, justify="left" if column in ("task", "best model") else "right")
+    by_task: dict[str, list[PriorCell]] = {}
+    for cell in cells:
+        by_task.setdefault(cell.task, []).append(cell)
+    for task, group in sorted(by_task.items()):
+        best = max(group, key=lambda c: c.total / c.count)
+        out.add_row(
+            task, str(len(group)), f"{group[0].count:g}", best.model_id, f"{best.total / best.count:.3f}"
+        )
+    if unknown:
+        out.caption = f"not in the catalog (applied once they are): {', '.join(unknown)}"
+    return out

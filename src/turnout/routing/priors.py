@@ -1,0 +1,124 @@
+"""Prior experience from an outcome table: a team's own offline evaluation of its models.
+
+An outcome table (the format of ``data/routing/outcomes-train.jsonl``: ``task``, ``prompt`` and a
+score in [0, 1] per model) is full information: every model was graded on every prompt. It goes in
+as the platform-wide prior level of ``ExperienceStore`` (what every tenant's estimates start from),
+summed per (task, model), with a ``weight`` per row: 1 counts each graded prompt as one rating; less
+lets a tenant's own ratings overrule a table that may not match its traffic sooner. Live ratings
+then refine it. ``turnout eval import`` and ``eval replay --warmup`` share this path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from turnout.routing.experience import ExperienceStore
+from turnout.store.priors import RoutingPrior
+
+
+@dataclass(frozen=True, slots=True)
+class PriorCell:
+    """The weighted ratings of one model on one task: ``count`` ratings summing to ``total``."""
+
+    task: str
+    model_id: str
+    count: float
+    total: float
+    total_sq: float
+
+
+def table_priors(
+    rows: Iterable[tuple[str, Mapping[str, float]]], *, weight: float = 1.0, prefix: str = ""
+) -> list[PriorCell]:
+    """Per (task, model) sums of ``rows`` (each a task and its scores by model name), each row
+    counted ``weight`` times; model ids are ``prefix`` + the table's model name."""
+    if not weight > 0:
+        raise ValueError("weight must be above 0")
+    sums: dict[tuple[str, str], list[float]] = {}
+    for task, scores in rows:
+        for name, score in scores.items():
+            if not 0.0 <= score <= 1.0:
+                raise ValueError(f"score {score!r} of {name!r} on task {task!r} is outside [0, 1]")
+            cell = sums.setdefault((task, prefix + name), [0.0, 0.0, 0.0])
+            cell[0] += weight
+            cell[1] += weight * score
+            cell[2] += weight * score * score
+    return [PriorCell(task, model, *cell) for (task, model), cell in sorted(sums.items())]
+
+
+def add_priors(store: ExperienceStore, cells: Iterable[PriorCell], at: float) -> int:
+    """Add ``cells`` to the store's prior level, dated ``at``; returns how many."""
+    n = 0
+    for cell in cells:
+        store.add_prior(cell.task, cell.model_id, cell.count, cell.total, cell.total_sq, at)
+        n += 1
+    return n
+
+
+async def save_priors(
+    sessions: async_sessionmaker[AsyncSession], source: str, cells: Sequence[PriorCell]
+) -> datetime:
+    """Store ``cells`` as the evaluation ``source``, replacing what it had, in one transaction
+    (replicas see the old set or the new one, never a mix). Returns the import's time."""
+    if not 1 <= len(source) <= 100:
+        raise ValueError("source must be 1 to 100 characters")
+    for cell in cells:
+        if len(cell.task) > 64 or len(cell.model_id) > 255:
+            raise ValueError(f"task {cell.task!r} or model {cell.model_id!r} is too long")
+    now = datetime.now(UTC)
+    async with sessions.begin() as session:
+        await session.execute(delete(RoutingPrior).where(RoutingPrior.source == source))
+        session.add_all(
+            RoutingPrior(
+                source=source,
+                task=c.task,
+                model_id=c.model_id,
+                count=c.count,
+                total=c.total,
+                total_sq=c.total_sq,
+                imported_at=now,
+            )
+            for c in cells
+        )
+    return now
+
+
+class PriorLoader:
+    """Keeps a store's prior level equal to the imported evaluations: what an import added, changed
+    or removed since the last look is applied as a difference (so ratings are never touched)."""
+
+    def __init__(self, store: ExperienceStore) -> None:
+        self._store = store
+        self._applied: dict[tuple[str, str, str], tuple[float, float, float, float]] = {}
+        self._seen: tuple[int, datetime | None] | None = None
+
+    async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> int:
+        """Read the imports when their count or latest time moved; returns the cells changed."""
+        async with sessions() as session:
+            seen = (await session.execute(select(func.count(), func.max(RoutingPrior.imported_at)))).one()
+            key = (int(seen[0]), seen[1])
+            if key == self._seen:
+                return 0
+            rows = (await session.execute(select(RoutingPrior))).scalars().all()
+        current = {
+            (r.source, r.task, r.model_id): (r.count, r.total, r.total_sq, r.imported_at.timestamp())
+            for r in rows
+        }
+        changed = {
+            cell
+            for cell in self._applied.keys() | current.keys()
+            if self._applied.get(cell) != current.get(cell)
+        }
+        for cell in changed:
+            old, new = self._applied.get(cell), current.get(cell)
+            if old is not None:  # removed or replaced: take the old sums out exactly
+                self._store.add_prior(cell[1], cell[2], -old[0], -old[1], -old[2], old[3])
+            if new is not None:
+                self._store.add_prior(cell[1], cell[2], *new)
+        self._applied, self._seen = current, key
+        return len(changed)

@@ -1,0 +1,130 @@
+"""``turnout eval import``: a team's own evaluation of its models, loaded from the command line into
+the database of a running gateway, steers ``model: "auto"`` within a poll, as prior experience every
+tenant starts from; a re-import replaces it, and a bad table or option changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.gateway_env import ANTHROPIC_MODEL, OPENAI_MODEL, OPENAI_MODEL_2, gateway
+from turnout.routing.priors import table_priors
+
+TURNOUT = str(Path(sys.executable).with_name("turnout"))
+PROMPT = [{"role": "user", "content": "Say hi to the team"}]
+
+
+def _table(path: Path, scores: dict[str, float], rows: int = 40) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for n in range(rows):
+            fh.write(json.dumps({"task": "general", "prompt": f"hello {n}", "scores": scores}) + "\n")
+    return path
+
+
+async def _turnout(tmp_path: Path, *args: str) -> tuple[int, str]:
+    env = {
+        **os.environ,
+        "TURNOUT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/gw.db",  # the gateway's own database
+        "TURNOUT_DATA_DIR": str(tmp_path / "data"),
+        "TURNOUT_LOG_LEVEL": "WARNING",
+        "COLUMNS": "200",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        TURNOUT, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+async def _picks(http: httpx.AsyncClient, key: str, n: int = 12) -> set[str]:
+    picked = set()
+    for _ in range(n):
+        resp = await http.post(
+            "/v1/chat/completions",
+            json={"model": "auto", "messages": PROMPT},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert resp.status_code == 200, resp.text
+        picked.add(resp.headers["x-turnout-model"])
+    return picked
+
+
+async def _until_routed_to(http: httpx.AsyncClient, key: str, model: str) -> set[str]:
+    for _ in range(40):  # the gateway reads imports on its feedback poll (0.2 s here)
+        picked = await _picks(http, key, 3)
+        if picked == {model}:
+            return await _picks(http, key)
+        await asyncio.sleep(0.1)
+    return picked
+
+
+async def test_an_imported_evaluation_steers_routing_and_a_reimport_replaces_it(tmp_path: Path) -> None:
+    async with gateway(tmp_path, feedback_sync_interval_s=0.2) as gw:
+        models = sorted(gw.container.snapshots.current.models)  # the agent may use every one
+        assert {OPENAI_MODEL, OPENAI_MODEL_2, ANTHROPIC_MODEL} <= set(models)
+
+        def scores(best: str) -> dict[str, float]:  # the table names gpt-4o by its upstream name
+            graded = {m: 0.95 if m == best else 0.2 for m in models}
+            graded["gpt-4o"] = graded.pop(OPENAI_MODEL_2)
+            return graded
+
+        table = tmp_path / "ours.jsonl"
+        args = (
+            "eval",
+            "import",
+            "--outcomes",
+            str(table),
+            f"--map=gpt-4o={OPENAI_MODEL_2}",
+            "--source",
+            "team-eval",
+        )
+        _table(table, scores(OPENAI_MODEL_2))
+        code, out = await _turnout(tmp_path, *args)
+        assert code == 0, out
+        assert "team-eval" in out and "40 graded prompts" in out and OPENAI_MODEL_2 in out
+        assert await _until_routed_to(gw.http, gw.key, OPENAI_MODEL_2) == {OPENAI_MODEL_2}
+
+        # the same source imported again replaces its priors: now the cheap model is the good one
+        _table(table, scores(OPENAI_MODEL))
+        code, out = await _turnout(tmp_path, *args)
+        assert code == 0, out
+        assert await _until_routed_to(gw.http, gw.key, OPENAI_MODEL) == {OPENAI_MODEL}
+        explained = gw.container.routing.router.experience.estimate("acme", "bot", "general", OPENAI_MODEL_2)
+        assert explained.mean is not None and abs(explained.mean - 0.2) < 0.05, "the first import lingers"
+
+        # --prefix makes ids of the table's names
+        code, out = await _turnout(
+            tmp_path, "eval", "import", "--outcomes", str(_table(tmp_path / "short.jsonl", {"gpt-4o": 0.5})),
+            "--prefix", "oai/", "--source", "short-names",
+        )  # fmt: skip
+        assert code == 0 and OPENAI_MODEL_2 in out, out
+
+        bad_score = _table(tmp_path / "bad.jsonl", {"gpt-4o": 1.7})
+        code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(bad_score))
+        assert code == 2 and "outside [0, 1]" in out
+        code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(bad_score), "--weight", "0")
+        assert code == 2 and "--weight" in out
+        code, out = await _turnout(
+            tmp_path, "eval", "import", "--outcomes", str(bad_score), "--map", "gpt-4o"
+        )
+        assert code == 2 and "NAME=MODEL_ID" in out
+        assert await _picks(gw.http, gw.key) == {OPENAI_MODEL}, "a refused import changed routing"
+
+
+def test_priors_sum_a_table_per_task_and_model_with_its_weight() -> None:
+    cells = table_priors(
+        [("math", {"a": 1.0, "b": 0.0}), ("math", {"a": 0.5, "b": 0.0}), ("code", {"a": 0.0})],
+        weight=0.5,
+        prefix="p/",
+    )
+    by_key = {(c.task, c.model_id): (c.count, c.total, c.total_sq) for c in cells}
+    assert by_key == {
+        ("math", "p/a"): (1.0, 0.75, 0.625),
+        ("math", "p/b"): (1.0, 0.0, 0.0),
+        ("code", "p/a"): (0.5, 0.0, 0.0),
+    }
