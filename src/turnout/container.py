@@ -52,6 +52,7 @@ from turnout.routing.admin import RoutingAdmin
 from turnout.routing.classifier import TaskClassifier
 from turnout.routing.deployments import DeploymentLoad
 from turnout.routing.experience import ExperienceStore
+from turnout.routing.priors import PriorLoader
 from turnout.routing.router import Router, RouterConfig
 from turnout.routing.service import RoutingService
 from turnout.secrets import SecretStore, build_secret_store
@@ -180,8 +181,16 @@ class Container:
             sink = ObservedSink(sink, metrics)
         classifier = TaskClassifier.if_available() if settings.task_classifier == "auto" else None
         load = DeploymentLoad()  # deployment-group members' load: failover feeds it, routing reads it
+        # imported evaluations (their prior experience and task classifier), kept by the feedback sync;
+        # their classifier reads the word vectors whether or not the built-in one is on
+        priors = PriorLoader(experience, classifier or TaskClassifier.if_available())
         routing = RoutingService(
-            router, breakers, default_model=settings.default_model, classifier=classifier, load=load
+            router,
+            breakers,
+            default_model=settings.default_model,
+            classifier=classifier,
+            load=load,
+            priors=priors,
         )
         seed = RecordSeed(sessions)
         ledger: Ledger = (
@@ -202,7 +211,9 @@ class Container:
             routing.observe = metrics.on_routed
             metrics.watch(breakers, records, spend, snapshots)
         recent_messages, recent_decisions = RecentMessages(), RecentDecisions()
-        feedback_sync = FeedbackSync(sessions, experience, interval_s=settings.feedback_sync_interval_s)
+        feedback_sync = FeedbackSync(
+            sessions, experience, interval_s=settings.feedback_sync_interval_s, priors=priors
+        )
         timeouts = TimeoutWheel()
         caller = Caller(
             http.session,

@@ -128,3 +128,56 @@ def test_priors_sum_a_table_per_task_and_model_with_its_weight() -> None:
         ("math", "p/b"): (1.0, 0.0, 0.0),
         ("code", "p/a"): (0.5, 0.0, 0.0),
     }
+
+
+async def test_an_evaluation_of_several_tasks_teaches_detection_its_tasks(tmp_path: Path) -> None:
+    """Live prompts like the table's are detected as its tasks (the names its priors are kept
+    under), before keywords; a prompt like none of them is left to built-in detection."""
+    table = tmp_path / "two-tasks.jsonl"
+    with table.open("w", encoding="utf-8") as fh:
+        for n in range(60):
+            rows = [
+                ("trivia", f"Q: Which river flows through city number {n}? A:"),
+                (
+                    "logic-grid",
+                    f"There are {n % 5 + 3} houses in a row. Each person owns a pet. Who owns the fish?",
+                ),
+            ]
+            for task, prompt in rows:
+                fh.write(json.dumps({"task": task, "prompt": prompt, "scores": {"gpt-4o-mini": 0.5}}) + "\n")
+    async with gateway(tmp_path, feedback_sync_interval_s=0.2) as gw:
+        code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(table), "--prefix", "oai/")
+        assert code == 0, out
+        assert "task detection learned 2 tasks: logic-grid, trivia" in out
+        headers = {"Authorization": f"Bearer {gw.key}"}
+
+        async def detected(prompt: str) -> str:
+            resp = await gw.http.post(
+                "/api/v2/routing/explain",
+                json={"messages": [{"role": "user", "content": prompt}]},
+                headers=headers,
+            )
+            assert resp.status_code == 200, resp.text
+            return str(resp.json()["task_type"])
+
+        for _ in range(40):  # the gateway loads the classifier on its feedback poll
+            if await detected("Q: Which river flows through Vienna? A:") == "trivia":
+                break
+            await asyncio.sleep(0.1)
+        assert await detected("Q: Which river flows through Vienna? A:") == "trivia"
+        assert await detected("There are 4 houses in a row. Each person owns a pet. Who owns the zebra?") == (
+            "logic-grid"
+        )
+        # the explicit task still wins
+        resp = await gw.http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "auto",
+                "task_type": "code",
+                "messages": [{"role": "user", "content": "Q: Which river? A:"}],
+            },
+            headers=headers,
+        )
+        assert resp.status_code == 200, resp.text
+        rows = await gw.records(1)
+        assert rows[-1].task_type == "code"

@@ -17,8 +17,10 @@ from sqlalchemy import select
 
 from turnout.cli.errors import fail
 from turnout.config import Settings
+from turnout.routing.classifier import TaskClassifier
 from turnout.routing.priors import PriorCell, save_priors, table_priors
 from turnout.routing.replay import eval_app, load_outcomes
+from turnout.routing.task_model import TaskModel
 from turnout.store.db import make_engine, make_sessionmaker
 from turnout.store.migrate import upgrade_sync
 from turnout.store.models import Model
@@ -43,9 +45,15 @@ def eval_import(
     source: Annotated[
         str | None, typer.Option(help="the evaluation's name (a re-import replaces it); default: the file's")
     ] = None,
+    learn_tasks: Annotated[
+        bool,
+        typer.Option(
+            help="train a classifier on the table's prompts, so live prompts are detected as its tasks"
+        ),
+    ] = True,
 ) -> None:
     """Load an outcome table as prior experience per task: every tenant's routing starts from it,
-    and live ratings refine it."""
+    and live ratings refine it. A table of several tasks also teaches task detection its tasks."""
     if not weight > 0:
         fail("--weight must be above 0", code=2)
     mapping: dict[str, str] = {}
@@ -65,21 +73,30 @@ def eval_import(
     except (ValueError, KeyError, TypeError) as exc:
         fail(f"unusable table {outcomes}: {exc}", code=2)
     name = source or outcomes.stem
+    task_model = None
+    if learn_tasks and len({row.task for row in rows}) > 1:
+        task_model = TaskModel.train(
+            [row.prompt for row in rows], [row.task for row in rows], TaskClassifier.if_available()
+        )
     settings = Settings()
     upgrade_sync(settings.database_url)
     try:
-        unknown = asyncio.run(_save(settings, name, cells))
+        unknown = asyncio.run(_save(settings, name, cells, task_model))
     except ValueError as exc:
         fail(str(exc), code=2)
     Console().print(_summary(name, len(rows), cells, unknown))
+    if task_model is not None:
+        typer.echo(f"task detection learned {len(task_model.labels)} tasks: {', '.join(task_model.labels)}")
 
 
-async def _save(settings: Settings, source: str, cells: list[PriorCell]) -> list[str]:
-    """Store the cells; returns the model ids the catalog does not have (yet)."""
+async def _save(
+    settings: Settings, source: str, cells: list[PriorCell], task_model: TaskModel | None
+) -> list[str]:
+    """Store the cells and task model; returns the model ids the catalog does not have (yet)."""
     engine = make_engine(settings.database_url)
     try:
         sessions = make_sessionmaker(engine)
-        await save_priors(sessions, source, cells)
+        await save_priors(sessions, source, cells, task_model)
         async with sessions() as session:
             known = set((await session.execute(select(Model.id))).scalars())
     finally:

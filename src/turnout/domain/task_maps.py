@@ -13,7 +13,14 @@ from typing import Any
 
 GENERAL = "general"
 KEYWORD_SCAN_CHARS = 1_000  # a longer message is scanned on its first and last this many characters
-CONFIDENCE = {"explicit": 1.0, "tool_called": 0.9, "tool_offered": 0.8, "attachment": 0.85, "classifier": 0.7}
+CONFIDENCE = {
+    "explicit": 1.0,
+    "tool_called": 0.9,
+    "tool_offered": 0.8,
+    "attachment": 0.85,
+    "evaluation": 0.8,
+    "classifier": 0.7,
+}
 _TASK_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,49}")  # messages.task_type is VARCHAR(50)
 _MAX_KEYWORDS = 5_000
 _FIELDS = ("tool_to_task", "mime_to_task", "keyword_to_task")

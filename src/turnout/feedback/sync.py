@@ -37,10 +37,11 @@ class FeedbackSync:
         experience: ExperienceStore,
         *,
         interval_s: float = 2.0,
+        priors: PriorLoader | None = None,
     ) -> None:
         self._sessions = sessions
         self._experience = experience
-        self._priors = PriorLoader(experience)
+        self._priors = priors or PriorLoader(experience)
         self._interval_s = interval_s
         self.replica_id = uuid.uuid4().hex  # ratings this replica took are applied locally, not re-read
         self._applied: dict[str, tuple[float, float]] = {}  # message -> (rating, at) in the aggregates

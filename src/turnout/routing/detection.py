@@ -1,4 +1,5 @@
-"""Task detection (FR-05): explicit > tools > attachments > keywords (> classifier) > ``general``.
+"""Task detection (FR-05): explicit > tools > attachments > (the tasks of an imported evaluation >)
+keywords (> classifier) > ``general``.
 
 ``detect_task`` runs on every request, so it does one pass over the messages, scans only the last
 user message's text (its first and last ``KEYWORD_SCAN_CHARS``) with one precompiled regex, and
@@ -86,12 +87,15 @@ def detect_task(
     *,
     explicit: str | None = None,
     classifier: TextClassifier | None = None,
+    learned: TextClassifier | None = None,
 ) -> TaskDetection:
     """Detect the task type of an OpenAI Chat Completions body (or a legacy ``prompt`` body).
 
     Priority: ``explicit`` (the client's ``task_type``) > a tool the assistant called or
-    ``tool_choice`` forces > a tool offered > the newest message's attachments > keywords of the last
-    user message > ``classifier``, when given and keywords found nothing (confidence 0.7 x its
+    ``tool_choice`` forces > a tool offered > the newest message's attachments > ``learned``, the
+    tasks of an imported evaluation, when it is sure (confidence 0.8 x its probability: those names
+    are the ones its prior experience is kept under) > keywords of the last user message >
+    ``classifier``, when given and keywords found nothing (confidence 0.7 x its
     probability) > ``general``. ``tools_used``: the tools called in the history, in first-call order,
     or the tools offered when none was called. ``required_capabilities``, whichever source decided:
     ``function_calling`` when tools are offered or called, ``vision`` for an image and ``audio`` for
@@ -143,6 +147,9 @@ def detect_task(
     if files:
         return result(_pick(files), "attachment", CONFIDENCE["attachment"])
     text = _text_of(last_user)
+    taught = learned.predict(text) if learned is not None and text else None
+    if taught is not None:
+        return result(taught[0], "evaluation", CONFIDENCE["evaluation"] * taught[1])
     found = maps.match_keywords(text) if text else None
     if found is not None:
         return result(found[0], "keyword", found[1])

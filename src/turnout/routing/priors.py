@@ -5,20 +5,27 @@ score in [0, 1] per model) is full information: every model was graded on every 
 as the platform-wide prior level of ``ExperienceStore`` (what every tenant's estimates start from),
 summed per (task, model), with a ``weight`` per row: 1 counts each graded prompt as one rating; less
 lets a tenant's own ratings overrule a table that may not match its traffic sooner. Live ratings
-then refine it. ``turnout eval import`` and ``eval replay --warmup`` share this path.
+then refine it. ``turnout eval import`` and ``eval replay --warmup`` share this path. A table of
+several tasks also trains a ``TaskModel`` on its prompts, so live prompts are detected as its tasks.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from turnout.routing.classifier import TaskClassifier
 from turnout.routing.experience import ExperienceStore
-from turnout.store.priors import RoutingPrior
+from turnout.routing.task_model import TaskModel
+from turnout.store.priors import RoutingPrior, RoutingTaskModel
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +68,14 @@ def add_priors(store: ExperienceStore, cells: Iterable[PriorCell], at: float) ->
 
 
 async def save_priors(
-    sessions: async_sessionmaker[AsyncSession], source: str, cells: Sequence[PriorCell]
+    sessions: async_sessionmaker[AsyncSession],
+    source: str,
+    cells: Sequence[PriorCell],
+    task_model: TaskModel | None = None,
 ) -> datetime:
-    """Store ``cells`` as the evaluation ``source``, replacing what it had, in one transaction
-    (replicas see the old set or the new one, never a mix). Returns the import's time."""
+    """Store ``cells`` (and the ``task_model`` trained on the same table) as the evaluation
+    ``source``, replacing what it had, in one transaction (replicas see the old set or the new one,
+    never a mix). Returns the import's time."""
     if not 1 <= len(source) <= 100:
         raise ValueError("source must be 1 to 100 characters")
     for cell in cells:
@@ -73,6 +84,9 @@ async def save_priors(
     now = datetime.now(UTC)
     async with sessions.begin() as session:
         await session.execute(delete(RoutingPrior).where(RoutingPrior.source == source))
+        await session.execute(delete(RoutingTaskModel).where(RoutingTaskModel.source == source))
+        if task_model is not None:
+            session.add(RoutingTaskModel(source=source, model=task_model.to_bytes(), trained_at=now))
         session.add_all(
             RoutingPrior(
                 source=source,
@@ -90,15 +104,20 @@ async def save_priors(
 
 class PriorLoader:
     """Keeps a store's prior level equal to the imported evaluations: what an import added, changed
-    or removed since the last look is applied as a difference (so ratings are never touched)."""
+    or removed since the last look is applied as a difference (so ratings are never touched). The
+    newest evaluation's task classifier is ``task_model`` (None without one)."""
 
-    def __init__(self, store: ExperienceStore) -> None:
+    def __init__(self, store: ExperienceStore, encoder: TaskClassifier | None = None) -> None:
         self._store = store
+        self._encoder = encoder  # the word vectors a task model may need
         self._applied: dict[tuple[str, str, str], tuple[float, float, float, float]] = {}
         self._seen: tuple[int, datetime | None] | None = None
+        self._models_seen: tuple[int, datetime | None] | None = None
+        self.task_model: TaskModel | None = None
 
     async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> int:
         """Read the imports when their count or latest time moved; returns the cells changed."""
+        await self._refresh_task_model(sessions)
         async with sessions() as session:
             seen = (await session.execute(select(func.count(), func.max(RoutingPrior.imported_at)))).one()
             key = (int(seen[0]), seen[1])
@@ -122,3 +141,29 @@ class PriorLoader:
                 self._store.add_prior(cell[1], cell[2], *new)
         self._applied, self._seen = current, key
         return len(changed)
+
+    async def _refresh_task_model(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        async with sessions() as session:
+            seen = (await session.execute(select(func.count(), func.max(RoutingTaskModel.trained_at)))).one()
+            key = (int(seen[0]), seen[1])
+            if key == self._models_seen:
+                return
+            newest = (
+                await session.execute(
+                    select(RoutingTaskModel).order_by(RoutingTaskModel.trained_at.desc()).limit(1)
+                )
+            ).scalar_one_or_none()
+        self._models_seen = key
+        if newest is None:
+            self.task_model = None
+            return
+        try:
+            model = TaskModel.from_bytes(newest.model, self._encoder)
+            if model.encoder is not None:  # its word vectors load once, off the event loop
+                await asyncio.to_thread(model.encoder.warm)
+            self.task_model = model
+        except (ValueError, OSError, KeyError) as exc:
+            log.warning("task_model_unusable", source=newest.source, error=str(exc))
+            self.task_model = None
+            return
+        log.info("task_model_loaded", source=newest.source, tasks=len(self.task_model.labels))

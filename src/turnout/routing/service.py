@@ -21,6 +21,7 @@ from turnout.errors import Forbidden, InvalidRequest, NotFound
 from turnout.routing.deployments import DeploymentLoad, plan_group
 from turnout.routing.detection import TextClassifier, detect_task
 from turnout.routing.plan import build_plan
+from turnout.routing.priors import PriorLoader
 from turnout.routing.router import CandidateSet, Router
 from turnout.routing.types import (
     Candidate,
@@ -77,8 +78,10 @@ class RoutingService:
         default_model: str | None = None,
         classifier: TextClassifier | None = None,
         load: DeploymentLoad | None = None,
+        priors: PriorLoader | None = None,
     ) -> None:
         self.router = router
+        self.priors = priors  # imported evaluations: their task classifier, when there is one
         self.load = load or DeploymentLoad()  # group members' load and latency, fed by failover
         self.classifier = classifier
         self._breakers = breakers
@@ -104,8 +107,13 @@ class RoutingService:
     ) -> Routed:
         # the classifier only matters when the router chooses; a named model skips its ~100 µs
         classifier = self.classifier if call.model is None else None
+        learned = self.priors.task_model if self.priors is not None and call.model is None else None
         detection = detect_task(
-            call.body, snapshot.task_maps or DEFAULT_MAPS, explicit=call.task_type, classifier=classifier
+            call.body,
+            snapshot.task_maps or DEFAULT_MAPS,
+            explicit=call.task_type,
+            classifier=classifier,
+            learned=learned,
         )
         agent_id = self.agent_of(snapshot, principal, call)
         policy = self._policy(snapshot, detection.task_type, principal.tenant_id, agent_id)

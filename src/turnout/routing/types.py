@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-DetectionSource = Literal["explicit", "tool", "attachment", "keyword", "classifier", "default"]
+DetectionSource = Literal["explicit", "tool", "attachment", "evaluation", "keyword", "classifier", "default"]
 
 
 @dataclass(frozen=True, slots=True)

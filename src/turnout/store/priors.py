@@ -1,13 +1,15 @@
-"""Imported prior experience: an outcome table's ratings summed per (task, model), by source.
+"""Imported evaluations: an outcome table's ratings summed per (task, model), and the task
+classifier trained on its prompts, by source.
 
-``turnout eval import`` writes a source's cells in one transaction (a re-import replaces them);
-every replica reads them into the prior level of its routing experience (``feedback/sync``)."""
+``turnout eval import`` writes a source in one transaction (a re-import replaces it); every replica
+reads the cells into the prior level of its routing experience and the newest classifier into its
+task detection (``routing/priors``, polled by ``feedback/sync``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, String
+from sqlalchemy import Float, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from turnout.store.models import Base, utcnow
@@ -27,3 +29,15 @@ class RoutingPrior(Base):
     total: Mapped[float] = mapped_column(Float)
     total_sq: Mapped[float] = mapped_column(Float)
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoutingTaskModel(Base):
+    """The task classifier trained on the evaluation ``source``'s labelled prompts (``routing/
+    task_model``, saved with numpy): live prompts get its task names, so the source's prior
+    experience, kept per task, applies to them."""
+
+    __tablename__ = "routing_task_models"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+    trained_at: Mapped[datetime] = mapped_column(default=utcnow)

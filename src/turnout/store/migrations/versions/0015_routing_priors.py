@@ -1,4 +1,5 @@
-"""routing_priors: imported prior experience per (source, task, model)
+"""routing_priors and routing_task_models: imported evaluations (prior experience per task and model,
+and a task classifier trained on their prompts)
 
 Revision ID: 0015
 Revises: 0014
@@ -26,7 +27,14 @@ def upgrade() -> None:
         sa.Column("total_sq", sa.Float(), nullable=False),
         sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "routing_task_models",
+        sa.Column("source", sa.String(100), primary_key=True),
+        sa.Column("model", sa.LargeBinary(), nullable=False),
+        sa.Column("trained_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("routing_task_models")
     op.drop_table("routing_priors")

@@ -1,0 +1,150 @@
+"""Tasks learned from an imported evaluation: a classifier trained on its labelled prompts.
+
+The built-in detection knows Turnout's broad task types (code, math, qa...); a team's evaluation
+names finer ones (its benchmarks, its own workloads), and the router's experience is kept per task,
+so detecting them is what lets it use that evaluation on live traffic. Keywords and the built-in
+classifier put most question-answering benchmarks into one bucket (issue 21's finding), where the
+router then cannot tell apart tasks whose best models differ.
+
+The model is multinomial logistic regression over two views of the prompt: hashed word and
+word-bigram counts (punctuation kept: benchmark formats such as ``Q:`` or ``(A)`` are strong cues),
+and, when the ``classifier`` extra is installed, the word vectors the built-in classifier ships.
+Full-batch gradient descent with fixed, generic settings (a few seconds for ~5,000 prompts). On
+5-fold cross-validation of ``data/routing/outcomes-train.jsonl`` it labels 90% of held-out prompts
+right with both views (87% hashed counts alone, 80% word vectors alone).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from turnout.routing.classifier import TaskClassifier
+
+HASH_DIMS = 2048
+MAX_CHARS = 2000  # of each prompt, for the counts (its start: instructions and format cues)
+MIN_PROBABILITY = 0.5  # below it the learned tasks abstain and built-in detection decides
+_TOKEN = re.compile(r"[a-z]+|\d|[^\sa-z0-9]")
+_VECTOR_SCALE = 4.0  # both views unit length, then scaled alike: gradient steps suit either
+
+
+def _counts(text: str) -> NDArray[np.float32]:
+    """Unit-length hashed (1 + log) counts of the text's words, digits, symbols and their bigrams."""
+    out = np.zeros(HASH_DIMS, dtype=np.float32)
+    tokens = _TOKEN.findall(text[:MAX_CHARS].lower())
+    grams = Counter(tokens)
+    grams.update(f"{a} {b}" for a, b in itertools.pairwise(tokens))
+    for gram, n in grams.items():
+        out[zlib.crc32(gram.encode()) % HASH_DIMS] += 1.0 + math.log(n)
+    norm = float(np.linalg.norm(out))
+    return out / norm if norm else out
+
+
+@dataclass(slots=True)
+class TaskModel:
+    """Predicts one of ``labels`` for a prompt (see the module docstring)."""
+
+    labels: list[str]
+    weights: NDArray[np.float32]  # (features, labels)
+    bias: NDArray[np.float32]
+    with_vectors: bool  # trained with the word-vector view too
+    encoder: TaskClassifier | None = None  # reads the word vectors (None: counts only)
+    min_probability: float = MIN_PROBABILITY
+
+    @staticmethod
+    def features(
+        texts: Sequence[str], encoder: TaskClassifier | None, with_vectors: bool
+    ) -> NDArray[np.float32]:
+        counts = np.stack([_counts(t) for t in texts]) if texts else np.zeros((0, HASH_DIMS), np.float32)
+        if not with_vectors:
+            return counts * np.float32(_VECTOR_SCALE)
+        if encoder is None:
+            raise ValueError("this task model needs the word vectors (the 'classifier' extra)")
+        both: NDArray[np.float32] = np.hstack([encoder.embed(list(texts)), counts]) * np.float32(
+            _VECTOR_SCALE
+        )
+        return both
+
+    @classmethod
+    def train(
+        cls,
+        texts: Sequence[str],
+        tasks: Sequence[str],
+        encoder: TaskClassifier | None = None,
+        *,
+        epochs: int = 300,
+        learning_rate: float = 1.0,
+        l2: float = 1e-4,
+    ) -> TaskModel:
+        """Fit on labelled prompts (at least two tasks); ``encoder`` adds the word-vector view."""
+        labels = sorted(set(tasks))
+        if len(labels) < 2:
+            raise ValueError("learning tasks needs prompts of at least two tasks")
+        if len(texts) != len(tasks):
+            raise ValueError("one task per prompt")
+        with_vectors = encoder is not None
+        x = cls.features(texts, encoder, with_vectors)
+        index = {label: i for i, label in enumerate(labels)}
+        y = np.zeros((len(tasks), len(labels)), dtype=np.float32)
+        y[np.arange(len(tasks)), [index[t] for t in tasks]] = 1.0
+        weights = np.zeros((x.shape[1], len(labels)), dtype=np.float32)
+        bias = np.zeros(len(labels), dtype=np.float32)
+        for _ in range(epochs):
+            grad = (_softmax(x @ weights + bias) - y) / len(x)
+            weights -= learning_rate * (x.T @ grad + l2 * weights)
+            bias -= learning_rate * grad.sum(axis=0)
+        return cls(labels, weights, bias, with_vectors, encoder)
+
+    def probabilities(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return _softmax(self.features(texts, self.encoder, self.with_vectors) @ self.weights + self.bias)
+
+    def predict(self, text: str) -> tuple[str, float] | None:
+        """The most likely task of ``text`` and its probability; None below ``min_probability``."""
+        probs = self.probabilities([text])[0]
+        best = int(probs.argmax())
+        return (self.labels[best], float(probs[best])) if probs[best] >= self.min_probability else None
+
+    def predict_many(self, texts: Sequence[str]) -> list[str]:
+        """The most likely task of each text (no abstaining: for evaluations)."""
+        return [self.labels[i] for i in self.probabilities(texts).argmax(axis=1).tolist()]
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            labels=np.array(self.labels),
+            weights=self.weights,
+            bias=self.bias,
+            with_vectors=np.array(self.with_vectors),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, encoder: TaskClassifier | None) -> TaskModel:
+        with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+            with_vectors = bool(saved["with_vectors"])
+            if with_vectors and encoder is None:
+                raise ValueError("this task model needs the word vectors (the 'classifier' extra)")
+            return cls(
+                [str(label) for label in saved["labels"]],
+                saved["weights"].astype(np.float32),
+                saved["bias"].astype(np.float32),
+                with_vectors,
+                encoder if with_vectors else None,
+            )
+
+
+def _softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    result: NDArray[np.float32] = exp / exp.sum(axis=1, keepdims=True)
+    return result
