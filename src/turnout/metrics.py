@@ -37,6 +37,7 @@ from turnout.records.writer import RecordWriter
 from turnout.routing.service import Routed
 from turnout.spend.guard import SpendGuard
 from turnout.spend.ledger import BudgetHold, LedgerUnavailable
+from turnout.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -302,11 +303,8 @@ class GatewayMetrics:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="metrics-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         ticks = 0

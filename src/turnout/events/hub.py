@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from turnout.events.outbox import Outbox
 from turnout.gateway.records import RecordSink
 from turnout.store.events import Webhook
+from turnout.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -72,11 +73,8 @@ class EventHub:
 
     async def stop(self) -> None:
         """Copy what the records writer stored last, then stop (the sinks deliver it next start)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._copy_all(), 2.0)
 

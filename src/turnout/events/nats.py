@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.events.outbox import Outbox
 from turnout.store.events import Event
+from turnout.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -141,11 +142,8 @@ class NatsEvents:
 
     async def stop(self) -> None:
         """Publish what is pending once more (briefly), then close the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.publish_pending(), 2.0)
