@@ -61,5 +61,13 @@ bench-routing: $(STAMP)
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/task_detection.py
 
+# issue 21's evaluation: 5-fold cross-validation by prompt, shuffled, 20 seeds, bandit mode; the router
+# beside baselines fitted on the same warm-up rows, with the task given, detected, and on two models
+# (RouteLLM's APGR/CPT). About 2 minutes on 2 cores; not part of `make test`.
+REPLAY_ARGS := --outcomes data/routing/outcomes-train.jsonl --prices data/routing/models.json \
+	--folds 5 --shuffle --seeds 20 --mode bandit --workers $(or $(REPLAY_WORKERS),2)
+
 bench-replay: $(STAMP)
-	$(BIN)/python bench/replay_seeds.py --seeds 30
+	$(BIN)/turnout eval replay $(REPLAY_ARGS) --task-hint
+	$(BIN)/turnout eval replay $(REPLAY_ARGS) --detect
+	$(BIN)/turnout eval replay $(REPLAY_ARGS) --task-hint --two-model

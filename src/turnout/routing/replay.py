@@ -3,33 +3,57 @@
 Each row goes through ``Router.rank`` over a scratch catalog built from the prices file (every model
 at the same priority, so nothing about the answer is encoded there). In ``bandit`` mode only the
 chosen model's score comes back, as an explicit rating through ``ExperienceStore.record`` (what the
-feedback service calls); in ``full`` mode every model's score does. The warmup table is the
-platform-priors path: its scores go in through ``ExperienceStore.add_prior``, the global level every
-tenant's estimates see, so the replayed tenant's own ratings refine them as a real tenant's would.
-Costs are estimated from the prompt's length (4 characters a token) and ``answer_tokens`` at each
-model's prices.
+feedback service calls); in ``full`` mode every model's score does. Warm-up rows are the platform
+priors path (``priors.table_priors`` then ``priors.add_priors``: per (task, model) sums at the
+global level every tenant's estimates see, one call per cell), so the replayed tenant's own ratings
+refine them as a real tenant's would. Costs are estimated from the prompt's length (4 characters a
+token) and ``answer_tokens`` at each model's prices.
+
+With ``folds`` (issue 21), the table is split by prompt into K folds (``evaluation.folds``, which
+depend on the seed): each fold is replayed by a fresh router warmed up on the other K-1 folds, so
+every row is held out exactly once per seed; with ``shuffle`` each fold is replayed in an order
+drawn per seed. Without folds there is one pass over the table, warmed up on ``warmup`` if given.
+The baselines (``evaluation``) are fitted on the same warm-up rows and scored on the same held-out
+rows; without folds and without a warm-up table they are fitted on the replayed rows themselves
+(hindsight, an upper bound, as the report notes). Seeds run in ``workers`` processes.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 
-from turnout.routing.experience import ExperienceStore
+from turnout.routing.evaluation import (
+    KNN_K,
+    SWEEP,
+    Outcomes,
+    baselines,
+    folds,
+    prompt_groups,
+    two_models,
+)
+from turnout.routing.evaluation_report import BASELINES, Pair, ReplayReport, SeedResult, render, summarize
+from turnout.routing.evaluation_text import Neighbours, TextIndex
+from turnout.routing.priors import add_priors, table_priors
 from turnout.routing.router import CandidateSet, Router, RouterConfig
 from turnout.routing.types import Candidate, RouteRequest
 
 TENANT, AGENT, PREFIX = "replay", "replay-agent", "replay/"
-START = 1_700_000_000.0  # synthetic clock: one query a minute from here
+START = 1_700_000_000.0  # synthetic clock: priors dated here, then one query a minute
 STEP_S = 60.0
+
+# a knob value -> the router's config at that value (``None``: the default config)
+ConfigFor = Callable[[float], RouterConfig | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,36 +61,6 @@ class Row:
     task: str
     prompt: str
     scores: dict[str, float]
-
-
-@dataclass(slots=True)
-class Figures:
-    mean_quality: float
-    cost_per_query: float
-    model: str | None = None
-
-
-@dataclass(slots=True)
-class ReplayReport:
-    rows: int
-    mean_quality: float
-    cost_per_query: float
-    oracle_fraction: float
-    best_single: Figures
-    per_task_best: Figures
-    oracle: Figures
-    quarters: list[Figures]
-    picks: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object of ``--json`` (``model`` only for ``best_single``)."""
-        data = asdict(self)
-        for key in ("per_task_best", "oracle"):
-            data[key].pop("model")
-        for quarter in data["quarters"]:
-            quarter.pop("model")
-        return data
 
 
 def load_outcomes(path: Path) -> list[Row]:
@@ -90,7 +84,7 @@ def load_prices(path: Path) -> dict[str, tuple[float, float]]:
 
 
 def scratch_catalog(prices: dict[str, tuple[float, float]]) -> CandidateSet:
-    """One candidate per priced model, all at priority 50."""
+    """One candidate per priced model, all at priority 50, in order of name."""
     return CandidateSet(
         Candidate(
             PREFIX + name,
@@ -117,6 +111,26 @@ def _detector(notes: list[str]) -> Callable[[str], str]:
     return lambda prompt: detect_task({"messages": [{"role": "user", "content": prompt}]}).task_type
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What every seed's replay needs; picklable, so worker processes get it once."""
+
+    outcomes: Outcomes  # every row: the --warmup table's, then the replayed table's
+    prices: dict[str, tuple[float, float]]  # the models of ``outcomes`` only
+    tokens: np.ndarray  # prompt tokens per row
+    replayed: np.ndarray  # row indices of the replayed table
+    warmup: np.ndarray  # row indices of the --warmup table
+    n_folds: int | None
+    shuffle: bool
+    mode: str
+    answer_tokens: int
+    neighbours: Neighbours
+    config: RouterConfig | None
+    strong: int | None  # two-model: the strong model's column
+    config_for: ConfigFor | None
+    knobs: tuple[float, ...]
+
+
 def replay(
     rows: Sequence[Row],
     prices: dict[str, tuple[float, float]],
@@ -126,89 +140,254 @@ def replay(
     warmup: Sequence[Row] = (),
     answer_tokens: int = 200,
     seed: int = 0,
+    seeds: int = 1,
+    n_folds: int | None = None,
+    shuffle: bool = False,
+    two_model: bool = False,
     config: RouterConfig | None = None,
+    router_config_for: ConfigFor | None = None,
+    knobs: Sequence[float] = (),
+    workers: int = 1,
+    on_seed: Callable[[int], None] | None = None,
 ) -> ReplayReport:
-    """Replay ``warmup`` (learning, not counted) then ``rows`` through a fresh router."""
+    """Replay ``rows`` through fresh routers for seeds ``seed .. seed + seeds - 1`` and score the
+    router and the baselines on the same held-out rows (see the module docstring).
+
+    ``router_config_for`` with ``knobs`` traces the router's two-model curve: each knob value's
+    config replays every fold again (it must be picklable when ``workers`` > 1); without it the
+    router's APGR and CPT come from its operating point alone. ``on_seed`` is called as each seed
+    finishes (progress)."""
     if mode not in ("bandit", "full"):
         raise ValueError("mode must be 'bandit' or 'full'")
     if not rows:
         raise ValueError("the outcomes table has no rows")
-    missing = {name for row in (*warmup, *rows) for name in prices if name not in row.scores}
+    if seeds < 1:
+        raise ValueError("seeds must be at least 1")
+    if n_folds is not None and n_folds < 2:
+        raise ValueError("folds must be at least 2")
+    every = [*warmup, *rows]
+    notes: list[str] = []
+    outcomes, tokens = _outcomes(every, prices, answer_tokens, detect, notes)
+    replayed = np.arange(len(warmup), len(every))
+    if n_folds is not None and np.unique(outcomes.groups[replayed]).size < n_folds:
+        raise ValueError(f"{n_folds} folds need at least {n_folds} distinct prompts")
+    pair: Pair | None = None
+    strong = None
+    if two_model:
+        s, w = two_models(outcomes.rows(replayed))  # over the replayed table
+        names = outcomes.models
+        outcomes = outcomes.only(sorted((s, w)))
+        strong, weak = outcomes.models.index(names[s]), outcomes.models.index(names[w])
+        swept = router_config_for is not None and len(knobs) > 0
+        pair = Pair(
+            names[s], names[w], outcomes.scores[replayed, strong], outcomes.scores[replayed, weak],
+            f"router_config_for sweep ({len(knobs)} knobs)" if swept else "operating point only",
+        )  # fmt: skip
+        if not swept:
+            notes.append(
+                "two-model: the router's APGR and CPT come from its operating point alone, the curve "
+                "(0, 0) - (its share, its PGR) - (1, 1): no trade-off knob is swept while the router's "
+                "knobs are being redesigned (replay(router_config_for=..., knobs=...) sweeps one)"
+            )
+        prices = {m: prices[m] for m in outcomes.models}
+    hindsight = n_folds is None and not warmup
+    if hindsight:
+        notes.append(
+            "baselines fitted on the replayed rows themselves (no --folds, no --warmup): hindsight, an "
+            "upper bound (kNN leaves each row out of its own neighbours)"
+        )
+    if detect:
+        detected = Counter(outcomes.tasks[replayed].tolist())
+        notes.append("detected tasks: " + ", ".join(f"{t} {c}" for t, c in detected.most_common()))
+    plan = _Plan(
+        outcomes, dict(prices), tokens, replayed, np.arange(len(warmup)), n_folds, shuffle, mode,
+        answer_tokens, Neighbours(TextIndex([row.prompt for row in every])), config, strong,
+        router_config_for if knobs else None, tuple(knobs),
+    )  # fmt: skip
+    results = _run(plan, list(range(seed, seed + seeds)), workers, on_seed)
+    settings: dict[str, Any] = {
+        "mode": mode,
+        "task_source": "detected" if detect else "given",
+        "folds": n_folds,
+        "shuffle": shuffle,
+        "answer_tokens": answer_tokens,
+        "models": list(outcomes.models),
+        "warmup_rows": len(warmup),
+        "baselines_fitted_on": "replayed rows (hindsight)" if hindsight else "warm-up rows",
+        "knn_k": KNN_K,
+    }
+    return summarize(results, outcomes.tasks[replayed], settings, notes, pair)
+
+
+def _outcomes(
+    every: list[Row],
+    prices: dict[str, tuple[float, float]],
+    answer_tokens: int,
+    detect: bool,
+    notes: list[str],
+) -> tuple[Outcomes, np.ndarray]:
+    """The numbers of ``every`` row (models in order of name) and each prompt's tokens."""
+    models = sorted(prices)
+    missing = {name for row in every for name in models if name not in row.scores}
     if missing:
         raise ValueError(f"rows without a score for priced models: {', '.join(sorted(missing))}")
-    router = Router(None, config)
-    store: ExperienceStore = router.experience
-    catalog = scratch_catalog(prices)
-    names = [c.model_id.removeprefix(PREFIX) for c in catalog]
-    p_in, p_out = catalog.price_in, catalog.price_out
-    notes: list[str] = []
-    task_of: Callable[[Row], str] = lambda row: row.task  # noqa: E731
     if detect:
         detector = _detector(notes)
-        task_of = lambda row: detector(row.prompt)  # noqa: E731
-    rng = random.Random(seed)
-    clock = START
-    detected: Counter[str] = Counter()
-
-    def run(table: Sequence[Row], counted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        nonlocal clock
-        quality, cost, oracle_cost, chosen = [], [], [], []
-        for row in table:
-            task = task_of(row)
-            tokens = len(row.prompt) // 4
-            request = RouteRequest(
-                TENANT, AGENT, task, prompt_tokens=tokens, expected_output_tokens=answer_tokens
-            )
-            pick = router.rank(request, catalog, rng=rng, now=clock).ranked[0].model_id.removeprefix(PREFIX)
-            costs = (tokens * p_in + answer_tokens * p_out) / 1e6
-            scores = np.array([row.scores[n] for n in names])
-            for name in names if mode == "full" else [pick]:
-                score = row.scores[name]
-                if counted:  # the tenant's own ratings, as the feedback service records them
-                    store.record(TENANT, AGENT, task, PREFIX + name, score, clock)
-                else:  # the warmup is what a platform imports: priors every tenant sees
-                    store.add_prior(task, PREFIX + name, 1.0, score, score * score, clock)
-            clock += STEP_S
-            if counted:
-                detected[task] += 1
-                quality.append(row.scores[pick])
-                cost.append(costs[names.index(pick)])
-                oracle_cost.append(costs[scores == scores.max()].min())
-                chosen.append(pick)
-        return np.array(quality), np.array(cost), np.array(oracle_cost), chosen
-
-    run(warmup, counted=False)
-    quality, cost, oracle_cost, chosen = run(rows, counted=True)
-    scores = np.array([[row.scores[n] for n in names] for row in rows])
-    tokens = np.array([len(row.prompt) // 4 for row in rows])
+        tasks = np.array([detector(row.prompt) for row in every])
+    else:
+        tasks = np.array([row.task for row in every])
+    tokens = np.array([len(row.prompt) // 4 for row in every])
+    p_in = np.array([prices[m][0] for m in models])
+    p_out = np.array([prices[m][1] for m in models])
+    scores = np.array([[row.scores[m] for m in models] for row in every], dtype=float)
     costs = (tokens[:, None] * p_in + answer_tokens * p_out) / 1e6
-    best = int(scores.mean(0).argmax())
-    tasks = np.array([row.task for row in rows])
-    per_task_q = per_task_c = 0.0
-    for task in set(tasks.tolist()):
-        mask = tasks == task
-        j = int(scores[mask].mean(0).argmax())
-        per_task_q += float(scores[mask, j].sum())
-        per_task_c += float(costs[mask, j].sum())
-    n = len(rows)
-    oracle_q = float(scores.max(1).mean())
-    if detect:
-        notes.append("detected tasks: " + ", ".join(f"{t} {c}" for t, c in detected.most_common()))
-    return ReplayReport(
-        rows=n,
-        mean_quality=float(quality.mean()),
-        cost_per_query=float(cost.mean()),
-        oracle_fraction=float(quality.mean()) / oracle_q if oracle_q else 0.0,
-        best_single=Figures(float(scores[:, best].mean()), float(costs[:, best].mean()), names[best]),
-        per_task_best=Figures(per_task_q / n, per_task_c / n),
-        oracle=Figures(oracle_q, float(oracle_cost.mean())),
-        quarters=[
-            Figures(float(q.mean()), float(c.mean()))
-            for q, c in zip(np.array_split(quality, 4), np.array_split(cost, 4), strict=True)
-        ],
-        picks=dict(Counter(chosen).most_common()),
-        notes=notes,
+    return Outcomes(tuple(models), scores, costs, tasks, prompt_groups([row.prompt for row in every])), tokens
+
+
+def _run(
+    plan: _Plan, seeds: list[int], workers: int, on_seed: Callable[[int], None] | None
+) -> list[SeedResult]:
+    """Each seed's replay, in ``workers`` processes (the plan is sent once per process)."""
+    if workers <= 1 or len(seeds) == 1:
+        results = []
+        for s in seeds:
+            results.append(_replay_seed(plan, s))
+            if on_seed:
+                on_seed(s)
+        return results
+    _worker_plan.clear()
+    out = []
+    # spawned, not forked: the parent may hold threads (the progress bar's, BLAS's) at fork time
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        min(workers, len(seeds)), mp_context=context, initializer=_init_worker, initargs=(plan,)
+    ) as pool:
+        futures = [pool.submit(_seed_in_worker, s) for s in seeds]
+        for future in as_completed(futures):
+            result = future.result()
+            out.append(result)
+            if on_seed:
+                on_seed(result.seed)
+    return out
+
+
+_worker_plan: dict[str, _Plan] = {}  # a worker process's plan, set once by its initializer
+
+
+def _init_worker(plan: _Plan) -> None:
+    _worker_plan["plan"] = plan
+
+
+def _seed_in_worker(seed: int) -> SeedResult:
+    return _replay_seed(_worker_plan["plan"], seed)
+
+
+def _splits(plan: _Plan, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(router warm-up rows, baseline training rows, held-out rows) per fold."""
+    held_all = plan.replayed
+    if plan.n_folds is None:
+        train = plan.warmup if plan.warmup.size else held_all
+        return [(plan.warmup, train, held_all)]
+    fold = folds(plan.outcomes.groups[held_all], plan.n_folds, np.random.default_rng([seed, 1]))
+    out = []
+    for k in range(plan.n_folds):
+        warm = np.concatenate([plan.warmup, held_all[fold != k]])
+        out.append((warm, warm, held_all[fold == k]))
+    return out
+
+
+def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
+    """Every fold of one seed: the router and the baselines on its held-out rows."""
+    o = plan.outcomes
+    n, m = plan.replayed.size, len(o.models)
+    slot = np.full(o.scores.shape[0], -1)
+    slot[plan.replayed] = np.arange(n)
+    names = ["router", *BASELINES]
+    quality = {p: np.zeros(n) for p in names}
+    cost = {p: np.zeros(n) for p in names}
+    strong = {p: np.zeros(n) for p in names}
+    seen = np.zeros(n, dtype=np.int64)
+    quarter = np.zeros(n, dtype=np.int64)
+    best_models: list[str] = []
+    lambdas: dict[str, list[float]] = {"per_task": [], "knn": []}
+    picks: Counter[str] = Counter()
+    two = plan.strong is not None
+    sweep_strong = {p: np.zeros(SWEEP.size) for p in ("per_task", "knn")}
+    sweep_quality = {p: np.zeros(SWEEP.size) for p in ("per_task", "knn")}
+    knob_strong, knob_quality = np.zeros(len(plan.knobs)), np.zeros(len(plan.knobs))
+    shuffler = np.random.default_rng([seed, 2])
+    for k, (warm, train, held) in enumerate(_splits(plan, seed)):
+        order = shuffler.permutation(held) if plan.shuffle else held
+        at = slot[order]
+        chosen = _route(plan, warm, order, random.Random(f"{seed}/{k}"), plan.config)
+        picks.update(o.models[j] for j in chosen.tolist())
+        fold = baselines(o, plan.neighbours, train, order, np.random.default_rng([seed, 3, k]), sweep=two)
+        best_models.append(o.models[fold.best])
+        for name, lam in fold.lambdas.items():
+            lambdas[name].append(lam)
+        for name, p in {"router": chosen, **fold.picks}.items():
+            quality[name][at] = o.scores[order, p]
+            cost[name][at] = o.costs[order, p]
+            strong[name][at] = p == plan.strong
+        quality["random"][at] = o.scores[order].mean(1)
+        cost["random"][at] = o.costs[order].mean(1)
+        strong["random"][at] = 1.0 / m
+        tasks = o.tasks[order]
+        for task in np.unique(tasks):
+            where = np.flatnonzero(tasks == task)
+            seen[at[where]] = np.arange(where.size)
+        for i, part in enumerate(np.array_split(np.arange(order.size), 4)):
+            quarter[at[part]] = i
+        for name, swept in fold.sweeps.items():
+            sweep_strong[name] += (swept == plan.strong).sum(1)
+            sweep_quality[name] += o.scores[order[None, :], swept].sum(1)
+        if two and plan.config_for is not None:
+            for i, knob in enumerate(plan.knobs):
+                alt = _route(plan, warm, order, random.Random(f"{seed}/{k}"), plan.config_for(knob))
+                knob_strong[i] += (alt == plan.strong).sum()
+                knob_quality[i] += o.scores[order, alt].sum()
+    curves: dict[str, list[tuple[float, float]]] = {}
+    if two:
+        for name in sweep_strong:
+            curves[name] = list(
+                zip((sweep_strong[name] / n).tolist(), (sweep_quality[name] / n).tolist(), strict=True)
+            )
+        curves["router"] = list(zip((knob_strong / n).tolist(), (knob_quality / n).tolist(), strict=True))
+    return SeedResult(
+        seed, quality, cost, seen, quarter, best_models, lambdas, picks,
+        strong if two else {}, curves,
+    )  # fmt: skip
+
+
+def _route(
+    plan: _Plan, warm: np.ndarray, order: np.ndarray, rng: random.Random, config: RouterConfig | None
+) -> np.ndarray:
+    """A fresh router, warmed up with ``warm`` as priors, routes ``order`` learning from its
+    ratings; returns the column of the model it chose for each row."""
+    o = plan.outcomes
+    router = Router(None, config)
+    store = router.experience
+    catalog = scratch_catalog(plan.prices)
+    column = {c.model_id: o.models.index(c.model_id.removeprefix(PREFIX)) for c in catalog}
+    ids = [PREFIX + name for name in o.models]
+    priors = table_priors(
+        ((o.tasks[i], dict(zip(o.models, o.scores[i].tolist(), strict=True))) for i in warm.tolist()),
+        prefix=PREFIX,
     )
+    add_priors(store, priors, START)
+    clock = START
+    chosen = np.zeros(order.size, dtype=np.int64)
+    full = plan.mode == "full"
+    for pos, i in enumerate(order.tolist()):
+        task = str(o.tasks[i])
+        request = RouteRequest(
+            TENANT, AGENT, task, prompt_tokens=int(plan.tokens[i]), expected_output_tokens=plan.answer_tokens
+        )
+        j = chosen[pos] = column[router.rank(request, catalog, rng=rng, now=clock).ranked[0].model_id]
+        for r in range(len(ids)) if full else (j,):  # the tenant's own ratings, as feedback records them
+            store.record(TENANT, AGENT, task, ids[r], float(o.scores[i, r]), clock)
+        clock += STEP_S
+    return chosen
 
 
 eval_app = typer.Typer(help="Offline evaluation of routing", no_args_is_help=True)
@@ -231,48 +410,43 @@ def eval_replay(
     ] = True,
     detect: Annotated[bool, typer.Option("--detect-task", hidden=True)] = False,
     warmup: Annotated[
-        Path | None, typer.Option(help="replay this table first, learning, not counted")
+        Path | None, typer.Option(help="a table learnt first as priors (with --folds: added to every fold's)")
     ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            "--folds", min=2, help="K-fold cross-validation by prompt: warm up on K-1 folds, replay the other"
+        ),
+    ] = None,
+    shuffle: Annotated[bool, typer.Option(help="replay in an order shuffled per seed")] = False,
+    seeds: Annotated[int, typer.Option(min=1, help="seeds SEED .. SEED+N-1 (folds, order, exploration)")] = 1,
+    two_model: Annotated[
+        bool,
+        typer.Option("--two-model", help="only the best and the cheapest model; RouteLLM's APGR and CPT"),
+    ] = False,
     answer_tokens: Annotated[int, typer.Option(help="assumed answer length for costs")] = 200,
-    seed: Annotated[int, typer.Option(help="random seed (exploration)")] = 0,
+    seed: Annotated[int, typer.Option(help="the first random seed")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="processes replaying seeds in parallel")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
 ) -> None:
-    """Replay an outcomes table through the real router and compare with the baselines."""
+    """Replay an outcomes table through the real router and compare it with baselines fitted on
+    the same warm-up rows and scored on the same held-out rows."""
     if mode not in ("bandit", "full"):
         raise typer.BadParameter("must be 'bandit' or 'full'", param_hint="--mode")
-    try:
-        report = replay(
-            load_outcomes(outcomes), load_prices(prices), mode=mode, detect=detect or not task_hint,
-            warmup=load_outcomes(warmup) if warmup else (), answer_tokens=answer_tokens, seed=seed,
-        )  # fmt: skip
-    except (ValueError, KeyError) as exc:
-        raise typer.BadParameter(f"unusable table: {exc}", param_hint="--outcomes/--prices") from None
-    _print(report)
-    if json_out:
-        print(json.dumps(report.to_json(), separators=(",", ":")))
-
-
-def _print(report: ReplayReport) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.progress import Progress
 
-    table = Table(title=f"Replay: {report.rows} rows")
-    for column in ("policy", "mean quality", "cost/query (USD)", "of oracle"):
-        table.add_column(column, justify="left" if column == "policy" else "right")
-    oracle = report.oracle.mean_quality or 1.0
-    lines = [
-        ("router", Figures(report.mean_quality, report.cost_per_query)),
-        (f"best single ({report.best_single.model})", report.best_single),
-        ("per-task best (hindsight)", report.per_task_best),
-        ("oracle", report.oracle),
-        *((f"router, quarter {i + 1}", q) for i, q in enumerate(report.quarters)),
-    ]
-    for name, fig in lines:
-        table.add_row(
-            name, f"{fig.mean_quality:.4f}", f"{fig.cost_per_query:.3e}", f"{fig.mean_quality / oracle:.1%}"
-        )
-    console = Console(width=120)
-    console.print(table)
-    console.print("picks: " + ", ".join(f"{m} {c}" for m, c in report.picks.items()))
-    for note in report.notes:
-        console.print(note)
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        bar = progress.add_task("replaying seeds", total=seeds)
+        try:
+            report = replay(
+                load_outcomes(outcomes), load_prices(prices), mode=mode, detect=detect or not task_hint,
+                warmup=load_outcomes(warmup) if warmup else (), answer_tokens=answer_tokens, seed=seed,
+                seeds=seeds, n_folds=folds, shuffle=shuffle, two_model=two_model, workers=workers,
+                on_seed=lambda _s: progress.advance(bar),
+            )  # fmt: skip
+        except (ValueError, KeyError) as exc:
+            raise typer.BadParameter(f"unusable table: {exc}", param_hint="--outcomes/--prices") from None
+    render(report)
+    if json_out:
+        print(json.dumps(report.to_json(), separators=(",", ":"), allow_nan=False))
