@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -163,3 +164,33 @@ def test_every_model_keeps_its_own_sums_as_a_cell_grows() -> None:
     assert calls.tolist() == pytest.approx([1.0] * len(models))
     assert errors.tolist() == pytest.approx([1.0 if i % 3 == 0 else 0.0 for i in range(len(models))])
     assert latency.tolist() == pytest.approx([10.0 * (i + 1) for i in range(len(models))])
+
+
+def test_the_spread_between_levels_is_what_the_tenants_ratings_show() -> None:
+    """A tenant whose ratings agree with the imported priors is soon trusted to be like them (its
+    posterior narrows toward theirs, so exploration fades); one whose ratings differ keeps its own
+    estimates apart, with a wider posterior than the default."""
+    rng = random.Random(5)
+    models = [f"m{i}" for i in range(6)]
+    truth = {m: 0.3 + 0.1 * i for i, m in enumerate(models)}
+
+    def store_after(shift: float) -> ExperienceStore:
+        store = ExperienceStore()
+        for task in ("a", "b", "c"):
+            for m in models:
+                store.add_prior(task, m, 400.0, 400.0 * truth[m], 400.0 * truth[m], T0)
+                for i in range(60):  # the tenant's own ratings: like the priors, or shifted per model
+                    mean = truth[m] + (shift if models.index(m) % 2 else -shift)
+                    store.record("t", "a", task, m, float(rng.random() < mean), T0 + i)
+        return store
+
+    alike, apart, fresh = store_after(0.0), store_after(0.25), ExperienceStore()
+    for m in models:
+        fresh.add_prior("a", m, 400.0, 400.0 * truth[m], 400.0 * truth[m], T0)
+    default = fresh.estimate("t", "a", "a", "m3", now=T0 + 100)  # no own ratings: the default spread
+    assert alike._spread("t", models, 1.0, alike.strengths, T0 + 100, None) < 0.5
+    assert apart._spread("t", models, 1.0, apart.strengths, T0 + 100, None) > 2.0
+    near = alike.estimate("t", "a", "a", "m3", now=T0 + 100)
+    assert near.std < 0.5 * default.std, (near.std, default.std)  # trusted to be like the priors
+    far = apart.estimate("t", "a", "a", "m3", now=T0 + 100)
+    assert far.mean is not None and abs(far.mean - 0.85) < 0.06, far  # its own ratings, not the priors' 0.6

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,12 @@ DAY = 86_400.0
 # Errors and latencies fade with a 10-minute half-life: an error burst weighs on routing for minutes,
 # not hours (the circuit breaker handles the acute phase).
 OUTCOME_HALF_LIFE_S = 600.0
+# The spread between levels is estimated from the tenant's own ratings (``_spread``): a multiple of the
+# default (``Strengths.tenant``/``agent``), with the default counting as this many well-measured
+# (task, model) cells, and kept within [1/64, 4] of it. Chosen a priori (a weak hyperprior, wide
+# bounds), not fitted to an evaluation table.
+SPREAD_PRIOR_CELLS = 4.0
+SPREAD_BOUNDS = (1.0 / 64.0, 4.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,7 @@ class ExperienceStore:
         self._fits: dict[tuple[Hashable, ...], tuple[float, int, _Fit]] = {}  # by (list, task, scope)
         self._versions: dict[str, int] = {}  # task -> bumped by every write to one of its cells
         self._memo: dict[tuple[Any, ...], tuple[int, _Fit, Estimates]] = {}  # estimates per candidate list
+        self._spreads: dict[tuple[Hashable, ...], tuple[float, int, float]] = {}  # by (list, tenant)
         self.refit_s = 10.0  # a cached cross-task fit is reused for this long (seconds of ``now``)
         self._delta = ExperienceStore(half_life_s, outcome_half_life_s, strengths) if track_delta else None
 
@@ -143,6 +150,7 @@ class ExperienceStore:
                 self._versions[key[2]] = self._versions.get(key[2], 0) + 1
         self._shared = shared
         self._fits.clear()
+        self._spreads.clear()
         self._memo.clear()
 
     def _table(self, key: Key) -> SumTable:
@@ -229,6 +237,7 @@ class ExperienceStore:
                     ptable.add(m, -table.data[row])
             table.data[[r for _, r in chosen]] = 0.0
         self._fits.clear()
+        self._spreads.clear()
         self._memo.clear()
         if agent_id is None and task is None:
             rows = [r for m, r in self._outcomes.index.items() if model_id is None or m == model_id]
@@ -279,6 +288,9 @@ class ExperienceStore:
         k = strengths or self.strengths
         now = time.time() if now is None else now
         f = self.decay(now)
+        spread = self._spread(tenant_id, model_ids, f, k, now, cache_key)
+        if spread != 1.0:
+            k = replace(k, tenant=k.tenant / spread, agent=k.agent / spread)
         fit = self._cross_task(
             tenant_id, model_ids, task, np.asarray(priors, dtype=float), f, k, now, cache_key
         )
@@ -332,6 +344,53 @@ class ExperienceStore:
         sigma2 = (k.variance * np.maximum(mean * (1.0 - mean), 0.01) + ssd) / (k.variance + n)
         evidence = np.where(level == 1, fit.evidence, n)
         return Estimates(mean, sigma2 / nu, evidence, level, total)
+
+    def _spread(
+        self, tenant_id: str, model_ids: Sequence[str], f: float, k: Strengths, now: float,
+        cache_key: Hashable | None,
+    ) -> float:  # fmt: skip
+        """How far this tenant's ratings stray from the global estimates, as a multiple of the default
+        between-level variance (``strengths.tenant`` pseudo-ratings): an empirical-Bayes estimate, so
+        the posterior's spread, and with it exploration, is the one the data shows.
+
+        Per (task, model) cell rated both by the tenant and globally (without the tenant), the squared
+        gap between the two means, less what sampling noise alone explains, over the default
+        variance; pooled with precision weights and a weak prior at 1 (``SPREAD_PRIOR_CELLS``). A
+        tenant whose ratings agree with an imported evaluation soon stops exploring away from it; one
+        whose traffic differs keeps its own estimates apart. Cached like the cross-task fit."""
+        fit_key = (cache_key, "spread", tenant_id)
+        if cache_key is not None:
+            hit = self._spreads.get(fit_key)
+            if hit is not None and now - hit[0] < self.refit_s and hit[1] == len(self._tasks):
+                return hit[2]
+        num = den = 0.0
+        for task in self._tasks:
+            tenant = self._gather((TENANT, tenant_id, task), model_ids, cache_key)
+            if tenant is None:
+                continue
+            pool = self._gather((POOL, task), model_ids, cache_key) if tenant_id in self._shared else tenant
+            visible = _plus(self._gather((PRIOR, task), model_ids, cache_key), pool)
+            if visible is None:
+                continue
+            own, other = tenant * f, (visible - tenant) * f
+            both = (own[:, 0] > 0.5) & (other[:, 0] > 0.5)
+            if not both.any():
+                continue
+            n_t, n_g = own[both, 0], other[both, 0]
+            m_t, m_g = own[both, 1] / n_t, other[both, 1] / n_g
+            var = np.maximum(other[both, 2] / n_g - m_g * m_g, 0.01)
+            tau0 = var / k.tenant
+            noise = var / n_t + var / n_g
+            weight = (tau0 / (tau0 + noise)) ** 2
+            num += float((weight * ((m_t - m_g) ** 2 - noise) / tau0).sum())
+            den += float(weight.sum())
+        spread = (SPREAD_PRIOR_CELLS + num) / (SPREAD_PRIOR_CELLS + den)
+        spread = min(max(spread, SPREAD_BOUNDS[0]), SPREAD_BOUNDS[1])
+        if cache_key is not None:
+            if len(self._spreads) > 4096:
+                self._spreads.clear()
+            self._spreads[fit_key] = (now, len(self._tasks), spread)
+        return spread
 
     def _cross_task(
         self, tenant_id: str, model_ids: Sequence[str], task: str, priors: np.ndarray, f: float, k: Strengths,
@@ -424,6 +483,7 @@ class ExperienceStore:
         self._positions.clear()
         self._tasks.clear()
         self._fits.clear()
+        self._spreads.clear()
         self._memo.clear()
         self._t_ref = self._o_ref = None
         self.merge(snapshot)
