@@ -134,3 +134,19 @@ def test_replay_cli_rejects_bad_settings(slices: tuple[Path, Path], bad: list[st
     args = ["replay", "--outcomes", str(slices[0]), "--prices", str(DATA / "models.json"), *bad]
     result = CliRunner().invoke(eval_app, args)
     assert result.exit_code != 0
+
+
+def test_detection_learns_the_warm_up_rows_tasks_in_each_fold(slices: tuple[Path, Path]) -> None:
+    """With --detect and folds, each fold learns its warm-up rows' tasks (as turnout eval import
+    does), so held-out prompts are routed under the table's own task names, where its priors are,
+    instead of built-in detection's broader ones."""
+    table, _ = slices
+    detected = run(
+        "--outcomes", str(table), "--detect", "--folds", "2", "--seeds", "1", "--answer-tokens", "50"
+    )
+    assert detected["settings"]["task_source"] == "detected"
+    curves = {task: sum(b["n"] for b in buckets) for task, buckets in detected["learning_curves"].items()}
+    routed = sum(n for task, n in curves.items() if task != "all")
+    under_table_names = sum(n for task, n in curves.items() if task in TASKS)
+    assert routed == 400 and under_table_names >= 0.8 * routed, curves
+    check_baselines(detected)

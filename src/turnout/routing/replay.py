@@ -26,13 +26,14 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 
+from turnout.routing.classifier import TaskClassifier
 from turnout.routing.evaluation import (
     KNN_K,
     SWEEP,
@@ -46,6 +47,7 @@ from turnout.routing.evaluation_report import BASELINES, Pair, ReplayReport, See
 from turnout.routing.evaluation_text import Neighbours, TextIndex
 from turnout.routing.priors import add_priors, table_priors
 from turnout.routing.router import CandidateSet, Router, RouterConfig
+from turnout.routing.task_model import HASH_DIMS, TaskModel
 from turnout.routing.types import Candidate, RouteRequest
 
 TENANT, AGENT, PREFIX = "replay", "replay-agent", "replay/"
@@ -129,6 +131,11 @@ class _Plan:
     strong: int | None  # two-model: the strong model's column
     config_for: ConfigFor | None
     knobs: tuple[float, ...]
+    # --detect: each fold learns the warm-up rows' tasks (as ``eval import`` does) from these features
+    # and labels its held-out rows with them, or, where unsure, with built-in detection
+    truth: np.ndarray | None = None  # the table's own tasks (priors are kept under them)
+    builtin: np.ndarray | None = None  # built-in detection of each row
+    features: np.ndarray | None = None  # TaskModel features of each row
 
 
 def replay(
@@ -167,7 +174,18 @@ def replay(
         raise ValueError("folds must be at least 2")
     every = [*warmup, *rows]
     notes: list[str] = []
-    outcomes, tokens = _outcomes(every, prices, answer_tokens, detect, notes)
+    outcomes, tokens = _outcomes(every, prices, answer_tokens, False, notes)
+    truth = builtin = features = None
+    if detect:
+        truth = outcomes.tasks
+        builtin = np.array([_detector(notes)(row.prompt) for row in every])
+        encoder = TaskClassifier.if_available()
+        features = TaskModel.features([row.prompt for row in every], encoder, encoder is not None)
+        notes.append(
+            "detected tasks: each fold learns its warm-up rows' tasks (as turnout eval import does, "
+            f"{'with' if encoder is not None else 'without'} word vectors) and labels a held-out row "
+            "with them, or with built-in detection where unsure; priors keep the table's tasks"
+        )
     replayed = np.arange(len(warmup), len(every))
     if n_folds is not None and np.unique(outcomes.groups[replayed]).size < n_folds:
         raise ValueError(f"{n_folds} folds need at least {n_folds} distinct prompts")
@@ -196,13 +214,10 @@ def replay(
             "baselines fitted on the replayed rows themselves (no --folds, no --warmup): hindsight, an "
             "upper bound (kNN leaves each row out of its own neighbours)"
         )
-    if detect:
-        detected = Counter(outcomes.tasks[replayed].tolist())
-        notes.append("detected tasks: " + ", ".join(f"{t} {c}" for t, c in detected.most_common()))
     plan = _Plan(
         outcomes, dict(prices), tokens, replayed, np.arange(len(warmup)), n_folds, shuffle, mode,
         answer_tokens, Neighbours(TextIndex([row.prompt for row in every])), config, strong,
-        router_config_for if knobs else None, tuple(knobs),
+        router_config_for if knobs else None, tuple(knobs), truth, builtin, features,
     )  # fmt: skip
     results = _run(plan, list(range(seed, seed + seeds)), workers, on_seed)
     settings: dict[str, Any] = {
@@ -317,9 +332,10 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
     knob_strong, knob_quality = np.zeros(len(plan.knobs)), np.zeros(len(plan.knobs))
     shuffler = np.random.default_rng([seed, 2])
     for k, (warm, train, held) in enumerate(_splits(plan, seed)):
+        o = plan.outcomes if plan.features is None else _detected(plan, warm, held)
         order = shuffler.permutation(held) if plan.shuffle else held
         at = slot[order]
-        chosen = _route(plan, warm, order, random.Random(f"{seed}/{k}"), plan.config)
+        chosen = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), plan.config)
         picks.update(o.models[j] for j in chosen.tolist())
         fold = baselines(o, plan.neighbours, train, order, np.random.default_rng([seed, 3, k]), sweep=two)
         best_models.append(o.models[fold.best])
@@ -343,7 +359,7 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
             sweep_quality[name] += o.scores[order[None, :], swept].sum(1)
         if two and plan.config_for is not None:
             for i, knob in enumerate(plan.knobs):
-                alt = _route(plan, warm, order, random.Random(f"{seed}/{k}"), plan.config_for(knob))
+                alt = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), plan.config_for(knob))
                 knob_strong[i] += (alt == plan.strong).sum()
                 knob_quality[i] += o.scores[order, alt].sum()
     curves: dict[str, list[tuple[float, float]]] = {}
@@ -359,12 +375,32 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
     )  # fmt: skip
 
 
+def _detected(plan: _Plan, warm: np.ndarray, held: np.ndarray) -> Outcomes:
+    """The outcomes with the held-out rows' tasks detected: by a ``TaskModel`` fitted on the warm-up
+    rows' prompts and tasks where it is sure, else by built-in detection (production's order)."""
+    assert plan.features is not None and plan.truth is not None and plan.builtin is not None
+    encoder = TaskClassifier.if_available() if plan.features.shape[1] > HASH_DIMS else None
+    model = TaskModel.fit(plan.features[warm], plan.truth[warm].tolist(), encoder)
+    probs = model.probabilities_of(plan.features[held])
+    best = probs.argmax(axis=1)
+    learned = np.array(model.labels, dtype=object)[best]
+    tasks = plan.truth.astype(object).copy()
+    tasks[held] = np.where(
+        probs[np.arange(held.size), best] >= model.min_probability, learned, plan.builtin[held]
+    )
+    return replace(plan.outcomes, tasks=tasks)
+
+
 def _route(
-    plan: _Plan, warm: np.ndarray, order: np.ndarray, rng: random.Random, config: RouterConfig | None
+    plan: _Plan,
+    o: Outcomes,
+    warm: np.ndarray,
+    order: np.ndarray,
+    rng: random.Random,
+    config: RouterConfig | None,
 ) -> np.ndarray:
     """A fresh router, warmed up with ``warm`` as priors, routes ``order`` learning from its
     ratings; returns the column of the model it chose for each row."""
-    o = plan.outcomes
     router = Router(None, config)
     store = router.experience
     catalog = scratch_catalog(plan.prices)

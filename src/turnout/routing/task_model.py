@@ -9,7 +9,8 @@ router then cannot tell apart tasks whose best models differ.
 The model is multinomial logistic regression over two views of the prompt: hashed word and
 word-bigram counts (punctuation kept: benchmark formats such as ``Q:`` or ``(A)`` are strong cues),
 and, when the ``classifier`` extra is installed, the word vectors the built-in classifier ships.
-Full-batch gradient descent with fixed, generic settings (a few seconds for ~5,000 prompts). On
+Full-batch gradient descent with fixed, generic settings (about a second for ~5,000 prompts; 300
+steps at a third of the rate label the same share right). On
 5-fold cross-validation of ``data/routing/outcomes-train.jsonl`` it labels 90% of held-out prompts
 right with both views (87% hashed counts alone, 80% word vectors alone).
 """
@@ -81,18 +82,34 @@ class TaskModel:
         tasks: Sequence[str],
         encoder: TaskClassifier | None = None,
         *,
-        epochs: int = 300,
-        learning_rate: float = 1.0,
+        epochs: int = 100,
+        learning_rate: float = 3.0,
         l2: float = 1e-4,
     ) -> TaskModel:
         """Fit on labelled prompts (at least two tasks); ``encoder`` adds the word-vector view."""
-        labels = sorted(set(tasks))
-        if len(labels) < 2:
-            raise ValueError("learning tasks needs prompts of at least two tasks")
         if len(texts) != len(tasks):
             raise ValueError("one task per prompt")
         with_vectors = encoder is not None
         x = cls.features(texts, encoder, with_vectors)
+        return cls.fit(x, tasks, encoder, epochs=epochs, learning_rate=learning_rate, l2=l2)
+
+    @classmethod
+    def fit(
+        cls,
+        x: NDArray[np.float32],
+        tasks: Sequence[str],
+        encoder: TaskClassifier | None,
+        *,
+        epochs: int = 100,
+        learning_rate: float = 3.0,
+        l2: float = 1e-4,
+    ) -> TaskModel:
+        """Fit on precomputed ``features`` (with the word-vector view when ``encoder`` is given):
+        evaluations that refit per fold compute them once."""
+        labels = sorted(set(tasks))
+        if len(labels) < 2:
+            raise ValueError("learning tasks needs prompts of at least two tasks")
+        with_vectors = encoder is not None
         index = {label: i for i, label in enumerate(labels)}
         y = np.zeros((len(tasks), len(labels)), dtype=np.float32)
         y[np.arange(len(tasks)), [index[t] for t in tasks]] = 1.0
@@ -105,7 +122,11 @@ class TaskModel:
         return cls(labels, weights, bias, with_vectors, encoder)
 
     def probabilities(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        return _softmax(self.features(texts, self.encoder, self.with_vectors) @ self.weights + self.bias)
+        return self.probabilities_of(self.features(texts, self.encoder, self.with_vectors))
+
+    def probabilities_of(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Per label, for precomputed features."""
+        return _softmax(x @ self.weights + self.bias)
 
     def predict(self, text: str) -> tuple[str, float] | None:
         """The most likely task of ``text`` and its probability; None below ``min_probability``."""
