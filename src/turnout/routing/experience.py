@@ -42,7 +42,7 @@ DAY = 86_400.0
 # not hours (the circuit breaker handles the acute phase).
 OUTCOME_HALF_LIFE_S = 600.0
 # The spread between levels is estimated from the tenant's own ratings (``_spread``): a multiple of the
-# default (``Strengths.tenant``/``agent``), with the default counting as this many well-measured
+# default (``Strengths.tenant``/``agent``), with the default counting as this many average
 # (task, model) cells, and kept within [1/64, 4] of it. Chosen a priori (a weak hyperprior, wide
 # bounds), not fitted to an evaluation table.
 SPREAD_PRIOR_CELLS = 4.0
@@ -354,8 +354,10 @@ class ExperienceStore:
         the posterior's spread, and with it exploration, is the one the data shows.
 
         Per (task, model) cell rated both by the tenant and globally (without the tenant), the squared
-        gap between the two means, less what sampling noise alone explains, over the default
-        variance; pooled with precision weights and a weak prior at 1 (``SPREAD_PRIOR_CELLS``). A
+        gap between the two means over the default variance; the spread is the maximum-likelihood
+        fit of gap ~ N(0, spread + noise), noise being what sampling alone explains, with a weak prior
+        at 1 (``SPREAD_PRIOR_CELLS``): its precision weights let the well-measured cells decide, not
+        the models a bandit tried a few times and dropped after bad luck (biased low). A
         tenant whose ratings agree with an imported evaluation soon stops exploring away from it; one
         whose traffic differs keeps its own estimates apart. Cached like the cross-task fit."""
         fit_key = (cache_key, "spread", tenant_id)
@@ -363,7 +365,8 @@ class ExperienceStore:
             hit = self._spreads.get(fit_key)
             if hit is not None and now - hit[0] < self.refit_s and hit[1] == len(self._tasks):
                 return hit[2]
-        num = den = 0.0
+        gaps: list[np.ndarray] = []  # squared gaps, over the default variance
+        noises: list[np.ndarray] = []  # what sampling noise alone explains of them, in the same unit
         for task in self._tasks:
             tenant = self._gather((TENANT, tenant_id, task), model_ids, cache_key)
             if tenant is None:
@@ -380,12 +383,16 @@ class ExperienceStore:
             m_t, m_g = own[both, 1] / n_t, other[both, 1] / n_g
             var = np.maximum(other[both, 2] / n_g - m_g * m_g, 0.01)
             tau0 = var / k.tenant
-            noise = var / n_t + var / n_g
-            weight = (tau0 / (tau0 + noise)) ** 2
-            num += float((weight * ((m_t - m_g) ** 2 - noise) / tau0).sum())
-            den += float(weight.sum())
-        spread = (SPREAD_PRIOR_CELLS + num) / (SPREAD_PRIOR_CELLS + den)
-        spread = min(max(spread, SPREAD_BOUNDS[0]), SPREAD_BOUNDS[1])
+            gaps.append((m_t - m_g) ** 2 / tau0)
+            noises.append((var / n_t + var / n_g) / tau0)
+        spread = 1.0
+        if gaps:  # maximum likelihood of gap ~ N(0, spread + noise), by its fixed point, from the prior
+            gap, noise = np.concatenate(gaps), np.concatenate(noises)
+            for _ in range(8):
+                weight = 1.0 / (spread + noise) ** 2
+                prior = SPREAD_PRIOR_CELLS * float(weight.mean())  # the prior: as many average cells
+                spread = (prior + float((weight * (gap - noise)).sum())) / (prior + float(weight.sum()))
+                spread = min(max(spread, SPREAD_BOUNDS[0]), SPREAD_BOUNDS[1])
         if cache_key is not None:
             if len(self._spreads) > 4096:
                 self._spreads.clear()
