@@ -138,11 +138,13 @@ def _no_free_descriptors() -> Iterator[None]:
 
 async def test_local_faults_do_not_count_against_the_provider(gw: GatewayEnv) -> None:  # noqa: F811
     _policy(gw, max_retries=0)
-    await gw.container.http.close()  # no pooled upstream connection: the next call must open one
     body = {"model": OPENAI_MODEL, "messages": HELLO}
     headers = {"Authorization": f"Bearer {gw.key}"}
     async with httpx.AsyncClient(base_url=gw.url, timeout=10) as http:
-        await http.get("/healthz")  # the client's own connection exists before the descriptors run out
+        # a call first: the client's own connection, and the provider's key read from the secret
+        # store (cached), exist before the descriptors run out; only the upstream connect fails
+        assert (await http.post("/v1/chat/completions", json=body, headers=headers)).status_code == 200
+        await gw.container.http.close()  # no pooled upstream connection: the next call must open one
         with _no_free_descriptors():
             answers = [await http.post("/v1/chat/completions", json=body, headers=headers) for _ in range(5)]
         assert {a.status_code for a in answers} == {503}, [a.text for a in answers]

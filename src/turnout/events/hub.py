@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from turnout.events.outbox import Outbox
 from turnout.gateway.records import RecordSink
 from turnout.store.events import Webhook
-from turnout.tasks import cancel_and_wait
+from turnout.tasks import cancel_and_wait, wait_event
 
 log = structlog.get_logger(__name__)
 
@@ -110,8 +110,7 @@ class EventHub:
                     failing = True
                     log.warning("events.outbox_failed", error_type=type(exc).__name__)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            await wait_event(self._wake, self._interval_s)  # not wait_for: it can swallow a cancellation
 
 
 class FlaggedSink:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.events.outbox import Outbox
 from turnout.store.events import Event
-from turnout.tasks import cancel_and_wait
+from turnout.tasks import cancel_and_wait, wait_event
 
 log = structlog.get_logger(__name__)
 
@@ -173,8 +173,7 @@ class NatsEvents:
                     log.warning("events.publish_failed", error_type=type(exc).__name__, error=str(exc)[:200])
                 backoff = min(backoff * 2, 5.0)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), backoff)
+            await wait_event(self._wake, backoff)  # not wait_for: it can swallow a cancellation
 
     async def publish_pending(self) -> int:
         """Publish up to one batch of pending events, oldest first; clear the flags of those the
