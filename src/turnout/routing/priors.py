@@ -105,25 +105,31 @@ async def save_priors(
 class PriorLoader:
     """Keeps a store's prior level equal to the imported evaluations: what an import added, changed
     or removed since the last look is applied as a difference (so ratings are never touched). The
-    newest evaluation's task classifier is ``task_model`` (None without one)."""
+    newest evaluation's task classifier is ``task_model`` (None without one). Every import rewrites
+    its source's cells with a new time, in the transaction that stores its classifier, so the cells'
+    count and latest time tell whether anything changed: one small query a poll."""
 
     def __init__(self, store: ExperienceStore, encoder: TaskClassifier | None = None) -> None:
         self._store = store
         self._encoder = encoder  # the word vectors a task model may need
         self._applied: dict[tuple[str, str, str], tuple[float, float, float, float]] = {}
         self._seen: tuple[int, datetime | None] | None = None
-        self._models_seen: tuple[int, datetime | None] | None = None
+        self._model_at: datetime | None = None  # when the loaded task model was trained
         self.task_model: TaskModel | None = None
 
     async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> int:
         """Read the imports when their count or latest time moved; returns the cells changed."""
-        await self._refresh_task_model(sessions)
         async with sessions() as session:
             seen = (await session.execute(select(func.count(), func.max(RoutingPrior.imported_at)))).one()
             key = (int(seen[0]), seen[1])
             if key == self._seen:
                 return 0
             rows = (await session.execute(select(RoutingPrior))).scalars().all()
+            newest = (
+                await session.execute(
+                    select(RoutingTaskModel).order_by(RoutingTaskModel.trained_at.desc()).limit(1)
+                )
+            ).scalar_one_or_none()
         current = {
             (r.source, r.task, r.model_id): (r.count, r.total, r.total_sq, r.imported_at.timestamp())
             for r in rows
@@ -140,30 +146,23 @@ class PriorLoader:
             if new is not None:
                 self._store.add_prior(cell[1], cell[2], *new)
         self._applied, self._seen = current, key
+        await self._load_task_model(newest)
         return len(changed)
 
-    async def _refresh_task_model(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        async with sessions() as session:
-            seen = (await session.execute(select(func.count(), func.max(RoutingTaskModel.trained_at)))).one()
-            key = (int(seen[0]), seen[1])
-            if key == self._models_seen:
-                return
-            newest = (
-                await session.execute(
-                    select(RoutingTaskModel).order_by(RoutingTaskModel.trained_at.desc()).limit(1)
-                )
-            ).scalar_one_or_none()
-        self._models_seen = key
+    async def _load_task_model(self, newest: RoutingTaskModel | None) -> None:
+        trained_at = newest.trained_at if newest is not None else None
+        if trained_at == self._model_at:
+            return
+        self._model_at = trained_at
+        self.task_model = None
         if newest is None:
-            self.task_model = None
             return
         try:
             model = TaskModel.from_bytes(newest.model, self._encoder)
             if model.encoder is not None:  # its word vectors load once, off the event loop
                 await asyncio.to_thread(model.encoder.warm)
-            self.task_model = model
         except (ValueError, OSError, KeyError) as exc:
             log.warning("task_model_unusable", source=newest.source, error=str(exc))
-            self.task_model = None
             return
-        log.info("task_model_loaded", source=newest.source, tasks=len(self.task_model.labels))
+        self.task_model = model
+        log.info("task_model_loaded", source=newest.source, tasks=len(model.labels))

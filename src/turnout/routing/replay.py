@@ -174,11 +174,12 @@ def replay(
         raise ValueError("folds must be at least 2")
     every = [*warmup, *rows]
     notes: list[str] = []
-    outcomes, tokens = _outcomes(every, prices, answer_tokens, False, notes)
+    outcomes, tokens = _outcomes(every, prices, answer_tokens)
     truth = builtin = features = None
     if detect:
         truth = outcomes.tasks
-        builtin = np.array([_detector(notes)(row.prompt) for row in every])
+        detector = _detector(notes)
+        builtin = np.array([detector(row.prompt) for row in every])
         encoder = TaskClassifier.if_available()
         features = TaskModel.features([row.prompt for row in every], encoder, encoder is not None)
         notes.append(
@@ -238,19 +239,14 @@ def _outcomes(
     every: list[Row],
     prices: dict[str, tuple[float, float]],
     answer_tokens: int,
-    detect: bool,
-    notes: list[str],
 ) -> tuple[Outcomes, np.ndarray]:
-    """The numbers of ``every`` row (models in order of name) and each prompt's tokens."""
+    """The numbers of ``every`` row (models in order of name, tasks as the table gives them) and
+    each prompt's tokens."""
     models = sorted(prices)
     missing = {name for row in every for name in models if name not in row.scores}
     if missing:
         raise ValueError(f"rows without a score for priced models: {', '.join(sorted(missing))}")
-    if detect:
-        detector = _detector(notes)
-        tasks = np.array([detector(row.prompt) for row in every])
-    else:
-        tasks = np.array([row.task for row in every])
+    tasks = np.array([row.task for row in every])
     tokens = np.array([len(row.prompt) // 4 for row in every])
     p_in = np.array([prices[m][0] for m in models])
     p_out = np.array([prices[m][1] for m in models])
