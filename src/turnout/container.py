@@ -206,7 +206,7 @@ class Container:
             publish=bus.publish,
         )
         bus.subscribe(spend.on_event)
-        routing.restrict = spend.restriction
+        routing.steer = spend.steering
         if metrics is not None:
             routing.observe = metrics.on_routed
             metrics.watch(breakers, records, spend, snapshots)
@@ -283,7 +283,7 @@ class Container:
             ),
             experience=experience,
             routing=routing,
-            routing_admin=RoutingAdmin(sessions, snapshots),
+            routing_admin=RoutingAdmin(sessions, snapshots, settings.routing_cost_tradeoff),
             recent=recent_decisions,
             feedback_sync=feedback_sync,
             feedback=FeedbackService(sessions, experience, recent_messages, feedback_sync),

@@ -192,3 +192,73 @@ async def test_counters_that_missed_a_settle_are_rebuilt_from_the_records(tmp_pa
         shown = (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))).json()
         assert shown["reserved_usd"] == 0
         assert shown["spent_usd"] == pytest.approx(recorded, abs=1e-6)
+
+
+async def test_a_downgrade_budget_ahead_of_its_pace_makes_routing_weigh_cost(env: GatewayEnv) -> None:
+    """Spending faster than an even pace through the day, a downgrade budget raises the price routing
+    puts on cost before it runs out; back on pace, routing goes back to the policy's own trade-off."""
+    admin = tenant_admin(env)
+    strong, cheap = "oai/gpt-4o", "oai/gpt-4o-mini"
+    made = await env.http.post(
+        "/api/v2/agents",
+        json={"id": "thrift", "name": "Thrift", "capsule": {"routing": {"explore": False}}},
+        headers=admin,
+    )
+    assert made.status_code == 201, made.text
+    await env.http.post("/api/v2/agents/thrift/models", json={"model_ids": [strong, cheap]}, headers=admin)
+    key = (await env.http.post("/api/v2/agents/thrift/keys", json={}, headers=admin)).json()["key"]
+    agent = {"Authorization": f"Bearer {key}"}
+    user = {"Authorization": f"Bearer {env.container.jwt.mint('uma', 'acme', ('user',))}"}
+    prompt = [{"role": "user", "content": "Write a python function that reverses a string"}]
+    for model, rating in ((strong, 1.0), (cheap, 0.3)):  # the strong model answers far better
+        for _ in range(12):
+            answer = await env.http.post(
+                "/v1/chat/completions", json={"model": model, "messages": prompt}, headers=agent
+            )
+            assert answer.status_code == 200, answer.text
+            feedback = f"/api/v2/chat/messages/{answer.headers['x-turnout-message-id']}/feedback"
+            assert (await env.http.post(feedback, json={"rating": rating}, headers=user)).status_code == 200
+
+    clock = Clock(datetime(2030, 1, 1, 1, 12, tzinfo=UTC))  # 5% of the day gone
+    env.container.spend.clock = clock
+    thrift = await env.http.post(
+        "/api/v2/budgets",
+        json={
+            "name": "thrift pace",
+            "scope": "agent",
+            "scope_id": "thrift",
+            "period": "daily",
+            "amount_usd": 1000,
+            "action": "downgrade",
+        },
+        headers=admin,
+    )
+    assert thrift.status_code == 201, thrift.text
+    budget_url = f"/api/v2/budgets/{thrift.json()['id']}"
+
+    async def auto() -> httpx.Response:
+        answer = await env.http.post(
+            "/v1/chat/completions",
+            json={"model": "auto", "max_tokens": 50, "messages": prompt},
+            headers=agent,
+        )
+        assert answer.status_code == 200, answer.text
+        await env.container.spend.drain()
+        return answer
+
+    assert (await auto()).headers["x-turnout-model"] == strong  # far under its pace: quality wins
+    spent = (await env.http.get(budget_url, headers=admin)).json()["spent_usd"]
+    assert spent > 0
+    lowered = await env.http.patch(  # a fifth of it spent, with 5% of the day gone: 4x the pace
+        budget_url, json={"amount_usd": round(spent * 5, 8)}, headers=admin
+    )
+    assert lowered.status_code == 200, lowered.text
+    thrifty = await auto()
+    assert thrifty.headers["x-turnout-model"] == cheap, "ahead of its pace, cost must weigh more"
+    decision = await env.http.get(
+        f"/api/v2/routing/decisions/{thrifty.headers['x-turnout-message-id']}", headers=admin
+    )
+    assert "budget 'thrift pace' spent 20%" in decision.text and "4.0x its even pace" in decision.text
+
+    clock.now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)  # half the day gone: under its pace again
+    assert (await auto()).headers["x-turnout-model"] == strong

@@ -262,7 +262,8 @@ async def test_a_receiver_that_fails_for_a_while_gets_every_event(gw: GatewayEnv
 
         async def all_delivered() -> bool:
             # The receiver sees a delivery before the dispatcher marks it delivered: ask again each time.
-            return all(d["status"] == "delivered" for d in await deliveries(gw, "gamma", webhook_id=hook["id"]))
+            history = await deliveries(gw, "gamma", webhook_id=hook["id"])
+            return all(d["status"] == "delivered" for d in history)
 
         await until(all_delivered)
         history = await deliveries(gw, "gamma", webhook_id=hook["id"])

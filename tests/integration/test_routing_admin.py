@@ -21,6 +21,8 @@ async def test_default_policies_and_crud(
     listed = (await client.get(f"{ROUTING}/policies", headers=admin)).json()
     assert {p["name"] for p in listed} == {"normal", "deep_research", "code", "ops"}
     assert next(p for p in listed if p["name"] == "ops")["max_cost_per_task"] == 0.01
+    shown = {p["name"]: p["effective_cost_tradeoff"] for p in listed}  # unset: the name's default
+    assert shown == {"deep_research": 0.002, "code": 0.01, "normal": 0.02, "ops": 0.08}
     body = {
         "name": "legal",
         "description": "Careful",
@@ -51,7 +53,10 @@ async def test_a_policy_states_its_price_of_cost(client: httpx.AsyncClient, admi
     )
     assert made.status_code == 201 and made.json()["cost_tradeoff"] == 0.2
     shown = (await client.get(f"{ROUTING}/policies/thrifty", headers=admin)).json()
-    assert shown["cost_tradeoff"] == 0.2
+    assert shown["cost_tradeoff"] == shown["effective_cost_tradeoff"] == 0.2
+    plain = await client.post(f"{ROUTING}/policies", json={"name": "plain"}, headers=admin)
+    assert plain.json()["cost_tradeoff"] is None
+    assert plain.json()["effective_cost_tradeoff"] == 0.02  # the gateway's setting
     for bad in (-0.1, 2, "cheap"):
         refused = await client.post(
             f"{ROUTING}/policies", json={"name": "odd", "cost_tradeoff": bad}, headers=admin

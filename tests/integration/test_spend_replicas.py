@@ -162,7 +162,7 @@ async def test_an_exhausted_downgrade_budget_routes_to_cheaper_tiers_and_says_wh
     bot = Principal(f"agent:{pair.agent_id}", "acme", frozenset({"agent"}), agent_id=pair.agent_id)
 
     def steered(c: Container) -> bool:
-        return c.spend.restriction(c.snapshots.current, bot, pair.agent_id, None) is not None
+        return c.spend.steering(c.snapshots.current, bot, pair.agent_id, None) is not None
 
     await until(lambda: all(steered(c) for c in pair.containers))  # and tells B, which reserved nothing
     snapshot = pair.containers[0].snapshots.current

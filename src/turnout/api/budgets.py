@@ -31,7 +31,8 @@ ItemId = Annotated[str, Path(min_length=1, max_length=36)]
 async def create_budget(request: Request, body: BudgetCreate, principal: TenantAdmin) -> BudgetOut:
     """A budget on a scope for a period: ``block`` refuses calls that do not fit (429), ``downgrade``
     keeps routing to the free and low tiers, ``pause_expensive`` takes premium models out, until the
-    period (UTC) resets."""
+    period (UTC) resets; a ``downgrade`` budget spending ahead of an even pace makes routing weigh
+    cost more before that."""
     return await _container(request).spend_admin.create_budget(body, principal)
 
 

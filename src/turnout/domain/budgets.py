@@ -42,6 +42,15 @@ class BudgetView:
 
 
 @dataclass(frozen=True, slots=True)
+class Steering:
+    """How a caller's ``downgrade`` and ``pause_expensive`` budgets steer routing right now."""
+
+    tiers: frozenset[str] | None  # the cost tiers routing may still use (None: every tier)
+    tradeoff_factor: float  # multiplies the price routing puts on cost (1: as the policy says)
+    why: str  # for the decision log
+
+
+@dataclass(frozen=True, slots=True)
 class LimitView:
     id: str
     tenant_id: str
@@ -79,3 +88,27 @@ def period_end(period: str, now: datetime) -> datetime | None:
             else start.replace(month=start.month + 1)
         )
     return None
+
+
+# Pace steering: a downgrade budget spending ahead of an even pace through its period raises the
+# price routing puts on cost, before it runs out, by the square of how far ahead it is: twice the
+# pace weighs cost four times as much. The first 5% of a period counts as 5% gone (no blow-up just
+# after a reset), and the factor stops at 64 (routing then takes the cheapest acceptable model).
+PACE_FLOOR: Final = 0.05
+MAX_TRADEOFF_FACTOR: Final = 64.0
+
+
+def pace(period: str, spent_fraction: float, now: datetime) -> float | None:
+    """The share of a budget spent over the share of its period gone (1: on an even pace; None: a
+    ``total`` budget, whose period never ends, has no pace)."""
+    end = period_end(period, now)
+    if end is None:
+        return None
+    start = period_start(period, now)
+    gone = (now.astimezone(UTC) - start) / (end - start)
+    return spent_fraction / max(gone, PACE_FLOOR)
+
+
+def tradeoff_factor(ahead: float) -> float:
+    """What a budget spending at ``ahead`` times its even pace multiplies the cost trade-off by."""
+    return min(MAX_TRADEOFF_FACTOR, ahead * ahead) if ahead > 1.0 else 1.0

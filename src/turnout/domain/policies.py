@@ -107,7 +107,10 @@ class PolicyIn(PolicyBody):
 
 
 class PolicyOut(PolicyIn):
-    pass
+    effective_cost_tradeoff: float = Field(
+        description="the trade-off routing uses: cost_tradeoff, else the policy name's default, else "
+        "the gateway's (TURNOUT_ROUTING_COST_TRADEOFF)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

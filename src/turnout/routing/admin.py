@@ -18,18 +18,24 @@ from turnout.store.routing import RoutingPolicy, SettingEntry
 class RoutingAdmin:
     """Writes go to the database first, then into this replica's snapshot."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], snapshots: SnapshotStore) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        snapshots: SnapshotStore,
+        default_tradeoff: float,  # the router's, for policies that set none and have no name default
+    ) -> None:
         self._sessions = sessions
         self._snapshots = snapshots
+        self._default_tradeoff = default_tradeoff
 
     async def list_policies(self) -> list[PolicyOut]:
         async with self._sessions() as session:
             rows = (await session.scalars(select(RoutingPolicy).order_by(RoutingPolicy.name))).all()
-        return [_out(p) for p in rows]
+        return [self._out(p) for p in rows]
 
     async def get_policy(self, name: str) -> PolicyOut:
         async with self._sessions() as session:
-            return _out(await _load(session, name))
+            return self._out(await _load(session, name))
 
     async def create_policy(self, body: PolicyIn) -> PolicyOut:
         async with self._sessions.begin() as session:
@@ -40,14 +46,26 @@ class RoutingAdmin:
             )
             session.add(row)
         await self._publish_policies()
-        return _out(row)
+        return self._out(row)
 
     async def replace_policy(self, name: str, body: PolicyBody) -> PolicyOut:
         async with self._sessions.begin() as session:
             row = await _load(session, name)
             row.description, row.config, row.is_active = body.description, _config(body), body.is_active
         await self._publish_policies()
-        return _out(row)
+        return self._out(row)
+
+    def _out(self, row: RoutingPolicy) -> PolicyOut:
+        tradeoff = view_of(row.name, row.config).cost_tradeoff
+        return PolicyOut.model_validate(
+            {
+                **row.config,
+                "name": row.name,
+                "description": row.description,
+                "is_active": row.is_active,
+                "effective_cost_tradeoff": self._default_tradeoff if tradeoff is None else tradeoff,
+            }
+        )
 
     async def delete_policy(self, name: str) -> None:
         async with self._sessions.begin() as session:
@@ -106,9 +124,3 @@ async def _load(session: AsyncSession, name: str) -> RoutingPolicy:
 
 def _config(body: PolicyBody) -> dict[str, Any]:
     return body.model_dump(exclude={"name", "description", "is_active"}, mode="json")
-
-
-def _out(row: RoutingPolicy) -> PolicyOut:
-    return PolicyOut.model_validate(
-        {**row.config, "name": row.name, "description": row.description, "is_active": row.is_active}
-    )

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import structlog
 
 from turnout.auth.principal import Principal
+from turnout.domain.budgets import Steering
 from turnout.domain.capsule import allowed_by_capsule
 from turnout.domain.groups import GroupEntry
 from turnout.domain.policies import DEFAULT_POLICY, PolicyView
@@ -59,12 +60,12 @@ class Routed:
     group: GroupRoute | None = None  # the deployment group the caller named, if any
 
 
-class Restriction(Protocol):
-    """The cost tiers a caller may still be routed to, and why (None: all of them)."""
+class Steer(Protocol):
+    """How a caller's budgets steer routing: cost tiers left, the price on cost (None: not at all)."""
 
     def __call__(
         self, snapshot: Snapshot, principal: Principal, agent_id: str | None, policy: str | None
-    ) -> tuple[frozenset[str], str] | None: ...
+    ) -> Steering | None: ...
 
 
 class RoutingService:
@@ -89,7 +90,7 @@ class RoutingService:
         self._rng = random.Random()
         self._cache: dict[tuple[Any, ...], tuple[Snapshot, CandidateSet, list[tuple[str, str]]]] = {}
         self._shared: frozenset[str] = frozenset()  # the sharing setting the experience store has
-        self.restrict: Restriction | None = None  # budgets that steer routing (spend.guard), when wired
+        self.steer: Steer | None = None  # budgets that steer routing (spend.guard), when wired
         self.observe: Callable[[Routed], None] | None = None  # the router's choices, for metrics
 
     def agent_of(self, snapshot: Snapshot, principal: Principal, call: ChatCall) -> str | None:
@@ -164,6 +165,13 @@ class RoutingService:
         requirements = call.requirements
         required = set(detection.required_capabilities)
         required.update(c for c in requirements.get("capabilities") or () if isinstance(c, str))
+        steering = (
+            self.steer(snapshot, principal, agent_id, policy.name if policy else None) if self.steer else None
+        )
+        tradeoff = policy.cost_tradeoff if policy is not None else None
+        if steering is not None and steering.tradeoff_factor != 1.0:  # a budget ahead of its pace
+            base = self.router.config.cost_tradeoff if tradeoff is None else tradeoff
+            tradeoff = base * steering.tradeoff_factor
         max_cost = requirements.get("max_cost_usd", requirements.get("max_cost"))
         if max_cost is None and policy is not None:
             max_cost = policy.max_cost_per_task
@@ -181,7 +189,7 @@ class RoutingService:
             if isinstance(requirements.get("min_quality_score"), int | float)
             else None,
             explore=_explore_allowed(snapshot, principal.tenant_id, agent_id),
-            cost_tradeoff=policy.cost_tradeoff if policy is not None else None,
+            cost_tradeoff=tradeoff,
         )
         decision = self.router.rank(request, candidates, rng=self._rng)
         tenant = principal.tenant_id  # a model open for this tenant only is skipped for it alone
@@ -189,16 +197,13 @@ class RoutingService:
         if tripped:
             decision.ranked = [s for s in decision.ranked if s.model_id not in tripped]
         decision.filtered = base_filtered + [(m, "circuit breaker open") for m in tripped] + decision.filtered
-        limited = (
-            self.restrict(snapshot, principal, agent_id, policy.name if policy else None)
-            if self.restrict
-            else None
-        )
-        if limited is not None:  # a downgrade or pause_expensive budget is used up: cheaper tiers only
-            tiers, why = limited
-            cut = [s.model_id for s in decision.ranked if snapshot.models[s.model_id].cost_tier not in tiers]
-            decision.ranked = [s for s in decision.ranked if s.model_id not in cut]
-            decision.filtered += [(m, why) for m in cut]
+        if steering is not None:
+            why, tiers = steering.why, steering.tiers
+            if tiers is not None:  # a downgrade or pause_expensive budget is used up: cheaper tiers only
+                models = snapshot.models
+                cut = [s.model_id for s in decision.ranked if models[s.model_id].cost_tier not in tiers]
+                decision.ranked = [s for s in decision.ranked if s.model_id not in cut]
+                decision.filtered += [(m, why) for m in cut]
             decision.reason = f"{decision.reason}; {why}" if decision.reason else why
         return decision
 

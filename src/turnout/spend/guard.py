@@ -4,7 +4,8 @@ worst-case cost reserved before it goes upstream, its actual cost settled after.
 Nothing is awaited for a call that no budget or limit covers. A refusal is an error the caller
 gets in its own dialect: 429 naming the budget and when it resets, or the limit and when to retry.
 Budgets whose action is ``downgrade`` or ``pause_expensive`` never refuse: once used up they steer
-routing (``restriction``) to cheaper tiers until their period resets."""
+routing (``steering``) to cheaper tiers until their period resets. Before that, a ``downgrade``
+budget spending ahead of an even pace through its period makes routing weigh cost more."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ import structlog
 
 from turnout.auth.principal import Principal
 from turnout.cluster.bus import Event
-from turnout.domain.budgets import TIERS_LEFT, BudgetView, LimitView, period_end, period_start
+from turnout.domain.budgets import (
+    TIERS_LEFT,
+    BudgetView,
+    LimitView,
+    Steering,
+    pace,
+    period_end,
+    period_start,
+    tradeoff_factor,
+)
 from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import ModelEntry, Snapshot
 from turnout.errors import RateLimited, ServiceUnavailable, TurnoutError
@@ -125,6 +135,7 @@ class SpendGuard:
         self._budgets_when_down = budgets_when_down
         self._limits_when_down = limits_when_down
         self._exhausted: dict[str, datetime] = {}  # non-block budget id -> the period it ran out in
+        self._spent: dict[str, tuple[datetime, int]] = {}  # downgrade budget id -> (period, micro-USD spent)
         self._tasks: set[asyncio.Task[None]] = set()
         self._publish = publish  # tells the other replicas a steering budget ran out
         self._alerted: set[tuple[str, str, datetime]] = set()  # (budget, kind, period) raised here
@@ -159,28 +170,45 @@ class SpendGuard:
             keys.append((tenant, "api_key", principal.key_id))
         return [limit for key in keys if (limit := snapshot.limits.get(key)) is not None]
 
-    def restriction(
+    def steering(
         self, snapshot: Snapshot, principal: Principal, agent_id: str | None, policy: str | None
-    ) -> tuple[frozenset[str], str] | None:
-        """The cost tiers routing may still use, and why, while a downgrade or pause_expensive
-        budget of this caller is used up (None: no restriction). In memory: no await."""
-        if not self._exhausted or not snapshot.budgets:
+    ) -> Steering | None:
+        """How this caller's downgrade and pause_expensive budgets steer routing (None: they do
+        not): used up, only cheaper tiers; a downgrade budget spending ahead of its pace, a higher
+        price on cost. In memory: no await. The share spent is the ledger's (every replica's spend)
+        as of this replica's last settle on the budget."""
+        if not (self._exhausted or self._spent) or not snapshot.budgets:
             return None
         now = self.clock()
         tiers: frozenset[str] | None = None
+        factor = 1.0
         why: list[str] = []
         for budget in self.budgets_for(snapshot, principal, agent_id, policy):
-            ran_out = self._exhausted.get(budget.id)
-            if ran_out is None or budget.action == "block":
+            if budget.action == "block":
                 continue
-            if ran_out != period_start(budget.period, now):  # a new period: the budget has reset
+            start = period_start(budget.period, now)  # a newer period than the marks: it has reset
+            if self._exhausted.get(budget.id) == start:
+                left = TIERS_LEFT[budget.action]
+                tiers = left if tiers is None else tiers & left
+                why.append(
+                    f"budget '{budget.name}' used up ({budget.action}: only {', '.join(sorted(left))} tiers)"
+                )
                 continue
-            left = TIERS_LEFT[budget.action]
-            tiers = left if tiers is None else tiers & left
+            spent = self._spent.get(budget.id)
+            if spent is None or spent[0] != start or budget.amount_usd <= 0:
+                continue
+            share = spent[1] / micros(budget.amount_usd)
+            ahead = pace(budget.period, share, now)
+            if ahead is None or ahead <= 1.0:
+                continue
+            factor = max(factor, tradeoff_factor(ahead))
             why.append(
-                f"budget '{budget.name}' used up ({budget.action}: only {', '.join(sorted(left))} tiers)"
+                f"budget '{budget.name}' spent {share:.0%} of {usd(budget.amount_usd)}, "
+                f"{ahead:.1f}x its even pace (downgrade: cost weighs {tradeoff_factor(ahead):.1f}x)"
             )
-        return None if tiers is None else (tiers, "; ".join(why))
+        if tiers is None and factor == 1.0:
+            return None
+        return Steering(tiers, factor, "; ".join(why))
 
     # -- reserve and settle ------------------------------------------------------------------------
 
@@ -330,6 +358,8 @@ class SpendGuard:
                 continue
             before, after = moved[hold.budget.id]
             amount = micros(hold.budget.amount_usd)
+            if hold.budget.action == "downgrade":  # a share of the amount when it is read: it may change
+                self._spent[hold.budget.id] = (hold.period_start, after)
             if before < amount * hold.budget.alert_threshold <= after:
                 self._alert(hold.budget, "threshold", hold, after)
             if before < amount <= after:
