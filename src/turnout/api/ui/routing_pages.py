@@ -71,7 +71,7 @@ async def edit_policy(request: Request, name: str) -> Response:
     container = container_of(request)
     try:
         current = await container.routing_admin.get_policy(name)
-        body: dict[str, Any] = current.model_dump(exclude={"name"})
+        body: dict[str, Any] = current.model_dump(include=set(PolicyBody.model_fields))  # no read-only fields
         body["description"] = str(form.get("description") or "")
         for field in NUMBERS:
             raw = str(form.get(field) or "").strip()
