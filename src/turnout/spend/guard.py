@@ -201,10 +201,11 @@ class SpendGuard:
             ahead = pace(budget.period, share, now)
             if ahead is None or ahead <= 1.0:
                 continue
-            factor = max(factor, tradeoff_factor(ahead))
+            weight = tradeoff_factor(ahead)
+            factor = max(factor, weight)
             why.append(
                 f"budget '{budget.name}' spent {share:.0%} of {usd(budget.amount_usd)}, "
-                f"{ahead:.1f}x its even pace (downgrade: cost weighs {tradeoff_factor(ahead):.1f}x)"
+                f"{ahead:.1f}x its even pace (downgrade: cost weighs {weight:.1f}x)"
             )
         if tiers is None and factor == 1.0:
             return None
