@@ -134,8 +134,38 @@ def to_ollama_chat(body: ChatRequest, model: str, *, stream: bool) -> dict[str, 
     return out
 
 
+def _message(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    """An answer's (or stream line's) ``message``, checked: right JSON of the wrong shape (a broken
+    build, a proxy rewriting bodies) is a 502 from the provider, not a crash or a list passed on as
+    the answer's text."""
+    message = obj.get("message") or {}
+    if not isinstance(message, dict):
+        raise malformed(what)
+    for field in ("content", "thinking", "role"):
+        if not isinstance(message.get(field) or "", str):
+            raise malformed(what)
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise malformed(what)
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise malformed(what)
+        arguments, call_id = fn.get("arguments") or {}, call.get("id") or ""
+        if not isinstance(arguments, (dict, str)) or not isinstance(call_id, str):
+            raise malformed(what)
+    for field in ("prompt_eval_count", "eval_count"):
+        count = obj.get(field) or 0
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise malformed(what)
+    if not isinstance(obj.get("done_reason") or "", str):
+        raise malformed(what)
+    return message
+
+
 def _tool_calls(calls: Any, start: int) -> list[ToolCall]:
-    """Ollama tool calls -> OpenAI ones (``index`` from ``start``, ``call_`` ids, string arguments)."""
+    """Ollama tool calls (checked by ``_message``) -> OpenAI ones (``index`` from ``start``,
+    ``call_`` ids, string arguments)."""
     out: list[ToolCall] = []
     for n, call in enumerate(calls or ()):
         fn = call.get("function") or {}
@@ -226,7 +256,7 @@ class OllamaStreamDecoder:
             raise malformed("stream line")
         if obj.get("error"):
             raise error_from_stream(obj["error"], secrets=self._secrets)
-        message = obj.get("message") or {}
+        message = _message(obj, "stream line")
         delta: Delta = {}
         if not self._role_sent:
             delta["role"] = "assistant"
@@ -256,9 +286,9 @@ def completion(payload: bytes, model_id: str, secrets: tuple[str, ...]) -> Compl
     obj = load_object(payload, "chat response")
     if obj.get("error"):
         raise error_from_stream(obj["error"], secrets=secrets)
-    message = obj.get("message")
-    if not isinstance(message, dict):
+    if not isinstance(obj.get("message"), dict):
         raise malformed("chat response")
+    message = _message(obj, "chat response")
     out_message: Message = {"role": "assistant", "content": message.get("content") or ""}
     calls = _tool_calls(message.get("tool_calls"), 0)
     if calls:
