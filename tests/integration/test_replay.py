@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from turnout.routing.replay import eval_app, load_prices
+from turnout.routing.replay import eval_app, load_outcomes, load_prices, replay
+from turnout.routing.router import RouterConfig
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "routing"
 TASKS = ("gsm8k", "mmlu", "mbpp", "natural_qa")
-BASELINES = ("best_single", "per_task", "knn", "random", "oracle")
+BASELINES = ("greedy", "best_single", "per_task", "knn", "random", "oracle")
 FIGURES = {"mean_quality", "cost_per_query", "cost_vs_best_single", "of_oracle"}
 
 
@@ -150,3 +151,19 @@ def test_detection_learns_the_warm_up_rows_tasks_in_each_fold(slices: tuple[Path
     under_table_names = sum(n for task, n in curves.items() if task in TASKS)
     assert routed == 400 and under_table_names >= 0.8 * routed, curves
     check_baselines(detected)
+
+
+def test_the_router_with_exploration_off_is_replayed_beside_it(slices: tuple[Path, Path]) -> None:
+    """What exploring costs is measured in the same run: "greedy" is the same router, warmed up the
+    same way, on the same rows, always taking its best current estimate. With exploration off in the
+    router's own config the two make the same choices, row for row."""
+    table, _ = slices
+    rows, prices = load_outcomes(table), load_prices(DATA / "models.json")
+    settings = {"seed": 3, "seeds": 2, "n_folds": 3, "shuffle": True, "workers": 1}
+    exploring = replay(rows, prices, **settings)  # type: ignore[arg-type]
+    assert exploring.policies["greedy"].mean_quality > exploring.policies["random"].mean_quality
+    assert "greedy" in exploring.paired
+    off = replay(rows, prices, config=RouterConfig(exploration="off"), **settings)  # type: ignore[arg-type]
+    same = off.paired["greedy"]
+    assert same.quality.mean == 0.0 and same.cost.mean == 0.0, same
+    assert off.policies["greedy"].mean_quality == pytest.approx(exploring.policies["greedy"].mean_quality)

@@ -32,10 +32,13 @@ from turnout.routing.evaluation_stats import (
     t_interval,
 )
 
-POLICIES = ("router", "best_single", "per_task", "knn", "random", "oracle")
+# "greedy" is the router itself with exploration off, on the same warm-up and rows: router - greedy
+# is what exploring costs (issue 21: at most 0.005 once warmed up)
+POLICIES = ("router", "greedy", "best_single", "per_task", "knn", "random", "oracle")
 BASELINES = POLICIES[1:]
 LABELS = {
     "router": "router",
+    "greedy": "router, exploration off",
     "best_single": "best single model",
     "per_task": "per-task table",
     "knn": "TF-IDF kNN",

@@ -14,8 +14,10 @@ depend on the seed): each fold is replayed by a fresh router warmed up on the ot
 every row is held out exactly once per seed; with ``shuffle`` each fold is replayed in an order
 drawn per seed. Without folds there is one pass over the table, warmed up on ``warmup`` if given.
 The baselines (``evaluation``) are fitted on the same warm-up rows and scored on the same held-out
-rows; without folds and without a warm-up table they are fitted on the replayed rows themselves
-(hindsight, an upper bound, as the report notes). Seeds run in ``workers`` processes.
+rows, and so is the router itself with exploration off (``greedy``: the router's paired difference
+from it is what exploring costs); without folds and without a warm-up table they are fitted on the
+replayed rows themselves (hindsight, an upper bound, as the report notes). Seeds run in ``workers``
+processes.
 """
 
 from __future__ import annotations
@@ -332,12 +334,13 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
         order = shuffler.permutation(held) if plan.shuffle else held
         at = slot[order]
         chosen = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), plan.config)
+        greedy = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), _greedy(plan.config))
         picks.update(o.models[j] for j in chosen.tolist())
         fold = baselines(o, plan.neighbours, train, order, np.random.default_rng([seed, 3, k]), sweep=two)
         best_models.append(o.models[fold.best])
         for name, lam in fold.lambdas.items():
             lambdas[name].append(lam)
-        for name, p in {"router": chosen, **fold.picks}.items():
+        for name, p in {"router": chosen, "greedy": greedy, **fold.picks}.items():
             quality[name][at] = o.scores[order, p]
             cost[name][at] = o.costs[order, p]
             strong[name][at] = p == plan.strong
@@ -369,6 +372,11 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
         seed, quality, cost, seen, quarter, best_models, lambdas, picks,
         strong if two else {}, curves,
     )  # fmt: skip
+
+
+def _greedy(config: RouterConfig | None) -> RouterConfig:
+    """The same router with exploration off: always its best current estimate."""
+    return replace(config or RouterConfig(), exploration="off")
 
 
 def _detected(plan: _Plan, warm: np.ndarray, held: np.ndarray) -> Outcomes:
