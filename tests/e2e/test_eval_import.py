@@ -106,7 +106,7 @@ async def test_an_imported_evaluation_steers_routing_and_a_reimport_replaces_it(
 
         bad_score = _table(tmp_path / "bad.jsonl", {"gpt-4o": 1.7})
         code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(bad_score))
-        assert code == 2 and "outside [0, 1]" in out
+        assert code == 2 and "bad.jsonl line 1: 'scores.gpt-4o' must be a number from 0 to 1" in out, out
         code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(bad_score), "--weight", "0")
         assert code == 2 and "--weight" in out
         code, out = await _turnout(

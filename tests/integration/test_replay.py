@@ -167,3 +167,31 @@ def test_the_router_with_exploration_off_is_replayed_beside_it(slices: tuple[Pat
     same = off.paired["greedy"]
     assert same.quality.mean == 0.0 and same.cost.mean == 0.0, same
     assert off.policies["greedy"].mean_quality == pytest.approx(exploring.policies["greedy"].mean_quality)
+
+
+BAD_TABLES = [
+    ('{"task": "a", "prompt": "p", "scores": {"m": 0.5}}\nnot json\n', "line 2", "not JSON"),
+    ("[1, 2]\n", "line 1", "JSON object"),
+    ('{"task": "a", "prompt": "p"}\n', "line 1", "scores"),
+    ('{"task": "a", "prompt": "p", "scores": {"m": "x"}}\n', "line 1", "scores.m"),
+    ('{"task": "a", "prompt": "p", "scores": {"m": true}}\n', "line 1", "scores.m"),
+    ('{"task": "a", "prompt": "p", "scores": {"m": 1.5}}\n', "line 1", "scores.m"),
+    ('{"task": "a", "prompt": "p", "scores": {}}\n', "line 1", "scores"),
+    ('{"task": "", "prompt": "p", "scores": {"m": 0.5}}\n', "line 1", "task"),
+    ('{"task": "a", "prompt": 7, "scores": {"m": 0.5}}\n', "line 1", "prompt"),
+]
+
+
+@pytest.mark.parametrize(("text", "where", "field"), BAD_TABLES, ids=[f for _, _, f in BAD_TABLES])
+def test_a_bad_outcome_table_is_refused_naming_its_line_and_field(
+    tmp_path: Path, text: str, where: str, field: str
+) -> None:
+    """A table a user wrote by hand or exported from their own evaluation: a bad row is named by its
+    line and field, as an error, never a Python exception's bare text."""
+    table = tmp_path / "table.jsonl"
+    table.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"table\.jsonl {where}: .*{field}"):
+        load_outcomes(table)
+    args = ["replay", "--outcomes", str(table), "--prices", str(DATA / "models.json")]
+    result = CliRunner().invoke(eval_app, args)
+    assert result.exit_code == 2 and where in result.output and field in result.output, result.output

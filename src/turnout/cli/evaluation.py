@@ -65,13 +65,13 @@ def eval_import(
     try:
         rows = load_outcomes(outcomes)
         if not rows:
-            raise ValueError("the table has no rows")
+            raise ValueError(f"{outcomes.name}: the table has no rows")
         cells = table_priors(
             ((row.task, {mapping.get(n, prefix + n): s for n, s in row.scores.items()}) for row in rows),
             weight=weight,
         )
     except (ValueError, KeyError, TypeError) as exc:
-        fail(f"unusable table {outcomes}: {exc}", code=2)
+        fail(f"unusable table: {exc}", code=2)  # names the file (and the line)
     name = source or outcomes.stem
     task_model = None
     if learn_tasks and len({row.task for row in rows}) > 1:

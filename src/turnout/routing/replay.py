@@ -68,15 +68,40 @@ class Row:
 
 
 def load_outcomes(path: Path) -> list[Row]:
-    """Rows of a JSONL outcomes table (``task``, ``prompt``, ``scores``)."""
+    """Rows of a JSONL outcomes table (``task``, ``prompt``, ``scores``: model name -> score in
+    [0, 1]); ``ValueError`` naming the file, line and field of the first bad row."""
     rows = []
     with path.open(encoding="utf-8") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, start=1):
             if line.strip():
-                item = json.loads(line)
-                scores = {k: float(v) for k, v in item["scores"].items()}
-                rows.append(Row(str(item["task"]), str(item["prompt"]), scores))
+                try:
+                    rows.append(_row(line))
+                except ValueError as exc:
+                    raise ValueError(f"{path.name} line {number}: {exc}") from None
     return rows
+
+
+def _row(line: str) -> Row:
+    """One table line, checked field by field (a table is often written by hand or exported)."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    if not isinstance(item, dict):
+        raise ValueError('a row is a JSON object: {"task": ..., "prompt": ..., "scores": {...}}')
+    task, prompt, scores = item.get("task"), item.get("prompt"), item.get("scores")
+    if not isinstance(task, str) or not task:
+        raise ValueError("'task' must be a non-empty string")
+    if not isinstance(prompt, str):
+        raise ValueError("'prompt' must be a string")
+    if not isinstance(scores, dict) or not scores:
+        raise ValueError("'scores' must be an object of model name -> score, with at least one model")
+    checked: dict[str, float] = {}
+    for name, score in scores.items():
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+            raise ValueError(f"'scores.{name}' must be a number from 0 to 1, not {json.dumps(score)}")
+        checked[name] = float(score)
+    return Row(task, prompt, checked)
 
 
 def load_prices(path: Path) -> dict[str, tuple[float, float]]:
