@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import numpy as np
@@ -194,3 +195,48 @@ def test_the_spread_between_levels_is_what_the_tenants_ratings_show() -> None:
     assert near.std < 0.5 * default.std, (near.std, default.std)  # trusted to be like the priors
     far = apart.estimate("t", "a", "a", "m3", now=T0 + 100)
     assert far.mean is not None and abs(far.mean - 0.85) < 0.06, far  # its own ratings, not the priors' 0.6
+
+
+def test_the_spread_a_tenant_shows_is_what_its_agents_estimates_are_given() -> None:
+    """A tenant with one agent whose quality on every (task, model) strays by 0.1 from the imported
+    priors: the prior its agent's estimates start from strays by about 0.1 too. The spread widens
+    both steps below the global level (tenant, then agent); measured on the tenant's cells and
+    applied to both, it was counted twice, so the agent's prior strayed by 0.14 and it explored
+    traffic that was exactly like the priors twice as hard as it should."""
+    models = [f"m{i}" for i in range(6)]
+    store = ExperienceStore()
+    stray, implied = 0.1, []
+    for t, task in enumerate(("a", "b", "c")):
+        for i, m in enumerate(models):
+            truth = 0.3 + 0.08 * i
+            store.add_prior(task, m, 10_000.0, 10_000.0 * truth, 10_000.0 * truth, T0)
+            mean = truth + (stray if (i + t) % 2 else -stray)
+            for j in range(1000):  # a tight cell: its mean is known, sampling noise is negligible
+                store.record("t", "a", task, m, mean + (0.05 if j % 2 else -0.05), T0 + j)
+            implied.append(truth * (1.0 - truth))  # the per-rating variance the spread scales
+    k = store.strengths
+    spread = store._spread("t", models, 1.0, k, T0 + 2000, None)
+    variance = spread * float(np.mean(implied)) * (1.0 / k.tenant + 1.0 / k.agent)
+    assert math.sqrt(variance) == pytest.approx(stray, rel=0.15), (spread, math.sqrt(variance))
+
+
+def test_a_tenant_with_many_agents_is_measured_against_both_steps_by_its_concentration() -> None:
+    """Twenty agents alike, sharing a tenant's ratings evenly: the tenant's mean averages away most
+    of their own deviations, so its gap from the priors is mostly the tenant step's. Agents that
+    agree with the priors narrow the spread; agents that stray widen it."""
+    rng = random.Random(11)
+    models = [f"m{i}" for i in range(6)]
+
+    def spread(stray: float) -> float:
+        store = ExperienceStore()
+        for task in ("a", "b", "c"):
+            for m in models:
+                store.add_prior(task, m, 2000.0, 2000.0 * 0.5, 2000.0 * 0.5, T0)
+            for agent in range(20):
+                for i, m in enumerate(models):
+                    mean = 0.5 + (stray if i % 2 else -stray)
+                    for j in range(10):
+                        store.record("t", f"agent{agent}", task, m, float(rng.random() < mean), T0 + j)
+        return store._spread("t", models, 1.0, store.strengths, T0 + 100, None)
+
+    assert spread(0.0) < 0.3 < 1.0 < spread(0.2)

@@ -110,6 +110,9 @@ class ExperienceStore:
         self._cache: dict[tuple[Key, Hashable], list[Any]] = {}  # -> [models seen, slot array]
         self._positions: dict[Hashable, dict[str, int]] = {}  # cache key -> model id -> position
         self._tasks: dict[str, None] = {}  # tasks with any cell, for the cross-task fit
+        # tenant -> ratings per agent (None: without one), undecayed: how the tenant's ratings are
+        # shared among its agents, for ``_spread``
+        self._shares: dict[str, dict[str | None, float]] = {}
         self._shared: frozenset[str] = frozenset()  # tenants whose ratings pool in the ``s`` cells
         self._fits: dict[tuple[Hashable, ...], tuple[float, int, _Fit]] = {}  # by (list, task, scope)
         self._versions: dict[str, int] = {}  # task -> bumped by every write to one of its cells
@@ -189,6 +192,10 @@ class ExperienceStore:
             self._t_ref = at
         w = float(2.0 ** ((at - self._t_ref) / self.half_life_s))
         for key in keys:
+            if key[0] == TENANT:
+                agents = self._shares.setdefault(key[1], {})
+                agent = keys[0][2] if keys[0][0] == AGENT else None
+                agents[agent] = agents.get(agent, 0.0) + count
             self._versions[key[-1]] = self._versions.get(key[-1], 0) + 1
             self._tasks[key[-1]] = None
             self._table(key).accumulate(model_id, w * count, w * total, w * total_sq)
@@ -236,6 +243,12 @@ class ExperienceStore:
                 for m, row in chosen:
                     ptable.add(m, -table.data[row])
             table.data[[r for _, r in chosen]] = 0.0
+        if model_id is None and task is None:  # a whole agent (or everything) forgotten: its share too
+            for tenant, agents in self._shares.items():
+                if agent_id is None:
+                    agents.clear()
+                elif tenant_id in (None, tenant):
+                    agents.pop(agent_id, None)
         self._fits.clear()
         self._spreads.clear()
         self._memo.clear()
@@ -354,7 +367,13 @@ class ExperienceStore:
         the posterior's spread, and with it exploration, is the one the data shows.
 
         Per (task, model) cell rated both by the tenant and globally (without the tenant), the squared
-        gap between the two means over the default variance; the spread is the maximum-likelihood
+        gap between the two means over the default variance of that gap. The spread widens both steps
+        below the global level, tenant and agent, so that variance is both steps': the tenant's, plus
+        the agent step's times the tenant's concentration on its agents (the sum of their squared
+        shares of its ratings: 1 for a tenant with one agent, whose cells are its agent's; 1/m for m
+        agents alike; 0 without agents). Measured against the first step alone, the spread was counted
+        twice for a tenant with one agent, doubling its prior's variance, so it explored traffic
+        exactly like the priors as if it were not. The spread is the maximum-likelihood
         fit of gap ~ N(0, spread + noise), noise being what sampling alone explains, with a weak prior
         at 1 (``SPREAD_PRIOR_CELLS``): its precision weights let the well-measured cells decide, not
         the models a bandit tried a few times and dropped after bad luck (biased low). A
@@ -365,6 +384,11 @@ class ExperienceStore:
             hit = self._spreads.get(fit_key)
             if hit is not None and now - hit[0] < self.refit_s and hit[1] == len(self._tasks):
                 return hit[2]
+        shares = [max(n, 0.0) for n in self._shares.get(tenant_id, {}).values()]
+        agents = [max(n, 0.0) for a, n in self._shares.get(tenant_id, {}).items() if a is not None]
+        total = sum(shares)
+        concentration = sum((n / total) ** 2 for n in agents) if total > 0 else 1.0
+        steps = 1.0 / k.tenant + concentration / k.agent  # the gap's default variance, per rating variance
         gaps: list[np.ndarray] = []  # squared gaps, over the default variance
         noises: list[np.ndarray] = []  # what sampling noise alone explains of them, in the same unit
         for task in self._tasks:
@@ -382,7 +406,7 @@ class ExperienceStore:
             n_t, n_g = own[both, 0], other[both, 0]
             m_t, m_g = own[both, 1] / n_t, other[both, 1] / n_g
             var = np.maximum(other[both, 2] / n_g - m_g * m_g, 0.01)
-            tau0 = var / k.tenant
+            tau0 = var * steps
             gaps.append((m_t - m_g) ** 2 / tau0)
             noises.append((var / n_t + var / n_g) / tau0)
         spread = 1.0
