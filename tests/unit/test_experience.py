@@ -240,3 +240,21 @@ def test_a_tenant_with_many_agents_is_measured_against_both_steps_by_its_concent
         return store._spread("t", models, 1.0, store.strengths, T0 + 100, None)
 
     assert spread(0.0) < 0.3 < 1.0 < spread(0.2)
+
+
+def test_replicas_and_a_restored_snapshot_see_the_same_spread() -> None:
+    """The spread depends on how a tenant's ratings fall among its agents: a replica that merged
+    them, and a store restored from a snapshot, count them as the one that recorded them."""
+    rng = random.Random(4)
+    models = ["m0", "m1", "m2"]
+    primary = ExperienceStore(track_delta=True)
+    for m in models:
+        primary.add_prior("a", m, 500.0, 250.0, 250.0, T0)
+    for j in range(200):
+        agent, m = ("solo", "helper")[j % 4 == 0], models[j % 3]
+        primary.record("t", agent, "a", m, float(rng.random() < 0.3 + 0.2 * models.index(m)), T0 + j)
+    replica, restored = ExperienceStore(), ExperienceStore()
+    replica.merge(json.loads(json.dumps(primary.drain_delta())))
+    restored.load(json.loads(json.dumps(primary.snapshot())))
+    spreads = [s._spread("t", models, 1.0, s.strengths, T0 + 300, None) for s in (primary, replica, restored)]
+    assert spreads == pytest.approx([spreads[0]] * 3) and spreads[0] != 1.0, spreads

@@ -110,8 +110,9 @@ class ExperienceStore:
         self._cache: dict[tuple[Key, Hashable], list[Any]] = {}  # -> [models seen, slot array]
         self._positions: dict[Hashable, dict[str, int]] = {}  # cache key -> model id -> position
         self._tasks: dict[str, None] = {}  # tasks with any cell, for the cross-task fit
-        # tenant -> ratings per agent (None: without one), undecayed: how the tenant's ratings are
-        # shared among its agents, for ``_spread``
+        # tenant -> its ratings per agent, and all of them under None; undecayed: how the tenant's
+        # ratings are shared among its agents, for ``_spread`` (kept from the cells' keys, so merged
+        # deltas count as they did where they were recorded)
         self._shares: dict[str, dict[str | None, float]] = {}
         self._shared: frozenset[str] = frozenset()  # tenants whose ratings pool in the ``s`` cells
         self._fits: dict[tuple[Hashable, ...], tuple[float, int, _Fit]] = {}  # by (list, task, scope)
@@ -192,10 +193,10 @@ class ExperienceStore:
             self._t_ref = at
         w = float(2.0 ** ((at - self._t_ref) / self.half_life_s))
         for key in keys:
-            if key[0] == TENANT:
-                agents = self._shares.setdefault(key[1], {})
-                agent = keys[0][2] if keys[0][0] == AGENT else None
-                agents[agent] = agents.get(agent, 0.0) + count
+            if key[0] in (TENANT, AGENT):
+                shares = self._shares.setdefault(key[1], {})
+                who = key[2] if key[0] == AGENT else None
+                shares[who] = shares.get(who, 0.0) + count
             self._versions[key[-1]] = self._versions.get(key[-1], 0) + 1
             self._tasks[key[-1]] = None
             self._table(key).accumulate(model_id, w * count, w * total, w * total_sq)
@@ -244,11 +245,11 @@ class ExperienceStore:
                     ptable.add(m, -table.data[row])
             table.data[[r for _, r in chosen]] = 0.0
         if model_id is None and task is None:  # a whole agent (or everything) forgotten: its share too
-            for tenant, agents in self._shares.items():
+            for tenant, shares in self._shares.items():
                 if agent_id is None:
-                    agents.clear()
-                elif tenant_id in (None, tenant):
-                    agents.pop(agent_id, None)
+                    shares.clear()
+                elif tenant_id in (None, tenant) and agent_id in shares:
+                    shares[None] = shares.get(None, 0.0) - shares.pop(agent_id)
         self._fits.clear()
         self._spreads.clear()
         self._memo.clear()
@@ -384,10 +385,10 @@ class ExperienceStore:
             hit = self._spreads.get(fit_key)
             if hit is not None and now - hit[0] < self.refit_s and hit[1] == len(self._tasks):
                 return hit[2]
-        shares = [max(n, 0.0) for n in self._shares.get(tenant_id, {}).values()]
-        agents = [max(n, 0.0) for a, n in self._shares.get(tenant_id, {}).items() if a is not None]
-        total = sum(shares)
-        concentration = sum((n / total) ** 2 for n in agents) if total > 0 else 1.0
+        shares = self._shares.get(tenant_id, {})
+        total = shares.get(None, 0.0)
+        agents = [max(n, 0.0) for a, n in shares.items() if a is not None]
+        concentration = min(sum((n / total) ** 2 for n in agents), 1.0) if total > 0 else 1.0
         steps = 1.0 / k.tenant + concentration / k.agent  # the gap's default variance, per rating variance
         gaps: list[np.ndarray] = []  # squared gaps, over the default variance
         noises: list[np.ndarray] = []  # what sampling noise alone explains of them, in the same unit
@@ -513,6 +514,7 @@ class ExperienceStore:
         self._cache.clear()
         self._positions.clear()
         self._tasks.clear()
+        self._shares.clear()
         self._fits.clear()
         self._spreads.clear()
         self._memo.clear()
