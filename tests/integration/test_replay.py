@@ -193,5 +193,28 @@ def test_a_bad_outcome_table_is_refused_naming_its_line_and_field(
     with pytest.raises(ValueError, match=rf"table\.jsonl {where}: .*{field}"):
         load_outcomes(table)
     args = ["replay", "--outcomes", str(table), "--prices", str(DATA / "models.json")]
-    result = CliRunner().invoke(eval_app, args)
+    result = CliRunner().invoke(eval_app, args, env={"COLUMNS": "300"})  # the error box, unwrapped
     assert result.exit_code == 2 and where in result.output and field in result.output, result.output
+
+
+BAD_PRICES = [
+    ("not json", "not JSON"),
+    ("[1]", "a JSON object"),
+    ('{"m": [1, 2]}', "'m'"),
+    ('{"m": {"output_usd_per_mtok": 1}}', "'m.input_usd_per_mtok'"),
+    ('{"m": {"input_usd_per_mtok": -1, "output_usd_per_mtok": 1}}', "'m.input_usd_per_mtok'"),
+    ('{"m": {"input_usd_per_mtok": 1, "output_usd_per_mtok": "free"}}', "'m.output_usd_per_mtok'"),
+]
+
+
+@pytest.mark.parametrize(("text", "field"), BAD_PRICES, ids=[f for _, f in BAD_PRICES])
+def test_a_bad_prices_file_is_refused_naming_its_field(
+    slices: tuple[Path, Path], tmp_path: Path, text: str, field: str
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"prices\.json: .*{field}"):
+        load_prices(prices)
+    args = ["replay", "--outcomes", str(slices[0]), "--prices", str(prices)]
+    result = CliRunner().invoke(eval_app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "prices.json" in result.output and field in result.output, result.output

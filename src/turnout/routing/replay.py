@@ -104,12 +104,32 @@ def _row(line: str) -> Row:
     return Row(task, prompt, checked)
 
 
+PRICE_FIELDS = ("input_usd_per_mtok", "output_usd_per_mtok")
+
+
 def load_prices(path: Path) -> dict[str, tuple[float, float]]:
-    """Model -> (input, output) USD per 1M tokens."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {
-        name: (float(m["input_usd_per_mtok"]), float(m["output_usd_per_mtok"])) for name, m in data.items()
-    }
+    """Model -> (input, output) USD per 1M tokens, from ``{"<model>": {"input_usd_per_mtok": ...,
+    "output_usd_per_mtok": ...}}``; ``ValueError`` naming the file and the field of the first bad one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path.name}: not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        shape = f'{{"<model>": {{"{PRICE_FIELDS[0]}": ..., "{PRICE_FIELDS[1]}": ...}}}}'
+        raise ValueError(f"{path.name}: prices are a JSON object: {shape}")
+    prices: dict[str, tuple[float, float]] = {}
+    for name, model in data.items():
+        if not isinstance(model, dict):
+            raise ValueError(f"{path.name}: '{name}' must be an object with {' and '.join(PRICE_FIELDS)}")
+        got = []
+        for field in PRICE_FIELDS:
+            value = model.get(field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                where = f"{path.name}: '{name}.{field}'"
+                raise ValueError(f"{where} must be a number of USD from 0 up, not {json.dumps(value)}")
+            got.append(float(value))
+        prices[name] = (got[0], got[1])
+    return prices
 
 
 def scratch_catalog(prices: dict[str, tuple[float, float]]) -> CandidateSet:
@@ -511,7 +531,7 @@ def eval_replay(
                 on_seed=lambda _s: progress.advance(bar),
             )  # fmt: skip
         except (ValueError, KeyError) as exc:
-            raise typer.BadParameter(f"unusable table: {exc}", param_hint="--outcomes/--prices") from None
+            raise typer.BadParameter(str(exc), param_hint="--outcomes/--prices") from None
     render(report)
     if json_out:
         print(json.dumps(report.to_json(), separators=(",", ":"), allow_nan=False))
