@@ -118,7 +118,8 @@ def measure(args: argparse.Namespace, tmp: Path, env: dict[str, str], cores: Cor
     entries: dict[str, Entry] = {}
     litellm_error: str | None = "skipped (--skip-litellm)" if args.skip_litellm else None
     with ExitStack() as stack:
-        redis_proc = stack.enter_context(redis_server(tmp, cores)) if args.redis == "own" else None
+        own_redis = args.redis == "own" and not args.skip_redis
+        redis_proc = stack.enter_context(redis_server(tmp, cores)) if own_redis else None
         redis_url = redis_proc.url if redis_proc is not None else _redis(args)
         if redis_proc is not None:
             notes.append(f"Redis: the benchmark's own redis-server on core {cores.load} (load core)")
