@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway_env import ANTHROPIC_MODEL, OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
+from tests.gateway_env import ANTHROPIC_MODEL, OLLAMA_MODEL, OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
 
 HELLO: Any = [{"role": "user", "content": "hello"}]
 GOOD_TOOL: Any = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
@@ -62,6 +62,45 @@ async def test_openai_dialect_rejects(gw: GatewayEnv, body: Any, status: int, pa
     assert resp.status_code == status, resp.text
     error = resp.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["param"] == param
+    assert gw.sim.stats.total == 0, "nothing was forwarded upstream"
+
+
+ASKED: Any = {"role": "user", "content": "weather?"}
+CALL: Any = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+# shapes the official SDKs' types forbid but a hand-written client sends; found by fuzzing the request
+# translators: each crashed the Ollama translation, or the prompt's token estimate, into a bare 500
+SHAPES: list[tuple[str, Any, str]] = [
+    ("text part not a string", [{"role": "user", "content": [{"type": "text", "text": 5}]}],
+     "messages[0].content[0].text"),
+    ("tool_calls not an array", [ASKED, {"role": "assistant", "content": None, "tool_calls": 5}],
+     "messages[1].tool_calls"),
+    ("a tool call not an object", [ASKED, {"role": "assistant", "tool_calls": [5]}],
+     "messages[1].tool_calls[0]"),
+    ("its function not an object", [ASKED, {"role": "assistant", "tool_calls": [{**CALL, "function": 5}]}],
+     "messages[1].tool_calls[0].function"),
+    ("its arguments not a string",
+     [ASKED, {"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "f", "arguments": {}}}]}],
+     "messages[1].tool_calls[0].function.arguments"),
+    ("json_schema not an object", None, "response_format.json_schema"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", [OPENAI_MODEL, OLLAMA_MODEL])
+@pytest.mark.parametrize(("shape", "messages", "param"), SHAPES, ids=[s for s, _, _ in SHAPES])
+async def test_a_message_of_the_wrong_shape_is_a_400_naming_it(
+    gw: GatewayEnv,  # noqa: F811
+    model: str,
+    shape: str,
+    messages: Any,
+    param: str,
+) -> None:
+    headers = {"Authorization": f"Bearer {gw.key}"}
+    body = {"model": model, "messages": messages}
+    if messages is None:  # the messages are fine, the response format is not
+        body |= {"messages": [ASKED], "response_format": {"type": "json_schema", "json_schema": 5}}
+    resp = await gw.http.post("/v1/chat/completions", headers=headers, json=body)
+    assert resp.status_code == 400, (shape, resp.text)
+    assert resp.json()["error"]["param"] == param, resp.text
     assert gw.sim.stats.total == 0, "nothing was forwarded upstream"
 
 

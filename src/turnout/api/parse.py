@@ -73,6 +73,9 @@ def _messages(messages: Any) -> None:
             raise InvalidRequest(
                 f"messages[{i}].role must be one of {sorted(ROLES)}", param=f"messages[{i}].role"
             )
+        calls = msg.get("tool_calls")
+        if calls is not None:
+            _tool_calls(calls, i)
         content = msg.get("content")
         if content is None or isinstance(content, str):
             continue
@@ -83,6 +86,29 @@ def _messages(messages: Any) -> None:
             if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                 where = f"messages[{i}].content[{j}]"
                 raise InvalidRequest(f"{where} must be an object with a type", param=where)
+            if part["type"] == "text" and not isinstance(part.get("text"), str):
+                where = f"messages[{i}].content[{j}].text"
+                raise InvalidRequest(f"{where} must be a string", param=where)
+
+
+def _tool_calls(calls: Any, i: int) -> None:
+    """An assistant message's tool calls: each an object whose function has a string name and (JSON
+    text) arguments, as OpenAI's API requires; the translators to other providers rely on it."""
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"messages[{i}].tool_calls must be an array", param=f"messages[{i}].tool_calls")
+    for j, call in enumerate(calls):
+        where = f"messages[{i}].tool_calls[{j}]"
+        if not isinstance(call, dict):
+            raise InvalidRequest(f"{where} must be an object", param=where)
+        fn = call.get("function")
+        if not isinstance(fn, dict):
+            raise InvalidRequest(f"{where}.function must be an object", param=f"{where}.function")
+        if not isinstance(fn.get("name"), str):
+            raise InvalidRequest(f"{where}.function.name must be a string", param=f"{where}.function.name")
+        if not isinstance(fn.get("arguments", ""), str):
+            raise InvalidRequest(
+                f"{where}.function.arguments must be a string of JSON", param=f"{where}.function.arguments"
+            )
 
 
 def _tools(tools: Any) -> None:
@@ -232,6 +258,13 @@ def parse_chat(body: Mapping[str, Any]) -> ChatCall[ChatRequest]:
         "response_format must be an object with a type",
         "response_format",
     )
+    if fmt is not None and fmt["type"] == "json_schema":
+        spec = fmt.get("json_schema")
+        _expect(
+            isinstance(spec, dict) and isinstance(spec.get("schema", {}), dict),
+            "response_format.json_schema must be an object whose schema is a JSON Schema object",
+            "response_format.json_schema",
+        )
     fallbacks, metadata = _extensions(body)
     include_usage = bool(stream and options and options.get("include_usage"))
     task_type = body.get("task_type") if isinstance(body.get("task_type"), str) else None
