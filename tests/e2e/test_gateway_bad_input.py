@@ -104,6 +104,36 @@ async def test_a_message_of_the_wrong_shape_is_a_400_naming_it(
     assert gw.sim.stats.total == 0, "nothing was forwarded upstream"
 
 
+EMBEDDER = "oai/text-embedding-3-small"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": EMBEDDER, "input": [{"text": "a"}]}, "input"),
+        ({"model": EMBEDDER, "input": ["a", 5]}, "input"),
+        ({"model": EMBEDDER, "input": [1, "a"]}, "input"),
+        ({"model": EMBEDDER, "input": [[1, 2], []]}, "input"),
+        ({"model": EMBEDDER, "input": "a", "dimensions": 0}, "dimensions"),
+        ({"model": EMBEDDER, "input": "a", "dimensions": "8"}, "dimensions"),
+        ({"model": EMBEDDER, "input": "a", "encoding_format": "int8"}, "encoding_format"),
+    ],
+)
+async def test_embeddings_bad_input_is_a_400_naming_it(gw: GatewayEnv, body: Any, param: str) -> None:  # noqa: F811
+    """Checked here, not by the provider: nothing goes upstream, whichever provider would serve it."""
+    resp = await gw.http.post("/v1/embeddings", headers={"Authorization": f"Bearer {gw.key}"}, json=body)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == param, resp.text
+    assert gw.sim.stats.total == 0, "nothing was forwarded upstream"
+    for good in ("a", ["a", "b"], [1, 2, 3], [[1, 2], [3]]):  # every shape OpenAI takes still goes
+        ok = await gw.http.post(
+            "/v1/embeddings",
+            headers={"Authorization": f"Bearer {gw.key}"},
+            json={"model": EMBEDDER, "input": good},
+        )
+        assert ok.status_code == 200, (good, ok.text)
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

@@ -281,15 +281,42 @@ def parse_chat(body: Mapping[str, Any]) -> ChatCall[ChatRequest]:
     )
 
 
+def _tokens(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(t) is int and t >= 0 for t in value)
+
+
+def _texts_or_tokens(items: list[Any]) -> bool:
+    """OpenAI's embeddings inputs: strings, one array of token ids, or arrays of token ids."""
+    first = items[0]
+    if isinstance(first, str):
+        return all(isinstance(item, str) for item in items)
+    if type(first) is int:
+        return _tokens(items)
+    return all(_tokens(item) for item in items)
+
+
 def parse_embeddings(body: Mapping[str, Any]) -> ChatCall[EmbeddingsRequest]:
     """Validate an OpenAI embeddings body."""
     model = body.get("model")
     _expect(isinstance(model, str) and 0 < len(model) <= 512, "model is required", "model")
     value = body.get("input")
     _expect(
-        isinstance(value, str) or (isinstance(value, list) and 0 < len(value) <= 2048),
-        "input must be a string or a non-empty array",
+        isinstance(value, str)
+        or (isinstance(value, list) and 0 < len(value) <= 2048 and _texts_or_tokens(value)),
+        "input must be a string, or a non-empty array of strings, of token ids, or of token id arrays",
         "input",
+    )
+    dimensions = body.get("dimensions")
+    _expect(
+        dimensions is None
+        or (isinstance(dimensions, int) and not isinstance(dimensions, bool) and dimensions >= 1),
+        "dimensions must be an integer >= 1",
+        "dimensions",
+    )
+    _expect(
+        body.get("encoding_format") in (None, "float", "base64"),
+        "encoding_format must be 'float' or 'base64'",
+        "encoding_format",
     )
     fallbacks, metadata = _extensions(body)
     canonical = {k: v for k, v in body.items() if k not in EXTENSIONS}
