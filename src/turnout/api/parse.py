@@ -306,13 +306,7 @@ def parse_embeddings(body: Mapping[str, Any]) -> ChatCall[EmbeddingsRequest]:
         "input must be a string, or a non-empty array of strings, of token ids, or of token id arrays",
         "input",
     )
-    dimensions = body.get("dimensions")
-    _expect(
-        dimensions is None
-        or (isinstance(dimensions, int) and not isinstance(dimensions, bool) and dimensions >= 1),
-        "dimensions must be an integer >= 1",
-        "dimensions",
-    )
+    _positive_int(body, "dimensions")
     _expect(
         body.get("encoding_format") in (None, "float", "base64"),
         "encoding_format must be 'float' or 'base64'",
