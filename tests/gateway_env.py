@@ -55,6 +55,20 @@ class GatewayEnv:
         self.clients.append(client)
         return client
 
+    async def add_provider(self, spec: dict[str, Any]) -> None:
+        """Register a provider (``spec`` as ``POST /api/v2/admin/providers`` takes it, with the
+        simulator's key), sync it and allow its models to the agent, as the admins would."""
+        body = {"display_name": spec["id"], "api_key": SIM_KEY, **spec}
+        created = await self.http.post("/api/v2/admin/providers", json=body, headers=self.admin)
+        assert created.status_code == 201, created.text
+        synced = await self.http.post(f"/api/v2/admin/providers/{spec['id']}/sync", headers=self.admin)
+        assert synced.status_code == 200, synced.text
+        owner = {"Authorization": "Bearer " + self.container.jwt.mint("ann", "acme", ["tenant_admin"])}
+        selection = {"bulk_filter": {"provider": spec["id"]}}
+        path = f"/api/v2/agents/{self.agent_id}/models"
+        allowed = await self.http.post(path, json=selection, headers=owner)
+        assert allowed.status_code < 300, allowed.text
+
     async def records(self, count: int, timeout_s: float = 5.0) -> list[Message]:
         """Wait until at least ``count`` Message rows are stored; return them oldest first."""
         deadline = asyncio.get_running_loop().time() + timeout_s

@@ -111,7 +111,8 @@ async def _respond(
 
 def _saver(container: Container, principal: Principal, parsed: ResponsesRequest, message_id: str) -> Save:
     async def save(response: dict[str, Any]) -> None:
-        conversation = parsed.conversation + response["output"]
+        output = response.get("output")  # a list when there is one: the decoder checked it
+        conversation = parsed.conversation + (output if isinstance(output, list) else [])
         try:
             await container.responses.save(principal, response, message_id, parsed.input_items, conversation)
         except Exception as exc:  # the answer was made and recorded: the client still gets it
@@ -169,12 +170,15 @@ async def _renamed(
                     payload = orjson.loads(event.data)
                 except orjson.JSONDecodeError:
                     continue  # not an event a client can read: the record has what happened
-                if isinstance(payload, dict) and isinstance(payload.get("response"), dict):
-                    payload["response"] = _as_ours(payload["response"], response_id, model, parsed)
-                    if payload.get("type") in TERMINAL and save is not None:
-                        await save(payload["response"])
                 kind = payload.get("type") if isinstance(payload, dict) else None
-                out += sse_event(payload) if kind else b"data: " + event.data.encode() + b"\n\n"
+                if not isinstance(kind, str) or not kind:  # not an event a client can read
+                    out += b"data: " + event.data.encode() + b"\n\n"
+                    continue
+                if isinstance(payload.get("response"), dict):
+                    payload["response"] = _as_ours(payload["response"], response_id, model, parsed)
+                    if kind in TERMINAL and save is not None:
+                        await save(payload["response"])
+                out += sse_event(payload)
             if out:
                 yield out
     finally:

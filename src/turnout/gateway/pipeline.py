@@ -555,8 +555,8 @@ def _observe(record: CallRecord, chunk: Chunk, message: dict[str, Any]) -> None:
             message["chars"] += len(content)
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
-            if function.get("name"):
-                message["tool_calls"].append(function["name"])
+            if isinstance(name := function.get("name"), str) and name:
+                message["tool_calls"].append(name)
             if isinstance(function.get("arguments"), str):
                 message["chars"] += len(function["arguments"])
 

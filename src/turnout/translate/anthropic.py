@@ -169,13 +169,15 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Complet
         elif kind == "thinking" and isinstance(block.get("thinking"), str):
             thoughts.append(block["thinking"])
         elif kind == "tool_use":
-            arguments = block.get("input")
+            arguments, name, call_id = block.get("input"), block.get("name"), block.get("id")
+            if not isinstance(name, str):  # a call of no tool: nothing a client could run
+                raise malformed("message")
             calls.append(
                 {
-                    "id": block.get("id") or f"toolu_{new_hex()}",
+                    "id": call_id if isinstance(call_id, str) and call_id else f"toolu_{new_hex()}",
                     "type": "function",
                     "function": {
-                        "name": block.get("name") or "",
+                        "name": name,
                         "arguments": orjson.dumps(arguments if arguments is not None else {}).decode(),
                     },
                 }
@@ -325,6 +327,7 @@ def anthropic_provider_error(
         status = 503
     details = error.get("details") if isinstance(error, dict) else None
     detail_code = details.get("error_code") if isinstance(details, dict) else None
+    detail_code = detail_code if isinstance(detail_code, str) else None
     retryable = (is_retryable_status(status) or status == 409) and detail_code not in _NOT_RETRYABLE_CODES
     return ProviderError(
         message or f"Anthropic returned HTTP {status}",

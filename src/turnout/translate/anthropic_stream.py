@@ -162,15 +162,18 @@ class AnthropicStreamDecoder:
         elif kind == "thinking" and isinstance(block.get("thinking"), str) and block["thinking"]:
             self._delta(out, {"reasoning_content": block["thinking"]})
         elif kind == "tool_use" and isinstance(index, int):
+            name, call_id = block.get("name"), block.get("id")
+            if not isinstance(name, str):  # a call of no tool: nothing a client could run
+                raise malformed("stream event")
             ordinal = len(self._tools)
             arguments = block.get("input")
             initial = orjson.dumps(arguments).decode() if isinstance(arguments, dict) and arguments else ""
             self._tools[index] = [ordinal, bool(initial)]
             call: ToolCallDelta = {
                 "index": ordinal,
-                "id": block.get("id") or f"toolu_{new_hex()}",
+                "id": call_id if isinstance(call_id, str) and call_id else f"toolu_{new_hex()}",
                 "type": "function",
-                "function": {"name": block.get("name") or "", "arguments": initial},
+                "function": {"name": name, "arguments": initial},
             }
             self._delta(out, {"tool_calls": [call]})
 
@@ -187,7 +190,7 @@ class AnthropicStreamDecoder:
             if isinstance(thinking, str) and thinking:
                 self._delta(out, {"reasoning_content": thinking})
         elif kind == "input_json_delta":
-            tool = self._tools.get(index)
+            tool = self._tools.get(index) if isinstance(index, int) else None
             fragment = delta.get("partial_json")
             if tool is not None and isinstance(fragment, str) and fragment:
                 tool[1] = True

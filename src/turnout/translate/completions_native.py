@@ -15,6 +15,7 @@ from typing import Any, cast
 import orjson
 
 from turnout.translate.errors import ProviderError, error_from_stream, load_object, malformed
+from turnout.translate.openai import well_formed
 from turnout.translate.passthrough import NativeBody, splice_model
 from turnout.translate.sse import SseParser
 from turnout.translate.types import Chunk, Completion, Usage
@@ -96,8 +97,10 @@ def text_completion(payload: Mapping[str, Any], model_id: str) -> Completion:
         "model": model_id,
         "choices": [_choice_message(c) for c in choices if isinstance(c, dict)],
     }
-    if isinstance(payload.get("usage"), dict):
+    if payload.get("usage") is not None:
         out["usage"] = cast(Usage, payload["usage"])
+    if not well_formed(out, "message"):  # a text, finish_reason or usage of another type
+        raise malformed("text_completion")
     return cast(Completion, out)
 
 
@@ -134,19 +137,17 @@ class CompletionsStreamDecoder:
                 for c in chunk.get("choices") or []
                 if isinstance(c, dict)
             ]
-            out.append(
-                cast(
-                    Chunk,
-                    {
-                        "id": chunk.get("id") or "",
-                        "object": "chat.completion.chunk",
-                        "created": chunk.get("created") or 0,
-                        "model": self._model_id,
-                        "choices": choices,
-                        "usage": chunk.get("usage"),
-                    },
-                )
-            )
+            canonical = {
+                "id": chunk.get("id") or "",
+                "object": "chat.completion.chunk",
+                "created": chunk.get("created") or 0,
+                "model": self._model_id,
+                "choices": choices,
+                "usage": chunk.get("usage"),
+            }
+            if not well_formed(canonical, "delta"):  # a text, finish_reason or usage of another type
+                raise malformed("stream chunk")
+            out.append(cast(Chunk, canonical))
         return out
 
     def finish(self) -> list[Chunk]:

@@ -168,12 +168,13 @@ def error_from_response(
     """An HTTP error answer -> ProviderError keeping the provider's (scrubbed) message."""
     message, _, code, param = _message_from(payload)
     message = scrub(message, *secrets)[:MAX_MESSAGE_CHARS] or f"{provider} returned HTTP {status}"
+    code = code if isinstance(code, str) and code else None  # a provider's code is text, or nothing
     retryable = is_retryable_status(status) and code not in _NOT_RETRYABLE_CODES
     return ProviderError(
         message,
         status=status,
         error_type=openai_type_for_status(status),
-        code=code if isinstance(code, str) and code else None,
+        code=code,
         param=param if isinstance(param, str) else None,
         retryable=retryable,
         retry_after_s=parse_retry_after(headers) if retryable else None,

@@ -20,6 +20,7 @@ import orjson
 
 from turnout.errors import InvalidRequest
 from turnout.ids import new_hex
+from turnout.translate.canonical_read import is_int
 from turnout.translate.errors import ProviderError, error_from_stream, load_object, malformed
 from turnout.translate.types import (
     ChatRequest,
@@ -324,10 +325,9 @@ def embeddings(payload: bytes, model_id: str, secrets: tuple[str, ...]) -> Embed
     obj = load_object(payload, "embeddings response")
     if obj.get("error"):
         raise error_from_stream(obj["error"], secrets=secrets)
-    vectors = obj.get("embeddings")
-    if not isinstance(vectors, list):
+    vectors, tokens = obj.get("embeddings"), obj.get("prompt_eval_count") or 0
+    if not isinstance(vectors, list) or not all(isinstance(v, list) for v in vectors) or not is_int(tokens):
         raise malformed("embeddings response")
-    tokens = int(obj.get("prompt_eval_count") or 0)
     return {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],

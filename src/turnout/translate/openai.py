@@ -87,10 +87,10 @@ def completion(payload: bytes, model_id: str, secrets: tuple[str, ...]) -> Compl
     error = obj.get("error")
     if error:
         raise error_from_stream(error, secrets=secrets)
-    if not isinstance(obj.get("choices"), list):
+    if not well_formed(obj, "message"):
         raise malformed("chat completion")
     obj["model"] = model_id
-    return cast(Completion, obj)  # its choices checked; the rest passes on as the provider wrote it
+    return cast(Completion, obj)  # what Turnout reads checked; the rest passes on as written
 
 
 def embeddings(payload: bytes, model_id: str, secrets: tuple[str, ...]) -> EmbeddingsResponse:
@@ -99,7 +99,8 @@ def embeddings(payload: bytes, model_id: str, secrets: tuple[str, ...]) -> Embed
     error = obj.get("error")
     if error:
         raise error_from_stream(error, secrets=secrets)
-    if not isinstance(obj.get("data"), list):
+    usage = obj.get("usage")
+    if not isinstance(obj.get("data"), list) or not (usage is None or isinstance(usage, dict)):
         raise malformed("embeddings response")
     obj["model"] = model_id
     return cast(EmbeddingsResponse, obj)  # its data checked; the rest passes on as written
@@ -155,6 +156,62 @@ class OpenAIStreamDecoder:
                 raise error_from_stream(error or chunk, secrets=self._secrets)
             if self._drop_empty and not chunk.get("choices") and not chunk.get("usage"):
                 continue
+            if not well_formed(chunk, "delta"):
+                raise malformed("stream chunk")
             chunk["model"] = self._model_id
-            out.append(cast(Chunk, chunk))  # passed on as the provider wrote it (checked: an object)
+            out.append(cast(Chunk, chunk))  # what Turnout reads checked; passed on as written
         return out
+
+
+def well_formed(obj: dict[str, Any], key: str) -> bool:
+    """Whether a completion (``key`` "message") or stream chunk ("delta") has the shape of what the
+    gateway reads from it, pricing, recording and translating to other dialects: ``choices`` a list
+    (a chunk may leave it out) of objects, each ``finish_reason`` a string, each message or delta an
+    object whose ``content`` is text (in a whole message also a list of parts, as some servers write
+    it) and whose ``tool_calls`` are objects with a ``function`` object of text ``name`` and
+    ``arguments``; ``usage`` an object.
+    Anything else is a malformed answer, a 502 the failover retries and the record attributes, not a
+    crash mid-answer. A few type checks a chunk, nothing next to its ``orjson.loads``."""
+    usage = obj.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        return False
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
+        return choices is None and key == "delta"
+    for choice in choices:
+        if not isinstance(choice, dict):
+            return False
+        reason = choice.get("finish_reason")
+        if reason is not None and not isinstance(reason, str):
+            return False
+        message = choice.get(key)
+        if message is None:
+            continue
+        if not isinstance(message, dict):
+            return False
+        content = message.get("content")
+        if not (content is None or isinstance(content, str)) and not (
+            key == "message" and isinstance(content, list) and all(isinstance(p, dict) for p in content)
+        ):
+            return False
+        calls = message.get("tool_calls")
+        if calls is not None and not (isinstance(calls, list) and all(map(_tool_call, calls))):
+            return False
+    return True
+
+
+def _tool_call(call: Any) -> bool:
+    """An object with a text ``id`` and an integer ``index``, if any, whose ``function``, if any, is
+    an object with a text ``name`` and ``arguments``."""
+    if not isinstance(call, dict) or not isinstance(call.get("id", ""), (str, type(None))):
+        return False
+    index = call.get("index", 0)  # a stream's calls are told apart by it
+    if type(index) is not int:
+        return False
+    function = call.get("function")
+    if function is None:
+        return True
+    if not isinstance(function, dict):
+        return False
+    name, arguments = function.get("name"), function.get("arguments")
+    return (name is None or isinstance(name, str)) and (arguments is None or isinstance(arguments, str))

@@ -18,6 +18,7 @@ from typing import Any, cast
 import orjson
 
 from turnout.translate.errors import ProviderError, error_from_stream, load_object, malformed
+from turnout.translate.openai import well_formed
 from turnout.translate.passthrough import NativeBody
 from turnout.translate.sse import SseEvent, SseParser
 from turnout.translate.types import Chunk, Completion, ToolCall, Usage
@@ -100,11 +101,25 @@ def _finish(response: Mapping[str, Any], calls: bool) -> str:
 
 
 def response_completion(response: Mapping[str, Any], model_id: str) -> Completion:
-    """A ``response`` object as the canonical completion the record reads."""
+    """A ``response`` object as the canonical completion the record reads; one of another shape
+    (an output that is not a list of items, text that is not a string...) is ``malformed``."""
+    try:
+        out = _completion(response, model_id)
+    except (AttributeError, TypeError, ValueError):
+        raise malformed("response") from None
+    if not well_formed(out, "message"):
+        raise malformed("response")
+    return cast(Completion, out)
+
+
+def _completion(response: Mapping[str, Any], model_id: str) -> dict[str, Any]:
     text: list[str] = []
     reasoning: list[str] = []
     calls: list[ToolCall] = []
-    for item in response.get("output") or []:
+    output = response.get("output", [])
+    if not isinstance(output, list):  # the conversation is stored from it
+        raise TypeError("output")
+    for item in output:
         kind = item.get("type") if isinstance(item, dict) else None
         if kind == "message":
             text += [
@@ -140,7 +155,7 @@ def response_completion(response: Mapping[str, Any], model_id: str) -> Completio
     }
     if (usage := _usage(response.get("usage"))) is not None:
         out["usage"] = usage
-    return cast(Completion, out)
+    return out
 
 
 class ResponsesStreamDecoder:
@@ -178,6 +193,8 @@ class ResponsesStreamDecoder:
         return cast(Chunk, chunk)
 
     def _decode(self, events: list[SseEvent]) -> list[Chunk]:
+        """The chunks of ``events``; an event of another shape than its type's (a delta that is not
+        text, an item that is not an object...) is ``malformed``, not a crash mid-answer."""
         out: list[Chunk] = []
         for event in events:
             if self.done:
@@ -188,39 +205,51 @@ class ResponsesStreamDecoder:
                 raise malformed("stream event") from None
             if not isinstance(data, dict):
                 raise malformed("stream event")
-            kind = data.get("type") or event.event
-            if kind == "error":
-                raise error_from_stream(data, secrets=self._secrets)
-            if kind == "response.output_text.delta":
-                out.append(self._chunk({"content": data.get("delta") or ""}))
-            elif kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
-                out.append(self._chunk({"reasoning_content": data.get("delta") or ""}))
-            elif (
-                kind == "response.output_item.added"
-                and (data.get("item") or {}).get("type") == "function_call"
-            ):
-                item = data["item"]
-                index = self._calls[item.get("id") or ""] = len(self._calls)
-                call = {
-                    "index": index,
-                    "id": item.get("call_id") or "",
-                    "type": "function",
-                    "function": {"name": item.get("name") or "", "arguments": item.get("arguments") or ""},
-                }
-                out.append(self._chunk({"tool_calls": [call]}))
-            elif kind == "response.function_call_arguments.delta":
-                index = self._calls.get(data.get("item_id") or "", 0)
-                call = {"index": index, "function": {"arguments": data.get("delta") or ""}}
-                out.append(self._chunk({"tool_calls": [call]}))
-            elif kind in TERMINAL:
-                response = data.get("response") or {}
-                if kind == "response.failed":
-                    raise error_from_stream(response.get("error") or data, secrets=self._secrets)
-                self.done = True
-                out.append(self._chunk({}, _finish(response, bool(self._calls))))
-                if (usage := _usage(response.get("usage"))) is not None:
-                    out.append(self._chunk({}, usage=usage))
+            start = len(out)
+            try:
+                self._event(data, event, out)
+            except (AttributeError, TypeError, ValueError):
+                raise malformed("stream event") from None
+            if not all(well_formed(chunk, "delta") for chunk in out[start:]):  # type: ignore[arg-type]
+                raise malformed("stream event")
         return out
+
+    def _event(self, data: dict[str, Any], event: SseEvent, out: list[Chunk]) -> None:
+        """Decode one event into ``out``."""
+        kind = data.get("type")
+        kind = event.event if kind is None else kind
+        if not isinstance(kind, str):
+            raise TypeError("event type")
+        if kind == "error":
+            raise error_from_stream(data, secrets=self._secrets)
+        if kind == "response.output_text.delta":
+            out.append(self._chunk({"content": data.get("delta") or ""}))
+        elif kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
+            out.append(self._chunk({"reasoning_content": data.get("delta") or ""}))
+        elif kind == "response.output_item.added" and (data.get("item") or {}).get("type") == "function_call":
+            item = data["item"]
+            index = self._calls[item.get("id") or ""] = len(self._calls)
+            call = {
+                "index": index,
+                "id": item.get("call_id") or "",
+                "type": "function",
+                "function": {"name": item.get("name") or "", "arguments": item.get("arguments") or ""},
+            }
+            out.append(self._chunk({"tool_calls": [call]}))
+        elif kind == "response.function_call_arguments.delta":
+            index = self._calls.get(data.get("item_id") or "", 0)
+            call = {"index": index, "function": {"arguments": data.get("delta") or ""}}
+            out.append(self._chunk({"tool_calls": [call]}))
+        elif kind in TERMINAL:
+            response = data.get("response") or {}
+            if kind == "response.failed":
+                raise error_from_stream(response.get("error") or data, secrets=self._secrets)
+            if not isinstance(response.get("output", []), list):  # the conversation is stored from it
+                raise TypeError("output")
+            self.done = True
+            out.append(self._chunk({}, _finish(response, bool(self._calls))))
+            if (usage := _usage(response.get("usage"))) is not None:
+                out.append(self._chunk({}, usage=usage))
 
 
 class ResponsesDecoding:
