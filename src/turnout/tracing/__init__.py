@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from turnout.tracing.otlp import Exporter, encode
+from turnout.tracing.sampling import Sampler
 from turnout.tracing.spans import INTERNAL, Attempt, Request
 
 ENABLED = False  # set by ``setup`` when an OTLP endpoint is configured; checked first by every caller
@@ -58,6 +59,7 @@ _HEX = frozenset("0123456789abcdef")
 
 _current: ContextVar[Request | None] = ContextVar("turnout_trace_request", default=None)
 _exporter: Exporter | None = None
+_sampler = Sampler()
 
 
 def configured(environ: Mapping[str, str] = os.environ) -> bool:
@@ -70,9 +72,10 @@ def configured(environ: Mapping[str, str] = os.environ) -> bool:
 def setup(environ: Mapping[str, str] = os.environ) -> bool:
     """Start exporting when an endpoint is configured (called in the running event loop: the
     exporter is a task of it); else do nothing at all. Returns whether tracing is on."""
-    global ENABLED, _exporter
+    global ENABLED, _exporter, _sampler
     if _exporter is not None or not configured(environ):
         return ENABLED
+    _sampler = Sampler.from_environ(environ)
     _exporter = Exporter.from_environ(environ)
     _exporter.start()
     ENABLED = True
@@ -101,8 +104,9 @@ def stats() -> dict[str, int]:
 
 def start_server(headers: Iterable[tuple[bytes, bytes]], served: tuple[str, str]) -> Token[Request | None]:
     """Start the SERVER span of a data-plane request and make it current; a valid W3C
-    ``traceparent`` among the ASGI ``headers`` makes it that span's child (and its sampled flag
-    decides whether the request is exported). Returns the token ``end_server`` takes."""
+    ``traceparent`` among the ASGI ``headers`` makes it that span's child; the sampler
+    (``OTEL_TRACES_SAMPLER``, ``sampling``) decides whether the request is exported, by default
+    following that parent's sampled flag. Returns the token ``end_server`` takes."""
     traceparent = tracestate = None
     for key, value in headers:
         if key in _TRACE_HEADERS:
@@ -114,9 +118,11 @@ def start_server(headers: Iterable[tuple[bytes, bytes]], served: tuple[str, str]
     parent = _parse_traceparent(traceparent) if traceparent is not None else None
     name, operation = served
     if parent is None:
-        request = Request(random.getrandbits(128) or 1, 0, 1, None, name, operation)
+        trace_id = random.getrandbits(128) or 1
+        request = Request(trace_id, 0, _sampler.flags(trace_id, None), None, name, operation)
     else:
-        request = Request(parent[0], parent[1], parent[2], tracestate or None, name, operation)
+        flags = _sampler.flags(parent[0], parent[2])
+        request = Request(parent[0], parent[1], flags, tracestate or None, name, operation)
     return _current.set(request)
 
 
