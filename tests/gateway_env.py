@@ -57,8 +57,10 @@ class GatewayEnv:
 
     async def add_provider(self, spec: dict[str, Any]) -> None:
         """Register a provider (``spec`` as ``POST /api/v2/admin/providers`` takes it, with the
-        simulator's key), sync it and allow its models to the agent, as the admins would."""
-        body = {"display_name": spec["id"], "api_key": SIM_KEY, **spec}
+        simulator's key unless it has ``credentials``), sync it and allow its models to the agent,
+        as the admins would."""
+        key = {} if "credentials" in spec else {"api_key": SIM_KEY}  # Bedrock signs with a key pair
+        body = {"display_name": spec["id"], **key, **spec}
         created = await self.http.post("/api/v2/admin/providers", json=body, headers=self.admin)
         assert created.status_code == 201, created.text
         synced = await self.http.post(f"/api/v2/admin/providers/{spec['id']}/sync", headers=self.admin)

@@ -13,6 +13,7 @@ that was an object, and more)."""
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,17 +107,17 @@ class Fuzzed:
 
 @pytest.fixture
 async def fuzzed(tmp_path: Path) -> AsyncIterator[Fuzzed]:
-    """A gateway (breaker kept closed) whose four providers (OpenAI, Anthropic, Ollama and Gemini
-    formats) reach the simulator through the altering proxy."""
+    """A gateway (breaker kept closed) whose five providers (OpenAI, Anthropic, Ollama, Gemini and
+    Bedrock formats; Bedrock's binary event streams go unaltered) reach the simulator through the
+    altering proxy."""
     rng = random.Random()
     state: list[Fuzzed] = []
     async with gateway(tmp_path, breaker_threshold=1_000_000) as gw, ClientSession() as session:
         sim = gw.sim.base_url.rstrip("/")
 
         async def proxy(request: web.Request) -> web.StreamResponse:
-            headers = {
-                k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
-            }
+            # the Host goes on as it came: Bedrock's SigV4 signature covers it
+            headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
             async with session.request(
                 request.method, sim + request.path_qs, data=await request.read(), headers=headers
             ) as upstream:
@@ -137,9 +138,12 @@ async def fuzzed(tmp_path: Path) -> AsyncIterator[Fuzzed]:
         await site.start()
         url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
         await gw.add_provider({"id": "gem", "provider_type": "gemini", "api_base": gw.sim.api_base("gemini")})
+        aws = {"aws_access_key_id": "AKIA" + "F" * 16, "aws_secret_access_key": secrets.token_urlsafe(30)}
+        gw.sim.config.update(aws)  # the simulator checks Bedrock's SigV4 signatures with this pair
+        await gw.add_provider({"id": "aws", "provider_type": "bedrock", "api_base": sim, "credentials": aws})
         models: dict[str, str] = {}
         embedders: dict[str, str] = {}
-        for provider in ("oai", "claude", "local", "gem"):
+        for provider in ("oai", "claude", "local", "gem", "aws"):
             found = await gw.http.get(f"/api/v2/admin/providers/{provider}", headers=gw.admin)
             moved = await gw.http.patch(
                 f"/api/v2/admin/providers/{provider}",
@@ -197,7 +201,7 @@ async def _survives(fuzzed: Fuzzed, dialects: tuple[str, ...]) -> None:
     broken: list[tuple[int, str, Any, int, str]] = []
     asked: list[tuple[str, str]] = []
     for i in range(REQUESTS):
-        if "embeddings" in dialects and rng.random() < 1 / len(dialects):
+        if "embeddings" in dialects and rng.random() < 1 / len(dialects):  # a provider that embeds
             provider = rng.choice(sorted(fuzzed.embedders))
             path, body = "/v1/embeddings", {"model": fuzzed.embedders[provider], "input": "hello"}
         else:
