@@ -158,3 +158,17 @@ async def test_provider_list_counts_models(client: httpx.AsyncClient, admin: dic
     listed = (await client.get(PROVIDERS, headers=admin)).json()
     assert listed["total"] == 2
     assert {p["id"]: p["model_count"] for p in listed["items"]} == {"alpha": 3, "beta": 2}
+
+
+async def test_a_null_cost_tier_drops_the_override_and_derives_it_from_the_prices_again(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    await _seed(client, admin)
+    path = f"{MODELS}/alpha/org/coder"
+    pinned = await client.patch(path, json={"cost_tier": "low", "pricing_input": 20}, headers=admin)
+    assert pinned.status_code == 200 and pinned.json()["cost_tier"] == "low", pinned.text
+    cleared = await client.patch(path, json={"cost_tier": None, "pricing_output": 80}, headers=admin)
+    assert cleared.status_code == 200, cleared.text  # was a 500: NOT NULL written to the column
+    assert cleared.json()["cost_tier"] == "premium"  # from the prices, 20 and 80 per million
+    again = await client.patch(path, json={"pricing_input": 0, "pricing_output": 0}, headers=admin)
+    assert again.json()["cost_tier"] == "free"  # no override left: prices decide it again

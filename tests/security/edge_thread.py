@@ -26,6 +26,7 @@ from turnout.store.migrate import upgrade
 class ThreadedGateway:
     url: str
     key: str  # agent "bot" of tenant "acme", allowed every simulator model
+    jwt: JwtCodec  # mints the admins' tokens
 
 
 @contextmanager
@@ -70,9 +71,8 @@ def threaded_gateway(tmp: Path) -> Iterator[ThreadedGateway]:
         started.wait(60)
         if failure:
             raise failure[0]
-        yield ThreadedGateway(
-            ready["url"], setup_chat(ready["url"], JwtCodec(settings.jwt_secret_value), ready["sim"])
-        )
+        jwt = JwtCodec(settings.jwt_secret_value)
+        yield ThreadedGateway(ready["url"], setup_chat(ready["url"], jwt, ready["sim"]), jwt)
     finally:
         stop.set()
         thread.join(30)

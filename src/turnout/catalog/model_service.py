@@ -172,7 +172,8 @@ class ModelService:
         return to_detail(model)
 
     async def update(self, model_id: str, body: ModelUpdate) -> ModelDetail:
-        """Apply an admin edit; each edited field survives later syncs."""
+        """Apply an admin edit; each edited field survives later syncs (``cost_tier: null`` lifts
+        its pin: the tier follows the prices again)."""
         changes: dict[str, Any] = body.model_dump(exclude_unset=True)
         for field in ("display_name", "model_type", "priority", "capabilities", "domains", "is_enabled"):
             if field in changes and changes[field] is None:
@@ -187,7 +188,10 @@ class ModelService:
                 model.capabilities = list(dict.fromkeys(changes["capabilities"]))
                 model.capability_mask = capability_mask(model.capabilities)
             overridden = set(model.overrides) | (OVERRIDABLE_FIELDS & changes.keys())
-            if "cost_tier" not in overridden and {"pricing_input", "pricing_output"} & changes.keys():
+            if "cost_tier" in changes and changes["cost_tier"] is None:  # no pin: the prices decide
+                overridden.discard("cost_tier")
+                model.cost_tier = cost_tier_for(model.pricing_input, model.pricing_output)
+            elif "cost_tier" not in overridden and {"pricing_input", "pricing_output"} & changes.keys():
                 model.cost_tier = cost_tier_for(model.pricing_input, model.pricing_output)
             model.overrides = sorted(overridden)
             model.updated_at = utcnow()
