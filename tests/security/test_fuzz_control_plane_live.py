@@ -1,7 +1,8 @@
 """Schemathesis against the control plane of a gateway with things in it: each operation's path
 names a resource that exists (the agent, the provider, a model, a budget, a limit, a webhook, a
-call's record), so generated bodies reach the code that changes them, not only the 404 that an
-empty store answers (``tests/integration/test_openapi_fuzz.py``). Each case is sent as the platform
+call's record...), so generated bodies reach the code that changes them, not only the 404 that an
+empty store answers (``tests/integration/test_openapi_fuzz.py``): also the agent's key, a provider
+template, a deployment group and a routing policy. Each case is sent as the platform
 admin and as the tenant admin: no input may cause a 5xx. It found ``PATCH /api/v2/admin/models``
 with ``cost_tier: null`` writing NULL to a NOT NULL column (a 500)."""
 
@@ -51,7 +52,14 @@ def live() -> Iterator[tuple[ThreadedGateway, dict[str, str], list[dict[str, str
                 "limit_id": _made(http, "/api/v2/limits", {"scope": "tenant", "rpm": 1000}, ann),
                 "webhook_id": _made(http, "/api/v2/webhooks", hook, ann),
                 "message_id": answered.headers["x-turnout-message-id"],
+                "key_id": gw.key.removeprefix("tk-").split(".")[0],
+                "template_id": "vllm",
+                "name": "fast",  # a deployment group and a routing policy
             }
+            group = {"name": "fast", "strategy": "weighted", "members": [{"model_id": "sim/gpt-4o-mini"}]}
+            assert http.post("/api/v2/admin/deployment-groups", json=group, headers=root).status_code == 201
+            policy = {"name": "fast", "cost_tradeoff": 0.05}
+            assert http.post("/api/v2/routing/policies", json=policy, headers=root).status_code == 201
         yield gw, ids, [root, ann]
 
 
