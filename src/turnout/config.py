@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         default="", description="SQLAlchemy URL; unset: the embedded SQLite file data_dir/turnout.db"
     )
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535, description="0: any free port")
     workers: int = Field(default=1, ge=1, description="worker processes of `turnout serve`")
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="a connection's time to send a complete request header block"

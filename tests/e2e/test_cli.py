@@ -298,3 +298,24 @@ async def test_a_busy_port_fails_without_announcing_itself(env: dict[str, str]) 
         port = busy.getsockname()[1]
         code, out = await _turnout(env, "serve", "--port", str(port))
     assert code != 0 and "Turnout on" not in out and "address already in use" in out.lower(), out
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--page", "-1"), ("--page", "0"), ("--per-page", "0"), ("--per-page", "501")]
+)
+async def test_models_list_refuses_a_page_out_of_range_naming_the_option(
+    env: dict[str, str], option: str, value: str
+) -> None:
+    """As the API does (page >= 1, per_page 1-500); PostgreSQL answered a negative one with an SQL
+    error printed to the user."""
+    code, out = await _turnout(env, "models", "list", option, value)
+    assert code == 2 and option in out and "Traceback" not in out and "SQL" not in out, out
+
+
+@pytest.mark.parametrize("port", ["-5", "65536", "99999"])
+async def test_serve_refuses_a_port_out_of_range(env: dict[str, str], port: str) -> None:
+    """99999 used to bind 34463 (the number wrapped) with no word; -5 failed deep in uvicorn."""
+    code, out = await _turnout(env, "serve", "--port", port)
+    assert code == 2 and "--port" in out and "Turnout on" not in out, out
+    code, out = await _turnout({**env, "TURNOUT_PORT": port}, "serve")
+    assert code == 1 and "port" in out and "Turnout on" not in out and "pydantic.dev" not in out, out

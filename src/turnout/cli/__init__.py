@@ -47,7 +47,10 @@ def serve(
     host: Annotated[
         str | None, typer.Option(help="bind address", show_default="127.0.0.1, or TURNOUT_HOST")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="port", show_default="8080, or TURNOUT_PORT")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="port (0: any free one)", show_default="8080, or TURNOUT_PORT"),
+    ] = None,
     migrate: Annotated[bool, typer.Option(help="apply migrations first")] = True,
     workers: Annotated[
         int | None, typer.Option(min=1, help="worker processes", show_default="1, or TURNOUT_WORKERS")

@@ -281,10 +281,10 @@ def models_list(
     tier: Annotated[str | None, typer.Option(help="free|low|standard|premium")] = None,
     capability: Annotated[list[str] | None, typer.Option(help="repeat; all must be present")] = None,
     q: Annotated[str | None, typer.Option(help="search in id and name")] = None,
-    page: int = 1,
-    per_page: int = 50,
+    page: Annotated[int, typer.Option(min=1, max=100_000)] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=500)] = 50,
 ) -> None:
-    """List catalog models."""
+    """List catalog models (pages bounded as the API bounds them)."""
     try:
         flt = ModelFilter(provider=provider, cost_tier=tier, capability=capability or [], q=q)
     except ValueError as exc:
