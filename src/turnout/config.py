@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     vault_token: SecretStr | None = None
     vault_mount: str = "secret"
     vault_path_prefix: str = "llm"
-    vault_timeout_s: float = 5.0
+    vault_timeout_s: float = Field(default=5.0, gt=0)
     master_key: SecretStr | None = Field(
         default=None, description="hex-encoded 32-byte key; a 0600 key file in data_dir is used when unset"
     )
@@ -85,16 +85,16 @@ class Settings(BaseSettings):
         default=None, description="HMAC secret; a 0600 key file in data_dir is used when unset"
     )
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
-    jwt_default_ttl_s: int = 3600
+    jwt_default_ttl_s: int = Field(default=3600, ge=1)
 
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
     allow_private_api_base: bool = Field(
         default=False, description="allow api_base on link-local / cloud-metadata addresses"
     )
-    http_connect_timeout_s: float = 5.0
-    http_read_timeout_s: float = 60.0
-    http_total_timeout_s: float = 600.0
-    sync_timeout_s: float = 120.0
+    http_connect_timeout_s: float = Field(default=5.0, gt=0)
+    http_read_timeout_s: float = Field(default=60.0, gt=0)
+    http_total_timeout_s: float = Field(default=600.0, gt=0)
+    sync_timeout_s: float = Field(default=120.0, gt=0)
 
     store_message_text: bool = Field(default=False, description="keep prompt and answer text on records")
     metrics: bool = Field(default=True, description="count calls for Prometheus (/metrics)")
@@ -140,9 +140,9 @@ class Settings(BaseSettings):
         "fdatasync follows at once, unawaited), written and fsynced (fsync: survives the machine), "
         "or do not wait (async)",
     )
-    record_batch_size: int = 500
-    record_flush_interval_s: float = 0.2
-    snapshot_interval_s: float = 2.0
+    record_batch_size: int = Field(default=500, ge=1)
+    record_flush_interval_s: float = Field(default=0.2, gt=0)
+    snapshot_interval_s: float = Field(default=2.0, gt=0)
     redis_url: str | None = Field(
         default=None,
         description="Redis shared by the replicas: budgets, reservations, rate limits, breaker state and "
@@ -171,14 +171,14 @@ class Settings(BaseSettings):
     sqlite_checkpoint_interval_s: float = Field(
         default=0.1, ge=0, description="SQLite WAL checkpoints in the background (0: off; commits do them)"
     )
-    secret_cache_ttl_s: float = 60.0
-    retry_max: int = 2
-    retry_base_delay_s: float = 0.2
-    retry_max_delay_s: float = 4.0
-    retry_after_max_s: float = 10.0
-    first_byte_timeout_s: float = 60.0
-    breaker_threshold: int = 5
-    breaker_cooldown_s: float = 30.0
+    secret_cache_ttl_s: float = Field(default=60.0, ge=0)
+    retry_max: int = Field(default=2, ge=0)
+    retry_base_delay_s: float = Field(default=0.2, ge=0)
+    retry_max_delay_s: float = Field(default=4.0, ge=0)
+    retry_after_max_s: float = Field(default=10.0, ge=0)
+    first_byte_timeout_s: float = Field(default=60.0, gt=0)
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, ge=0)
 
     routing_w_priority: float = Field(default=0.3, ge=0, le=1)
     routing_w_experience: float = Field(default=0.7, ge=0, le=1)
@@ -190,7 +190,7 @@ class Settings(BaseSettings):
         description="quality a pricier model must add per doubling of cost, for policies that state none",
     )
     default_model: str | None = Field(default=None, description="used when the router itself fails (SRS 7.4)")
-    feedback_sync_interval_s: float = 2.0
+    feedback_sync_interval_s: float = Field(default=2.0, gt=0)
     task_classifier: Literal["auto", "off"] = Field(
         default="auto", description="offline task classifier when keywords find nothing (needs the extra)"
     )

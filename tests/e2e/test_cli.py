@@ -319,3 +319,26 @@ async def test_serve_refuses_a_port_out_of_range(env: dict[str, str], port: str)
     assert code == 2 and "--port" in out and "Turnout on" not in out, out
     code, out = await _turnout({**env, "TURNOUT_PORT": port}, "serve")
     assert code == 1 and "port" in out and "Turnout on" not in out and "pydantic.dev" not in out, out
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TURNOUT_RECORD_FLUSH_INTERVAL_S", "0"),  # the writer's loop would spin a core
+        ("TURNOUT_SNAPSHOT_INTERVAL_S", "-1"),
+        ("TURNOUT_FEEDBACK_SYNC_INTERVAL_S", "0"),
+        ("TURNOUT_HTTP_READ_TIMEOUT_S", "-5"),
+        ("TURNOUT_FIRST_BYTE_TIMEOUT_S", "0"),
+        ("TURNOUT_RETRY_MAX", "-1"),
+        ("TURNOUT_BREAKER_THRESHOLD", "0"),
+        ("TURNOUT_RECORD_BATCH_SIZE", "0"),
+        ("TURNOUT_MAX_BODY_BYTES", "-1"),
+        ("TURNOUT_JWT_DEFAULT_TTL_S", "0"),
+    ],
+)
+async def test_a_setting_out_of_range_stops_start_up_naming_it(
+    env: dict[str, str], variable: str, value: str
+) -> None:
+    code, out = await _turnout({**env, variable: value}, "migrate")
+    name = variable.removeprefix("TURNOUT_").lower()
+    assert code == 1 and name in out and "pydantic.dev" not in out, out
