@@ -1,4 +1,5 @@
-"""Run the real app under uvicorn on a free loopback port, inside the test's event loop."""
+"""Run the real app under uvicorn on a free loopback port, inside the test's event loop; and a
+test's own aiohttp server (an upstream playing a part) the same way."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
+from aiohttp import web
 from fastapi import FastAPI
 
 from turnout.http_protocol import PROTOCOL
@@ -48,3 +50,16 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+@asynccontextmanager
+async def serve_aiohttp(app: web.Application) -> AsyncIterator[str]:
+    """Serve an aiohttp ``app`` on a free loopback port and yield its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

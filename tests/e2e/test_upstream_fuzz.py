@@ -25,6 +25,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 from tests.gateway_env import GatewayEnv, gateway
+from tests.live_server import serve_aiohttp
 
 VALUES: list[Any] = [5, "x", [1], {"a": 1}, None, -1, True, 1.5, [], {}]
 STATUSES = [200, 204, 302, 400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 529]
@@ -110,10 +111,9 @@ async def fuzzed(tmp_path: Path) -> AsyncIterator[Fuzzed]:
     """A gateway (breaker kept closed) whose five providers (OpenAI, Anthropic, Ollama, Gemini and
     Bedrock formats; Bedrock's binary event streams go unaltered) reach the simulator through the
     altering proxy."""
-    rng = random.Random()
-    state: list[Fuzzed] = []
     async with gateway(tmp_path, breaker_threshold=1_000_000) as gw, ClientSession() as session:
-        sim = gw.sim.base_url.rstrip("/")
+        fuzzed = Fuzzed(gw, random.Random(), {}, {})
+        rng, sim = fuzzed.rng, gw.sim.base_url.rstrip("/")
 
         async def proxy(request: web.Request) -> web.StreamResponse:
             # the Host goes on as it came: Bedrock's SigV4 signature covers it
@@ -124,45 +124,35 @@ async def fuzzed(tmp_path: Path) -> AsyncIterator[Fuzzed]:
                 raw, status = await upstream.read(), upstream.status
                 content_type = upstream.headers.get("Content-Type", "application/json")
             if request.method == "POST" and status == 200:
-                draw = rng.random() if state[0].failing else 1.0
+                draw = rng.random() if fuzzed.failing else 1.0
                 if draw < 0.4:
                     return _failed(rng)
                 raw = raw[: rng.randrange(len(raw) or 1)] if draw < 0.6 else _altered(raw, content_type, rng)
             return web.Response(body=raw, status=status, headers={"Content-Type": content_type})
 
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", proxy)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
         await gw.add_provider({"id": "gem", "provider_type": "gemini", "api_base": gw.sim.api_base("gemini")})
         aws = {"aws_access_key_id": "AKIA" + "F" * 16, "aws_secret_access_key": secrets.token_urlsafe(30)}
         gw.sim.config.update(aws)  # the simulator checks Bedrock's SigV4 signatures with this pair
         await gw.add_provider({"id": "aws", "provider_type": "bedrock", "api_base": sim, "credentials": aws})
-        models: dict[str, str] = {}
-        embedders: dict[str, str] = {}
-        for provider in ("oai", "claude", "local", "gem", "aws"):
-            found = await gw.http.get(f"/api/v2/admin/providers/{provider}", headers=gw.admin)
-            moved = await gw.http.patch(
-                f"/api/v2/admin/providers/{provider}",
-                json={"api_base": found.json()["api_base"].replace(sim, url)},
-                headers=gw.admin,
-            )
-            assert moved.status_code == 200, moved.text
-            listed = await gw.http.get(
-                "/api/v2/admin/models", params={"provider": provider}, headers=gw.admin
-            )
-            ids = [m["id"] for m in listed.json()["items"]]
-            models[provider] = next(i for i in ids if "embed" not in i)
-            embedders.update((provider, i) for i in ids if "embed" in i)
-        await gw.container.snapshots.reload()
-        state.append(Fuzzed(gw, rng, models, embedders))
-        try:
-            yield state[0]
-        finally:
-            await runner.cleanup()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", proxy)
+        async with serve_aiohttp(app) as url:  # the providers move behind the proxy
+            for provider in ("oai", "claude", "local", "gem", "aws"):
+                found = await gw.http.get(f"/api/v2/admin/providers/{provider}", headers=gw.admin)
+                moved = await gw.http.patch(
+                    f"/api/v2/admin/providers/{provider}",
+                    json={"api_base": found.json()["api_base"].replace(sim, url)},
+                    headers=gw.admin,
+                )
+                assert moved.status_code == 200, moved.text
+                listed = await gw.http.get(
+                    "/api/v2/admin/models", params={"provider": provider}, headers=gw.admin
+                )
+                ids = [m["id"] for m in listed.json()["items"]]
+                fuzzed.models[provider] = next(i for i in ids if "embed" not in i)
+                fuzzed.embedders.update((provider, i) for i in ids if "embed" in i)
+            await gw.container.snapshots.reload()
+            yield fuzzed
 
 
 def _request(rng: random.Random, model: str, dialects: tuple[str, ...]) -> tuple[str, dict[str, Any]]:

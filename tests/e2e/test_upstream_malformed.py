@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from tests.gateway_env import OLLAMA_MODEL, OPENAI_MODEL, GatewayEnv, gateway, gw  # noqa: F401
+from tests.live_server import serve_aiohttp
 
 HELLO: Any = [{"role": "user", "content": "hello"}]
 
@@ -47,20 +48,11 @@ async def odd_ollama(gw: GatewayEnv) -> AsyncIterator[list[dict[str, Any]]]:  # 
 
     app = web.Application()
     app.router.add_post("/api/chat", chat)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    resp = await gw.http.patch(
-        "/api/v2/admin/providers/local", json={"api_base": f"http://127.0.0.1:{port}"}, headers=gw.admin
-    )
-    assert resp.status_code == 200, resp.text
-    await gw.container.snapshots.reload()
-    try:
+    async with serve_aiohttp(app) as url:
+        resp = await gw.http.patch("/api/v2/admin/providers/local", json={"api_base": url}, headers=gw.admin)
+        assert resp.status_code == 200, resp.text
+        await gw.container.snapshots.reload()
         yield bodies
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize(("shape", "body"), SHAPES, ids=[s for s, _ in SHAPES])
@@ -157,21 +149,14 @@ async def odd_openai(patient: GatewayEnv) -> AsyncIterator[OddServer]:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/completions", chat)  # legacy text completions: the body as it is
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server = OddServer(bodies, f"http://127.0.0.1:{port}/v1")
-    resp = await env.http.patch(
-        "/api/v2/admin/providers/oai", json={"api_base": server.base}, headers=env.admin
-    )
-    assert resp.status_code == 200, resp.text
-    await env.container.snapshots.reload()
-    try:
+    async with serve_aiohttp(app) as url:
+        server = OddServer(bodies, f"{url}/v1")
+        resp = await env.http.patch(
+            "/api/v2/admin/providers/oai", json={"api_base": server.base}, headers=env.admin
+        )
+        assert resp.status_code == 200, resp.text
+        await env.container.snapshots.reload()
         yield server
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize(("shape", "body"), OPENAI_SHAPES, ids=[s for s, _ in OPENAI_SHAPES])

@@ -111,8 +111,7 @@ async def _respond(
 
 def _saver(container: Container, principal: Principal, parsed: ResponsesRequest, message_id: str) -> Save:
     async def save(response: dict[str, Any]) -> None:
-        output = response.get("output")  # a list when there is one: the decoder checked it
-        conversation = parsed.conversation + (output if isinstance(output, list) else [])
+        conversation = parsed.conversation + response.get("output", [])  # a list: the decoder checked
         try:
             await container.responses.save(principal, response, message_id, parsed.input_items, conversation)
         except Exception as exc:  # the answer was made and recorded: the client still gets it

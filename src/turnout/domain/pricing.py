@@ -25,8 +25,14 @@ PER_MTOK = Decimal(1_000_000)
 QUANTUM = Decimal("0.00000001")  # messages.cost_usd is NUMERIC(18, 8)
 
 
+def token_count(value: Any) -> int | None:
+    """A usage's token count as reported, or None when the value is not one (text, a bool, < 0):
+    what records keep, and what pricing counts (as 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return token_count(value) or 0
 
 
 class TokenCounts(NamedTuple):

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import orjson
 
 from turnout.auth.principal import Principal
-from turnout.domain.pricing import TokenCounts, cost_of
+from turnout.domain.pricing import TokenCounts, cost_of, token_count
 from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import ModelEntry
 from turnout.spend.guard import Held
@@ -87,8 +87,8 @@ class CallRecord:
             "error": error[:1000] if error else None,
             "latency_ms": int((now - self.started) * 1000),
             "ttft_ms": int((self.first_token_at - self.started) * 1000) if self.first_token_at else None,
-            "prompt_tokens": _tokens(usage.get("prompt_tokens")),
-            "completion_tokens": _tokens(usage.get("completion_tokens")),
+            "prompt_tokens": token_count(usage.get("prompt_tokens")),  # as priced: a count, or none
+            "completion_tokens": token_count(usage.get("completion_tokens")),
             "usage_estimated": self.usage_estimated,
             "cached_tokens": tokens.cached if usage else None,
             "cache_write_tokens": tokens.cache_write if usage else None,
@@ -133,9 +133,3 @@ def tool_names(message: Mapping[str, Any] | None) -> list[str]:
     calls = message.get("tool_calls") or []
     functions = [c.get("function") for c in calls if isinstance(c, dict)]
     return [f["name"] for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)]
-
-
-def _tokens(count: Any) -> int | None:
-    """A token count as reported, or None when it is not a count (the cost then prices none: an
-    upstream's text or negative "count" is not passed on to records, metrics and spend)."""
-    return count if type(count) is int and count >= 0 else None

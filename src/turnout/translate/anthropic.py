@@ -153,6 +153,15 @@ def malformed(what: str) -> ProviderError:
     return errors.malformed(what, "Anthropic")
 
 
+def tool_use(block: Mapping[str, Any], what: str) -> tuple[str, str]:
+    """A ``tool_use`` block's (call id, tool name), whole or streamed: a name that is not text is a
+    ``malformed`` ``what`` (a call of no tool: nothing a client could run); a missing id gets one."""
+    name, call_id = block.get("name"), block.get("id")
+    if not isinstance(name, str):
+        raise malformed(what)
+    return (call_id if isinstance(call_id, str) and call_id else f"toolu_{new_hex()}"), name
+
+
 def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Completion:
     """Anthropic ``message`` -> canonical ``chat.completion`` (text joined, tool_use -> tool_calls)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("content"), list):
@@ -169,12 +178,11 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Complet
         elif kind == "thinking" and isinstance(block.get("thinking"), str):
             thoughts.append(block["thinking"])
         elif kind == "tool_use":
-            arguments, name, call_id = block.get("input"), block.get("name"), block.get("id")
-            if not isinstance(name, str):  # a call of no tool: nothing a client could run
-                raise malformed("message")
+            arguments = block.get("input")
+            call_id, name = tool_use(block, "message")
             calls.append(
                 {
-                    "id": call_id if isinstance(call_id, str) and call_id else f"toolu_{new_hex()}",
+                    "id": call_id,
                     "type": "function",
                     "function": {
                         "name": name,
@@ -327,7 +335,7 @@ def anthropic_provider_error(
         status = 503
     details = error.get("details") if isinstance(error, dict) else None
     detail_code = details.get("error_code") if isinstance(details, dict) else None
-    detail_code = detail_code if isinstance(detail_code, str) else None
+    detail_code = detail_code if isinstance(detail_code, str) else None  # a set member must hash
     retryable = (is_retryable_status(status) or status == 409) and detail_code not in _NOT_RETRYABLE_CODES
     return ProviderError(
         message or f"Anthropic returned HTTP {status}",

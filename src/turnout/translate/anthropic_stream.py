@@ -26,6 +26,7 @@ from turnout.translate.anthropic import (
     openai_usage,
     reasoning_text,
     stop_reason,
+    tool_use,
 )
 from turnout.translate.errors import ProviderError
 from turnout.translate.sse import SseEvent, SseParser, sse_frame
@@ -162,16 +163,14 @@ class AnthropicStreamDecoder:
         elif kind == "thinking" and isinstance(block.get("thinking"), str) and block["thinking"]:
             self._delta(out, {"reasoning_content": block["thinking"]})
         elif kind == "tool_use" and isinstance(index, int):
-            name, call_id = block.get("name"), block.get("id")
-            if not isinstance(name, str):  # a call of no tool: nothing a client could run
-                raise malformed("stream event")
+            call_id, name = tool_use(block, "stream event")
             ordinal = len(self._tools)
             arguments = block.get("input")
             initial = orjson.dumps(arguments).decode() if isinstance(arguments, dict) and arguments else ""
             self._tools[index] = [ordinal, bool(initial)]
             call: ToolCallDelta = {
                 "index": ordinal,
-                "id": call_id if isinstance(call_id, str) and call_id else f"toolu_{new_hex()}",
+                "id": call_id,
                 "type": "function",
                 "function": {"name": name, "arguments": initial},
             }

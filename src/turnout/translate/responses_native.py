@@ -118,7 +118,7 @@ def _completion(response: Mapping[str, Any], model_id: str) -> dict[str, Any]:
     calls: list[ToolCall] = []
     output = response.get("output", [])
     if not isinstance(output, list):  # the conversation is stored from it
-        raise TypeError("output")
+        raise malformed("response")
     for item in output:
         kind = item.get("type") if isinstance(item, dict) else None
         if kind == "message":
@@ -219,7 +219,7 @@ class ResponsesStreamDecoder:
         kind = data.get("type")
         kind = event.event if kind is None else kind
         if not isinstance(kind, str):
-            raise TypeError("event type")
+            raise malformed("stream event")
         if kind == "error":
             raise error_from_stream(data, secrets=self._secrets)
         if kind == "response.output_text.delta":
@@ -245,7 +245,7 @@ class ResponsesStreamDecoder:
             if kind == "response.failed":
                 raise error_from_stream(response.get("error") or data, secrets=self._secrets)
             if not isinstance(response.get("output", []), list):  # the conversation is stored from it
-                raise TypeError("output")
+                raise malformed("stream event")
             self.done = True
             out.append(self._chunk({}, _finish(response, bool(self._calls))))
             if (usage := _usage(response.get("usage"))) is not None:
