@@ -181,3 +181,54 @@ async def test_an_evaluation_of_several_tasks_teaches_detection_its_tasks(tmp_pa
         assert resp.status_code == 200, resp.text
         rows = await gw.records(1)
         assert rows[-1].task_type == "code"
+
+
+async def test_a_prompt_between_two_learned_tasks_is_routed_on_both(tmp_path: Path) -> None:
+    """A prompt that reads like two of the evaluation's tasks is weighed by both tasks' experience:
+    the model that is best at one and useless at the other loses it to the one good at both, and
+    the decision says which tasks were weighed. A prompt of one task is still that task's."""
+    trivia = {OPENAI_MODEL: 0.95, OPENAI_MODEL_2: 0.8, ANTHROPIC_MODEL: 0.2}
+    grid = {OPENAI_MODEL: 0.05, OPENAI_MODEL_2: 0.8, ANTHROPIC_MODEL: 0.2}
+    table = tmp_path / "two-tasks.jsonl"
+    with table.open("w", encoding="utf-8") as fh:
+        for n in range(60):
+            question = f"Q: Which river flows through city number {n}? A:"
+            houses = f"There are {n % 5 + 3} houses in a row. Each person owns a pet. Who owns the fish?"
+            fh.write(json.dumps({"task": "trivia", "prompt": question, "scores": trivia}) + "\n")
+            fh.write(json.dumps({"task": "logic-grid", "prompt": houses, "scores": grid}) + "\n")
+    async with gateway(tmp_path, feedback_sync_interval_s=0.2) as gw:
+        code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(table))
+        assert code == 0, out
+        headers = {"Authorization": f"Bearer {gw.key}"}
+
+        async def explain(prompt: str) -> dict[str, object]:
+            body = {"messages": [{"role": "user", "content": prompt}]}
+            resp = await gw.http.post("/api/v2/routing/explain", json=body, headers=headers)
+            assert resp.status_code == 200, resp.text
+            return dict(resp.json())
+
+        pure = "Q: Which river flows through Vienna? A:"
+        for _ in range(40):  # the gateway loads the import on its feedback poll
+            if (await explain(pure))["task_type"] == "trivia":
+                break
+            await asyncio.sleep(0.1)
+
+        def experience(decision: dict[str, object]) -> dict[str, float]:
+            ranked = decision["ranked"]
+            assert isinstance(ranked, list)
+            return {r["model"]: r["experience"] for r in ranked}
+
+        alone = await explain(pure)
+        assert alone["task_type"] == "trivia"
+        assert experience(alone)[OPENAI_MODEL] > experience(alone)[OPENAI_MODEL_2]
+
+        # the two tasks' phrasings run together: about 60% trivia, 40% logic-grid to the learned tasks
+        both = await explain("There are 4 houses in a row. Each flows through city number 4? A:")
+        detection = both["detection"]
+        assert isinstance(detection, dict) and both["task_type"] == "trivia", both
+        mix = {m["task"]: m["probability"] for m in detection["task_mix"]}
+        assert set(mix) == {"logic-grid"} and 0.25 <= mix["logic-grid"] < 0.5, detection
+        # trivia alone would pick gpt-4o-mini (0.95 there); weighed with logic-grid (0.05) it loses
+        assert experience(both)[OPENAI_MODEL_2] > experience(both)[OPENAI_MODEL]
+        reason = str(both["reason"])
+        assert "experience of 'trivia' x0.6" in reason and "'logic-grid' x0.4" in reason

@@ -228,3 +228,26 @@ def test_cached_estimates_follow_every_new_rating_and_reset() -> None:
     # b's excellent record on a new task lifts its cross-task prior here: the cached fit is renewed
     rate(router.experience, "b", [1.0] * 40, task="math")
     assert router.rank(request(), candidates, now=NOW).ranked[0].model_id == "b"
+
+
+def test_a_task_mix_routes_to_what_serves_the_tasks_it_may_be() -> None:
+    """A prompt that may be either of two tasks goes to the model good at both, not to the likelier
+    task's specialist that fails the other; with no mix the specialist wins."""
+    router = Router(config=RouterConfig(exploration="off", cost_tradeoff=0.0))
+    store = router.experience
+    rate(store, "specialist", [0.95] * 200, task="trivia")
+    rate(store, "specialist", [0.10] * 200, task="science")
+    rate(store, "allrounder", [0.80] * 200, task="trivia")
+    rate(store, "allrounder", [0.80] * 200, task="science")
+    models = [cand("specialist"), cand("allrounder")]
+    alone = router.rank(request(task="trivia"), models, now=NOW)
+    assert alone.ranked[0].model_id == "specialist"
+    mixed = router.rank(request(task="trivia", task_mix=(("science", 0.4),)), models, now=NOW)
+    assert mixed.ranked[0].model_id == "allrounder"
+    # the mixture's expectation: 0.6 * trivia + 0.4 * science
+    special = next(c for c in mixed.ranked if c.model_id == "specialist")
+    assert special.experience == pytest.approx(0.6 * 0.95 + 0.4 * 0.10, abs=0.02)
+    assert "'trivia' x0.60, 'science' x0.40" in mixed.reason
+    # a mix that names the task itself, or weighs nothing, changes nothing
+    same = router.rank(request(task="trivia", task_mix=(("trivia", 0.4), ("science", 0.0))), models, now=NOW)
+    assert same.ranked[0].model_id == "specialist"

@@ -52,3 +52,26 @@ def test_detection_asks_the_learned_tasks_before_keywords(model: TaskModel) -> N
     assert detect_task(body(prompt), explicit="math", learned=model).task_type == "math"
     tools = [{"type": "function", "function": {"name": "code_execute"}}]
     assert detect_task(body(prompt, tools=tools), learned=model).source == "tool"
+
+
+def test_detection_carries_the_other_tasks_a_prompt_may_be() -> None:
+    """The learned tasks' likeliest others ride along with the detected task (for routing); when
+    they are unsure and keywords decide, all of them do, and the keyword task keeps what is left."""
+    three = TaskModel.train(
+        [*TRIVIA, *GRIDS, *(f"Solve for x: {n}x + 3 = {n + 9}" for n in range(40))],
+        ["trivia"] * 40 + ["grid"] * 40 + ["algebra"] * 40,
+    )
+    sure = detect_task({"messages": [{"role": "user", "content": TRIVIA[0]}]}, learned=three)
+    mixture = three.mixture(TRIVIA[0])
+    assert sure.task_type == "trivia" == mixture[0][0]
+    assert sure.task_mix == tuple(m for m in mixture if m[0] != "trivia")
+    assert all(p >= 0.05 for _, p in sure.task_mix) and len(mixture) <= 3
+    assert [p for _, p in mixture] == sorted((p for _, p in mixture), reverse=True)
+    # unsure (it would need 0.999): "translate" decides, and the learned tasks weigh in beside it
+    doubtful = TaskModel(three.labels, three.weights, three.bias, False, None, min_probability=0.999)
+    prompt = "Translate into German: which river flows past the houses? Solve it."
+    unsure = detect_task({"messages": [{"role": "user", "content": prompt}]}, learned=doubtful)
+    assert unsure.source == "keyword" and unsure.task_type != "trivia"
+    assert unsure.task_mix == tuple(doubtful.mixture(prompt)) and 0 < sum(p for _, p in unsure.task_mix) <= 1
+    # without an imported evaluation there is no mix
+    assert detect_task({"messages": [{"role": "user", "content": prompt}]}).task_mix == ()

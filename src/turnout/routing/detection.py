@@ -10,7 +10,7 @@ never decodes attachment payloads: MIME types come from the head of data URLs, f
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from turnout.domain.task_maps import ATTACHMENT_CAPABILITY, CONFIDENCE, DEFAULT_MAPS, GENERAL, TaskMaps
@@ -23,6 +23,24 @@ class TextClassifier(Protocol):
     def predict(self, text: str) -> tuple[str, float] | None:
         """The most likely task type of ``text`` and its probability, or None when unsure."""
         ...
+
+
+class LearnedTasks(Protocol):
+    """What ``detect_task`` needs from the tasks of an imported evaluation (``routing.task_model``)."""
+
+    min_probability: float
+
+    def mixture(self, text: str) -> list[tuple[str, float]]:
+        """The likeliest tasks of ``text`` with their probabilities, likeliest first (at least one)."""
+        ...
+
+
+def task_mix(mixture: Sequence[tuple[str, float]], task: str) -> tuple[tuple[str, float], ...]:
+    """The other tasks a request may be, for ``RouteRequest.task_mix``: the learned tasks' mixture
+    less the detected ``task``, which keeps the rest of the mass. So when the evaluation's tasks
+    decide, a prompt that is 60% one and 30% another is routed by both tasks' experience; when they
+    are unsure and keywords decide, the keyword task weighs what the learned tasks leave over."""
+    return tuple((t, p) for t, p in mixture if t != task)
 
 
 def _data_url_mime(url: str) -> str:
@@ -87,14 +105,15 @@ def detect_task(
     *,
     explicit: str | None = None,
     classifier: TextClassifier | None = None,
-    learned: TextClassifier | None = None,
+    learned: LearnedTasks | None = None,
 ) -> TaskDetection:
     """Detect the task type of an OpenAI Chat Completions body (or a legacy ``prompt`` body).
 
     Priority: ``explicit`` (the client's ``task_type``) > a tool the assistant called or
     ``tool_choice`` forces > a tool offered > the newest message's attachments > ``learned``, the
     tasks of an imported evaluation, when it is sure (confidence 0.8 x its probability: those names
-    are the ones its prior experience is kept under) > keywords of the last user message >
+    are the ones its prior experience is kept under; ``task_mix`` weighs its likeliest other tasks,
+    or all of them when it is unsure and a later step decides) > keywords of the last user message >
     ``classifier``, when given and keywords found nothing (confidence 0.7 x its
     probability) > ``general``. ``tools_used``: the tools called in the history, in first-call order,
     or the tools offered when none was called. ``required_capabilities``, whichever source decided:
@@ -132,8 +151,11 @@ def detect_task(
     tools_used = tuple(dict.fromkeys(called or offered))
     capabilities = frozenset(caps)
 
+    mixture: list[tuple[str, float]] = []
+
     def result(task: str, source: DetectionSource, confidence: float) -> TaskDetection:
-        return TaskDetection(task, source, round(confidence, 3), tools_used, capabilities)
+        mix = task_mix(mixture, task) if mixture else ()
+        return TaskDetection(task, source, round(confidence, 3), tools_used, capabilities, mix)
 
     if explicit is not None and (task := explicit.strip().lower()[:50]):
         return result(task, "explicit", CONFIDENCE["explicit"])
@@ -147,9 +169,11 @@ def detect_task(
     if files:
         return result(_pick(files), "attachment", CONFIDENCE["attachment"])
     text = _text_of(last_user)
-    taught = learned.predict(text) if learned is not None and text else None
-    if taught is not None:
-        return result(taught[0], "evaluation", CONFIDENCE["evaluation"] * taught[1])
+    if learned is not None and text:
+        mixture = learned.mixture(text)
+        task, probability = mixture[0]
+        if probability >= learned.min_probability:
+            return result(task, "evaluation", CONFIDENCE["evaluation"] * probability)
     found = maps.match_keywords(text) if text else None
     if found is not None:
         return result(found[0], "keyword", found[1])

@@ -15,13 +15,16 @@ def decision_dict(routed: Routed) -> dict[str, Any]:
     """A compact, JSON-safe record of one routing decision (stored with the message)."""
     d = routed.decision
     det = routed.detection
+    detection: dict[str, Any] = {
+        "source": det.source,
+        "confidence": round(det.confidence, 3),
+        "tools_used": list(det.tools_used),
+    }
+    if det.task_mix:  # the other tasks an imported evaluation's tasks said the prompt may be
+        detection["task_mix"] = [{"task": t, "probability": round(p, 3)} for t, p in det.task_mix]
     out = {
         "task_type": det.task_type,
-        "detection": {
-            "source": det.source,
-            "confidence": round(det.confidence, 3),
-            "tools_used": list(det.tools_used),
-        },
+        "detection": detection,
         "required_capabilities": sorted(det.required_capabilities),
         "agent_id": routed.agent_id,
         "policy": routed.policy,

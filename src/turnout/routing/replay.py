@@ -36,6 +36,7 @@ import numpy as np
 import typer
 
 from turnout.routing.classifier import TaskClassifier
+from turnout.routing.detection import task_mix
 from turnout.routing.evaluation import (
     KNN_K,
     SWEEP,
@@ -51,6 +52,8 @@ from turnout.routing.priors import add_priors, table_priors
 from turnout.routing.router import CandidateSet, Router, RouterConfig
 from turnout.routing.task_model import HASH_DIMS, TaskModel
 from turnout.routing.types import Candidate, RouteRequest
+
+Mixes = dict[int, tuple[tuple[str, float], ...]]  # row -> the other tasks it may be (RouteRequest.task_mix)
 
 TENANT, AGENT, PREFIX = "replay", "replay-agent", "replay/"
 START = 1_700_000_000.0  # synthetic clock: priors dated here, then one query a minute
@@ -232,7 +235,8 @@ def replay(
         notes.append(
             "detected tasks: each fold learns its warm-up rows' tasks (as turnout eval import does, "
             f"{'with' if encoder is not None else 'without'} word vectors) and labels a held-out row "
-            "with them, or with built-in detection where unsure; priors keep the table's tasks"
+            "with them, or with built-in detection where unsure, and routes it on the learned tasks' "
+            "mix as live requests are; priors keep the table's tasks"
         )
     replayed = np.arange(len(warmup), len(every))
     if n_folds is not None and np.unique(outcomes.groups[replayed]).size < n_folds:
@@ -375,11 +379,11 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
     knob_strong, knob_quality = np.zeros(len(plan.knobs)), np.zeros(len(plan.knobs))
     shuffler = np.random.default_rng([seed, 2])
     for k, (warm, train, held) in enumerate(_splits(plan, seed)):
-        o = plan.outcomes if plan.features is None else _detected(plan, warm, held)
+        o, mixes = (plan.outcomes, {}) if plan.features is None else _detected(plan, warm, held)
         order = shuffler.permutation(held) if plan.shuffle else held
         at = slot[order]
-        chosen = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), plan.config)
-        greedy = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), _greedy(plan.config))
+        chosen = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), plan.config, mixes)
+        greedy = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), _greedy(plan.config), mixes)
         picks.update(o.models[j] for j in chosen.tolist())
         fold = baselines(o, plan.neighbours, train, order, np.random.default_rng([seed, 3, k]), sweep=two)
         best_models.append(o.models[fold.best])
@@ -424,20 +428,22 @@ def _greedy(config: RouterConfig | None) -> RouterConfig:
     return replace(config or RouterConfig(), exploration="off")
 
 
-def _detected(plan: _Plan, warm: np.ndarray, held: np.ndarray) -> Outcomes:
+def _detected(plan: _Plan, warm: np.ndarray, held: np.ndarray) -> tuple[Outcomes, Mixes]:
     """The outcomes with the held-out rows' tasks detected: by a ``TaskModel`` fitted on the warm-up
-    rows' prompts and tasks where it is sure, else by built-in detection (production's order)."""
+    rows' prompts and tasks where it is sure, else by built-in detection (production's order); and
+    each held-out row's task mix, the other learned tasks it may be, as ``detect_task`` gives it."""
     assert plan.features is not None and plan.truth is not None and plan.builtin is not None
     encoder = TaskClassifier.if_available() if plan.features.shape[1] > HASH_DIMS else None
     model = TaskModel.fit(plan.features[warm], plan.truth[warm].tolist(), encoder)
     probs = model.probabilities_of(plan.features[held])
-    best = probs.argmax(axis=1)
-    learned = np.array(model.labels, dtype=object)[best]
     tasks = plan.truth.astype(object).copy()
-    tasks[held] = np.where(
-        probs[np.arange(held.size), best] >= model.min_probability, learned, plan.builtin[held]
-    )
-    return replace(plan.outcomes, tasks=tasks)
+    mixes: Mixes = {}
+    for r, i in enumerate(held.tolist()):  # detect_task's rule
+        mixture = model.mixture_of(probs[r])
+        task, probability = mixture[0]
+        tasks[i] = task if probability >= model.min_probability else plan.builtin[i]
+        mixes[i] = task_mix(mixture, str(tasks[i]))
+    return replace(plan.outcomes, tasks=tasks), mixes
 
 
 def _route(
@@ -447,6 +453,7 @@ def _route(
     order: np.ndarray,
     rng: random.Random,
     config: RouterConfig | None,
+    mixes: Mixes | None = None,
 ) -> np.ndarray:
     """A fresh router, warmed up with ``warm`` as priors, routes ``order`` learning from its
     ratings; returns the column of the model it chose for each row."""
@@ -466,7 +473,12 @@ def _route(
     for pos, i in enumerate(order.tolist()):
         task = str(o.tasks[i])
         request = RouteRequest(
-            TENANT, AGENT, task, prompt_tokens=int(plan.tokens[i]), expected_output_tokens=plan.answer_tokens
+            TENANT,
+            AGENT,
+            task,
+            prompt_tokens=int(plan.tokens[i]),
+            expected_output_tokens=plan.answer_tokens,
+            task_mix=mixes.get(i, ()) if mixes else (),
         )
         j = chosen[pos] = column[router.rank(request, catalog, rng=rng, now=clock).ranked[0].model_id]
         for r in range(len(ids)) if full else (j,):  # the tenant's own ratings, as feedback records them

@@ -190,6 +190,7 @@ class RoutingService:
             else None,
             explore=_explore_allowed(snapshot, principal.tenant_id, agent_id),
             cost_tradeoff=tradeoff,
+            task_mix=detection.task_mix,
         )
         decision = self.router.rank(request, candidates, rng=self._rng)
         tenant = principal.tenant_id  # a model open for this tenant only is skipped for it alone

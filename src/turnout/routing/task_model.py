@@ -34,6 +34,11 @@ from turnout.routing.classifier import TaskClassifier
 HASH_DIMS = 2048
 MAX_CHARS = 2000  # of each prompt, for the counts (its start: instructions and format cues)
 MIN_PROBABILITY = 0.5  # below it the learned tasks abstain and built-in detection decides
+# a prompt's task mixture (``TaskModel.mixture``): its likeliest tasks, at most MIX_TASKS of them,
+# each at least MIX_FLOOR likely. Generic settings, not fitted to any table: a handful of tasks
+# carry nearly all of the mass of a softmax like this one
+MIX_TASKS = 3
+MIX_FLOOR = 0.05
 _TOKEN = re.compile(r"[a-z]+|\d|[^\sa-z0-9]")
 _VECTOR_SCALE = 4.0  # both views unit length, then scaled alike: gradient steps suit either
 
@@ -133,6 +138,18 @@ class TaskModel:
         probs = self.probabilities([text])[0]
         best = int(probs.argmax())
         return (self.labels[best], float(probs[best])) if probs[best] >= self.min_probability else None
+
+    def mixture(self, text: str) -> list[tuple[str, float]]:
+        """The tasks ``text`` may be, with their probabilities (``mixture_of``)."""
+        return self.mixture_of(self.probabilities([text])[0])
+
+    def mixture_of(self, probs: NDArray[np.float32]) -> list[tuple[str, float]]:
+        """For one prompt's probabilities: its ``MIX_TASKS`` likeliest tasks of at least ``MIX_FLOOR``
+        (the likeliest always), likeliest first, with their probabilities as they are (the rest of
+        the mass is the detected task's: see ``detection.task_mix``)."""
+        top = np.argsort(-probs, kind="stable")[:MIX_TASKS].tolist()
+        kept = [i for n, i in enumerate(top) if n == 0 or probs[i] >= MIX_FLOOR]
+        return [(self.labels[i], float(probs[i])) for i in kept]
 
     def predict_many(self, texts: Sequence[str]) -> list[str]:
         """The most likely task of each text (no abstaining: for evaluations)."""

@@ -17,6 +17,8 @@ class TaskDetection:
     confidence: float
     tools_used: tuple[str, ...] = ()
     required_capabilities: frozenset[str] = frozenset()
+    # other tasks the request may be, with their probabilities (see ``RouteRequest.task_mix``)
+    task_mix: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,9 @@ class RouteRequest:
     min_quality: float | None = None
     explore: bool = True
     cost_tradeoff: float | None = None  # quality per doubling of cost (the policy's); None: the router's
+    # the other tasks the request may be, with their probabilities (``task_type``'s is 1 - their sum):
+    # the router weighs each task's experience by them instead of betting on the likeliest alone
+    task_mix: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
