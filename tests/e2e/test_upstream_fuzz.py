@@ -173,10 +173,6 @@ def _request(rng: random.Random, model: str, dialects: tuple[str, ...]) -> tuple
         return "/v1/completions", {"model": model, "prompt": "hello", "stream": stream}
     if dialect == "count":
         return "/v1/messages/count_tokens", {"model": model, "messages": hello}
-    if dialect == "legacy":
-        return "/v1/completions", {"model": model, "prompt": "hello", "stream": stream}
-    if dialect == "count":
-        return "/v1/messages/count_tokens", {"model": model, "messages": hello}
     body = {"model": model, "input": "hello", "stream": stream}
     if tools:
         body["tools"] = [{"type": "function", **TOOL}]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from turnout.routing.replay import eval_app, load_outcomes, load_prices, replay
+from turnout.routing.replay import CURVE_TRADEOFFS, eval_app, load_outcomes, load_prices, replay
 from turnout.routing.router import RouterConfig
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "routing"
@@ -218,3 +218,20 @@ def test_a_bad_prices_file_is_refused_naming_its_field(
     args = ["replay", "--outcomes", str(slices[0]), "--prices", str(prices)]
     result = CliRunner().invoke(eval_app, args, env={"COLUMNS": "300"})
     assert result.exit_code == 2 and "prices.json" in result.output and field in result.output, result.output
+
+
+def test_the_two_model_curve_sweeps_the_routers_price_of_cost(slices: tuple[Path, Path]) -> None:
+    """--curve replays every fold at each of a grid of trade-offs: a higher price of cost sends fewer
+    calls to the strong model, and APGR/CPT come from that curve, as the baselines' from their λ sweep."""
+    table, _ = slices
+    data = run("--outcomes", str(table), "--folds", "2", "--seeds", "1", "--two-model", "--curve")
+    router = data["two_model"]["policies"]["router"]
+    assert router["curve"] == f"knob sweep ({len(CURVE_TRADEOFFS)} points)"
+    assert not any("operating point alone" in note for note in data["notes"])
+    shares = [share for share, _ in router["points"]]  # in the grid's order (equal neighbours once)
+    assert 2 <= len(shares) <= len(CURVE_TRADEOFFS) and shares[0] > shares[-1]
+    assert 0.0 <= router["cpt50"] <= router["cpt80"] <= 1.0 and router["apgr"] is not None
+    result = CliRunner().invoke(
+        eval_app, ["replay", "--outcomes", str(table), "--prices", str(DATA / "models.json"), "--curve"]
+    )
+    assert result.exit_code == 2 and "--two-model" in result.output

@@ -61,6 +61,15 @@ STEP_S = 60.0
 
 # a knob value -> the router's config at that value (``None``: the default config)
 ConfigFor = Callable[[float], RouterConfig | None]
+# ``--curve``: the two-model router's knob is the policy's price of cost (quality per doubling), the
+# one a team sets; a log grid from "quality at any price" to "the cheaper nearly always", chosen a
+# priori around the built-in policies' 0.002-0.08 (``domain/policies.COST_TRADEOFFS``)
+CURVE_TRADEOFFS = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
+
+
+def tradeoff_config(tradeoff: float) -> RouterConfig:
+    """The default router at another price of cost (module-level: worker processes pickle it)."""
+    return RouterConfig(cost_tradeoff=tradeoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,13 +260,12 @@ def replay(
         swept = router_config_for is not None and len(knobs) > 0
         pair = Pair(
             names[s], names[w], outcomes.scores[replayed, strong], outcomes.scores[replayed, weak],
-            f"router_config_for sweep ({len(knobs)} knobs)" if swept else "operating point only",
+            f"knob sweep ({len(knobs)} points)" if swept else "operating point only",
         )  # fmt: skip
         if not swept:
             notes.append(
                 "two-model: the router's APGR and CPT come from its operating point alone, the curve "
-                "(0, 0) - (its share, its PGR) - (1, 1): no trade-off knob is swept while the router's "
-                "knobs are being redesigned (replay(router_config_for=..., knobs=...) sweeps one)"
+                "(0, 0) - (its share, its PGR) - (1, 1); --curve sweeps its price of cost instead"
             )
         prices = {m: prices[m] for m in outcomes.models}
     hindsight = n_folds is None and not warmup
@@ -524,12 +532,22 @@ def eval_replay(
     answer_tokens: Annotated[int, typer.Option(help="assumed answer length for costs")] = 200,
     seed: Annotated[int, typer.Option(help="the first random seed")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="processes replaying seeds in parallel")] = 1,
+    curve: Annotated[
+        bool,
+        typer.Option(
+            "--curve",
+            help="with --two-model: sweep the router's price of cost (9 more replays of every fold) for "
+            "its APGR and CPT, as the baselines sweep λ",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
 ) -> None:
     """Replay an outcomes table through the real router and compare it with baselines fitted on
     the same warm-up rows and scored on the same held-out rows."""
     if mode not in ("bandit", "full"):
         raise typer.BadParameter("must be 'bandit' or 'full'", param_hint="--mode")
+    if curve and not two_model:
+        raise typer.BadParameter("the curve is the two-model table's: add --two-model", param_hint="--curve")
     from rich.console import Console
     from rich.progress import Progress
 
@@ -540,6 +558,7 @@ def eval_replay(
                 load_outcomes(outcomes), load_prices(prices), mode=mode, detect=detect or not task_hint,
                 warmup=load_outcomes(warmup) if warmup else (), answer_tokens=answer_tokens, seed=seed,
                 seeds=seeds, n_folds=folds, shuffle=shuffle, two_model=two_model, workers=workers,
+                router_config_for=tradeoff_config if curve else None, knobs=CURVE_TRADEOFFS if curve else (),
                 on_seed=lambda _s: progress.advance(bar),
             )  # fmt: skip
         except (ValueError, KeyError) as exc:
