@@ -246,7 +246,7 @@ def test_a_router_knob_sweep_traces_the_routers_two_model_curve() -> None:
     )
     assert swept.two_model is not None and swept.settings["models"] == ["large", "small"]
     router = swept.two_model.policies["router"]
-    assert router.curve == "router_config_for sweep (2 knobs)"
+    assert router.curve == "knob sweep (2 points)"
     # each knob's config is the default here: the sweep replays the operating point's own decisions
     assert router.points == [(router.strong_share, router.gap_recovered)]
     alone = replay(rows, prices, n_folds=3, two_model=True).two_model
