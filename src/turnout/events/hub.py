@@ -4,7 +4,10 @@ into the outbox and wakes the sinks (NATS, webhooks).
 Calls produce events while anyone can receive them: NATS is configured, or some tenant has an
 active webhook (checked every couple of seconds, so a new webhook hears from calls a moment after
 it is made). Then each call's record is stored flagged (``FlaggedSink``: one dictionary write on
-the request path) and copied into the outbox off it."""
+the request path) and copied into the outbox off it. While events are off the copier leaves the
+database alone, after a drain window (``DRAIN_S``) that copies what was flagged before they went off,
+or, at start, what a previous run left; anything flagged later still is copied when events come
+back on."""
 
 from __future__ import annotations
 
@@ -27,6 +30,9 @@ log = structlog.get_logger(__name__)
 
 WEBHOOKS_CHECK_S = 2.0
 PURGE_S = 3600.0
+# after events go off (and after start), flagged records are still copied this long: the records
+# writer stores a flagged record within its flush interval (0.2 s), or a few seconds when behind
+DRAIN_S = 10.0
 
 
 class EventHub:
@@ -39,11 +45,13 @@ class EventHub:
         *,
         nats: bool,
         interval_s: float = 0.2,
+        drain_s: float = DRAIN_S,
     ) -> None:
         self._sessions = sessions
         self.outbox = outbox
         self._nats = nats
         self._interval_s = interval_s
+        self._drain_s = drain_s
         self.on = nats  # do calls produce events? (webhooks switch it on too, see _check_webhooks)
         self._wakers: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
@@ -89,6 +97,7 @@ class EventHub:
 
     async def _loop(self) -> None:
         checked = purged = 0.0
+        last_on = time.monotonic()  # start: a previous run's flagged records are copied too
         failing = False
         while True:
             try:
@@ -96,7 +105,10 @@ class EventHub:
                 if now - checked >= WEBHOOKS_CHECK_S:
                     checked = now
                     await self.check_webhooks()
-                await self._copy_all()
+                if self.on:
+                    last_on = now
+                if now - last_on < self._drain_s:  # events off: no query five times a second
+                    await self._copy_all()
                 if now - purged >= PURGE_S:
                     purged = now
                     await self.outbox.purge(nats=self._nats)
