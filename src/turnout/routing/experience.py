@@ -70,7 +70,6 @@ class Estimates:
     evidence: np.ndarray  # decayed ratings at ``level`` (the finest level with data)
     level: np.ndarray  # codes into LEVEL_NAMES; 0 = no data at any level
     total: float  # decayed ratings of this task across the candidates (global level)
-    mix: tuple[tuple[str, float], ...] = ()  # the tasks mixed and their weights, when several were
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,20 @@ def _scored(n: int, columns: list[Iterable[object]]) -> list[ScoredCandidate]:
     return items
 
 
+def task_weights(request: RouteRequest) -> list[tuple[str, float]]:
+    """The tasks whose experience a request is routed on, with weights summing to 1: its task
+    alone, or with a ``task_mix`` the mix's other tasks at their probabilities and the task itself
+    at the rest of the mass (left out when the mix holds all of it)."""
+    task = request.task_type
+    mix = [(t, p) for t, p in request.task_mix if p > 0.0 and t != task]
+    if not mix:
+        return [(task, 1.0)]
+    own = 1.0 - sum(p for _, p in mix)
+    weights = [(task, own), *mix] if own > 0.0 else mix
+    total = sum(w for _, w in weights)
+    return [(t, w / total) for t, w in weights]
+
+
 class Router:
     """Ranks an agent's candidates for a request (see the module docstring)."""
 
@@ -176,7 +190,8 @@ class Router:
         max_cost = request.max_cost_usd
         if max_cost is not None:
             drop(cost > max_cost, lambda i: f"estimated cost ${cost[i]:.6f} > max ${max_cost:g}")
-        est = self._estimates(request, cs, now, cache_key)
+        weights = task_weights(request)
+        est = self._estimates(request, weights, cs, now, cache_key)
         min_q = request.min_quality
         if min_q is not None:
             drop(
@@ -246,50 +261,38 @@ class Router:
         best = int(np.argmax(score + thrift))  # the winner without the cost preference
         cheaper_than = cs.ids[idx[best]] if has_exp and best != top and cost_k[top] < cost_k[best] else None
         reason = self._reason(task, ranked[0], has_exp, explored, len(filtered), cheaper_than, tradeoff)
-        if has_exp and est.mix:  # the decision log names the tasks whose experience was weighed
-            reason += "; experience of " + ", ".join(f"'{t}' x{p:.2f}" for t, p in est.mix)
+        if has_exp and len(weights) > 1:  # the decision log names the tasks whose experience was weighed
+            reason += "; experience of " + ", ".join(f"'{t}' x{w:.2f}" for t, w in weights)
         return Decision(task, ranked, filtered, reason, explored)
 
     def _estimates(
-        self, request: RouteRequest, cs: CandidateSet, now: float | None, cache_key: int | None
+        self,
+        request: RouteRequest,
+        weights: list[tuple[str, float]],
+        cs: CandidateSet,
+        now: float | None,
+        cache_key: int | None,
     ) -> Estimates:
-        """The candidates' posteriors for the request's task; with a ``task_mix``, the mixture of the
-        tasks' posteriors by their probabilities (mean sum p*mean, variance sum p^2*var: each task's
-        quality is uncertain on its own), so a prompt that is 60% one task and 40% another is routed
-        to what serves both, not to the 60% task's favourite."""
-        store, cfg = self.experience, self.config
-        if not request.task_mix:
-            return store.estimate_many(
-                request.tenant_id, request.agent_id, request.task_type, cs.ids, cs.priority,
-                now=now, cache_key=cache_key, strengths=cfg.strengths,
-            )  # fmt: skip
-        weights = {request.task_type: 1.0}
-        for task, p in request.task_mix:
-            if p > 0.0:
-                weights[task] = weights.get(task, 0.0) + p
-                weights[request.task_type] -= p
-        weights[request.task_type] = max(weights[request.task_type], 0.0)
-        parts = []
-        for task, p in weights.items():
-            if p <= 0.0 and len(weights) > 1:  # the detected task when the mix holds all the mass
-                continue
-            est = store.estimate_many(
+        """The candidates' posteriors for the request's task; with several ``weights``
+        (``task_weights``), the mixture of the tasks' posteriors (mean sum w*mean, variance sum
+        w^2*var, each task's quality being uncertain on its own), so a prompt that is 60% one task
+        and 40% another is routed to what serves both, not to the 60% task's favourite."""
+        parts = [
+            (w, self.experience.estimate_many(
                 request.tenant_id, request.agent_id, task, cs.ids, cs.priority,
-                now=now, cache_key=cache_key, strengths=cfg.strengths,
-            )  # fmt: skip
-            parts.append((task, p, est))
-        if len(weights) == 1:
-            return parts[0][2]
-        total = sum(p for _, p, _ in parts) or 1.0
-        mix = tuple((task, p / total) for task, p, _ in parts)
+                now=now, cache_key=cache_key, strengths=self.config.strengths,
+            ))
+            for task, w in weights
+        ]  # fmt: skip
+        if len(parts) == 1:
+            return parts[0][1]
         mean, var, evidence = (np.zeros(len(cs)) for _ in range(3))
-        for _, p, e in parts:
-            w = p / total
+        for w, e in parts:
             mean += w * e.mean
             var += w * w * e.var
             evidence += w * e.evidence
-        level = np.maximum.reduce([e.level for _, _, e in parts])
-        return Estimates(mean, var, evidence, level, sum(p * e.total for _, p, e in parts) / total, mix)
+        level = np.maximum.reduce([e.level for _, e in parts])
+        return Estimates(mean, var, evidence, level, sum(w * e.total for w, e in parts))
 
     def _candidate_set(self, candidates: Sequence[Candidate]) -> tuple[CandidateSet, int | None]:
         """The candidates' CandidateSet and cache key: reused for a CandidateSet or a tuple seen before."""

@@ -135,9 +135,8 @@ class TaskModel:
 
     def predict(self, text: str) -> tuple[str, float] | None:
         """The most likely task of ``text`` and its probability; None below ``min_probability``."""
-        probs = self.probabilities([text])[0]
-        best = int(probs.argmax())
-        return (self.labels[best], float(probs[best])) if probs[best] >= self.min_probability else None
+        task, probability = self.mixture(text)[0]
+        return (task, probability) if probability >= self.min_probability else None
 
     def mixture(self, text: str) -> list[tuple[str, float]]:
         """The tasks ``text`` may be, with their probabilities (``mixture_of``)."""

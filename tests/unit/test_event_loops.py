@@ -1,7 +1,11 @@
-"""The outbox copier leaves the database alone while no one can receive events: with no NATS and
+"""The events loops. The outbox copier and the NATS publisher stop when asked, even when a wake-up
+lands in the same turn as the stop: on Python 3.11 ``asyncio.wait_for`` swallowed a cancellation
+that arrived as the awaited event was set, and a loop waiting on its wake-up event with it never
+ended (a gateway's shutdown hung; the NATS commands test timed out after 120 s about one run in
+three). And the copier leaves the database alone while no one can receive events: with no NATS and
 no active webhook, an idle gateway used to run a transaction on the messages table five times a
-second, forever. It still copies what was flagged before events went off (and, at start, what a
-previous run left flagged) for a drain window, and copies every round while events are on."""
+second, forever; it still copies what was flagged before events went off (and, at start, what a
+previous run left flagged) for a drain window, and every round while events are on."""
 
 from __future__ import annotations
 
@@ -15,19 +19,37 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tests.live_server import free_port
 from turnout.events.hub import EventHub
+from turnout.events.nats import NatsEvents
 from turnout.events.outbox import Outbox
 from turnout.store.db import make_engine, make_sessionmaker
 from turnout.store.schema import Base
+from turnout.store.sqlite.gate import engine_of
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/events.db")
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    yield engine
+    yield make_sessionmaker(engine)
     await engine.dispose()
+
+
+async def test_a_wake_up_in_the_turn_of_the_stop_does_not_keep_the_loops_running(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    outbox = Outbox(sessions, retention=timedelta(days=1))
+    for _ in range(20):
+        hub = EventHub(sessions, outbox, nats=False, interval_s=0.05)
+        publisher = NatsEvents(f"nats://127.0.0.1:{free_port()}", sessions, outbox, interval_s=0.05)
+        hub.start()
+        publisher.start()
+        await asyncio.sleep(0.12)  # both waiting for their next round (the publisher: NATS is down)
+        hub.wake()
+        publisher.wake()
+        await asyncio.wait_for(asyncio.gather(hub.stop(), publisher.stop()), 5)
 
 
 def _copies(engine: AsyncEngine) -> list[str]:
@@ -42,8 +64,11 @@ def _copies(engine: AsyncEngine) -> list[str]:
     return seen
 
 
-async def test_with_events_off_the_copier_stops_reading_after_its_drain_window(engine: AsyncEngine) -> None:
-    sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
+async def test_with_events_off_the_copier_stops_reading_after_its_drain_window(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    engine = engine_of(sessions)
+    assert engine is not None
     copies = _copies(engine)
     hub = EventHub(
         sessions, Outbox(sessions, retention=timedelta(days=1)), nats=False, interval_s=0.05, drain_s=0.3
