@@ -242,6 +242,7 @@ class Container:
             max_attempts=settings.webhook_max_attempts,
             timeout_s=settings.webhook_timeout_s,
             concurrency=settings.webhook_concurrency,
+            hooks_active=lambda: events.hooks,
         )
         events.notify(webhook_dispatcher.wake)
         container = cls(

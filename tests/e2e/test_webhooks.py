@@ -444,3 +444,25 @@ async def test_a_budget_running_out_reaches_the_tenants_webhook(gw: GatewayEnv) 
         assert event["data"]["budget_id"] == budget["id"] and event["data"]["budget_name"] == "tiny"
         assert event["data"]["action"] == "block" and event["data"]["amount_usd"] == 0.000001
         await ok(await gw.http.delete(f"{HOOKS}/{hook['id']}", headers=admin_of(gw, "acme")), 204)
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_webhook_switched_back_on_hears_the_very_next_call(tmp_path: Path) -> None:
+    """Activating a webhook turns events on at once, as creating one does: before, calls made in the
+    couple of seconds until the hub's next check produced no event, and the webhook never heard of
+    them."""
+    async with gateway(tmp_path) as env, receiver() as rec:
+        admin = admin_of(env, "acme")
+        body = {"url": rec.url, "event_types": ["model.request.completed"], "active": False}
+        hook = await ok(await env.http.post(HOOKS, json=body, headers=admin), 201)
+        rec.secret = hook["secret"]
+        await env.container.events.check_webhooks()  # the hub's periodic check: no active webhook
+        assert env.container.events.on is False
+        patched = await env.http.patch(f"{HOOKS}/{hook['id']}", json={"active": True}, headers=admin)
+        await ok(patched)
+        raw = await env.openai().chat.completions.with_raw_response.create(
+            model="oai/gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
+        )
+        message_id = raw.headers["x-turnout-message-id"]
+        await until(lambda: any(e["data"].get("request_id") == message_id for e in rec.events.values()))
+        assert not rec.bad

@@ -29,8 +29,7 @@ async def wal_sizes(tmp_path: Path, checkpointer: bool) -> tuple[int, int]:
         for _ in range(2):
             for _ in range(20):  # 20 commits of ~40 pages each
                 await hop.transaction(lambda c: c.execute(insert(ROWS), [{"v": "x" * 400}] * 400))
-            runs = checkpoints.runs
-            while checkpointer and checkpoints.runs < runs + 2:  # one full checkpoint after the burst
+            while checkpointer and not checkpoints.caught_up():  # one full checkpoint after the burst
                 await asyncio.sleep(0.01)
             sizes.append((tmp_path / "wal.db-wal").stat().st_size)
     finally:
@@ -73,3 +72,28 @@ async def test_a_failing_checkpoint_is_logged_once_not_every_interval(tmp_path: 
     failures = [entry for entry in logs if entry["event"] == "wal_checkpoint_failed"]
     assert len(failures) == 2  # the loop's first failure, then the final one at stop
     assert failures[0]["error_type"] == "OperationalError"
+
+
+async def test_an_idle_database_is_not_checkpointed_every_interval(tmp_path: Path) -> None:
+    """A checkpoint runs when the WAL has changed since the last complete one: an idle gateway used
+    to hop to a thread and run ``PRAGMA wal_checkpoint`` ten times a second, forever."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/idle.db")
+    async with engine.begin() as connection:
+        await connection.run_sync(ROWS.metadata.create_all)
+    hop, checkpoints = OneHop(engine), WalCheckpointer(engine, interval_s=0.01)
+    await checkpoints.start()
+    try:
+        await hop.transaction(lambda c: c.execute(insert(ROWS), [{"v": "x"}]))
+        await asyncio.sleep(0.1)
+        assert checkpoints.caught_up()
+        settled = checkpoints.runs
+        await asyncio.sleep(0.3)  # 30 intervals, nothing written
+        assert checkpoints.runs == settled, f"{checkpoints.runs - settled} checkpoints of an unchanged WAL"
+        await hop.transaction(lambda c: c.execute(insert(ROWS), [{"v": "y"}]))
+        assert not checkpoints.caught_up()
+        await asyncio.sleep(0.1)
+        assert checkpoints.runs > settled and checkpoints.caught_up(), "a write is checkpointed again"
+    finally:
+        await checkpoints.stop()
+        await hop.dispose()
+        await engine.dispose()

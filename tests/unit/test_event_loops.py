@@ -5,7 +5,8 @@ ended (a gateway's shutdown hung; the NATS commands test timed out after 120 s a
 three). And the copier leaves the database alone while no one can receive events: with no NATS and
 no active webhook, an idle gateway used to run a transaction on the messages table five times a
 second, forever; it still copies what was flagged before events went off (and, at start, what a
-previous run left flagged) for a drain window, and every round while events are on."""
+previous run left flagged) for a drain window, and every round while events are on. Likewise the
+webhook dispatcher, with no active webhook anywhere, polls at its idle pace, not five times a second."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -23,6 +25,8 @@ from tests.live_server import free_port
 from turnout.events.hub import EventHub
 from turnout.events.nats import NatsEvents
 from turnout.events.outbox import Outbox
+from turnout.events.webhook_delivery import WebhookDispatcher
+from turnout.secrets.local import LocalSecretStore
 from turnout.store.db import make_engine, make_sessionmaker
 from turnout.store.schema import Base
 from turnout.store.sqlite.gate import engine_of
@@ -52,12 +56,13 @@ async def test_a_wake_up_in_the_turn_of_the_stop_does_not_keep_the_loops_running
         await asyncio.wait_for(asyncio.gather(hub.stop(), publisher.stop()), 5)
 
 
-def _copies(engine: AsyncEngine) -> list[str]:
-    """The outbox copier's reads of flagged call records, as the engine runs them."""
+def _reads(engine: AsyncEngine, column: str) -> list[str]:
+    """The SELECTs naming ``column`` that ``engine`` runs from now on: ``event_pending``, the outbox
+    copier's reads of flagged call records; ``hooks_pending``, the webhook dispatcher's fan-outs."""
     seen: list[str] = []
 
     def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "event_pending" in statement and statement.lstrip().upper().startswith("SELECT"):
+        if column in statement and statement.lstrip().upper().startswith("SELECT"):
             seen.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", before)
@@ -69,7 +74,7 @@ async def test_with_events_off_the_copier_stops_reading_after_its_drain_window(
 ) -> None:
     engine = engine_of(sessions)
     assert engine is not None
-    copies = _copies(engine)
+    copies = _reads(engine, "event_pending")
     hub = EventHub(
         sessions, Outbox(sessions, retention=timedelta(days=1)), nats=False, interval_s=0.05, drain_s=0.3
     )
@@ -85,3 +90,35 @@ async def test_with_events_off_the_copier_stops_reading_after_its_drain_window(
         assert len(copies) >= settled + 3
     finally:
         await hub.stop()
+
+
+async def test_with_no_active_webhook_the_dispatcher_polls_at_its_idle_pace(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """An idle gateway's dispatcher used to fan out and claim deliveries five times a second, with no
+    webhook anywhere to deliver to; now it looks once per idle interval until a webhook is active
+    (or something wakes it: the copier, a test event, a retry by hand)."""
+    engine = engine_of(sessions)
+    assert engine is not None
+    reads = _reads(engine, "hooks_pending")
+    active = False
+    dispatcher = WebhookDispatcher(
+        sessions,
+        LocalSecretStore(sessions, b"k" * 32),
+        aiohttp.ClientSession,
+        allow_private=True,
+        interval_s=0.05,
+        idle_interval_s=0.5,
+        hooks_active=lambda: active,
+    )
+    await dispatcher.start()
+    try:
+        await asyncio.sleep(1.1)  # 22 rounds at the busy pace; 3 at the idle one
+        assert 1 <= len(reads) <= 3, f"{len(reads)} fan-out reads in 1.1 s with no active webhook"
+        idle = len(reads)
+        active = True
+        dispatcher.wake()  # the hub wakes its sinks when it finds an active webhook
+        await asyncio.sleep(0.5)
+        assert len(reads) >= idle + 6, "with a webhook active the dispatcher polls at its busy pace"
+    finally:
+        await dispatcher.stop()

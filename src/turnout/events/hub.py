@@ -52,7 +52,8 @@ class EventHub:
         self._nats = nats
         self._interval_s = interval_s
         self._drain_s = drain_s
-        self.on = nats  # do calls produce events? (webhooks switch it on too, see _check_webhooks)
+        self.on = nats  # do calls produce events? (webhooks switch it on too, see check_webhooks)
+        self.hooks = False  # is any tenant's webhook active? (the webhook dispatcher's pace)
         self._wakers: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -67,13 +68,19 @@ class EventHub:
     def subscribed(self) -> None:
         """A webhook was just made here: calls produce events from now on (the other replicas
         follow at their next check)."""
-        self.on = True
+        self.on = self.hooks = True
 
     async def check_webhooks(self) -> None:
-        """Switch events on while any tenant has an active webhook (always on with NATS)."""
+        """Switch events on while any tenant has an active webhook (always on with NATS); when one
+        appears (made on another replica), wake the sinks so the dispatcher picks up its pace."""
         async with self._sessions() as session:
             found = await session.scalar(select(Webhook.id).where(Webhook.active.is_(True)).limit(1))
-        self.on = self._nats or found is not None
+        appeared = found is not None and not self.hooks
+        self.hooks = found is not None
+        self.on = self._nats or self.hooks
+        if appeared:
+            for waker in self._wakers:
+                waker()
 
     def start(self) -> None:
         if self._task is None:

@@ -104,6 +104,8 @@ class WebhookDispatcher:
         timeout_s: float = 10.0,
         concurrency: int = 16,
         interval_s: float = 0.2,
+        idle_interval_s: float = 2.0,
+        hooks_active: Callable[[], bool] | None = None,
         batch: int = 200,
     ) -> None:
         self._sessions = sessions
@@ -116,6 +118,8 @@ class WebhookDispatcher:
         self._timeout_s = timeout_s
         self._concurrency = concurrency
         self._interval_s = interval_s
+        self._idle_interval_s = idle_interval_s
+        self._hooks_active = hooks_active  # the events hub's: is any webhook active? (None: assume so)
         self._batch = batch
         engine = engine_of(sessions)
         self._dialect = engine.dialect.name if engine is not None else "sqlite"
@@ -157,8 +161,17 @@ class WebhookDispatcher:
             except Exception as exc:  # the database is down, say: try again next tick
                 log.warning("webhook_dispatch_failed", error_type=type(exc).__name__, error=str(exc)[:200])
             if not more:
-                await wait_event(self._wake, self._interval_s)
+                await wait_event(self._wake, self._pace())
             self._wake.clear()
+
+    def _pace(self) -> float:
+        """Seconds to the next tick unless woken: ``interval_s`` while a webhook is active or a
+        request is in flight; otherwise ``idle_interval_s``, since with no active webhook anywhere
+        a tick only clears the fan-out flag of events no one receives (the sync's, the budgets'),
+        and whatever arrives for a webhook wakes the loop (the copier, a test, a retry by hand)."""
+        if self._inflight or self._hooks_active is None or self._hooks_active():
+            return self._interval_s
+        return self._idle_interval_s
 
     async def run_once(self) -> bool:
         """One tick: fan out a batch, start the due deliveries there is room for. True when a

@@ -317,6 +317,7 @@ class WebhookService:
                 setattr(hook, name, value)
             hook.updated_at = utcnow()
         if changes.get("active"):
+            self.subscribed()  # calls produce events from now on, as when one is created
             self.wake()  # deliveries held while it was inactive may leave now
         return _out(hook)
 

@@ -11,11 +11,15 @@ to its size. Feedback at 500 ratings/s on a slow 2-core VM (``bench/feedback.py`
 37.8 ms with SQLite's own checkpoints (7 runs), 28.0 ms with one every 0.1 s (8 runs, 19-42 ms);
 one every second did no better (42 and 47 ms). The checkpoints run on a ``PoliteWorker``'s thread,
 which yields the CPU to the event loop, unless the WAL has grown past ``URGENT_FRAMES``.
+A round whose WAL file is unchanged (size and modification time) since a checkpoint that copied
+all of it back is skipped, up to ``MAX_SKIPS`` in a row: an idle gateway used to hop to a thread
+and checkpoint ten times a second for nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import NamedTuple
 
 import structlog
@@ -27,6 +31,9 @@ from turnout.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 URGENT_FRAMES = 4000  # a WAL this long means polite checkpoints fall behind: run them at normal priority
+# an unchanged WAL is still checkpointed every this many rounds: a write within the file system's
+# timestamp tick that left the size as it was (a WAL restarted from its start) is not missed for long
+MAX_SKIPS = 50
 
 
 class Checkpoint(NamedTuple):
@@ -47,6 +54,9 @@ class WalCheckpointer:
         self.worker = PoliteWorker("wal-checkpoint")
         self._wal_frames = 0
         self.runs = 0
+        database = self._twin.url.database if self._twin is not None else None
+        self._wal_path = f"{database}-wal" if database else None
+        self._clean: tuple[int, int] | None = None  # the WAL's stamp when a checkpoint left it all copied
 
     @property
     def active(self) -> bool:
@@ -80,6 +90,20 @@ class WalCheckpointer:
         self.runs += 1
         return result
 
+    def _stamp(self) -> tuple[int, int] | None:
+        """The WAL file's modification time and size (None when it cannot be read)."""
+        if self._wal_path is None:
+            return None
+        try:
+            stat = os.stat(self._wal_path)
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def caught_up(self) -> bool:
+        """The last checkpoint copied the whole WAL back and nothing was written since."""
+        return self._clean is not None and self._stamp() == self._clean
+
     def _blocking_checkpoint(self) -> Checkpoint:
         assert self._twin is not None
         with self._twin.connect() as connection:
@@ -89,15 +113,24 @@ class WalCheckpointer:
 
     async def _loop(self) -> None:
         failing = False  # log the first failure and the recovery, not ten warnings a second
+        skipped = 0
         while True:
             await asyncio.sleep(self._interval_s)
+            stamp = self._stamp()
+            if stamp is not None and stamp == self._clean and skipped < MAX_SKIPS:
+                skipped += 1
+                continue
+            skipped = 0
+            self._clean = None
             try:
-                await self.checkpoint()
+                result = await self.checkpoint()
             except Exception as exc:  # a locked or missing file: try again next interval
                 if not failing:
                     log.warning("wal_checkpoint_failed", error_type=type(exc).__name__)
                 failing = True
             else:
+                if result is not None and not result.busy and result.checkpointed >= result.log_frames:
+                    self._clean = stamp  # taken before: a write during the checkpoint changes it
                 if failing:
                     log.info("wal_checkpoint_recovered")
                 failing = False
