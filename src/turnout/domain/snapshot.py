@@ -309,15 +309,28 @@ def _revoke(snap: Snapshot, key_ids: Sequence[str]) -> Snapshot:
     return dataclasses.replace(snap, keys=keys)
 
 
+def _probe_query() -> Select[Any]:
+    """One statement of scalar subqueries: each watched table's row count and newest stamp, and the
+    revoked keys' count. A change to any of them (another replica's write) means a rebuild."""
+    stamps = (
+        Provider.updated_at, Model.updated_at, Agent.updated_at, ApiKey.created_at,
+        AgentModelConfig.enabled_at, RoutingPolicy.updated_at, SettingEntry.updated_at,
+        Budget.updated_at, RateLimit.updated_at, DeploymentGroup.updated_at,
+    )  # fmt: skip
+    columns: list[Any] = []
+    for stamp in stamps:
+        columns.append(select(func.count()).select_from(stamp.class_).scalar_subquery())
+        columns.append(select(func.max(stamp)).scalar_subquery())
+    columns.append(select(func.count()).where(ApiKey.revoked_at.is_not(None)).scalar_subquery())
+    return select(*columns)
+
+
+_PROBE = _probe_query()
+
+
 async def _probe(session: AsyncSession) -> tuple[Any, ...]:
-    values: list[Any] = []
-    stamps = (Provider.updated_at, Model.updated_at, Agent.updated_at, ApiKey.created_at)
-    more = (AgentModelConfig.enabled_at, RoutingPolicy.updated_at, SettingEntry.updated_at, Budget.updated_at)
-    for stamp in (*stamps, *more, RateLimit.updated_at, DeploymentGroup.updated_at):
-        row = (await session.execute(select(func.count(), func.max(stamp)))).one()
-        values.extend(row)
-    revoked = await session.scalar(select(func.count()).where(ApiKey.revoked_at.is_not(None)))
-    return (*values, revoked)
+    """What the poll compares from one round to the next (one round trip: it used to be twelve)."""
+    return tuple((await session.execute(_PROBE)).one())
 
 
 async def _build(session: AsyncSession) -> Snapshot:
