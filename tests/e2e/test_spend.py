@@ -161,6 +161,37 @@ async def test_spend_totals_equal_the_records_per_group_and_overall(env: Gateway
     assert Decimal(total["estimated_cost_usd"]) == estimated and 0 < total["estimated_share"] < 1
 
 
+async def test_a_report_comes_in_pages_whose_rows_add_up_to_the_whole(env: GatewayEnv) -> None:
+    """``limit`` and ``offset`` page the rows (1,000 a page unless asked: a report by key and day
+    over a year can hold millions); every page carries the total of all rows and how many there are,
+    and the pages, in order, are the whole report. CSV, an export, holds every row unless paged."""
+    await _make_calls(env)
+    groups = len({(r.tenant_id, r.model) for r in await _rows(env, 6)})
+    assert groups >= 4
+    params = {"group_by": "tenant,model"}
+    whole = await _ok(await env.http.get(SPEND, params=params, headers=env.admin))
+    assert whole["row_count"] == len(whole["rows"]) == groups and whole["has_more"] is False
+    assert (whole["offset"], whole["limit"]) == (0, 1000)
+    pages, offset = [], 0
+    while True:
+        page = await _ok(
+            await env.http.get(SPEND, params={**params, "limit": 3, "offset": offset}, headers=env.admin)
+        )
+        assert page["total"] == whole["total"] and page["row_count"] == groups
+        assert len(page["rows"]) == min(3, groups - offset)
+        pages.extend(page["rows"])
+        offset += 3
+        assert page["has_more"] is (offset < groups)
+        if not page["has_more"]:
+            break
+    assert pages == whole["rows"]
+    beyond = await _ok(await env.http.get(SPEND, params={**params, "offset": 9}, headers=env.admin))
+    assert beyond["rows"] == [] and beyond["total"] == whole["total"]
+    csv_all = await env.http.get(SPEND, params={**params, "format": "csv"}, headers=env.admin)
+    csv_page = await env.http.get(SPEND, params={**params, "format": "csv", "limit": 1}, headers=env.admin)
+    assert len(csv_all.text.splitlines()) == 1 + groups and len(csv_page.text.splitlines()) == 2
+
+
 async def test_a_failed_call_is_counted_but_not_reported_unpriced(env: GatewayEnv) -> None:
     """``unpriced_calls`` names answered calls whose cost could not be worked out (a model with no
     price); a call that failed upstream, or was refused, cost nothing and is not one of them."""
@@ -256,6 +287,9 @@ async def test_a_tenant_admin_sees_only_their_tenants_spend(env: GatewayEnv) -> 
         ({"to": "9999-12-31T23:59:59-05:00"}, "to"),
         ({"from": "2026-02-01", "to": "2026-01-01"}, "from"),
         ({"format": "xml"}, "format"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "10001"}, "limit"),
+        ({"offset": "-1"}, "offset"),
     ],
 )
 async def test_bad_input_is_a_400_naming_the_field(

@@ -67,13 +67,31 @@ class SpendRow(BaseModel):
 
 
 class SpendReport(BaseModel):
-    """``GET /api/v2/spend``: the rows, ordered by their group, and their total."""
+    """``GET /api/v2/spend``: the rows, ordered by their group (a page of them: ``offset``,
+    ``limit``), and the total of all rows."""
 
     group_by: list[str]
     start: datetime | None = Field(serialization_alias="from")
     end: datetime | None = Field(serialization_alias="to")
     rows: list[SpendRow]
     total: SpendRow
+    row_count: int = Field(0, description="rows in the whole report, on every page")
+    offset: int = 0
+    limit: int | None = Field(None, description="rows a page holds at most (null: all)")
+    has_more: bool = Field(False, description="rows follow this page")
+
+    def page(self, offset: int, limit: int | None) -> SpendReport:
+        """The report with ``limit`` of its rows from ``offset`` (all from there when None); the
+        total and ``row_count`` still cover every row."""
+        end = None if limit is None else offset + limit
+        return self.model_copy(
+            update={
+                "rows": self.rows[offset:end],
+                "offset": offset,
+                "limit": limit,
+                "has_more": end is not None and end < len(self.rows),
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +231,7 @@ class SpendQueries:
             end=query.end,
             rows=found,
             total=_total(found),  # summed here: the rows and their total come from one statement
+            row_count=len(found),
         )
 
 
