@@ -10,9 +10,12 @@ matrix per fold and seed). Neighbours and the scores they pass on are the warm-u
 
 The similarity product is split: the most frequent terms (long posting lists) as a dense BLAS
 product, the rare ones as expanded pairs summed with ``bincount``; 5,608 prompts take about a
-second. Each row keeps its ``keep`` most similar other rows in order, so a fold's neighbours are
-the first ``k`` of them that are warm-up rows; the rare row whose list holds too few of them is
-recomputed exactly.
+second. Both are summed in float64 and the result rounded to float32: a float32 BLAS product gave
+one prompt's similarity to identical rows values an ulp apart, and different ones for one row alone
+(a matrix-vector kernel) than in a block (matrix-matrix), so ties were broken by the kernel, not by
+the lower index (numpy 2.4.6's OpenBLAS). Each row keeps its ``keep`` most similar other rows in
+order, so a fold's neighbours are the first ``k`` of them that are warm-up rows; the rare row
+whose list holds too few of them is recomputed exactly.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class TextIndex:
         column = np.full(len(vocab), -1)
         column[dense_terms] = np.arange(dense_terms.size)
         frequent = column[term] >= 0
-        self._dense = np.zeros((n, dense_terms.size), dtype=np.float32)
+        self._dense = np.zeros((n, dense_terms.size))
         self._dense[row[frequent], column[term[frequent]]] = weight[frequent]
         # rare terms: each row's (term, weight) list, and each term's posting list (rows, weights)
         rare_row, rare_term, rare_w = row[~frequent], term[~frequent], weight[~frequent]
@@ -80,7 +83,7 @@ class TextIndex:
             flat = local[pair_entry] * self.n + self._post_row[post]
             weights = self._row_w[entries][pair_entry] * self._post_w[post]
             out += np.bincount(flat, weights=weights, minlength=rows.size * self.n).reshape(rows.size, self.n)
-        return out
+        return out.astype(np.float32)
 
 
 class Neighbours:
