@@ -52,8 +52,7 @@ class EventHub:
         self._nats = nats
         self._interval_s = interval_s
         self._drain_s = drain_s
-        self.on = nats  # do calls produce events? (webhooks switch it on too, see check_webhooks)
-        self.hooks = False  # is any tenant's webhook active? (the webhook dispatcher's pace)
+        self.hooks = False  # is any tenant's webhook active? (see check_webhooks)
         self._wakers: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -65,10 +64,15 @@ class EventHub:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def on(self) -> bool:
+        """Do calls produce events? With NATS, or while some tenant has an active webhook."""
+        return self._nats or self.hooks
+
     def subscribed(self) -> None:
         """A webhook was just made here: calls produce events from now on (the other replicas
         follow at their next check)."""
-        self.on = self.hooks = True
+        self.hooks = True
 
     async def check_webhooks(self) -> None:
         """Switch events on while any tenant has an active webhook (always on with NATS); when one
@@ -77,7 +81,6 @@ class EventHub:
             found = await session.scalar(select(Webhook.id).where(Webhook.active.is_(True)).limit(1))
         appeared = found is not None and not self.hooks
         self.hooks = found is not None
-        self.on = self._nats or self.hooks
         if appeared:
             for waker in self._wakers:
                 waker()

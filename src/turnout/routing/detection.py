@@ -28,10 +28,12 @@ class TextClassifier(Protocol):
 class LearnedTasks(Protocol):
     """What ``detect_task`` needs from the tasks of an imported evaluation (``routing.task_model``)."""
 
-    min_probability: float
-
     def mixture(self, text: str) -> list[tuple[str, float]]:
         """The likeliest tasks of ``text`` with their probabilities, likeliest first (at least one)."""
+        ...
+
+    def sure_of(self, mixture: Sequence[tuple[str, float]]) -> tuple[str, float] | None:
+        """The mixture's likeliest task and its probability, or None where they are unsure."""
         ...
 
 
@@ -171,9 +173,9 @@ def detect_task(
     text = _text_of(last_user)
     if learned is not None and text:
         mixture = learned.mixture(text)
-        task, probability = mixture[0]
-        if probability >= learned.min_probability:
-            return result(task, "evaluation", CONFIDENCE["evaluation"] * probability)
+        taught = learned.sure_of(mixture)
+        if taught is not None:
+            return result(taught[0], "evaluation", CONFIDENCE["evaluation"] * taught[1])
     found = maps.match_keywords(text) if text else None
     if found is not None:
         return result(found[0], "keyword", found[1])

@@ -448,8 +448,8 @@ def _detected(plan: _Plan, warm: np.ndarray, held: np.ndarray) -> tuple[Outcomes
     mixes: Mixes = {}
     for r, i in enumerate(held.tolist()):  # detect_task's rule
         mixture = model.mixture_of(probs[r])
-        task, probability = mixture[0]
-        tasks[i] = task if probability >= model.min_probability else plan.builtin[i]
+        taught = model.sure_of(mixture)
+        tasks[i] = taught[0] if taught is not None else plan.builtin[i]
         mixes[i] = task_mix(mixture, str(tasks[i]))
     return replace(plan.outcomes, tasks=tasks), mixes
 

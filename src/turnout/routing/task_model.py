@@ -135,7 +135,12 @@ class TaskModel:
 
     def predict(self, text: str) -> tuple[str, float] | None:
         """The most likely task of ``text`` and its probability; None below ``min_probability``."""
-        task, probability = self.mixture(text)[0]
+        return self.sure_of(self.mixture(text))
+
+    def sure_of(self, mixture: Sequence[tuple[str, float]]) -> tuple[str, float] | None:
+        """A mixture's likeliest task and its probability, or None (abstain: built-in detection
+        decides) below ``min_probability``."""
+        task, probability = mixture[0]
         return (task, probability) if probability >= self.min_probability else None
 
     def mixture(self, text: str) -> list[tuple[str, float]]:
