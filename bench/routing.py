@@ -7,8 +7,10 @@ agent rates ~30 models a task, Zipf-weighted, plus the measured agent's 300) and
 of squares), so the store holds exactly what 10 million ``record`` calls would leave (up to the
 decay of their timestamps). Then 5,000 decisions for the measured agent, random task, one rating
 recorded every 10 decisions (live feedback), Thompson exploration on; then the same for the
-full ranking, a reused tuple, a plain list, and requests weighed over three tasks (``task_mix``, as an
-imported evaluation's learned tasks give them), one path at a time. Reports p50/p99/max and
+full ranking, a reused tuple, a plain list, requests weighed over three tasks (``task_mix``, as an
+imported evaluation's learned tasks give them), and requests with prompt features looked up in a
+full prompt memory (an evaluation's 5,600 rows over the 12 tasks, grading 50 of the agent's models,
+and a full ring of live ratings for every task), one path at a time. Reports p50/p99/max and
 the same-run baseline (sorting 1,000 floats), PASS/FAIL against p99 <= 1 ms.
 
     .venv/bin/python bench/routing.py [--decisions 5000] [--ratings 10000000]
@@ -26,6 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from turnout.routing.experience import ExperienceStore
+from turnout.routing.prompt_memory import LIVE_CAPACITY, MARKERS, PromptMemory
 from turnout.routing.router import CandidateSet, Router, RouterConfig
 from turnout.routing.types import Candidate, Decision, RouteRequest
 
@@ -81,6 +84,27 @@ def load_experience(
     return cells
 
 
+FEATURES, EVALUATION_ROWS, GRADED = 256 + MARKERS, 5_600, 50
+
+
+def prompt_memory(rng: np.random.Generator, ids: list[str]) -> PromptMemory:
+    """A full memory: an evaluation's rows over every task, grading 50 of the agent's models, and
+    a full ring of live ratings for every task."""
+    memory = PromptMemory()
+    vectors = rng.standard_normal((EVALUATION_ROWS, FEATURES)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    residuals = rng.normal(0.0, 0.2, (EVALUATION_ROWS, GRADED)).astype(np.float32)
+    memory.set_prior(
+        [TASKS[i % len(TASKS)] for i in range(EVALUATION_ROWS)], vectors, residuals, ids[:GRADED]
+    )
+    live = rng.standard_normal((LIVE_CAPACITY, FEATURES)).astype(np.float32)
+    live /= np.linalg.norm(live, axis=1, keepdims=True)
+    for task in TASKS:
+        for i in range(LIVE_CAPACITY):
+            memory.add("tenant-0", task, live[i], ids[i % len(ids)], float(rng.normal(0.0, 0.2)))
+    return memory
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
@@ -121,6 +145,10 @@ def main() -> None:
         for r in requests
     ]
     full_router = Router(router.experience, RouterConfig(max_ranked=None))
+    memory_router = Router(router.experience, router.config, prompt_memory(rng, candidates.ids))
+    unit = rng.standard_normal((args.decisions, FEATURES)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    remembered = [replace(r, prompt_vector=v) for r, v in zip(requests, unit, strict=True)]
     as_tuple, as_list = tuple(candidates), list(candidates)
     for request in requests[:200]:  # warm-up: caches of slots and fits
         router.rank(request, candidates)
@@ -130,11 +158,12 @@ def main() -> None:
         "tuple": (router, as_tuple),
         "list": (router, as_list),
         "mixed": (router, candidates),
+        "memory": (memory_router, candidates),
     }
     runs: dict[str, list[float]] = {name: [] for name in [*paths, "base"]}
     decision: Decision | None = None
     for name, (rt, cands) in paths.items():  # one path at a time: none pays for another's garbage
-        batch = {"list": requests[:500], "mixed": mixed}.get(name, requests)
+        batch = {"list": requests[:500], "mixed": mixed, "memory": remembered}.get(name, requests)
         for i, request in enumerate(batch):
             t = time.perf_counter_ns()
             decision = rt.rank(request, cands)
@@ -157,6 +186,7 @@ def main() -> None:
         "tuple": "same tuple each time",
         "list": "plain list (no caching)",
         "mixed": "CandidateSet, a mix of 3 tasks",
+        "memory": "CandidateSet, prompt memory",
     }
     for name, label in labels.items():
         lat = runs[name]
@@ -164,7 +194,7 @@ def main() -> None:
         print(f"  {label:34s} p50 {p50:.3f} ms  p99 {p99:.3f} ms  max {max(lat):.3f} ms  ({p50 / b50:.0f}x)")
     assert decision is not None
     print(f"  last: {len(decision.ranked)} ranked, {len(decision.filtered)} filtered; {decision.reason}")
-    for name in ("default", "mixed"):
+    for name in ("default", "mixed", "memory"):
         p99 = percentile(runs[name], 99)
         print(f"{'PASS' if p99 <= 1.0 else 'FAIL'}: p99 {p99:.3f} ms vs target 1 ms ({labels[name]})")
 

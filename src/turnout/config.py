@@ -195,6 +195,12 @@ class Settings(BaseSettings):
         default="auto", description="offline task classifier when keywords find nothing (needs the extra)"
     )
 
+    prompt_memory: bool = Field(
+        default=False,
+        description="route on the most similar rated prompts too, not only their task (needs the "
+        "classifier extra); off by default: it did not beat per-task routing on the bundled table",
+    )
+
     access_log: bool = Field(default=True, description="one JSON line per answered call (at log level INFO)")
     log_level: str = "INFO"
     log_json: bool = True

@@ -7,6 +7,7 @@ import functools
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -53,6 +54,7 @@ from turnout.routing.classifier import TaskClassifier
 from turnout.routing.deployments import DeploymentLoad
 from turnout.routing.experience import ExperienceStore
 from turnout.routing.priors import PriorLoader
+from turnout.routing.prompt_memory import PromptMemory
 from turnout.routing.router import Router, RouterConfig
 from turnout.routing.service import RoutingService
 from turnout.secrets import SecretStore, build_secret_store
@@ -157,6 +159,13 @@ class Container:
             if redis is None
             else RedisRpmLimiter(redis, settings.redis_prefix, down=settings.redis_down_limits)
         )
+        # the prompt memory reads the classifier's word vectors: without the extra there is none
+        prompt_encoder = TaskClassifier.if_available() if settings.prompt_memory else None
+        if settings.prompt_memory and prompt_encoder is None:
+            structlog.get_logger(__name__).warning(
+                "prompt_memory_unavailable", reason="needs the 'classifier' extra (word vectors)"
+            )
+        memory = PromptMemory() if prompt_encoder is not None else None
         router = Router(
             experience,
             RouterConfig(
@@ -165,6 +174,7 @@ class Container:
                 exploration=settings.routing_exploration,
                 cost_tradeoff=settings.routing_cost_tradeoff,
             ),
+            memory,
         )
         metrics = GatewayMetrics(key_labels=settings.metrics_key_labels) if settings.metrics else None
         outbox = Outbox(sessions, retention=timedelta(days=settings.events_retention_days))
@@ -191,6 +201,7 @@ class Container:
             classifier=classifier,
             load=load,
             priors=priors,
+            prompt_encoder=prompt_encoder,
         )
         seed = RecordSeed(sessions)
         ledger: Ledger = (
@@ -287,7 +298,7 @@ class Container:
             routing_admin=RoutingAdmin(sessions, snapshots, settings.routing_cost_tradeoff),
             recent=recent_decisions,
             feedback_sync=feedback_sync,
-            feedback=FeedbackService(sessions, experience, recent_messages, feedback_sync),
+            feedback=FeedbackService(sessions, experience, recent_messages, feedback_sync, memory),
             performance=PerformanceService(sessions, experience),
             sharing=ExperienceSharing(sessions, snapshots),
             checkpoints=WalCheckpointer(engine, settings.sqlite_checkpoint_interval_s),

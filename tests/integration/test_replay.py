@@ -235,3 +235,22 @@ def test_the_two_model_curve_sweeps_the_routers_price_of_cost(slices: tuple[Path
         eval_app, ["replay", "--outcomes", str(table), "--prices", str(DATA / "models.json"), "--curve"]
     )
     assert result.exit_code == 2 and "--two-model" in result.output
+
+
+def test_the_prompt_memory_is_replayed_on_request(slices: tuple[Path, Path]) -> None:
+    """--prompt-memory routes through the prompt memory: its warm-up rows are the memory's
+    evaluation rows and its own ratings join it; the report says so and is otherwise the same
+    report, with different choices from the same seeds."""
+    from turnout.routing.classifier import TaskClassifier
+
+    if not TaskClassifier.available():
+        pytest.skip("needs the 'classifier' extra (wordllama)")
+    table, _ = slices
+    args = ("--outcomes", str(table), "--folds", "2", "--shuffle", "--seeds", "1", "--answer-tokens", "50")
+    plain, remembered = run(*args), run(*args, "--prompt-memory")
+    assert (plain["settings"]["prompt_memory"], remembered["settings"]["prompt_memory"]) == (False, True)
+    assert any("prompt memory" in note for note in remembered["notes"])
+    check_baselines(remembered)
+    # the baselines are fitted on the same rows either way; the router's choices moved
+    assert remembered["policies"]["per_task"] == plain["policies"]["per_task"]
+    assert remembered["policies"]["greedy"] != plain["policies"]["greedy"]

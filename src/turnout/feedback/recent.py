@@ -22,6 +22,7 @@ class RatedTarget:
     model: str
     task_type: str
     created_at: datetime
+    prompt_vector: bytes | None = None  # the prompt's features, when the prompt memory routed it
 
 
 class RecentMessages:
@@ -29,7 +30,7 @@ class RecentMessages:
 
     def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[str, tuple[str, str | None, str, str, float]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[str, str | None, str, str, float, bytes | None]] = OrderedDict()
 
     def remember(
         self,
@@ -39,10 +40,11 @@ class RecentMessages:
         model: str,
         task_type: str,
         created: float,
+        prompt_vector: bytes | None = None,
     ) -> None:
         """Make an answer ratable (what ``get`` gives back as a RatedTarget); ``created`` in epoch
         seconds. Plain arguments, not a RatedTarget: the gateway calls this for every answer."""
-        self._items[message_id] = (tenant_id, agent_id, model, task_type, created)
+        self._items[message_id] = (tenant_id, agent_id, model, task_type, created, prompt_vector)
         if len(self._items) > self._capacity:
             self._items.popitem(last=False)
 
@@ -50,8 +52,10 @@ class RecentMessages:
         item = self._items.get(message_id)
         if item is None:
             return None
-        tenant, agent, model, task, created = item
-        return RatedTarget(message_id, tenant, agent, model, task, datetime.fromtimestamp(created, UTC))
+        tenant, agent, model, task, created, vector = item
+        return RatedTarget(
+            message_id, tenant, agent, model, task, datetime.fromtimestamp(created, UTC), vector
+        )
 
 
 class RecentDecisions:

@@ -415,6 +415,7 @@ class Gateway:
             )
         record.task_type = routed.detection.task_type
         record.agent_id = routed.agent_id
+        record.prompt_vector = routed.prompt_vector
         decision = orjson.dumps(decision_dict(routed))  # serialised once, for the record and the LRU
         record.decision = orjson.Fragment(decision)
         record.detected_tools = list(routed.detection.tools_used)
@@ -463,6 +464,7 @@ class Gateway:
                 record.model.id,
                 record.task_type or "general",
                 time.time(),
+                record.prompt_vector,
             )
 
     def _finish_stream(

@@ -52,6 +52,7 @@ class CallRecord:
     policy: str | None = None  # the routing policy that ranked the models (None: the caller named one)
     hold: Held | None = None  # what the call holds on budgets and rate limits until it is settled
     cache_hit: bool = False  # answered from the response cache: no provider called, nothing to pay
+    prompt_vector: bytes | None = None  # the prompt's features, when the prompt memory routed it
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:

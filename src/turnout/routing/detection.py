@@ -96,6 +96,18 @@ def _text_of(content: Any) -> str:
     return "\n".join(t for t in texts if isinstance(t, str))
 
 
+def last_user_text(body: Mapping[str, Any]) -> str:
+    """The text of the newest user message (or of a legacy ``prompt``): what the prompt memory
+    compares with rated prompts."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _text_of(body.get("prompt"))
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return ""
+
+
 def _pick(tasks: list[str]) -> str:
     """The most frequent task, ties to the first seen."""
     return max(dict.fromkeys(tasks), key=tasks.count)

@@ -49,6 +49,7 @@ from turnout.routing.evaluation import (
 from turnout.routing.evaluation_report import BASELINES, Pair, ReplayReport, SeedResult, render, summarize
 from turnout.routing.evaluation_text import Neighbours, TextIndex
 from turnout.routing.priors import add_priors, table_priors
+from turnout.routing.prompt_memory import PromptMemory, prompt_features, table_residuals
 from turnout.routing.router import CandidateSet, Router, RouterConfig
 from turnout.routing.task_model import HASH_DIMS, TaskModel
 from turnout.routing.types import Candidate, RouteRequest
@@ -195,6 +196,9 @@ class _Plan:
     truth: np.ndarray | None = None  # the table's own tasks (priors are kept under them)
     builtin: np.ndarray | None = None  # built-in detection of each row
     features: np.ndarray | None = None  # TaskModel features of each row
+    # --prompt-memory: each row's prompt features; the warm-up rows become the memory's evaluation
+    # rows and the router's own ratings its live rows, as in production
+    vectors: np.ndarray | None = None
 
 
 def replay(
@@ -215,6 +219,7 @@ def replay(
     knobs: Sequence[float] = (),
     workers: int = 1,
     on_seed: Callable[[int], None] | None = None,
+    prompt_memory: bool = False,
 ) -> ReplayReport:
     """Replay ``rows`` through fresh routers for seeds ``seed .. seed + seeds - 1`` and score the
     router and the baselines on the same held-out rows (see the module docstring).
@@ -222,7 +227,8 @@ def replay(
     ``router_config_for`` with ``knobs`` traces the router's two-model curve: each knob value's
     config replays every fold again (it must be picklable when ``workers`` > 1); without it the
     router's APGR and CPT come from its operating point alone. ``on_seed`` is called as each seed
-    finishes (progress)."""
+    finishes (progress). ``prompt_memory`` routes with a ``PromptMemory`` (it needs the word vectors
+    of the ``classifier`` extra)."""
     if mode not in ("bandit", "full"):
         raise ValueError("mode must be 'bandit' or 'full'")
     if not rows:
@@ -246,6 +252,16 @@ def replay(
             f"{'with' if encoder is not None else 'without'} word vectors) and labels a held-out row "
             "with them, or with built-in detection where unsure, and routes it on the learned tasks' "
             "mix as live requests are; priors keep the table's tasks"
+        )
+    vectors = None
+    if prompt_memory:
+        encoder = TaskClassifier.if_available()
+        if encoder is None:
+            raise ValueError("the prompt memory needs the word vectors: install the 'classifier' extra")
+        vectors = prompt_features([row.prompt for row in every], encoder)
+        notes.append(
+            "prompt memory: each fold's warm-up rows are the memory's evaluation rows, the router's "
+            "own ratings its live rows; a request's most similar rated prompts adjust its estimates"
         )
     replayed = np.arange(len(warmup), len(every))
     if n_folds is not None and np.unique(outcomes.groups[replayed]).size < n_folds:
@@ -277,7 +293,7 @@ def replay(
     plan = _Plan(
         outcomes, dict(prices), tokens, replayed, np.arange(len(warmup)), n_folds, shuffle, mode,
         answer_tokens, Neighbours(TextIndex([row.prompt for row in every])), config, strong,
-        router_config_for if knobs else None, tuple(knobs), truth, builtin, features,
+        router_config_for if knobs else None, tuple(knobs), truth, builtin, features, vectors,
     )  # fmt: skip
     results = _run(plan, list(range(seed, seed + seeds)), workers, on_seed)
     settings: dict[str, Any] = {
@@ -290,6 +306,7 @@ def replay(
         "warmup_rows": len(warmup),
         "baselines_fitted_on": "replayed rows (hindsight)" if hindsight else "warm-up rows",
         "knn_k": KNN_K,
+        "prompt_memory": prompt_memory,
     }
     return summarize(results, outcomes.tasks[replayed], settings, notes, pair)
 
@@ -465,11 +482,16 @@ def _route(
 ) -> np.ndarray:
     """A fresh router, warmed up with ``warm`` as priors, routes ``order`` learning from its
     ratings; returns the column of the model it chose for each row."""
-    router = Router(None, config)
+    ids = [PREFIX + name for name in o.models]
+    memory = None
+    if plan.vectors is not None:
+        memory = PromptMemory()
+        tasks = o.tasks[warm].tolist()
+        memory.set_prior(tasks, plan.vectors[warm], table_residuals(tasks, o.scores[warm]), ids)
+    router = Router(None, config, memory)
     store = router.experience
     catalog = scratch_catalog(plan.prices)
     column = {c.model_id: o.models.index(c.model_id.removeprefix(PREFIX)) for c in catalog}
-    ids = [PREFIX + name for name in o.models]
     priors = table_priors(
         ((o.tasks[i], dict(zip(o.models, o.scores[i].tolist(), strict=True))) for i in warm.tolist()),
         prefix=PREFIX,
@@ -480,6 +502,7 @@ def _route(
     full = plan.mode == "full"
     for pos, i in enumerate(order.tolist()):
         task = str(o.tasks[i])
+        vector = None if plan.vectors is None else plan.vectors[i]
         request = RouteRequest(
             TENANT,
             AGENT,
@@ -487,10 +510,15 @@ def _route(
             prompt_tokens=int(plan.tokens[i]),
             expected_output_tokens=plan.answer_tokens,
             task_mix=mixes.get(i, ()) if mixes else (),
+            prompt_vector=vector,
         )
         j = chosen[pos] = column[router.rank(request, catalog, rng=rng, now=clock).ranked[0].model_id]
         for r in range(len(ids)) if full else (j,):  # the tenant's own ratings, as feedback records them
-            store.record(TENANT, AGENT, task, ids[r], float(o.scores[i, r]), clock)
+            score = float(o.scores[i, r])
+            if memory is not None and vector is not None:  # as feedback does: against the estimate
+                before = store.estimate(TENANT, AGENT, task, ids[r], now=clock).prior_mean
+                memory.add(TENANT, task, vector, ids[r], score - before)
+            store.record(TENANT, AGENT, task, ids[r], score, clock)
         clock += STEP_S
     return chosen
 
@@ -540,6 +568,13 @@ def eval_replay(
             "its APGR and CPT, as the baselines sweep λ",
         ),
     ] = False,
+    prompt_memory: Annotated[
+        bool,
+        typer.Option(
+            "--prompt-memory/--no-prompt-memory",
+            help="route with the prompt memory: a request's most similar rated prompts adjust its estimates",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
 ) -> None:
     """Replay an outcomes table through the real router and compare it with baselines fitted on
@@ -559,7 +594,7 @@ def eval_replay(
                 warmup=load_outcomes(warmup) if warmup else (), answer_tokens=answer_tokens, seed=seed,
                 seeds=seeds, n_folds=folds, shuffle=shuffle, two_model=two_model, workers=workers,
                 router_config_for=tradeoff_config if curve else None, knobs=CURVE_TRADEOFFS if curve else (),
-                on_seed=lambda _s: progress.advance(bar),
+                on_seed=lambda _s: progress.advance(bar), prompt_memory=prompt_memory,
             )  # fmt: skip
         except (ValueError, KeyError) as exc:
             raise typer.BadParameter(str(exc), param_hint="--outcomes/--prices") from None

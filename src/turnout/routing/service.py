@@ -19,10 +19,12 @@ from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import ModelEntry, Snapshot
 from turnout.domain.task_maps import DEFAULT_MAPS
 from turnout.errors import Forbidden, InvalidRequest, NotFound
+from turnout.routing.classifier import TaskClassifier
 from turnout.routing.deployments import DeploymentLoad, plan_group
-from turnout.routing.detection import TextClassifier, detect_task
+from turnout.routing.detection import TextClassifier, detect_task, last_user_text
 from turnout.routing.plan import build_plan
 from turnout.routing.priors import PriorLoader
+from turnout.routing.prompt_memory import prompt_features
 from turnout.routing.router import CandidateSet, Router
 from turnout.routing.types import (
     Candidate,
@@ -58,6 +60,9 @@ class Routed:
     policy: str
     agent_id: str | None
     group: GroupRoute | None = None  # the deployment group the caller named, if any
+    # the prompt's features (float32 bytes) when the prompt memory routed it: a rating of the answer
+    # adds them to the memory
+    prompt_vector: bytes | None = None
 
 
 class Steer(Protocol):
@@ -80,8 +85,11 @@ class RoutingService:
         classifier: TextClassifier | None = None,
         load: DeploymentLoad | None = None,
         priors: PriorLoader | None = None,
+        prompt_encoder: TaskClassifier | None = None,
     ) -> None:
         self.router = router
+        # reads a prompt's features for the router's prompt memory (None: no features, no memory)
+        self.prompt_encoder = prompt_encoder if router.memory is not None else None
         self.priors = priors  # imported evaluations: their task classifier, when there is one
         self.load = load or DeploymentLoad()  # group members' load and latency, fed by failover
         self.classifier = classifier
@@ -127,8 +135,11 @@ class RoutingService:
             ranked = [_explicit(m) for m in plan]
             decision = Decision(detection.task_type, ranked, reason="model named by the caller")
             return Routed(detection, plan, decision, policy.name if policy else DEFAULT_POLICY, agent_id)
+        vector = self._prompt_vector(call)
         try:
-            decision = self.decide(snapshot, principal, call, detection, agent_id, policy, model_type)
+            decision = self.decide(
+                snapshot, principal, call, detection, agent_id, policy, model_type, prompt_vector=vector
+            )
         except (InvalidRequest, NotFound, Forbidden):
             raise
         except Exception as exc:  # SRS 7.4: the router failing must not fail the request
@@ -143,6 +154,8 @@ class RoutingService:
         plan = [snapshot.models[s.model_id] for s in decision.ranked[:MAX_PLAN]]
         plan += [m for m in self._fallbacks(snapshot, principal, call, agent_id) if m not in plan]
         routed = Routed(detection, plan, decision, policy.name if policy else DEFAULT_POLICY, agent_id)
+        if vector is not None:
+            routed.prompt_vector = vector.tobytes()
         if self.observe is not None:
             self.observe(routed)
         return routed
@@ -156,8 +169,11 @@ class RoutingService:
         agent_id: str | None,
         policy: PolicyView | None,
         model_type: str,
+        *,
+        prompt_vector: Any = None,
     ) -> Decision:
-        """Candidates -> filters -> scores (the part `explain` shows)."""
+        """Candidates -> filters -> scores (the part `explain` shows); ``prompt_vector``: the
+        prompt's features, for the router's prompt memory."""
         if snapshot.shared_experience is not self._shared:  # the sharing setting changed: a rare event
             self.router.experience.set_shared(snapshot.shared_experience)
             self._shared = snapshot.shared_experience
@@ -191,6 +207,7 @@ class RoutingService:
             explore=_explore_allowed(snapshot, principal.tenant_id, agent_id),
             cost_tradeoff=tradeoff,
             task_mix=detection.task_mix,
+            prompt_vector=prompt_vector,
         )
         decision = self.router.rank(request, candidates, rng=self._rng)
         tenant = principal.tenant_id  # a model open for this tenant only is skipped for it alone
@@ -207,6 +224,13 @@ class RoutingService:
                 decision.filtered += [(m, why) for m in cut]
             decision.reason = f"{decision.reason}; {why}" if decision.reason else why
         return decision
+
+    def _prompt_vector(self, call: ChatCall) -> Any:
+        """The features of the newest user message, when the prompt memory is on (else None)."""
+        if self.prompt_encoder is None:
+            return None
+        text = last_user_text(call.body)
+        return prompt_features([text], self.prompt_encoder)[0] if text else None
 
     def _candidates(
         self,

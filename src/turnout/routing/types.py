@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 DetectionSource = Literal["explicit", "tool", "attachment", "evaluation", "keyword", "classifier", "default"]
 
@@ -52,6 +52,9 @@ class RouteRequest:
     # the other tasks the request may be, with their probabilities (``task_type``'s is 1 - their sum):
     # the router weighs each task's experience by them instead of betting on the likeliest alone
     task_mix: tuple[tuple[str, float], ...] = ()
+    # the prompt's features (``prompt_memory.prompt_features``): its most similar rated prompts
+    # adjust the task's estimates; None without the word vectors or a memory
+    prompt_vector: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
