@@ -193,7 +193,7 @@ class Container:
         load = DeploymentLoad()  # deployment-group members' load: failover feeds it, routing reads it
         # imported evaluations (their prior experience and task classifier), kept by the feedback sync;
         # their classifier reads the word vectors whether or not the built-in one is on
-        priors = PriorLoader(experience, classifier or TaskClassifier.if_available())
+        priors = PriorLoader(experience, classifier or TaskClassifier.if_available(), memory)
         routing = RoutingService(
             router,
             breakers,

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pytest
 
 from tests.gateway_env import ANTHROPIC_MODEL, OPENAI_MODEL, OPENAI_MODEL_2, gateway
 from turnout.routing.priors import table_priors
@@ -232,3 +234,54 @@ async def test_a_prompt_between_two_learned_tasks_is_routed_on_both(tmp_path: Pa
         assert experience(both)[OPENAI_MODEL_2] > experience(both)[OPENAI_MODEL]
         reason = str(both["reason"])
         assert "experience of 'trivia' x0.6" in reason and "'logic-grid' x0.4" in reason
+
+
+async def test_an_imported_evaluation_fills_the_prompt_memory(tmp_path: Path) -> None:
+    """With the prompt memory on, an import's prompts join it on every gateway's poll: within one
+    task, new short questions go to the model the evaluation found best on short questions, and new
+    few-shot prompts to the one best on those, though per task the two are equal."""
+    from turnout.routing.classifier import TaskClassifier
+
+    if not TaskClassifier.available():
+        pytest.skip("needs the 'classifier' extra (wordllama)")
+
+    def short(n: int) -> str:
+        return f"What is the capital of country number {n}?"
+
+    def few_shot(n: int) -> str:
+        examples = "".join(f"Q: What is {a} plus {a + 1}?\nA: {2 * a + 1}\n" for a in range(n % 4 + 3))
+        return f"Answer like the examples.\n{examples}Q: Which river flows through city number {n}?\nA:"
+
+    async with gateway(tmp_path, feedback_sync_interval_s=0.2, prompt_memory=True) as gw:
+        models = sorted(gw.container.snapshots.current.models)
+        table = tmp_path / "shapes.jsonl"
+        with table.open("w", encoding="utf-8") as fh:
+            for n in range(40):
+                for prompt, best in ((short(n), OPENAI_MODEL), (few_shot(n), OPENAI_MODEL_2)):
+                    scores = {m: 0.95 if m == best else 0.1 for m in models}
+                    scores[OPENAI_MODEL if best == OPENAI_MODEL_2 else OPENAI_MODEL_2] = 0.05
+                    fh.write(json.dumps({"task": "quiz", "prompt": prompt, "scores": scores}) + "\n")
+        code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(table), "--source", "shapes")
+        assert code == 0, out
+        memory = gw.container.routing.router.memory
+        assert memory is not None
+        for _ in range(50):  # the gateway reads imports on its feedback poll (0.2 s here)
+            if (
+                memory.adjustment("acme", "quiz", np.ones(260, np.float32) / 260**0.5, [OPENAI_MODEL])
+                is not None
+            ):
+                break
+            await asyncio.sleep(0.1)
+
+        async def pick(text: str) -> str:
+            body = {"model": "auto", "task_type": "quiz", "messages": [{"role": "user", "content": text}]}
+            resp = await gw.http.post(
+                "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {gw.key}"}
+            )
+            assert resp.status_code == 200, resp.text
+            return resp.headers["x-turnout-model"]
+
+        short_picks = [await pick(short(n)) for n in range(100, 110)]
+        few_shot_picks = [await pick(few_shot(n)) for n in range(100, 110)]
+        assert short_picks.count(OPENAI_MODEL) >= 8, short_picks
+        assert few_shot_picks.count(OPENAI_MODEL_2) >= 8, few_shot_picks

@@ -8,7 +8,13 @@ import pytest
 
 from turnout.routing.classifier import TaskClassifier
 from turnout.routing.priors import add_priors, table_priors
-from turnout.routing.prompt_memory import STRENGTH, PromptMemory, prompt_features, table_residuals
+from turnout.routing.prompt_memory import (
+    STRENGTH,
+    EvaluationRows,
+    PromptMemory,
+    prompt_features,
+    table_residuals,
+)
 from turnout.routing.router import CandidateSet, Router, RouterConfig
 from turnout.routing.types import Candidate, RouteRequest
 
@@ -123,3 +129,26 @@ def test_the_router_tells_apart_two_shapes_of_one_task(encoder: TaskClassifier) 
         now=1_700_000_000.0,
     )
     assert decision.ranked[0].experience is not None and decision.ranked[0].experience > 0.55
+
+
+def test_evaluation_rows_survive_storage_and_several_imports_merge(encoder: TaskClassifier) -> None:
+    """What ``eval import`` stores and every gateway loads: a model a row did not grade stays
+    ungraded (it moves no estimate), and two imports' rows merge their model columns."""
+    first = EvaluationRows.of_table(
+        ["qa", "qa"], SHORT[:2], [{"m-a": 1.0, "m-b": 0.0}, {"m-a": 0.0}], encoder
+    )
+    assert first.model_ids == MODELS and np.isnan(first.residuals[1, 1])
+    assert first.residuals[:, 0].tolist() == [0.5, -0.5] and first.residuals[0, 1] == 0.0
+    loaded = EvaluationRows.from_bytes(first.to_bytes())
+    assert loaded.tasks == first.tasks and loaded.model_ids == first.model_ids
+    assert np.allclose(loaded.vectors, first.vectors, atol=1e-3)  # stored as float16
+    second = EvaluationRows.of_table(["code"], LONG[:1], [{"m-c": 0.7}], encoder)
+    merged = EvaluationRows.concat([loaded, second])
+    assert merged.model_ids == ["m-a", "m-b", "m-c"] and merged.tasks == ["qa", "qa", "code"]
+    assert np.isnan(merged.residuals[2, 0]) and np.isnan(merged.residuals[0, 2])
+    memory = PromptMemory(k=2, strength=1.0)
+    merged.into(memory)
+    got = memory.adjustment("t1", "qa", first.vectors[0], ["m-a", "m-b", "m-c"])
+    assert got is not None and got[0] > 0 and got[2] == 0.0
+    EvaluationRows.concat([]).into(memory)  # every import removed: nothing left
+    assert memory.adjustment("t1", "qa", first.vectors[0], ["m-a"]) is None

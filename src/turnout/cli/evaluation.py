@@ -19,6 +19,7 @@ from turnout.cli.errors import fail
 from turnout.config import Settings
 from turnout.routing.classifier import TaskClassifier
 from turnout.routing.priors import PriorCell, save_priors, table_priors
+from turnout.routing.prompt_memory import EvaluationRows
 from turnout.routing.replay import eval_app, load_outcomes
 from turnout.routing.task_model import TaskModel
 from turnout.store.db import make_engine, make_sessionmaker
@@ -66,22 +67,22 @@ def eval_import(
         rows = load_outcomes(outcomes)
         if not rows:
             raise ValueError(f"{outcomes.name}: the table has no rows")
-        cells = table_priors(
-            ((row.task, {mapping.get(n, prefix + n): s for n, s in row.scores.items()}) for row in rows),
-            weight=weight,
-        )
+        scores = [{mapping.get(n, prefix + n): s for n, s in row.scores.items()} for row in rows]
+        cells = table_priors(((row.task, s) for row, s in zip(rows, scores, strict=True)), weight=weight)
     except (ValueError, KeyError, TypeError) as exc:
         fail(f"unusable table: {exc}", code=2)  # names the file (and the line)
     name = source or outcomes.stem
     task_model = None
-    if learn_tasks and len({row.task for row in rows}) > 1:
-        task_model = TaskModel.train(
-            [row.prompt for row in rows], [row.task for row in rows], TaskClassifier.if_available()
-        )
+    encoder = TaskClassifier.if_available()
+    prompts, tasks = [row.prompt for row in rows], [row.task for row in rows]
+    if learn_tasks and len(set(tasks)) > 1:
+        task_model = TaskModel.train(prompts, tasks, encoder)
+    # for gateways with the prompt memory on (it needs the same word vectors)
+    prompt_rows = EvaluationRows.of_table(tasks, prompts, scores, encoder) if encoder is not None else None
     settings = Settings()
     upgrade_sync(settings.database_url)
     try:
-        unknown = asyncio.run(_save(settings, name, cells, task_model))
+        unknown = asyncio.run(_save(settings, name, cells, task_model, prompt_rows))
     except ValueError as exc:
         fail(str(exc), code=2)
     Console().print(_summary(name, len(rows), cells, unknown))
@@ -90,13 +91,18 @@ def eval_import(
 
 
 async def _save(
-    settings: Settings, source: str, cells: list[PriorCell], task_model: TaskModel | None
+    settings: Settings,
+    source: str,
+    cells: list[PriorCell],
+    task_model: TaskModel | None,
+    prompt_rows: EvaluationRows | None,
 ) -> list[str]:
-    """Store the cells and task model; returns the model ids the catalog does not have (yet)."""
+    """Store the cells, task model and prompt rows; returns the model ids the catalog does not have
+    (yet)."""
     engine = make_engine(settings.database_url)
     try:
         sessions = make_sessionmaker(engine)
-        await save_priors(sessions, source, cells, task_model)
+        await save_priors(sessions, source, cells, task_model, prompt_rows)
         async with sessions() as session:
             known = set((await session.execute(select(Model.id))).scalars())
     finally:

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.routing.classifier import TaskClassifier
 from turnout.routing.experience import ExperienceStore
+from turnout.routing.prompt_memory import EvaluationRows, PromptMemory
 from turnout.routing.task_model import TaskModel
-from turnout.store.priors import RoutingPrior, RoutingTaskModel
+from turnout.store.priors import RoutingPrior, RoutingPromptRows, RoutingTaskModel
 
 log = structlog.get_logger(__name__)
 
@@ -72,10 +73,11 @@ async def save_priors(
     source: str,
     cells: Sequence[PriorCell],
     task_model: TaskModel | None = None,
+    prompt_rows: EvaluationRows | None = None,
 ) -> datetime:
-    """Store ``cells`` (and the ``task_model`` trained on the same table) as the evaluation
-    ``source``, replacing what it had, in one transaction (replicas see the old set or the new one,
-    never a mix). Returns the import's time."""
+    """Store ``cells`` (and the ``task_model`` trained on the same table, and its ``prompt_rows``
+    for the prompt memory) as the evaluation ``source``, replacing what it had, in one transaction
+    (replicas see the old set or the new one, never a mix). Returns the import's time."""
     if not 1 <= len(source) <= 100:
         raise ValueError("source must be 1 to 100 characters")
     for cell in cells:
@@ -85,6 +87,9 @@ async def save_priors(
     async with sessions.begin() as session:
         await session.execute(delete(RoutingPrior).where(RoutingPrior.source == source))
         await session.execute(delete(RoutingTaskModel).where(RoutingTaskModel.source == source))
+        await session.execute(delete(RoutingPromptRows).where(RoutingPromptRows.source == source))
+        if prompt_rows is not None:
+            session.add(RoutingPromptRows(source=source, rows=prompt_rows.to_bytes(), imported_at=now))
         if task_model is not None:
             session.add(RoutingTaskModel(source=source, model=task_model.to_bytes(), trained_at=now))
         session.add_all(
@@ -109,9 +114,15 @@ class PriorLoader:
     its source's cells with a new time, in the transaction that stores its classifier, so the cells'
     count and latest time tell whether anything changed: one small query a poll."""
 
-    def __init__(self, store: ExperienceStore, encoder: TaskClassifier | None = None) -> None:
+    def __init__(
+        self,
+        store: ExperienceStore,
+        encoder: TaskClassifier | None = None,
+        memory: PromptMemory | None = None,
+    ) -> None:
         self._store = store
         self._encoder = encoder  # the word vectors a task model may need
+        self._memory = memory  # the router's prompt memory, when on: every import's prompts
         self._applied: dict[tuple[str, str, str], tuple[float, float, float, float]] = {}
         self._seen: tuple[int, datetime | None] | None = None
         self._model_at: datetime | None = None  # when the loaded task model was trained
@@ -147,7 +158,20 @@ class PriorLoader:
                 self._store.add_prior(cell[1], cell[2], *new)
         self._applied, self._seen = current, key
         await self._load_task_model(newest)
+        if self._memory is not None:
+            await self._load_prompt_rows(sessions, self._memory)
         return len(changed)
+
+    async def _load_prompt_rows(
+        self, sessions: async_sessionmaker[AsyncSession], memory: PromptMemory
+    ) -> None:
+        """Every import's prompts become the memory's evaluation rows (an import changed)."""
+        async with sessions() as session:
+            query = select(RoutingPromptRows).order_by(RoutingPromptRows.imported_at)
+            saved = [(row.source, row.rows) for row in (await session.execute(query)).scalars()]
+        rows = await asyncio.to_thread(_decoded, saved)  # megabytes of numpy: off the event loop
+        rows.into(memory)
+        log.info("prompt_rows_loaded", sources=len(saved), prompts=len(rows.tasks))
 
     async def _load_task_model(self, newest: RoutingTaskModel | None) -> None:
         trained_at = newest.trained_at if newest is not None else None
@@ -166,3 +190,18 @@ class PriorLoader:
             return
         self.task_model = model
         log.info("task_model_loaded", source=newest.source, tasks=len(model.labels))
+
+
+def _decoded(saved: Sequence[tuple[str, bytes]]) -> EvaluationRows:
+    """The imports' prompt rows as one set; an unreadable one is skipped (and logged), and where
+    imports were made with different word vectors, the newest one's width wins."""
+    parts = []
+    for source, data in saved:
+        try:
+            parts.append(EvaluationRows.from_bytes(data))
+        except (ValueError, OSError, KeyError) as exc:
+            log.warning("prompt_rows_unusable", source=source, error=str(exc))
+    if len({p.vectors.shape[1] for p in parts}) > 1:
+        log.warning("prompt_rows_mixed_features", kept=parts[-1].vectors.shape[1])
+        parts = [p for p in parts if p.vectors.shape[1] == parts[-1].vectors.shape[1]]
+    return EvaluationRows.concat(parts)

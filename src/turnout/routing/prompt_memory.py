@@ -24,8 +24,10 @@ A lookup is one matrix-vector product over the task's rows.
 
 from __future__ import annotations
 
+import io
 import math
 import re
+import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -67,12 +69,15 @@ def prompt_features(texts: Sequence[str], encoder: TaskClassifier) -> NDArray[np
 
 
 def table_residuals(tasks: Sequence[str], scores: NDArray[np.floating]) -> NDArray[np.float32]:
-    """Each row's scores less its task's mean score per model (an evaluation's residuals)."""
+    """Each row's scores less its task's mean score per model (an evaluation's residuals); nan
+    (not graded) stays nan and is left out of the means."""
     tasks_arr = np.asarray(tasks)
     out = np.zeros(scores.shape, dtype=np.float32)
     for task in np.unique(tasks_arr):
         rows = tasks_arr == task
-        out[rows] = scores[rows] - scores[rows].mean(axis=0)
+        with warnings.catch_warnings():  # a model no row of the task graded: its column stays nan
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[rows] = scores[rows] - np.nanmean(scores[rows], axis=0)
     return out
 
 
@@ -230,3 +235,71 @@ class PromptMemory:
                 self._lookups.clear()
             self._lookups[cache_key] = (len(self._columns), columns, unknown)
         return columns, unknown
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationRows:
+    """An evaluation's prompts as the memory holds them, and as ``eval import`` stores them:
+    task, features and residuals (nan: not graded) per row, residual columns by model id."""
+
+    tasks: list[str]
+    vectors: NDArray[np.float32]
+    residuals: NDArray[np.float32]
+    model_ids: list[str]
+
+    @classmethod
+    def of_table(
+        cls,
+        tasks: Sequence[str],
+        prompts: Sequence[str],
+        scores: Sequence[dict[str, float]],
+        encoder: TaskClassifier,
+    ) -> EvaluationRows:
+        """From a table's rows (each row's scores by model id; a model a row lacks was not graded
+        on it): residuals against each task's mean over the rows that graded the model."""
+        model_ids = sorted({m for row in scores for m in row})
+        column = {m: j for j, m in enumerate(model_ids)}
+        matrix = np.full((len(scores), len(model_ids)), np.nan)
+        for i, row in enumerate(scores):
+            for model_id, score in row.items():
+                matrix[i, column[model_id]] = score
+        return cls(list(tasks), prompt_features(prompts, encoder), table_residuals(tasks, matrix), model_ids)
+
+    @classmethod
+    def concat(cls, parts: Sequence[EvaluationRows]) -> EvaluationRows:
+        """Several evaluations' rows as one (their model columns merged)."""
+        model_ids = sorted({m for part in parts for m in part.model_ids})
+        column = {m: j for j, m in enumerate(model_ids)}
+        residuals = np.full((sum(len(p.tasks) for p in parts), len(model_ids)), np.nan, np.float32)
+        at = 0
+        for part in parts:
+            residuals[at : at + len(part.tasks), [column[m] for m in part.model_ids]] = part.residuals
+            at += len(part.tasks)
+        dims = parts[0].vectors.shape[1] if parts else 0
+        vectors = np.vstack([p.vectors for p in parts]) if parts else np.zeros((0, dims), np.float32)
+        return cls([t for p in parts for t in p.tasks], vectors, residuals, model_ids)
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            tasks=np.array(self.tasks),
+            vectors=self.vectors.astype(np.float16),  # half the size; similarities barely move
+            residuals=self.residuals,
+            model_ids=np.array(self.model_ids),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> EvaluationRows:
+        with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+            return cls(
+                [str(t) for t in saved["tasks"]],
+                saved["vectors"].astype(np.float32),
+                saved["residuals"].astype(np.float32),
+                [str(m) for m in saved["model_ids"]],
+            )
+
+    def into(self, memory: PromptMemory) -> None:
+        """Make these the memory's evaluation rows (replacing what it had)."""
+        memory.set_prior(self.tasks, self.vectors, self.residuals, self.model_ids)

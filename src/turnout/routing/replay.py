@@ -49,7 +49,7 @@ from turnout.routing.evaluation import (
 from turnout.routing.evaluation_report import BASELINES, Pair, ReplayReport, SeedResult, render, summarize
 from turnout.routing.evaluation_text import Neighbours, TextIndex
 from turnout.routing.priors import add_priors, table_priors
-from turnout.routing.prompt_memory import PromptMemory, prompt_features, table_residuals
+from turnout.routing.prompt_memory import EvaluationRows, PromptMemory, prompt_features, table_residuals
 from turnout.routing.router import CandidateSet, Router, RouterConfig
 from turnout.routing.task_model import HASH_DIMS, TaskModel
 from turnout.routing.types import Candidate, RouteRequest
@@ -486,8 +486,8 @@ def _route(
     memory = None
     if plan.vectors is not None:
         memory = PromptMemory()
-        tasks = o.tasks[warm].tolist()
-        memory.set_prior(tasks, plan.vectors[warm], table_residuals(tasks, o.scores[warm]), ids)
+        tasks = o.tasks[warm].tolist()  # eval import's path: its rows, residuals against its means
+        EvaluationRows(tasks, plan.vectors[warm], table_residuals(tasks, o.scores[warm]), ids).into(memory)
     router = Router(None, config, memory)
     store = router.experience
     catalog = scratch_catalog(plan.prices)

@@ -41,3 +41,14 @@ class RoutingTaskModel(Base):
     source: Mapped[str] = mapped_column(String(100), primary_key=True)
     model: Mapped[bytes] = mapped_column(LargeBinary)
     trained_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoutingPromptRows(Base):
+    """The evaluation ``source``'s prompts as the prompt memory holds them (``routing/
+    prompt_memory.EvaluationRows``, saved with numpy): task, features and residuals per prompt."""
+
+    __tablename__ = "routing_prompt_rows"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    rows: Mapped[bytes] = mapped_column(LargeBinary)
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
