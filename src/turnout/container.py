@@ -223,7 +223,7 @@ class Container:
             metrics.watch(breakers, records, spend, snapshots)
         recent_messages, recent_decisions = RecentMessages(), RecentDecisions()
         feedback_sync = FeedbackSync(
-            sessions, experience, interval_s=settings.feedback_sync_interval_s, priors=priors
+            sessions, experience, interval_s=settings.feedback_sync_interval_s, priors=priors, memory=memory
         )
         timeouts = TimeoutWheel()
         caller = Caller(

@@ -91,3 +91,56 @@ async def test_control_plane_changes_reach_the_other_replica(replicas: tuple[Con
     await _until(lambda: key.id in second.snapshots.current.keys)
     await first.agents.revoke_key("helper", key.id, admin)
     await _until(lambda: second.snapshots.current.keys[key.id].revoked)
+
+
+async def test_a_rated_prompt_joins_every_replicas_prompt_memory_and_survives_a_restart(
+    settings: Settings,
+) -> None:
+    """With the prompt memory on, a rating taken by the replica that answered stores the prompt's
+    features with it: the other replica adds the rated prompt to its memory on its next poll, and a
+    replica started later reads it back from the database."""
+    from turnout.routing.classifier import TaskClassifier
+    from turnout.routing.prompt_memory import prompt_features
+
+    encoder = TaskClassifier.if_available()
+    if encoder is None:
+        pytest.skip("needs the 'classifier' extra (wordllama)")
+    fast = settings.model_copy(update={"feedback_sync_interval_s": 0.2, "prompt_memory": True})
+    first, second = Container.build(fast), Container.build(fast)
+    await upgrade(first.engine)
+    await first.start()
+    await second.start()
+    later: Container | None = None
+    try:
+        vector = prompt_features(["What is the capital of country number 1?"], encoder)[0]
+        message_id = str(uuid.uuid4())
+        async with first.sessions.begin() as session:
+            session.add(
+                Message(
+                    id=message_id, tenant_id="acme", agent_id=None, model="p/m", dialect="openai",
+                    endpoint="chat", status="ok", http_status=200, task_type="qa", created_at=utcnow(),
+                )
+            )  # fmt: skip
+        # as the gateway does for an answer it routed with the memory on
+        first.gateway.recent.remember(message_id, "acme", None, "p/m", "qa", time.time(), vector.tobytes())
+        await first.feedback.rate(
+            message_id, FeedbackIn(rating=1.0), Principal("uma", "acme", frozenset({"user"}))
+        )
+
+        def lifted(replica: Container) -> bool:
+            memory = replica.routing.router.memory
+            assert memory is not None
+            got = memory.adjustment("acme", "qa", vector, ["p/m"])
+            return got is not None and got[0] > 0.0
+
+        assert lifted(first)
+        await _until(lambda: lifted(second))
+        later = Container.build(fast)
+        await later.start()
+        assert lifted(later), "a restarted replica lost the rated prompts"
+        memory = later.routing.router.memory
+        assert memory is not None and memory.adjustment("other-tenant", "qa", vector, ["p/m"]) is None
+    finally:
+        for replica in (later, second, first):
+            if replica is not None:
+                await replica.aclose()

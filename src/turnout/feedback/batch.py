@@ -94,6 +94,7 @@ def _target_columns(target: RatedTarget) -> dict[str, Any]:
         "model": target.model,
         "task_type": target.task_type,
         "message_created_at": target.created_at,
+        "prompt_vector": target.prompt_vector,
     }
 
 

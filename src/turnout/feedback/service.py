@@ -12,7 +12,6 @@ import time
 from datetime import datetime
 from typing import Any, Literal
 
-import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,7 +23,7 @@ from turnout.feedback.recent import RatedTarget, RecentMessages
 from turnout.feedback.sync import FeedbackSync
 from turnout.jsontypes import JsonObject
 from turnout.routing.experience import ExperienceStore
-from turnout.routing.prompt_memory import PromptMemory
+from turnout.routing.prompt_memory import PromptMemory, remember_rating
 from turnout.store.models import utcnow
 from turnout.store.sqlite.gate import engine_of, write_gate
 from turnout.store.sqlite.one_hop import OneHop
@@ -119,7 +118,10 @@ class FeedbackService:
             )
         replaced = self._sync.applied(message_id, body.rating, now.timestamp())
         if self._memory is not None and known is not None and known.prompt_vector and not replaced:
-            self._remember_prompt(known, body.rating, now.timestamp())
+            rated = (known.tenant_id, known.agent_id, known.task_type, known.model)
+            remember_rating(
+                self._memory, self._experience, rated, known.prompt_vector, body.rating, now.timestamp()
+            )
         self._experience.record(
             target.tenant_id,
             target.agent_id,
@@ -141,17 +143,6 @@ class FeedbackService:
             replaced=replaced[0] if replaced else None,
             recorded_at=now,
         )
-
-    def _remember_prompt(self, target: RatedTarget, rating: float, at: float) -> None:
-        """Add the rated prompt to the prompt memory, with the rating less the estimate it refines
-        (before the rating is recorded). Only the first rating of an answer: a replaced one would
-        count its prompt twice."""
-        assert self._memory is not None and target.prompt_vector is not None
-        before = self._experience.estimate(
-            target.tenant_id, target.agent_id, target.task_type, target.model, now=at
-        ).prior_mean
-        vector = np.frombuffer(target.prompt_vector, dtype=np.float32)
-        self._memory.add(target.tenant_id, target.task_type, vector, target.model, rating - before)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._mirror_loop(), name="feedback-mirror")

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.routing.experience import ExperienceStore
 from turnout.routing.priors import PriorLoader
+from turnout.routing.prompt_memory import PromptMemory, remember_rating
 from turnout.store.routing import Feedback
 from turnout.tasks import cancel_and_wait
 
@@ -38,9 +39,11 @@ class FeedbackSync:
         *,
         interval_s: float = 2.0,
         priors: PriorLoader | None = None,
+        memory: PromptMemory | None = None,
     ) -> None:
         self._sessions = sessions
         self._experience = experience
+        self._memory = memory  # the router's prompt memory, when on: rated prompts join it
         self._priors = priors or PriorLoader(experience)
         self._interval_s = interval_s
         self.replica_id = uuid.uuid4().hex  # ratings this replica took are applied locally, not re-read
@@ -82,6 +85,7 @@ class FeedbackSync:
                     Feedback.model,
                     Feedback.rating,
                     Feedback.updated_at,
+                    Feedback.prompt_vector,
                 )
                 .order_by(Feedback.updated_at, Feedback.message_id)
                 .limit(BATCH)
@@ -110,6 +114,9 @@ class FeedbackSync:
         previous = self._applied.get(row.message_id)
         if previous == (row.rating, at):
             return 0
+        if self._memory is not None and row.prompt_vector and previous is None:  # its first rating
+            rated = (row.tenant_id, row.agent_id, row.task_type, row.model)
+            remember_rating(self._memory, self._experience, rated, row.prompt_vector, row.rating, at)
         self._experience.record(
             row.tenant_id,
             row.agent_id,

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from turnout.routing.classifier import TaskClassifier
+from turnout.routing.experience import ExperienceStore
 
 K = 32
 STRENGTH = 16.0
@@ -235,6 +236,23 @@ class PromptMemory:
                 self._lookups.clear()
             self._lookups[cache_key] = (len(self._columns), columns, unknown)
         return columns, unknown
+
+
+def remember_rating(
+    memory: PromptMemory,
+    experience: ExperienceStore,
+    rated: tuple[str, str | None, str, str],
+    vector: bytes,
+    rating: float,
+    at: float,
+) -> None:
+    """Add a rated answer's prompt (``vector``: its features as float32 bytes) to ``memory``, with
+    the rating less the estimate it refines; call it before the rating reaches ``experience``.
+    ``rated``: (tenant, agent, task, model). The feedback service calls it for the ratings it takes,
+    the feedback sync for those other replicas took (and all of them at start-up)."""
+    tenant_id, agent_id, task, model_id = rated
+    before = experience.estimate(tenant_id, agent_id, task, model_id, now=at).prior_mean
+    memory.add(tenant_id, task, np.frombuffer(vector, dtype=np.float32), model_id, rating - before)
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,8 +135,9 @@ class RoutingService:
             ranked = [_explicit(m) for m in plan]
             decision = Decision(detection.task_type, ranked, reason="model named by the caller")
             return Routed(detection, plan, decision, policy.name if policy else DEFAULT_POLICY, agent_id)
-        vector = self._prompt_vector(call)
-        try:
+        vector = None
+        try:  # the prompt's features too: failing to read them must not fail the request either
+            vector = self._prompt_vector(call)
             decision = self.decide(
                 snapshot, principal, call, detection, agent_id, policy, model_type, prompt_vector=vector
             )

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
 )
@@ -103,5 +104,8 @@ class Feedback(Base):
     origin: Mapped[str] = mapped_column(String(36), default="")  # replica that took the rating
     message_created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the rated answer's prompt features (float32 bytes), when the prompt memory routed it: every
+    # replica adds the rated prompt to its memory (the first rating's; a re-rating keeps it)
+    prompt_vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
 
     __table_args__ = (Index("ix_feedback_updated", "updated_at"), Index("ix_feedback_tenant", "tenant_id"))
