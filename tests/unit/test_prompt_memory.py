@@ -129,6 +129,7 @@ def test_the_router_tells_apart_two_shapes_of_one_task(encoder: TaskClassifier) 
         now=1_700_000_000.0,
     )
     assert decision.ranked[0].experience is not None and decision.ranked[0].experience > 0.55
+    assert "similar rated prompts +0." in decision.reason, decision.reason
 
 
 def test_evaluation_rows_survive_storage_and_several_imports_merge(encoder: TaskClassifier) -> None:

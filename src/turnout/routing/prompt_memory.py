@@ -41,6 +41,7 @@ K = 32
 STRENGTH = 16.0
 LIVE_CAPACITY = 512
 MARKERS = 4
+MARKER_SCAN_CHARS = 4000
 _CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[;{}]\s*$", re.MULTILINE)
 _MATH = re.compile(r"\d\s*[-+*/^=]\s*\d|\\frac|\$[^$]+\$")
 _SHOT = re.compile(r"^(?:Q|Question|Problem|Input)\s*:", re.MULTILINE | re.IGNORECASE)
@@ -49,13 +50,14 @@ Vector = NDArray[np.float32]
 
 
 def _markers(text: str) -> list[float]:
-    """Prompt shape on a scale comparable to one word-vector dimension's spread."""
-    shots = len(_SHOT.findall(text))
+    """Prompt shape on a scale comparable to one word-vector dimension's spread; the patterns scan
+    the first ``MARKER_SCAN_CHARS`` only, so a huge prompt costs no more than a long one."""
+    head = text[:MARKER_SCAN_CHARS]
     return [
         math.log1p(len(text)) / 10.0,  # ~0.3 for a short question, ~0.9 for a long few-shot prompt
-        0.5 if _CODE.search(text) else 0.0,
-        0.5 if _MATH.search(text) else 0.0,
-        min(shots, 10) / 10.0,
+        0.5 if _CODE.search(head) else 0.0,
+        0.5 if _MATH.search(head) else 0.0,
+        min(len(_SHOT.findall(head)), 10) / 10.0,
     ]
 
 

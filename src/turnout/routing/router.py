@@ -201,6 +201,7 @@ class Router:
             drop(cost > max_cost, lambda i: f"estimated cost ${cost[i]:.6f} > max ${max_cost:g}")
         weights = task_weights(request)
         est = self._estimates(request, weights, cs, now, cache_key)
+        delta = None
         if self.memory is not None and request.prompt_vector is not None:
             delta = self.memory.adjustment(
                 request.tenant_id, request.task_type, request.prompt_vector, cs.ids, cache_key
@@ -278,6 +279,8 @@ class Router:
         reason = self._reason(task, ranked[0], has_exp, explored, len(filtered), cheaper_than, tradeoff)
         if has_exp and len(weights) > 1:  # the decision log names the tasks whose experience was weighed
             reason += "; experience of " + ", ".join(f"'{t}' x{w:.2f}" for t, w in weights)
+        if has_exp and delta is not None:  # the decision log shows what similar prompts did to it
+            reason += f"; similar rated prompts {float(delta[idx[top]]):+.3f}"
         return Decision(task, ranked, filtered, reason, explored)
 
     def _estimates(
