@@ -41,8 +41,8 @@ K = 32
 STRENGTH = 16.0
 LIVE_CAPACITY = 512
 MARKERS = 4
-MARKER_SCAN_CHARS = 4000
-_CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[;{}]\s*$", re.MULTILINE)
+MARKER_SCAN_CHARS = 2000
+_CODE = ("```", "def ", "class ", "return ", ";\n", "{\n", "}\n")  # substrings: a regex costs 5x
 _MATH = re.compile(r"\d\s*[-+*/^=]\s*\d|\\frac|\$[^$]+\$")
 _SHOT = re.compile(r"^(?:Q|Question|Problem|Input)\s*:", re.MULTILINE | re.IGNORECASE)
 
@@ -55,7 +55,7 @@ def _markers(text: str) -> list[float]:
     head = text[:MARKER_SCAN_CHARS]
     return [
         math.log1p(len(text)) / 10.0,  # ~0.3 for a short question, ~0.9 for a long few-shot prompt
-        0.5 if _CODE.search(head) else 0.0,
+        0.5 if any(cue in head for cue in _CODE) else 0.0,
         0.5 if _MATH.search(head) else 0.0,
         min(len(_SHOT.findall(head)), 10) / 10.0,
     ]
