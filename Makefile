@@ -64,7 +64,8 @@ bench-routing: $(STAMP)
 # issue 21's evaluation: 5-fold cross-validation by prompt, shuffled, 20 seeds, bandit mode; the router
 # beside baselines fitted on the same warm-up rows, with the task given, detected, and on two models
 # (RouteLLM's APGR/CPT, the router's from a sweep of its price of cost); the router with exploration
-# off beside it. About 25 minutes on 2 cores (14 of them the two-model curve); not part of `make test`.
+# off beside it; then the same seeds with the prompt memory. About 35 minutes on 2 cores (14 of them
+# the two-model curve); not part of `make test`.
 REPLAY_ARGS := --outcomes data/routing/outcomes-train.jsonl --prices data/routing/models.json \
 	--folds 5 --shuffle --seeds 20 --mode bandit --workers $(or $(REPLAY_WORKERS),2)
 
@@ -72,3 +73,4 @@ bench-replay: $(STAMP)
 	$(BIN)/turnout eval replay $(REPLAY_ARGS) --task-hint
 	$(BIN)/turnout eval replay $(REPLAY_ARGS) --detect
 	$(BIN)/turnout eval replay $(REPLAY_ARGS) --task-hint --two-model --curve
+	$(BIN)/turnout eval replay $(REPLAY_ARGS) --task-hint --prompt-memory
