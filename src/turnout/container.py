@@ -159,8 +159,11 @@ class Container:
             if redis is None
             else RedisRpmLimiter(redis, settings.redis_prefix, down=settings.redis_down_limits)
         )
-        # the prompt memory reads the classifier's word vectors: without the extra there is none
-        prompt_encoder = TaskClassifier.if_available() if settings.prompt_memory else None
+        classifier = TaskClassifier.if_available() if settings.task_classifier == "auto" else None
+        # one copy of the shipped word vectors (33 MB once read) serves the built-in classifier, an
+        # imported evaluation's tasks and the prompt memory; without the extra there is none
+        vectors = classifier or TaskClassifier.if_available()
+        prompt_encoder = vectors if settings.prompt_memory else None
         if settings.prompt_memory and prompt_encoder is None:
             structlog.get_logger(__name__).warning(
                 "prompt_memory_unavailable", reason="needs the 'classifier' extra (word vectors)"
@@ -189,11 +192,10 @@ class Container:
         sink: RecordSink = FlaggedSink(records, events)
         if metrics is not None:
             sink = ObservedSink(sink, metrics)
-        classifier = TaskClassifier.if_available() if settings.task_classifier == "auto" else None
         load = DeploymentLoad()  # deployment-group members' load: failover feeds it, routing reads it
         # imported evaluations (their prior experience and task classifier), kept by the feedback sync;
         # their classifier reads the word vectors whether or not the built-in one is on
-        priors = PriorLoader(experience, classifier or TaskClassifier.if_available(), memory)
+        priors = PriorLoader(experience, vectors, memory)
         routing = RoutingService(
             router,
             breakers,

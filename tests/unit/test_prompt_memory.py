@@ -153,3 +153,17 @@ def test_evaluation_rows_survive_storage_and_several_imports_merge(encoder: Task
     assert got is not None and got[0] > 0 and got[2] == 0.0
     EvaluationRows.concat([]).into(memory)  # every import removed: nothing left
     assert memory.adjustment("t1", "qa", first.vectors[0], ["m-a"]) is None
+
+
+def test_a_text_read_again_gets_the_same_vector_and_a_new_text_its_own(encoder: TaskClassifier) -> None:
+    """Detection and the prompt memory read one request's text in turn (the second read is served
+    from the first); a different text, or the same one in a batch, is never confused with it."""
+    short, long = SHORT[3], LONG[3]
+    first = encoder.embed([short])
+    assert np.array_equal(encoder.embed([short]), first)
+    other = encoder.embed([long])
+    assert not np.allclose(other, first)
+    assert np.allclose(encoder.embed([short, long]), np.vstack([first, other]), atol=1e-6)
+    again = encoder.embed([short])
+    again[0] += 1.0  # a caller changing its copy changes nothing kept
+    assert np.array_equal(encoder.embed([short]), first)

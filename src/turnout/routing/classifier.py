@@ -62,6 +62,9 @@ class TaskClassifier:
         self._lock = threading.Lock()
         self._encoder: tuple[Any, NDArray[np.float32]] | None = None
         self._head: tuple[NDArray[np.float32], NDArray[np.float32], list[str]] | None = None
+        # the last single text embedded and its vector: one request's text is read by detection
+        # (this classifier, an evaluation's tasks) and by the prompt memory, tokenized once
+        self._last: tuple[str, NDArray[np.float32]] | None = None
 
     @staticmethod
     def available(head_path: Path = HEAD_PATH) -> bool:
@@ -126,6 +129,10 @@ class TaskClassifier:
         tokenizer, vectors = self._load_encoder()
         out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
         clipped = [_clip(t) for t in texts]
+        last = self._last
+        if len(clipped) == 1 and last is not None and last[0] == clipped[0]:
+            out[0] = last[1]
+            return out
         if len(clipped) == 1:  # the per-request case: skip the batch machinery
             encodings = [tokenizer.encode(clipped[0], add_special_tokens=False)]
         else:
@@ -136,6 +143,8 @@ class TaskClassifier:
             if ids.size:
                 pooled = vectors[ids].mean(axis=0)
                 out[row] = pooled / (np.linalg.norm(pooled) or 1.0)
+        if len(clipped) == 1:
+            self._last = (clipped[0], out[0].copy())
         return out
 
     def probabilities(self, texts: Sequence[str]) -> NDArray[np.float32]:
