@@ -1,10 +1,11 @@
 """Task detection (FR-05): explicit > tools > attachments > (the tasks of an imported evaluation >)
 keywords (> classifier) > ``general``.
 
-``detect_task`` runs on every request, so it does one pass over the messages, scans only the last
-user message's text (its first and last ``KEYWORD_SCAN_CHARS``) with one precompiled regex, and
-never decodes attachment payloads: MIME types come from the head of data URLs, file names and
-``input_audio.format``. The maps it reads are ``turnout.domain.task_maps``.
+``detect_task`` runs on every request, so it does one pass over the messages (and a walk back to
+the newest user message, usually the last one), scans only that message's text (its first and last
+``KEYWORD_SCAN_CHARS``) with one precompiled regex, and never decodes attachment payloads: MIME
+types come from the head of data URLs, file names and ``input_audio.format``. The maps it reads are
+``turnout.domain.task_maps``.
 """
 
 from __future__ import annotations
@@ -97,14 +98,16 @@ def _text_of(content: Any) -> str:
 
 
 def last_user_text(body: Mapping[str, Any]) -> str:
-    """The text of the newest user message (or of a legacy ``prompt``): what the prompt memory
-    compares with rated prompts."""
+    """The text of the newest user message that has content (or of a legacy ``prompt``): what
+    keywords, classifiers and the prompt memory read."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return _text_of(body.get("prompt"))
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return _text_of(message.get("content"))
+            content = message.get("content")
+            if content is not None:
+                return _text_of(content)
     return ""
 
 
@@ -138,7 +141,6 @@ def detect_task(
     messages = messages if isinstance(messages, list) else []
     called: list[str] = []
     attachments: list[tuple[str, str, str]] = []  # from the newest message that has any
-    last_user: Any = None if messages else body.get("prompt")
     caps: set[str] = set()
     for message in reversed(messages):
         role = message.get("role") if isinstance(message, dict) else None
@@ -148,8 +150,6 @@ def detect_task(
             called[:0] = [n for c in names if (n := _tool_name(c))]
             continue
         content = message.get("content") if role else None
-        if role == "user" and last_user is None:
-            last_user = content
         if isinstance(content, list):
             parts = [a for p in content if isinstance(p, dict) and (a := _part_attachment(p)) is not None]
             caps.update(cap for cap, _, _ in parts if cap)
@@ -182,7 +182,7 @@ def detect_task(
     files = [t for _, mime, name in attachments if (t := maps.task_for_file(mime, name))]
     if files:
         return result(_pick(files), "attachment", CONFIDENCE["attachment"])
-    text = _text_of(last_user)
+    text = last_user_text(body)
     if learned is not None and text:
         mixture = learned.mixture(text)
         taught = learned.sure_of(mixture)

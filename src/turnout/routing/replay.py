@@ -49,7 +49,13 @@ from turnout.routing.evaluation import (
 from turnout.routing.evaluation_report import BASELINES, Pair, ReplayReport, SeedResult, render, summarize
 from turnout.routing.evaluation_text import Neighbours, TextIndex
 from turnout.routing.priors import add_priors, table_priors
-from turnout.routing.prompt_memory import EvaluationRows, PromptMemory, prompt_features, table_residuals
+from turnout.routing.prompt_memory import (
+    EvaluationRows,
+    PromptMemory,
+    prompt_features,
+    remember_rating,
+    table_residuals,
+)
 from turnout.routing.router import CandidateSet, Router, RouterConfig
 from turnout.routing.task_model import HASH_DIMS, TaskModel
 from turnout.routing.types import Candidate, RouteRequest
@@ -515,9 +521,8 @@ def _route(
         j = chosen[pos] = column[router.rank(request, catalog, rng=rng, now=clock).ranked[0].model_id]
         for r in range(len(ids)) if full else (j,):  # the tenant's own ratings, as feedback records them
             score = float(o.scores[i, r])
-            if memory is not None and vector is not None:  # as feedback does: against the estimate
-                before = store.estimate(TENANT, AGENT, task, ids[r], now=clock).prior_mean
-                memory.add(TENANT, task, vector, ids[r], score - before)
+            if memory is not None and vector is not None:  # as the feedback service does
+                remember_rating(memory, store, (TENANT, AGENT, task, ids[r]), vector.tobytes(), score, clock)
             store.record(TENANT, AGENT, task, ids[r], score, clock)
         clock += STEP_S
     return chosen
