@@ -85,3 +85,26 @@ async def test_explain_honours_a_top_level_agent_id(gw: GatewayEnv) -> None:  # 
     body = {"agent_id": "narrow", "messages": HELLO}
     explained = (await gw.http.post("/api/v2/routing/explain", json=body, headers=owner)).json()
     assert explained["agent_id"] == "narrow" and explained["plan"] == [OPENAI_MODEL], explained
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        # the OpenAI field on the native API: refused, not ignored (it routed as if no model were named)
+        ("/api/models/chat", {"model": OPENAI_MODEL, "messages": HELLO}, "model"),
+        ("/api/models/embeddings", {"model": "oai/text-embedding-3-small", "texts": ["hi"]}, "model"),
+        ("/api/models/chat", {"messages": HELLO, "task_type": 5}, "task_type"),  # was routed as general
+        ("/v1/chat/completions", {"model": "auto", "messages": HELLO, "task_type": ["code"]}, "task_type"),
+    ],
+)
+async def test_a_misnamed_or_mistyped_routing_field_is_refused_naming_it(
+    gw: GatewayEnv,  # noqa: F811
+    path: str,
+    body: dict[str, Any],
+    param: str,
+) -> None:
+    before = gw.upstream_calls()
+    answer = await gw.http.post(path, json=body, headers={"Authorization": f"Bearer {gw.key}"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == param
+    assert gw.upstream_calls() == before, "nothing was sent upstream"

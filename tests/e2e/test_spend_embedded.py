@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,38 @@ async def call(env: GatewayEnv, *, stream: bool = False) -> httpx.Response:
     return await env.http.post(
         "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {env.key}"}
     )
+
+
+PREMIUM = "oai/gpt-4o"
+
+
+async def make_premium(env: GatewayEnv) -> None:
+    """Pin gpt-4o to the premium tier, at the top priority: with no ratings, routing picks it."""
+    edited = await env.http.patch(
+        f"/api/v2/admin/models/{PREMIUM}", json={"cost_tier": "premium", "priority": 95}, headers=env.admin
+    )
+    assert edited.status_code == 200, edited.text
+    await env.container.snapshots.reload()
+
+
+async def _auto(env: GatewayEnv, max_tokens: int | None = 16) -> httpx.Response:
+    body: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    answer = await env.http.post(
+        "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {env.key}"}
+    )
+    assert answer.status_code == 200, answer.text
+    await env.container.spend.drain()
+    return answer
+
+
+async def _reason(env: GatewayEnv, answer: httpx.Response) -> str:
+    decision = await env.http.get(
+        f"/api/v2/routing/decisions/{answer.headers['x-turnout-message-id']}", headers=tenant_admin(env)
+    )
+    assert decision.status_code == 200, decision.text
+    return str(decision.json()["reason"])
 
 
 async def test_a_daily_budget_resets_at_midnight_utc(env: GatewayEnv) -> None:
@@ -121,15 +154,13 @@ async def test_budgets_are_tenant_scoped(env: GatewayEnv) -> None:
 
 
 async def test_a_pause_expensive_budget_takes_premium_models_out_of_routing(env: GatewayEnv) -> None:
+    await make_premium(env)
+    first = await _auto(env)
+    assert first.headers["x-turnout-model"] == PREMIUM
+    await env.records(1)  # what the budget below is seeded from: spent past its amount at once
     await budget(env, amount_usd=0.00000001, action="pause_expensive")
-    auto = {"model": "auto", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
-    headers = {"Authorization": f"Bearer {env.key}"}
-    first = await env.http.post("/v1/chat/completions", json=auto, headers=headers)
-    assert first.status_code == 200, "a pause_expensive budget never refuses"
-    snapshot = env.container.snapshots.current
     for _ in range(5):
-        answer = await env.http.post("/v1/chat/completions", json=auto, headers=headers)
-        assert snapshot.models[answer.headers["x-turnout-model"]].cost_tier != "premium"
+        assert (await _auto(env)).headers["x-turnout-model"] != PREMIUM
 
 
 @pytest.mark.parametrize(
@@ -264,3 +295,118 @@ async def test_a_downgrade_budget_ahead_of_its_pace_makes_routing_weigh_cost(env
 
     clock.now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)  # half the day gone: under its pace again
     assert (await auto()).headers["x-turnout-model"] == strong
+
+
+async def test_a_budget_spent_before_it_was_made_steers_the_first_call_until_it_is_raised(
+    env: GatewayEnv,
+) -> None:
+    """A pause_expensive budget set below what the tenant already spent today is used up at once:
+    the very first call routed after it leaves out the premium models, and the decision's reason
+    names the model it chose. Raising the amount above the spend lets them back in."""
+    for _ in range(2):
+        assert (await call(env)).status_code == 200
+    await env.container.spend.drain()
+    spent = sum(float(r.cost_usd or 0) for r in await env.records(2))
+    assert spent > 0
+    made = await budget(env, amount_usd=round(spent / 2, 8), action="pause_expensive")
+    assert made["remaining_usd"] == 0
+    await make_premium(env)
+    first = await _auto(env)
+    chosen = first.headers["x-turnout-model"]
+    assert chosen != PREMIUM, "the first call after the budget is already steered"
+    reason = await _reason(env, first)
+    assert f"{chosen} first" in reason and "used up" in reason
+    assert PREMIUM not in reason.split("used up")[0], reason
+    raised = await env.http.patch(
+        f"/api/v2/budgets/{made['id']}", json={"amount_usd": 100}, headers=tenant_admin(env)
+    )
+    assert raised.status_code == 200, raised.text
+    assert "used up" not in await _reason(env, await _auto(env)), "raised above its spend: no longer used up"
+
+
+async def test_a_downgrade_budget_is_used_up_by_what_was_spent_not_by_a_worst_case(env: GatewayEnv) -> None:
+    """Without max_tokens a premium model's worst case (4,096 output tokens) is far more than a
+    call costs: a budget it does not fit is not used up until its spend reaches the amount."""
+    await make_premium(env)
+    worst = 4096 * (env.container.snapshots.current.models[PREMIUM].pricing_output or 0) / 1e6
+    made = await budget(env, amount_usd=round(worst / 2, 8), action="downgrade")
+    answer = await _auto(env, max_tokens=None)
+    assert answer.headers["x-turnout-model"] == PREMIUM
+    assert "used up" not in await _reason(env, answer)
+    alerts = (await env.http.get("/api/v2/budgets/alerts", headers=tenant_admin(env))).json()["items"]
+    assert [a for a in alerts if a["budget_id"] == made["id"] and a["kind"] == "exhausted"] == []
+    shown = (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))).json()
+    assert 0 < shown["spent_usd"] < shown["amount_usd"]
+
+
+async def test_a_budget_counts_what_its_records_cost_to_the_last_digit(env: GatewayEnv) -> None:
+    """Each call's cost is a fraction of a micro-dollar's multiple: the budget's spent is the sum of
+    the records' costs exactly, not each rounded up to a whole micro-dollar."""
+    made = await budget(env, amount_usd=10)
+    for _ in range(5):
+        assert (await call(env)).status_code == 200
+    await env.container.spend.drain()
+    recorded = sum(Decimal(str(r.cost_usd or 0)) for r in await env.records(5))
+    shown = (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))).json()
+    assert Decimal(str(shown["spent_usd"])) == recorded
+    assert Decimal(str(shown["remaining_usd"])) == Decimal(10) - recorded
+
+
+async def test_a_call_larger_than_a_tokens_per_minute_limit_is_told_it_can_never_fit(env: GatewayEnv) -> None:
+    made = await env.http.post(
+        "/api/v2/limits", json={"scope": "tenant", "tpm": 100}, headers=tenant_admin(env)
+    )
+    assert made.status_code == 201, made.text
+    body = {"model": OPENAI_MODEL, "messages": [{"role": "user", "content": "hi"}]}  # no max_tokens
+    refused = await env.http.post(
+        "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {env.key}"}
+    )
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert "never fit" in error["message"] and error["param"] == "max_tokens"
+    assert "retry-after" not in refused.headers, "waiting cannot help"
+    assert refused.headers["x-ratelimit-limit-tokens"] == "100"
+    assert (await call(env)).status_code == 200, "with max_tokens 16 it fits"
+
+
+async def test_a_rate_limit_refusal_carries_openais_rate_limit_headers(env: GatewayEnv) -> None:
+    made = await env.http.post(
+        "/api/v2/limits", json={"scope": "tenant", "rpm": 1}, headers=tenant_admin(env)
+    )
+    assert made.status_code == 201, made.text
+    assert (await call(env)).status_code == 200
+    refused = await call(env)
+    assert refused.status_code == 429
+    assert refused.headers["x-ratelimit-limit-requests"] == "1"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert refused.headers["x-ratelimit-reset-requests"].endswith("s")
+    assert int(refused.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("budgets", {"amount_usd": True}, "amount_usd"),
+        ("budgets", {"amount_usd": "5"}, "amount_usd"),
+        ("budgets", {"amount_usd": 5, "alert_threshold": "0.5"}, "alert_threshold"),
+        ("limits", {"rpm": True}, "rpm"),
+        ("limits", {"tpm": "100"}, "tpm"),
+    ],
+)
+async def test_a_wrong_type_is_refused_not_coerced(
+    env: GatewayEnv, path: str, body: dict[str, Any], field: str
+) -> None:
+    base = {"name": "x", "scope": "tenant", "period": "daily"} if path == "budgets" else {"scope": "tenant"}
+    answer = await env.http.post(f"/api/v2/{path}", json={**base, **body}, headers=tenant_admin(env))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == field
+
+
+async def test_limit_errors_speak_of_limits(env: GatewayEnv) -> None:
+    other = await env.http.post(
+        "/api/v2/limits", json={"scope": "tenant", "scope_id": "globex", "rpm": 5}, headers=tenant_admin(env)
+    )
+    assert other.status_code == 403 and "rate limits" in other.json()["error"]["message"]
+    empty = await env.http.post("/api/v2/limits", json={"scope": "tenant"}, headers=tenant_admin(env))
+    assert empty.status_code == 400
+    assert empty.json()["error"]["message"].startswith("set at least one of rpm, tpm, max_concurrent")

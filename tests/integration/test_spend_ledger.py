@@ -61,7 +61,7 @@ async def ledger(request: pytest.FixtureRequest) -> AsyncIterator[Ledger]:
 async def test_a_block_budget_refuses_what_does_not_fit_and_settles_to_the_actual_cost(
     ledger: Ledger,
 ) -> None:
-    b = budget(0.001)  # 1000 micro-USD
+    b = budget(0.00001)  # 1000 units of 1e-8 USD
     h = hold(b)
     first = ask([h], [], 600)
     assert (await ledger.reserve(first)).refusal is None
@@ -75,20 +75,28 @@ async def test_a_block_budget_refuses_what_does_not_fit_and_settles_to_the_actua
 
 
 async def test_spent_starts_from_the_records_seed(ledger: Ledger) -> None:
-    b = budget(0.001)
+    b = budget(0.00001)
     seeds[b.id] = 900
     verdict = await ledger.reserve(ask([hold(b)], [], 200))
     assert verdict.refusal is not None, "900 already spent per the records: 200 more does not fit"
 
 
-async def test_a_downgrade_budget_never_refuses_but_reports_itself_used_up(ledger: Ledger) -> None:
-    b = budget(0.0001, action="downgrade")
-    verdict = await ledger.reserve(ask([hold(b)], [], 500))
-    assert verdict.refusal is None and verdict.exhausted == [b]
+async def test_a_downgrade_budget_never_refuses_and_is_used_up_only_once_spent(ledger: Ledger) -> None:
+    b = budget(0.000001, action="downgrade")  # 100 units
+    h = hold(b)
+    first = ask([h], [], 500)
+    verdict = await ledger.reserve(first)
+    assert verdict.refusal is None and verdict.exhausted == [], "an unfit worst case uses nothing up"
+    await ledger.settle(first, {b.id: 60}, 10)
+    verdict = await ledger.reserve(ask([h], [], 500))
+    assert verdict.refusal is None and verdict.exhausted == [], "60 of 100 spent: not used up"
+    await ledger.settle(ask([h], [], 0), {b.id: 40}, 10)
+    verdict = await ledger.reserve(ask([h], [], 500))
+    assert verdict.refusal is None and verdict.exhausted == [b], "100 of 100 spent: used up"
 
 
 async def test_all_or_nothing_across_budgets_and_limits(ledger: Ledger) -> None:
-    roomy, tight = budget(1.0), budget(0.0005)
+    roomy, tight = budget(0.01), budget(0.000005)
     rate = limit(rpm=5)
     refused = await ledger.reserve(ask([hold(roomy), hold(tight)], [rate], 600))
     assert refused.refusal is not None and refused.refusal.budget == tight
@@ -130,7 +138,7 @@ async def test_concurrency_slots_are_taken_and_given_back(ledger: Ledger) -> Non
 
 
 async def test_concurrent_reservations_never_overspend(ledger: Ledger) -> None:
-    b = budget(0.05)  # fits 50 reservations of 1000
+    b = budget(0.0005)  # fits 50 reservations of 1000
     h = hold(b)
     verdicts = await asyncio.gather(*(ledger.reserve(ask([h], [], 1000)) for _ in range(200)))
     granted = [v for v in verdicts if v.refusal is None]
@@ -140,7 +148,7 @@ async def test_concurrent_reservations_never_overspend(ledger: Ledger) -> None:
 
 async def test_a_free_call_reserves_and_settles_nothing(ledger: Ledger) -> None:
     """A model with no price reserves 0 USD: its settle must not fail (Redis refuses "-0")."""
-    b = budget(0.001)
+    b = budget(0.00001)
     h = hold(b)
     free = ask([h], [limit(tpm=10_000)], 0)
     assert (await ledger.reserve(free)).refusal is None

@@ -157,8 +157,9 @@ async def test_an_exhausted_downgrade_budget_routes_to_cheaper_tiers_and_says_wh
     assert made.status_code == 201, made.text
     await until(lambda: all(c.snapshots.current.budgets for c in pair.containers))
     auto = {"model": "auto", "max_tokens": 50, "messages": [{"role": "user", "content": "Write a haiku"}]}
-    first = await pair.a.post("/v1/chat/completions", json=auto, headers=pair.agent(pair.a))
-    assert first.status_code == 200, first.text  # a downgrade budget never refuses; A learns it ran out
+    first = await pair.a.post("/v1/chat/completions", json=chat(50), headers=pair.agent(pair.a))
+    assert first.status_code == 200, first.text  # a downgrade budget never refuses
+    assert float(first.headers["x-turnout-cost-usd"]) >= 0.000001, "the call spends the budget: A learns it"
     bot = Principal(f"agent:{pair.agent_id}", "acme", frozenset({"agent"}), agent_id=pair.agent_id)
 
     def steered(c: Container) -> bool:

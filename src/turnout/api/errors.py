@@ -50,6 +50,8 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     msg = str(first.get("msg", "invalid value"))
     if first.get("type") == "missing":
         msg = "field required"
+    elif first.get("type") == "value_error":  # a validator's own message, without pydantic's prefix
+        msg = msg.removeprefix("Value error, ")
     text = f"{param}: {msg}" if param else msg
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more error(s))"

@@ -29,6 +29,17 @@ def _context_message(context: Any) -> dict[str, Any] | None:
     return {"role": "system", "content": f"Context:\n{text}"}
 
 
+def _model_id(body: dict[str, Any]) -> str | None:
+    """The model a native request names: ``model_id`` (``model``, the OpenAI field, is refused
+    rather than ignored, which would route the call as if no model were named)."""
+    if "model" in body:
+        raise InvalidRequest("the native API names a model with model_id, not model", param="model")
+    model_id = body.get("model_id")
+    if model_id is not None and not isinstance(model_id, str):
+        raise InvalidRequest("model_id must be a string", param="model_id")
+    return model_id
+
+
 def native_chat_body(body: dict[str, Any], *, completion: bool) -> dict[str, Any]:
     """A native chat/completion request as a canonical OpenAI body (model_id -> model)."""
     if completion:
@@ -38,9 +49,7 @@ def native_chat_body(body: dict[str, Any], *, completion: bool) -> dict[str, Any
         messages: Any = [{"role": "user", "content": prompt}]
     else:
         messages = body.get("messages")  # validated by parse_chat
-    model_id = body.get("model_id")
-    if model_id is not None and not isinstance(model_id, str):
-        raise InvalidRequest("model_id must be a string", param="model_id")
+    model_id = _model_id(body)
     context = _context_message(body.get("context"))
     if context is not None and isinstance(messages, list):
         messages = [context, *messages]
@@ -56,7 +65,7 @@ def native_embeddings_body(body: dict[str, Any]) -> dict[str, Any]:
     texts = body.get("texts")
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise InvalidRequest("texts must be a non-empty array of strings", param="texts")
-    canonical: dict[str, Any] = {"model": body.get("model_id"), "input": texts}
+    canonical: dict[str, Any] = {"model": _model_id(body), "input": texts}
     if isinstance(body.get("dimensions"), int):
         canonical["dimensions"] = body["dimensions"]
     return canonical

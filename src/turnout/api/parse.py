@@ -267,7 +267,8 @@ def parse_chat(body: Mapping[str, Any]) -> ChatCall[ChatRequest]:
         )
     fallbacks, metadata = _extensions(body)
     include_usage = bool(stream and options and options.get("include_usage"))
-    task_type = body.get("task_type") if isinstance(body.get("task_type"), str) else None
+    task_type = body.get("task_type")
+    _expect(task_type is None or isinstance(task_type, str), "task_type must be a string", "task_type")
     requirements = _requirements(body) if "requirements" in body else {}
     return ChatCall(
         cast(ChatRequest, body),  # validated above; the call owns the body from here on

@@ -7,7 +7,6 @@ works with the gateway stopped.
 from __future__ import annotations
 
 import asyncio
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated
 
 import typer
@@ -17,13 +16,13 @@ from rich.table import Table
 from turnout.auth.principal import Principal
 from turnout.cli.errors import fail
 from turnout.config import Settings
+from turnout.domain.pricing import format_usd
 from turnout.errors import TurnoutError
 from turnout.records.spend import DIMENSIONS, SpendQueries, SpendQuery, SpendReport, SpendRow, csv_text
 from turnout.store.db import make_engine, make_sessionmaker
 from turnout.store.migrate import upgrade_sync
 
 CLI_PRINCIPAL = Principal(subject="cli", tenant_id="platform", roles=frozenset({"platform_admin"}))
-CENT = Decimal("0.01")
 
 
 def spend(
@@ -59,7 +58,10 @@ def spend(
     if as_csv:
         typer.echo(csv_text(report), nl=False)
     else:
-        Console().print(table(report))
+        console = Console()
+        if not console.is_terminal:  # piped or redirected: every column whole, however wide
+            console = Console(width=10_000)
+        console.print(table(report))
 
 
 async def _report(settings: Settings, query: SpendQuery) -> SpendReport:
@@ -70,24 +72,20 @@ async def _report(settings: Settings, query: SpendQuery) -> SpendReport:
         await engine.dispose()
 
 
-def _usd(value: Decimal) -> str:
-    return f"${value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
-
-
 def table(report: SpendReport) -> Table:
-    """The report as a rich table: costs rounded to cents, the total as its last line."""
+    """The report as a rich table (costs as ``format_usd`` writes them), the total as its last line."""
     window = f"{report.start or 'start'} to {report.end or 'now'}"
     out = Table(title=f"Spend, {window}", show_footer=True)
     headers = [*report.group_by, "calls", "prompt", "completion", "cached", "cache write", "reasoning"]
     footers = ["total", *[""] * (len(report.group_by) - 1)] if report.group_by else []
     footers += [*_numbers(report.total)]
     headers += ["cost", "estimated"]
-    footers += [_usd(report.total.cost_usd), f"{report.total.estimated_share:.0%}"]
+    footers += [format_usd(report.total.cost_usd), f"{report.total.estimated_share:.0%}"]
     for index, (header, footer) in enumerate(zip(headers, footers, strict=True)):
         out.add_column(header, footer, justify="left" if index < len(report.group_by) else "right")
     for row in report.rows:
         keys = [row.group[name] or "-" for name in report.group_by]
-        out.add_row(*keys, *_numbers(row), _usd(row.cost_usd), f"{row.estimated_share:.0%}")
+        out.add_row(*keys, *_numbers(row), format_usd(row.cost_usd), f"{row.estimated_share:.0%}")
     return out
 
 

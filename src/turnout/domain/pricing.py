@@ -25,6 +25,15 @@ PER_MTOK = Decimal(1_000_000)
 QUANTUM = Decimal("0.00000001")  # messages.cost_usd is NUMERIC(18, 8)
 
 
+def format_usd(amount: float | Decimal) -> str:
+    """Money as people read it: cents from a dollar up ($1,234.57), below it every digit a record
+    keeps, cents at least ($0.50, $0.016443), so a sub-cent spend never reads as $0.00."""
+    if amount >= 1 or amount <= -1:
+        return f"${amount:,.2f}"
+    whole, _, fraction = f"{amount:.8f}".rstrip("0").partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
+
+
 def token_count(value: Any) -> int | None:
     """A usage's token count as reported, or None when the value is not one (text, a bool, < 0):
     what records keep, and what pricing counts (as 0)."""

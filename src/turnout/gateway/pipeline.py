@@ -95,6 +95,9 @@ class Gateway:
             self.inflight[record.message_id] = (task, principal.tenant_id)
         try:
             snapshot = self.snapshots.current
+            spend = self.spend
+            if spend is not None and spend.covers(snapshot) and spend.unprimed(snapshot):
+                await spend.prime(snapshot)  # steering budgets new here: their spend, before routing
             routed = self._route(snapshot, principal, call, record)
             plan = routed.plan
             storing: Storing | None = None
@@ -105,8 +108,8 @@ class Gateway:
                 hit = snapshot.models.get(cached.model_id) if cached is not None else None
                 if cached is not None and hit is not None:
                     return self._hit(record, cached, hit)
-            if self.spend is not None and self.spend.covers(snapshot):  # reserve, or refuse
-                record.hold = await self.spend.reserve(
+            if spend is not None and spend.covers(snapshot):  # reserve, or refuse
+                record.hold = await spend.reserve(
                     snapshot, principal, call, plan, routed.agent_id, record.policy, record.message_id
                 )
             trace = FailoverTrace()

@@ -74,7 +74,7 @@ class Segment:
 
     __slots__ = (
         "bytes", "closed", "dirty", "fd", "handed", "new",
-        "opened", "path", "records", "replayed_to", "stored",
+        "opened", "path", "records", "released", "replayed_to", "stored", "syncing",
     )  # fmt: skip
 
     def __init__(self, path: Path, fd: int, *, closed: bool = False, dirty: bool = False) -> None:
@@ -89,6 +89,11 @@ class Segment:
         self.dirty = dirty  # some records are only in the file: replay it before deleting it
         self.replayed_to = 0  # offset up to which a replay has stored it
         self.opened = time.monotonic()
+        # under the log's lock: the syncer is syncing its fd / it was let go (its fd is closed, or
+        # closed by the syncer when that sync ends): a fd is never synced after its close, when
+        # its number may already name another file or a socket
+        self.syncing = False
+        self.released = False
 
     @property
     def settled(self) -> bool:
@@ -279,6 +284,10 @@ class RecordLog:
                 return
             failed: set[Segment] = set()
             for segment in dict.fromkeys(segment for _, segment in written):
+                with self._lock:
+                    if segment.released:  # its records are stored and its fd closed: nothing to sync
+                        continue
+                    segment.syncing = True
                 try:
                     if segment.new:  # its name must survive a crash before its records count
                         fsync_dir(self.directory)
@@ -289,6 +298,12 @@ class RecordLog:
                     log.error("records.wal_sync_failed", path=segment.path.name, error=str(exc))
                     segment.dirty = True
                     failed.add(segment)
+                finally:
+                    with self._lock:
+                        segment.syncing = False
+                        let_go = segment.released
+                    if let_go:  # released while this sync ran: its close was left to this thread
+                        os.close(segment.fd)
             done: list[tuple[Group, Segment | None, bool]] = [
                 (group, segment, segment not in failed) for group, segment in written if group is not None
             ]
@@ -407,9 +422,12 @@ class RecordLog:
         with self._lock:
             if self.segments.pop(segment.path, None) is None:
                 return
+            segment.released = True
+            syncing = segment.syncing  # then the syncer closes the fd when its sync ends
         if delete:
             segment.path.unlink(missing_ok=True)  # before unlocking: nobody adopts it in between
-        os.close(segment.fd)
+        if not syncing:
+            os.close(segment.fd)
 
     def backlog_bytes(self) -> int:
         """Bytes of the files a replay must read: this process's segments marked for replay, and

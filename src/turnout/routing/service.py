@@ -97,6 +97,8 @@ class RoutingService:
         self._default_model = default_model
         self._rng = random.Random()
         self._cache: dict[tuple[Any, ...], tuple[Snapshot, CandidateSet, list[tuple[str, str]]]] = {}
+        # (candidate set, tiers left) -> the set cut to those tiers, and the ids cut
+        self._tiered: dict[tuple[int, frozenset[str]], tuple[Snapshot, CandidateSet, list[str]]] = {}
         self._shared: frozenset[str] = frozenset()  # the sharing setting the experience store has
         self.steer: Steer | None = None  # budgets that steer routing (spend.guard), when wired
         self.observe: Callable[[Routed], None] | None = None  # the router's choices, for metrics
@@ -210,6 +212,9 @@ class RoutingService:
             task_mix=detection.task_mix,
             prompt_vector=prompt_vector,
         )
+        tier_cut: list[str] = []
+        if steering is not None and steering.tiers is not None:  # a steering budget is used up
+            candidates, tier_cut = self._in_tiers(snapshot, candidates, steering.tiers)
         decision = self.router.rank(request, candidates, rng=self._rng)
         tenant = principal.tenant_id  # a model open for this tenant only is skipped for it alone
         tripped = [s.model_id for s in decision.ranked if self._breakers.is_open(s.model_id, tenant)]
@@ -217,14 +222,27 @@ class RoutingService:
             decision.ranked = [s for s in decision.ranked if s.model_id not in tripped]
         decision.filtered = base_filtered + [(m, "circuit breaker open") for m in tripped] + decision.filtered
         if steering is not None:
-            why, tiers = steering.why, steering.tiers
-            if tiers is not None:  # a downgrade or pause_expensive budget is used up: cheaper tiers only
-                models = snapshot.models
-                cut = [s.model_id for s in decision.ranked if models[s.model_id].cost_tier not in tiers]
-                decision.ranked = [s for s in decision.ranked if s.model_id not in cut]
-                decision.filtered += [(m, why) for m in cut]
+            why = steering.why
+            decision.filtered += [(m, why) for m in tier_cut]
             decision.reason = f"{decision.reason}; {why}" if decision.reason else why
         return decision
+
+    def _in_tiers(
+        self, snapshot: Snapshot, candidates: CandidateSet, tiers: frozenset[str]
+    ) -> tuple[CandidateSet, list[str]]:
+        """The candidates in ``tiers`` (a used-up downgrade or pause_expensive budget's), cut before
+        ranking so that the decision's reason speaks of what is left; and the ids cut. Built once
+        per candidate set and tiers, so the router's per-set caches keep working."""
+        key = (candidates.uid, tiers)
+        cached = self._tiered.get(key)
+        if cached is not None and cached[0] is snapshot:
+            return cached[1], cached[2]
+        kept = CandidateSet(c for c in candidates if c.cost_tier in tiers)
+        cut = [c.model_id for c in candidates if c.cost_tier not in tiers]
+        if len(self._tiered) >= CACHE_SIZE:
+            self._tiered.pop(next(iter(self._tiered)))
+        self._tiered[key] = (snapshot, kept, cut)
+        return kept, cut
 
     def _prompt_vector(self, call: ChatCall) -> Any:
         """The features of the newest user message, when the prompt memory is on (else None)."""

@@ -20,7 +20,7 @@ from turnout.domain.policies import DEFAULT_TASK_POLICIES
 from turnout.domain.snapshot import SnapshotStore, budget_view
 from turnout.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from turnout.spend.guard import SpendGuard
-from turnout.spend.ledger import BudgetHold, LedgerUnavailable
+from turnout.spend.ledger import BudgetHold, LedgerUnavailable, units, usd_of
 from turnout.spend.schemas import (
     BudgetCreate,
     BudgetList,
@@ -67,7 +67,9 @@ class SpendAdmin:
         await self._snapshots.refresh()
         return await self._budget_out(budget)
 
-    def _scope(self, scope: str, scope_id: str | None, principal: Principal) -> tuple[str | None, str | None]:
+    def _scope(
+        self, scope: str, scope_id: str | None, principal: Principal, what: str = "budgets"
+    ) -> tuple[str | None, str | None]:
         """(tenant, scope id) of a new budget, checked against what the caller may see."""
         snapshot = self._snapshots.current
         tenant = principal.tenant_id
@@ -80,7 +82,7 @@ class SpendAdmin:
         if scope == "tenant":
             wanted = scope_id or tenant
             if wanted != tenant and not _is_platform(principal):
-                raise Forbidden("a tenant admin sets budgets on its own tenant only", param="scope_id")
+                raise Forbidden(f"a tenant admin sets {what} on its own tenant only", param="scope_id")
             return wanted, wanted
         if not scope_id:
             raise InvalidRequest(f"scope_id is required for scope {scope}", param="scope_id")
@@ -160,14 +162,14 @@ class SpendAdmin:
         except LedgerUnavailable:
             out.ledger = "unavailable"
             return out
-        out.spent_usd, out.reserved_usd = spent / 1e6, reserved / 1e6
-        out.remaining_usd = max(0.0, view.amount_usd - (spent + reserved) / 1e6)
+        out.spent_usd, out.reserved_usd = usd_of(spent), usd_of(reserved)
+        out.remaining_usd = usd_of(max(0, units(view.amount_usd) - spent - reserved))
         return out
 
     # -- rate limits -----------------------------------------------------------------------------
 
     async def create_limit(self, body: LimitCreate, principal: Principal) -> LimitOut:
-        tenant_id, scope_id = self._scope(body.scope, body.scope_id, principal)
+        tenant_id, scope_id = self._scope(body.scope, body.scope_id, principal, "rate limits")
         assert tenant_id is not None and scope_id is not None
         limit = RateLimit(
             id=str(uuid.uuid4()),

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.domain.budgets import BudgetView
-from turnout.spend.ledger import BudgetHold, LedgerUnavailable
+from turnout.spend.ledger import UNITS_PER_USD, BudgetHold, LedgerUnavailable
 from turnout.store.events import stage_event
 from turnout.store.spend import BudgetAlert
 
@@ -63,7 +63,7 @@ class BudgetAlerts:
             budget_name=budget.name,
             kind=kind,
             period_start=hold.period_start,
-            spent_usd=Decimal(spent) / 1_000_000,
+            spent_usd=Decimal(spent) / UNITS_PER_USD,
             amount_usd=Decimal(str(budget.amount_usd)),
         )
         try:

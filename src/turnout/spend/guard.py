@@ -3,13 +3,17 @@ worst-case cost reserved before it goes upstream, its actual cost settled after.
 
 Nothing is awaited for a call that no budget or limit covers. A refusal is an error the caller
 gets in its own dialect: 429 naming the budget and when it resets, or the limit and when to retry.
-Budgets whose action is ``downgrade`` or ``pause_expensive`` never refuse: once used up they steer
-routing (``steering``) to cheaper tiers until their period resets. Before that, a ``downgrade``
-budget spending ahead of an even pace through its period makes routing weigh cost more."""
+Budgets whose action is ``downgrade`` or ``pause_expensive`` never refuse: once what was spent
+reaches their amount they steer routing (``steering``) to cheaper tiers until their period resets
+or the amount is raised. Before that, a ``downgrade`` budget spending ahead of an even pace through
+its period makes routing weigh cost more. Routing reads their spend from memory (no await); a
+replica learns it from the ledger when it meets such a budget or period (``prime``, awaited before
+the first call routed under it), then from its own settles and the other replicas' events."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,16 +33,29 @@ from turnout.domain.budgets import (
     period_start,
     tradeoff_factor,
 )
+from turnout.domain.pricing import format_usd
 from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import ModelEntry, Snapshot
 from turnout.errors import RateLimited, ServiceUnavailable, TurnoutError
 from turnout.spend.alerts import BudgetAlerts
-from turnout.spend.ledger import Ask, BudgetHold, Ledger, LedgerUnavailable, Refusal, Verdict, micros
+from turnout.spend.ledger import (
+    Ask,
+    BudgetHold,
+    Ledger,
+    LedgerUnavailable,
+    Refusal,
+    Verdict,
+    units,
+    units_up,
+    usd_of,
+)
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_OUTPUT = 4096  # output tokens reserved when the request sets no max_tokens
 EXHAUSTED_EVENT = "budget_exhausted"
+PRIME_RETRY_S = 5.0  # a steering budget whose spend could not be read is asked again after this
+PRIME_CHUNK = 32  # ledger reads at once while priming
 
 
 class BudgetExceeded(TurnoutError):
@@ -80,9 +97,13 @@ def rate_headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def usd(amount: float) -> str:
-    """Dollars for a message: cents, or as many digits as a sub-cent amount needs ($0.00002)."""
-    return f"${amount:.2f}" if amount >= 0.01 else f"${amount:.8f}".rstrip("0").rstrip(".")
+def _window_headers(unit: str, limit: int, reset_s: float) -> dict[str, str]:
+    """A refusal's ``x-ratelimit-*`` headers for the limit it hit (none of it remaining)."""
+    return {
+        f"x-ratelimit-limit-{unit}": str(limit),
+        f"x-ratelimit-remaining-{unit}": "0",
+        f"x-ratelimit-reset-{unit}": duration(reset_s),
+    }
 
 
 def duration(seconds: float) -> str:
@@ -134,8 +155,12 @@ class SpendGuard:
         self.clock = clock
         self._budgets_when_down = budgets_when_down
         self._limits_when_down = limits_when_down
-        self._exhausted: dict[str, datetime] = {}  # non-block budget id -> the period it ran out in
-        self._spent: dict[str, tuple[datetime, int]] = {}  # downgrade budget id -> (period, micro-USD spent)
+        # steering (non-block) budget id -> (period start, units spent then), as last read from the
+        # ledger (every replica's spend) by a reservation, a settle, priming or another replica's event
+        self._spent: dict[str, tuple[datetime, int]] = {}
+        self._primed_of: Snapshot | None = None  # the snapshot whose steering budgets were primed
+        self._primed_until = math.inf  # Unix seconds: a period of theirs ends, or a failed read is due
+        self._priming: tuple[Snapshot, asyncio.Future[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._publish = publish  # tells the other replicas a steering budget ran out
         self._alerted: set[tuple[str, str, datetime]] = set()  # (budget, kind, period) raised here
@@ -174,10 +199,10 @@ class SpendGuard:
         self, snapshot: Snapshot, principal: Principal, agent_id: str | None, policy: str | None
     ) -> Steering | None:
         """How this caller's downgrade and pause_expensive budgets steer routing (None: they do
-        not): used up, only cheaper tiers; a downgrade budget spending ahead of its pace, a higher
-        price on cost. In memory: no await. The share spent is the ledger's (every replica's spend)
-        as of this replica's last settle on the budget."""
-        if not (self._exhausted or self._spent) or not snapshot.budgets:
+        not): spent to their amount, only cheaper tiers; a downgrade budget spending ahead of its
+        pace, a higher price on cost. In memory: no await. What was spent is the ledger's (every
+        replica's spend) as of this replica's last reading of it."""
+        if not self._spent or not snapshot.budgets:
             return None
         now = self.clock()
         tiers: frozenset[str] | None = None
@@ -186,25 +211,27 @@ class SpendGuard:
         for budget in self.budgets_for(snapshot, principal, agent_id, policy):
             if budget.action == "block":
                 continue
-            start = period_start(budget.period, now)  # a newer period than the marks: it has reset
-            if self._exhausted.get(budget.id) == start:
+            known = self._spent.get(budget.id)
+            if known is None or known[0] != period_start(budget.period, now):  # none yet, or it reset
+                continue
+            amount = units(budget.amount_usd)
+            if known[1] >= amount:
                 left = TIERS_LEFT[budget.action]
                 tiers = left if tiers is None else tiers & left
                 why.append(
                     f"budget '{budget.name}' used up ({budget.action}: only {', '.join(sorted(left))} tiers)"
                 )
                 continue
-            spent = self._spent.get(budget.id)
-            if spent is None or spent[0] != start or budget.amount_usd <= 0:
+            if budget.action != "downgrade" or amount <= 0:
                 continue
-            share = spent[1] / micros(budget.amount_usd)
+            share = known[1] / amount
             ahead = pace(budget.period, share, now)
             if ahead is None or ahead <= 1.0:
                 continue
             weight = tradeoff_factor(ahead)
             factor = max(factor, weight)
             why.append(
-                f"budget '{budget.name}' spent {share:.0%} of {usd(budget.amount_usd)}, "
+                f"budget '{budget.name}' spent {share:.0%} of {format_usd(budget.amount_usd)}, "
                 f"{ahead:.1f}x its even pace (downgrade: cost weighs {weight:.1f}x)"
             )
         if tiers is None and factor == 1.0:
@@ -217,6 +244,55 @@ class SpendGuard:
     def covers(snapshot: Snapshot) -> bool:
         """Could any budget or limit cover a call? (False: the call skips the guard, no await.)"""
         return bool(snapshot.budgets or snapshot.limits)
+
+    def unprimed(self, snapshot: Snapshot) -> bool:
+        """Must routing wait for ``prime`` first? (The snapshot is new here, or a period of its
+        steering budgets ended.) A check of two attributes on most calls."""
+        if snapshot is not self._primed_of:
+            return True
+        return self._primed_until != math.inf and self.clock().timestamp() >= self._primed_until
+
+    async def prime(self, snapshot: Snapshot) -> None:
+        """Read from the ledger what this replica does not know yet: the spend of the snapshot's
+        steering budgets in their current periods (new budgets, new periods), so that the first
+        call routed under one is steered as the ledger says. Concurrent callers share one read."""
+        priming = self._priming
+        if priming is None or priming[0] is not snapshot or priming[1].done():
+            priming = self._priming = (snapshot, asyncio.ensure_future(self._prime(snapshot)))
+        await asyncio.shield(priming[1])
+
+    async def _prime(self, snapshot: Snapshot) -> None:
+        now = self.clock()
+        stamp = now.timestamp()
+        until = math.inf
+        unknown: list[BudgetHold] = []
+        for views in snapshot.budgets.values():
+            for budget in views:
+                if budget.action == "block":
+                    continue
+                hold = BudgetHold.at(budget, now)
+                if hold.period_end is not None:
+                    until = min(until, hold.period_end.timestamp())
+                known = self._spent.get(budget.id)
+                if known is None or known[0] != hold.period_start:
+                    unknown.append(hold)
+        for at in range(0, len(unknown), PRIME_CHUNK):
+            chunk = unknown[at : at + PRIME_CHUNK]
+            read = await asyncio.gather(*(self.ledger.balance(h) for h in chunk), return_exceptions=True)
+            for hold, result in zip(chunk, read, strict=True):
+                if isinstance(result, BaseException):  # steered from its next settle instead
+                    log.warning("spend.prime_failed", budget=hold.budget.id, error=str(result))
+                    until = min(until, stamp + PRIME_RETRY_S)
+                else:
+                    self._learn(hold, result[0])
+        self._primed_of, self._primed_until = snapshot, until
+
+    def _learn(self, hold: BudgetHold, spent: int) -> None:
+        """Keep what the ledger says a steering budget has spent in its period (spend only grows
+        within a period, so an older reading arriving late changes nothing)."""
+        known = self._spent.get(hold.budget.id)
+        if known is None or known[0] != hold.period_start or known[1] < spent:
+            self._spent[hold.budget.id] = (hold.period_start, spent)
 
     async def reserve(
         self,
@@ -241,7 +317,7 @@ class SpendGuard:
         prompt = call.prompt_tokens  # counted once: routing reads the same
         output = output_allowance(call.body)
         worst = max((worst_case_usd(m, prompt, output) for m in plan), default=0.0)
-        ask = Ask(request_id, holds, limits, micros(worst), prompt + output, stamp)
+        ask = Ask(request_id, holds, limits, units_up(worst), prompt + output, stamp)
         try:
             if self._unsettled:
                 await self._rebuild()
@@ -251,8 +327,9 @@ class SpendGuard:
             return None
         if verdict.refusal is not None:
             raise self._refused(verdict.refusal, ask, now)
-        for budget in verdict.exhausted:
-            self._ran_out(budget, ask)
+        for budget in verdict.exhausted:  # spent to its amount already (before a restart, elsewhere)
+            hold = next(h for h in ask.budgets if h.budget.id == budget.id)
+            self._ran_out(hold, units(budget.amount_usd))
         return Held(ask, verdict)
 
     def _cover(
@@ -310,13 +387,23 @@ class SpendGuard:
             self._alert(budget, "exhausted", hold, None)
             log.warning("budget.refused", budget=budget.id, name=budget.name, scope=budget.scope)
             return BudgetExceeded(
-                f"budget '{budget.name}' ({budget.period}, {usd(budget.amount_usd)}) has no room for this "
-                f"call's worst-case cost (${ask.reserve_micros / 1e6:.6f}); {when}",
+                f"budget '{budget.name}' ({budget.period}, {format_usd(budget.amount_usd)}) has no room for "
+                f"this call's worst-case cost ({format_usd(usd_of(ask.reserve_units))}); {when}",
                 code="budget_exceeded",
                 headers=headers,
             )
         limit = refusal.limit
         assert limit is not None
+        where = f"the {limit.scope.replace('_', ' ')} '{limit.scope_id}'"
+        if refusal.kind == "tokens" and limit.tpm is not None and ask.tokens > limit.tpm:
+            log.info("ratelimit.refused", limit=limit.id, scope=limit.scope, kind="too_large")
+            return RateLimited(  # as OpenAI answers a request larger than its TPM: waiting cannot help
+                f"request too large for the rate limit of {where}: this call counts {ask.tokens} tokens "
+                f"(prompt + max_tokens, {DEFAULT_MAX_OUTPUT} when unset) and the limit is {limit.tpm} "
+                "tokens per minute, so it can never fit; lower max_tokens or the prompt, or raise the limit",
+                param="max_tokens",
+                headers=_window_headers("tokens", limit.tpm, 0.0),
+            )
         wait = max(1, int((refusal.retry_after_s or 1) + 0.999))
         what = {
             "requests": f"{limit.rpm} requests per minute",
@@ -324,18 +411,19 @@ class SpendGuard:
             "concurrency": f"{limit.max_concurrent} concurrent requests",
         }[refusal.kind]
         log.info("ratelimit.refused", limit=limit.id, scope=limit.scope, kind=refusal.kind)
-        return RateLimited(
-            f"rate limit of the {limit.scope.replace('_', ' ')} '{limit.scope_id}' reached: {what}; "
-            f"retry after {wait}s",
-            headers={"retry-after": str(wait)},
-        )
+        headers = {"retry-after": str(wait)}
+        if refusal.kind == "requests" and limit.rpm is not None:
+            headers.update(_window_headers("requests", limit.rpm, wait))
+        elif refusal.kind == "tokens" and limit.tpm is not None:
+            headers.update(_window_headers("tokens", limit.tpm, wait))
+        return RateLimited(f"rate limit of {where} reached: {what}; retry after {wait}s", headers=headers)
 
     def settle(self, held: Held, row: Mapping[str, Any]) -> None:
         """Settle a finished call with its record's cost (None: nothing charged), in the background."""
         if held.settled:
             return
         held.settled = True
-        cost = micros(float(row.get("cost_usd") or 0.0)) if row.get("status") != "error" else 0
+        cost = units(float(row.get("cost_usd") or 0.0)) if row.get("status") != "error" else 0
         tokens = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
         served = row.get("model")
         charges = {
@@ -358,13 +446,13 @@ class SpendGuard:
             if hold.budget.id not in moved:
                 continue
             before, after = moved[hold.budget.id]
-            amount = micros(hold.budget.amount_usd)
-            if hold.budget.action == "downgrade":  # a share of the amount when it is read: it may change
-                self._spent[hold.budget.id] = (hold.period_start, after)
+            amount = units(hold.budget.amount_usd)
             if before < amount * hold.budget.alert_threshold <= after:
                 self._alert(hold.budget, "threshold", hold, after)
             if before < amount <= after:
-                self._ran_out(hold.budget, ask)
+                self._ran_out(hold, after)
+            elif hold.budget.action != "block":  # compared with the amount when read: it may change
+                self._learn(hold, after)
 
     async def _rebuild(self) -> None:
         """Redis is back after missing some settles: the counters they missed are dropped, so they
@@ -377,19 +465,26 @@ class SpendGuard:
             raise
         log.info("spend.ledger_rebuilt", budgets=len(holds))
 
-    def _ran_out(self, budget: BudgetView, ask: Ask) -> None:
-        hold = next(h for h in ask.budgets if h.budget.id == budget.id)
-        if budget.action != "block" and self._exhausted.get(budget.id) != hold.period_start:
-            self._exhausted[budget.id] = hold.period_start
-            log.warning("budget.exhausted", budget=budget.id, name=budget.name, action=budget.action)
-            if self._publish is not None:
-                self._publish(
-                    {
-                        "type": EXHAUSTED_EVENT,
-                        "budget": budget.id,
-                        "period_start": hold.period_start.timestamp(),
-                    }
-                )
+    def _ran_out(self, hold: BudgetHold, spent: int) -> None:
+        """A budget's spend reached its amount (``spent``: at least that much): an alert; for a
+        steering budget newly used up here, a log line and word to the other replicas."""
+        budget = hold.budget
+        if budget.action != "block":
+            known = self._spent.get(budget.id)
+            amount = units(budget.amount_usd)
+            fresh = known is None or known[0] != hold.period_start or known[1] < amount
+            self._learn(hold, spent)
+            if fresh:
+                log.warning("budget.exhausted", budget=budget.id, name=budget.name, action=budget.action)
+                if self._publish is not None:
+                    self._publish(
+                        {
+                            "type": EXHAUSTED_EVENT,
+                            "budget": budget.id,
+                            "period_start": hold.period_start.timestamp(),
+                            "spent": spent,
+                        }
+                    )
         self._alert(budget, "exhausted", hold, None)
 
     def _alert(self, budget: BudgetView, kind: str, hold: BudgetHold, spent: int | None) -> None:
@@ -407,11 +502,15 @@ class SpendGuard:
 
     def on_event(self, event: Event) -> None:
         """Another replica saw a downgrade or pause_expensive budget run out: steer routing here too,
-        from this request on, rather than after this replica's own next reservation."""
+        from this request on, rather than after this replica's own next reservation. (An event
+        without ``spent``, from an older version, counts as spent beyond any amount.)"""
         if event.get("type") == EXHAUSTED_EVENT:
-            stamp = event.get("period_start")
-            if isinstance(stamp, int | float) and isinstance(event.get("budget"), str):
-                self._exhausted[event["budget"]] = datetime.fromtimestamp(stamp, UTC)
+            stamp, budget, spent = event.get("period_start"), event.get("budget"), event.get("spent", 2**62)
+            if isinstance(stamp, int | float) and isinstance(budget, str) and isinstance(spent, int):
+                start = datetime.fromtimestamp(stamp, UTC)
+                known = self._spent.get(budget)
+                if known is None or known[0] != start or known[1] < spent:
+                    self._spent[budget] = (start, spent)
 
     async def drain(self) -> None:
         """Wait for the settles and alerts in flight (at shutdown, and in tests)."""

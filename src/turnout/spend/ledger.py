@@ -5,8 +5,9 @@ one request plus its estimated tokens on every rate limit of its key, agent and 
 concurrency slot. All of it fits, or nothing is taken (a ``Refusal`` says what did not fit). After
 the call the reservation is settled with the actual cost (or released: cost 0).
 
-Money is counted in integer micro-dollars, so sums are exact; rate windows in one-second buckets
-over the last 60 seconds. A budget's ``spent`` is seeded from the records (``seed``) the first time
+Money is counted in integer units of 1e-8 USD, the call records' own precision (``Numeric(18, 8)``),
+so a budget's counter sums exactly what its records do; rate windows in one-second buckets over the
+last 60 seconds. A budget's ``spent`` is seeded from the records (``seed``) the first time
 its period is touched: the records are the ledger of record, the counters a fast copy of it."""
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Ask:
     request_id: str
     budgets: list[BudgetHold]
     limits: list[LimitView]
-    reserve_micros: int  # worst-case cost, micro-USD
+    reserve_units: int  # worst-case cost, in ``UNITS_PER_USD``
     tokens: int  # estimated prompt + output tokens
     now: float  # Unix seconds (the ledger's clock, so a test clock moves windows and periods alike)
 
@@ -71,7 +72,7 @@ class Window:
 @dataclass(slots=True)
 class Verdict:
     refusal: Refusal | None = None
-    exhausted: list[BudgetView] = field(default_factory=list)  # non-block budgets over their amount
+    exhausted: list[BudgetView] = field(default_factory=list)  # non-block budgets spent to their amount
     requests: Window | None = None
     tokens: Window | None = None
 
@@ -87,12 +88,12 @@ class Ledger(Protocol):
     async def reserve(self, ask: Ask) -> Verdict: ...
 
     async def settle(self, ask: Ask, charges: dict[str, int], tokens: int) -> dict[str, tuple[int, int]]:
-        """Release ``ask``'s reservation, add ``charges`` (budget id -> micro-USD actually spent) and
+        """Release ``ask``'s reservation, add ``charges`` (budget id -> units actually spent) and
         correct the token count to ``tokens``; return budget id -> (spent before, spent after)."""
         ...
 
     async def balance(self, hold: BudgetHold) -> tuple[int, int]:
-        """(spent, reserved) of a budget in its period, micro-USD."""
+        """(spent, reserved) of a budget in its period, in units."""
         ...
 
     async def forget(self, holds: list[BudgetHold]) -> None:
@@ -104,11 +105,25 @@ class Ledger(Protocol):
         ...
 
 
-def micros(usd: float) -> int:
-    """USD -> micro-USD, rounded up (a reservation never falls short by a rounding)."""
-    value = usd * 1_000_000
+UNITS_PER_USD = 100_000_000  # a unit is 1e-8 USD: what a call record's cost_usd counts in
+
+
+def units_up(usd: float) -> int:
+    """USD -> units, rounded up: a reservation never falls short by a rounding."""
+    value = usd * UNITS_PER_USD
     whole = int(value)
     return whole + 1 if value > whole else whole
+
+
+def units(usd: float) -> int:
+    """USD -> units, rounded to the nearest: an actual cost or a budget's amount, which the
+    database stores to 8 decimals (so the float's error goes, not a unit)."""
+    return round(usd * UNITS_PER_USD)
+
+
+def usd_of(amount: int) -> float:
+    """Units -> USD."""
+    return amount / UNITS_PER_USD
 
 
 def window_of(limit: int, used: int, oldest_s: float | None, now: float) -> Window:
@@ -154,13 +169,14 @@ class MemoryLedger:
     async def reserve(self, ask: Ask) -> Verdict:
         await self._seeded(ask.budgets)
         verdict = Verdict()
-        cost = ask.reserve_micros
+        cost = ask.reserve_units
         for hold in ask.budgets:  # check everything first: all of it fits, or nothing is taken
             spent, reserved = self._budgets[hold.key]
-            amount = micros(hold.budget.amount_usd)
-            if spent + reserved + cost > amount:
-                if hold.budget.action == "block":
+            amount = units(hold.budget.amount_usd)
+            if hold.budget.action == "block":
+                if spent + reserved + cost > amount:
                     return Verdict(Refusal("budget", budget=hold.budget))
+            elif spent >= amount:  # steering budgets never refuse: used up is what was spent
                 verdict.exhausted.append(hold.budget)
         second = int(ask.now)
         for limit in ask.limits:
@@ -203,7 +219,7 @@ class MemoryLedger:
             counters = self._budgets.get(hold.key)
             if counters is None:
                 continue
-            counters[1] = max(0, counters[1] - ask.reserve_micros)
+            counters[1] = max(0, counters[1] - ask.reserve_units)
             before = counters[0]
             counters[0] += charges.get(hold.budget.id, 0)
             moved[hold.budget.id] = (before, counters[0])

@@ -10,8 +10,9 @@ redis-py's ``Connection``: a command through the client (pool, retries, observab
 100 us of the gateway's CPU on this VM, 64 us on the bare connection (a raw socket's round trip:
 40 us).
 
-Keys (under ``TURNOUT_REDIS_PREFIX``, ``turnout:`` by default): ``b:<budget>:<period start>`` a
-hash of ``s`` (spent) and ``r`` (reserved) in micro-USD, expiring a day after its period;
+Keys (under ``TURNOUT_REDIS_PREFIX``, ``turnout:`` by default): ``b8:<budget>:<period start>`` a
+hash of ``s`` (spent) and ``r`` (reserved) in units of 1e-8 USD, expiring a day after its period
+(``b:`` keys held micro-USD: a version that counted in those seeds its counters afresh);
 ``w:<limit>`` a hash of one-second buckets ``q<second>`` (requests) and ``t<second>`` (tokens) over
 the last 60 s, with their running totals ``Q`` and ``T`` and the oldest live second ``m``;
 ``c:<limit>`` a sorted set of the requests holding a concurrency slot, scored by when they took it."""
@@ -41,7 +42,7 @@ from turnout.spend.ledger import (
     Seed,
     Verdict,
     Window,
-    micros,
+    units,
 )
 
 # ARGV[1]: a JSON list of operations, each a reserve {"t": "r", ...} or a settle {"t": "s", ...};
@@ -87,9 +88,10 @@ local function reserve(op)
   local exhausted = {}
   for i, b in ipairs(op.b) do
     local s = tonumber(redis.call('HGET', b.k, 's'))
-    local r = tonumber(redis.call('HGET', b.k, 'r') or '0')
-    if s + r + op.cost > b.a then
-      if b.x == 1 then return {s = 1, i = i} end
+    if b.x == 1 then
+      local r = tonumber(redis.call('HGET', b.k, 'r') or '0')
+      if s + r + op.cost > b.a then return {s = 1, i = i} end
+    elseif s >= b.a then  -- a steering budget never refuses: used up is what was spent
       exhausted[#exhausted + 1] = i
     end
   end
@@ -248,12 +250,12 @@ class RedisLedger:
             "t": "r",
             "now": ask.now,
             "rid": ask.request_id,
-            "cost": ask.reserve_micros,
+            "cost": ask.reserve_units,
             "tokens": ask.tokens,
             "b": [
                 {
                     "k": self._budget_key(h),
-                    "a": micros(h.budget.amount_usd),
+                    "a": units(h.budget.amount_usd),
                     "x": int(h.budget.action == "block"),
                 }
                 for h in ask.budgets
@@ -292,7 +294,7 @@ class RedisLedger:
     async def settle(self, ask: Ask, charges: dict[str, int], tokens: int) -> dict[str, tuple[int, int]]:
         op = {
             "t": "s",
-            "cost": ask.reserve_micros,
+            "cost": ask.reserve_units,
             "sec": int(ask.now),
             "delta": tokens - ask.tokens,
             "rid": ask.request_id,
@@ -340,7 +342,7 @@ class RedisLedger:
             self._conn = None
 
     def _budget_key(self, hold: BudgetHold) -> str:
-        return f"{self._prefix}b:{hold.key}"
+        return f"{self._prefix}b8:{hold.key}"
 
 
 def _verdict(ask: Ask, result: dict[str, Any]) -> Verdict:

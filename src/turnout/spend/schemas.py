@@ -1,4 +1,5 @@
-"""Bodies of the budget and rate-limit endpoints."""
+"""Bodies of the budget and rate-limit endpoints: strict about types (``true`` is no amount, ``"5"``
+no rate), as the catalog admin API is."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ LimitScope = Literal["tenant", "agent", "api_key"]
 
 
 class BudgetCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     name: str = Field(min_length=1, max_length=200)
     scope: Scope
@@ -24,20 +25,20 @@ class BudgetCreate(BaseModel):
         "global; defaults to the caller's tenant for scope tenant",
     )
     period: PeriodName
-    amount_usd: float = Field(gt=0, le=1e9, description="USD per period")
+    amount_usd: float = Field(gt=0, le=1e9, allow_inf_nan=False, description="USD per period")
     alert_threshold: float = Field(
-        default=0.8, gt=0, le=1, description="share of the amount that raises an alert"
+        default=0.8, gt=0, le=1, allow_inf_nan=False, description="share of the amount that raises an alert"
     )
     action: ActionName = "block"
 
 
 class BudgetUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     period: PeriodName | None = None
-    amount_usd: float | None = Field(default=None, gt=0, le=1e9)
-    alert_threshold: float | None = Field(default=None, gt=0, le=1)
+    amount_usd: float | None = Field(default=None, gt=0, le=1e9, allow_inf_nan=False)
+    alert_threshold: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     action: ActionName | None = None
 
 
@@ -64,7 +65,7 @@ class BudgetList(BaseModel):
 
 
 class LimitCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     scope: LimitScope
     scope_id: str | None = Field(default=None, max_length=64, description="defaults to the caller's tenant")
@@ -80,7 +81,7 @@ class LimitCreate(BaseModel):
 
 
 class LimitUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     rpm: int | None = Field(default=None, ge=1, le=10_000_000)
     tpm: int | None = Field(default=None, ge=1, le=10_000_000_000)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from turnout.spend.ledger import BudgetHold
+from turnout.spend.ledger import UNITS_PER_USD, BudgetHold
 from turnout.store.messages import Message
 
 SCOPE_COLUMNS: dict[str, Any] = {  # the record column a budget scope matches (global: every record)
@@ -41,4 +41,4 @@ class RecordSeed:
             query = query.where(column == budget.scope_id)
         async with self._sessions() as session:
             total = await session.scalar(query)
-        return int((Decimal(total or 0) * 1_000_000).to_integral_value())
+        return int((Decimal(total or 0) * UNITS_PER_USD).to_integral_value())
