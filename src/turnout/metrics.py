@@ -36,7 +36,7 @@ from turnout.gateway.records import RecordSink
 from turnout.records.writer import RecordWriter
 from turnout.routing.service import Routed
 from turnout.spend.guard import SpendGuard
-from turnout.spend.ledger import BudgetHold, LedgerUnavailable
+from turnout.spend.ledger import BudgetHold, LedgerUnavailable, usd_of
 from turnout.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
@@ -47,6 +47,8 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 REFRESH_S = 5.0  # gauges sampled this often between scrapes
 FLUSH_EVERY = 64  # records counted in one go (and at least every FLUSH_S, and at each scrape)
 FLUSH_S = 1.0
+MAX_CALLER_TASKS = 64  # task labels callers' own task_type values may add; past them: OTHER_TASK
+OTHER_TASK = "other"
 
 
 def multiprocess() -> bool:
@@ -156,6 +158,7 @@ class GatewayMetrics:
         self._children: dict[tuple[Any, ...], Any] = {}
         self._rows: list[Mapping[str, Any]] = []  # records not yet counted (see observe)
         self._routed: list[tuple[str, str, bool]] = []  # decisions not yet counted: task, model, explored
+        self._caller_tasks: set[str] = set()  # the task_type values callers gave that have a label
         self._open: set[str] = set()  # models whose breaker gauge is 1
         self._budgets: set[tuple[str, ...]] = set()  # label tuples of the budget gauges set
         self._sources: tuple[CircuitBreakers, RecordWriter, SpendGuard, SnapshotStore] | None = None
@@ -190,7 +193,19 @@ class GatewayMetrics:
     def on_routed(self, routed: Routed) -> None:
         """Count one routing decision of the router (not a model the caller named)."""
         if routed.plan:
-            self._routed.append((routed.decision.task_type, routed.plan[0].id, routed.decision.explored))
+            task = self._task_label(routed.detection.task_type, routed.detection.source)
+            self._routed.append((task, routed.plan[0].id, routed.decision.explored))
+
+    def _task_label(self, task: str, source: str) -> str:
+        """A detected task is its own label (detection names a bounded set: the task maps', the
+        classifier's, an imported evaluation's); a caller's own ``task_type`` is free text, so
+        at most ``MAX_CALLER_TASKS`` of those get a label of their own, the rest ``other``."""
+        if source != "explicit" or task in self._caller_tasks:
+            return task
+        if len(self._caller_tasks) < MAX_CALLER_TASKS:
+            self._caller_tasks.add(task)
+            return task
+        return OTHER_TASK
 
     def flush(self) -> None:
         """Move the records and decisions counted since the last flush into the metrics."""
@@ -282,8 +297,8 @@ class GatewayMetrics:
             except LedgerUnavailable:
                 continue  # keeps the last value seen
             seen.add(labels)
-            self.budget_spent.labels(*labels).set(spent / 1e6)
-            self.budget_reserved.labels(*labels).set(reserved / 1e6)
+            self.budget_spent.labels(*labels).set(usd_of(spent))
+            self.budget_reserved.labels(*labels).set(usd_of(reserved))
             self.budget_amount.labels(*labels).set(budget.amount_usd)
         for gone in self._budgets - seen:  # deleted budgets leave the scrape
             for gauge in (self.budget_spent, self.budget_reserved, self.budget_amount):

@@ -40,10 +40,15 @@ async def commanded(tmp_path: Path, server: NatsServer) -> AsyncIterator[tuple[G
 
 
 async def command(
-    nc: nats.NATS, name: str, body: Any, token: str | None, timeout: float = 5.0
+    nc: nats.NATS,
+    name: str,
+    body: Any,
+    token: str | None,
+    timeout: float = 5.0,
+    header: str = "Authorization",
 ) -> dict[str, Any]:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
-    headers = {"Authorization": f"Bearer {token}"} if token else None
+    headers = {header: f"Bearer {token}"} if token else None
     msg = await nc.request(f"turnout.commands.{name}", data, timeout=timeout, headers=headers)
     reply: dict[str, Any] = orjson.loads(msg.data)
     return reply
@@ -96,8 +101,18 @@ async def test_register_and_reset_work_and_bad_commands_change_nothing(
         assert rated.status_code < 300, rated.text
         bad = await command(nc, "model.performance.reset", {"model": OPENAI_MODEL}, root)
         assert bad["ok"] is False and bad["error"]["param"] in ("model", "model_id"), bad
-        reset = await command(nc, "model.performance.reset", {"model_id": OPENAI_MODEL}, root)
-        assert reset["ok"] is True, reset
+        reset = await command(
+            nc, "model.performance.reset", {"model_id": OPENAI_MODEL}, root, header="authorization"
+        )
+        assert reset["ok"] is True, reset  # header names are case-insensitive, as in HTTP
+        typo = await command(nc, "model.performance.reset", {"model_id": "oai/gpt-4o-mnii"}, root)
+        assert typo["ok"] is False and typo["error"]["code"] == "not_found", (
+            "a typo resets nothing, and says so"
+        )
+        typo_api = await gw.http.post(
+            "/api/v2/admin/models/performance/reset", json={"model_id": "oai/gpt-4o-mnii"}, headers=gw.admin
+        )
+        assert typo_api.status_code == 404 and typo_api.json()["error"]["param"] == "model_id"
         api = await gw.http.post(
             "/api/v2/admin/models/performance/reset", json={"model_id": OPENAI_MODEL}, headers=gw.admin
         )
@@ -147,3 +162,45 @@ async def test_a_call_in_flight_is_cancelled(
         (cancelled,) = [e for e in events if e["type"] == "model.request.cancelled"]
         assert cancelled["data"]["request_id"] == request_id
         assert cancelled["data"]["error"]["message"] == "cancelled by command"
+
+
+async def test_a_stream_in_flight_is_cancelled_with_an_error_event_in_its_dialect(
+    tmp_path: Path,
+    nats_server: NatsServer,  # noqa: F811
+) -> None:
+    """Once a stream has begun its client cannot get a 409: the stream ends with the dialect's
+    error event (it was cut off mid-chunk, the server logging a CancelledError), and the record
+    says cancelled, 409."""
+    async with commanded(tmp_path, nats_server) as (gw, nc):
+        admin = gw.container.jwt.mint("ann", "acme", ["tenant_admin"])
+        ends = {
+            "/v1/chat/completions": ({"Authorization": f"Bearer {gw.key}"}, b'data: {"error"'),
+            "/v1/messages": ({"x-api-key": gw.key, "anthropic-version": "2023-06-01"}, b"event: error"),
+        }
+        ids = []
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30) as http:
+            for path, (headers, end) in ends.items():
+                gw.sim.inject("stall_after:2:10", count=1)
+                body = {"model": OPENAI_MODEL, "max_tokens": 50, "stream": True, "messages": HELLO}
+                async with http.stream("POST", path, json=body, headers=headers) as resp:
+                    assert resp.status_code == 200
+                    request_id = resp.headers["x-turnout-message-id"]
+                    chunks = resp.aiter_raw()
+                    received = await chunks.__anext__()  # the stream has begun
+                    started = asyncio.get_running_loop().time()
+                    done = await command(nc, "model.request.cancel", {"request_id": request_id}, admin)
+                    assert done["ok"] is True, done
+                    async for chunk in chunks:  # ends cleanly: no RemoteProtocolError
+                        received += chunk
+                    assert asyncio.get_running_loop().time() - started < 3, "the stall was not waited out"
+                assert end in received and b"model.request.cancel" in received, received[-300:]
+                ids.append(request_id)
+        rows = {r.id: r for r in await gw.records(2)}
+        for request_id in ids:
+            row = rows[request_id]
+            assert (row.status, row.http_status, row.error) == ("cancelled", 409, "cancelled by command")
+        events = await stream_events(nats_server.url, 3 + 2, timeout_s=15)
+        cancelled = {
+            e["data"]["request_id"]: e["data"] for e in events if e["type"] == "model.request.cancelled"
+        }
+        assert set(cancelled) == set(ids) and all(c["error"]["code"] == 409 for c in cancelled.values())

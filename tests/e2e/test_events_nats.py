@@ -82,9 +82,13 @@ async def test_ratings_and_failures_publish_their_events(tmp_path: Path, nats_se
         )
         assert rated.status_code < 300, rated.text
         gw.sim.inject("status:502", count=None)
-        failed = await gw.http.post(
+        failed = await gw.http.post(  # no fallbacks: retried on its one model, then failed
             "/v1/chat/completions",
-            json={"model": OPENAI_MODEL, "messages": HELLO},
+            json={
+                "model": OPENAI_MODEL,
+                "messages": HELLO,
+                "metadata": {"project_id": "p1", "task_id": "t1"},
+            },
             headers={"Authorization": f"Bearer {gw.key}"},
         )
         assert failed.status_code == 502
@@ -107,4 +111,6 @@ async def test_ratings_and_failures_publish_their_events(tmp_path: Path, nats_se
     assert feedback["model_id"] == OPENAI_MODEL
     error = kinds["model.request.failed"]
     assert error["request_id"] == failed.headers["x-turnout-message-id"]
-    assert error["error"]["code"] == "502" and error["fallback_attempted"] is True
+    assert error["error"]["code"] == 502 and error["error"]["details"]["attempts"] > 1
+    assert error["fallback_attempted"] is False, "retries on one model attempt no fallback"
+    assert error["project_id"] == "p1" and error["task_id"] == "t1"

@@ -49,3 +49,22 @@ async def test_an_explicit_rating_replaces_an_implicit_signal(gw: GatewayEnv) ->
     admin = {"Authorization": f"Bearer {gw.container.jwt.mint('ann', 'acme', ['tenant_admin'])}"}
     await gw.records(1)
     assert await _stored(gw, message_id, admin) == (0.2, "explicit")
+
+
+async def test_a_rating_must_be_a_number(gw: GatewayEnv) -> None:  # noqa: F811
+    """true is no rating (it was stored as 1.0), nor is "0.9"; the native API's success is a boolean."""
+    raw = await gw.openai().chat.completions.with_raw_response.create(model=OPENAI_MODEL, messages=HELLO)
+    message_id = raw.headers["x-turnout-message-id"]
+    auth = {"Authorization": f"Bearer {gw.key}"}
+    for rating in (True, "0.9"):
+        refused = await gw.http.post(
+            f"/api/v2/chat/messages/{message_id}/feedback", json={"rating": rating}, headers=auth
+        )
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "rating", refused.text
+    native = await gw.http.post(
+        "/api/models/feedback", json={"request_id": message_id, "success": 1}, headers=auth
+    )
+    assert native.status_code == 400 and native.json()["error"]["param"] == "success", native.text
+    assert (
+        await gw.http.post(f"/api/v2/chat/messages/{message_id}/feedback", json={"rating": 1}, headers=auth)
+    ).status_code == 200, "an integer is a number"

@@ -111,6 +111,24 @@ async def test_the_counters_agree_with_the_records(tmp_path: Path) -> None:
     assert not any("api_key" in dict(labels) for _, labels in samples), "no per-key labels by default"
 
 
+async def test_callers_task_types_cannot_grow_the_label_set(tmp_path: Path) -> None:
+    """task_type is the caller's free text: 70 names give 64 task labels and ``other``, not 70."""
+    async with gateway(tmp_path, metrics_token=SecretStr(TOKEN)) as gw:
+        for n in range(70):
+            answer = await gw.http.post(
+                "/v1/chat/completions",
+                json={"model": "auto", "task_type": f"made-up-{n}", "messages": HELLO},
+                headers={"Authorization": f"Bearer {gw.key}"},
+            )
+            assert answer.status_code == 200, answer.text
+        await gw.records(70)
+        samples = await scrape(gw)
+    tasks = {dict(labels)["task"] for name, labels in samples if name == "turnout_routing_decisions_total"}
+    assert len(tasks) == 65 and "other" in tasks, sorted(tasks)
+    assert total(samples, "turnout_routing_decisions_total") == 70
+    assert total(samples, "turnout_routing_decisions_total", task="other") == 6
+
+
 async def test_gauges_show_an_open_breaker_and_a_budgets_spend(tmp_path: Path) -> None:
     async with gateway(tmp_path, metrics_token=SecretStr(TOKEN), metrics_key_labels=True) as gw:
         tenant_admin = {"Authorization": f"Bearer {gw.container.jwt.mint('ann', 'acme', ['tenant_admin'])}"}

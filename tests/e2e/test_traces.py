@@ -103,19 +103,24 @@ async def test_a_routed_call_is_a_server_span_with_routing_and_attempt_children(
     assert SIM_KEY not in everything and gw.key not in everything, "no credential in any span"
 
 
-async def test_failover_is_two_attempt_spans_the_first_failed(traced: Traced) -> None:
+async def _failed_over(traced: Traced, status: int) -> Any:
+    """A call to gpt-4o-mini answering ``status``, tried once and served by its fallback."""
     gw = traced.gw
     caller = gw.container.gateway.caller
     policy = caller.policy
     caller.policy = dataclasses.replace(policy, max_retries=0)  # one try per model: failover at once
-    gw.sim.inject("status:503", count=None, model="gpt-4o-mini")
+    gw.sim.inject(f"status:{status}", count=None, model="gpt-4o-mini")
     try:
-        raw = await gw.openai().chat.completions.with_raw_response.create(
+        return await gw.openai().chat.completions.with_raw_response.create(
             model=OPENAI_MODEL, messages=HELLO, extra_body={"fallbacks": [OPENAI_MODEL_2]}
         )
     finally:
         gw.sim.clear_faults()
         caller.policy = policy
+
+
+async def test_failover_is_two_attempt_spans_the_first_failed(traced: Traced) -> None:
+    raw = await _failed_over(traced, 503)
     assert raw.headers["x-turnout-model"] == OPENAI_MODEL_2
     spans = await traced.receiver.trace_of(raw.headers["x-turnout-message-id"], spans_at_least=4)
     server = _one(spans, SERVER)
@@ -123,6 +128,8 @@ async def test_failover_is_two_attempt_spans_the_first_failed(traced: Traced) ->
 
     assert failed.parent_id == served.parent_id == server.span_id
     assert failed.status == ERROR and failed.attributes["error.type"] == "503"
+    assert failed.attributes["http.response.status_code"] == 503, "what the upstream answered"
+    assert failed.attributes["turnout.fault"] == "provider"
     assert failed.attributes["turnout.model_id"] == OPENAI_MODEL and failed.name == "chat gpt-4o-mini"
     assert served.status != ERROR and served.attributes["turnout.model_id"] == OPENAI_MODEL_2
     assert server.status != ERROR
@@ -130,6 +137,15 @@ async def test_failover_is_two_attempt_spans_the_first_failed(traced: Traced) ->
     assert server.attributes["turnout.attempts"] == 2 and server.attributes["turnout.fallback_used"] is True
     assert server.attributes["turnout.cost_usd"] == pytest.approx(float(raw.headers["x-turnout-cost-usd"]))
     assert server.attributes["turnout.cost_usd"] > 0
+
+
+async def test_an_upstream_rate_limit_is_no_fault_of_the_caller(traced: Traced) -> None:
+    """A 429 says the provider is busy: the attempt's span says rate_limited, not caller_input."""
+    raw = await _failed_over(traced, 429)
+    spans = await traced.receiver.trace_of(raw.headers["x-turnout-message-id"], spans_at_least=4)
+    failed, _ = _attempts(spans)
+    assert failed.attributes["http.response.status_code"] == 429
+    assert failed.attributes["turnout.fault"] == "rate_limited"
 
 
 async def test_a_failed_call_marks_its_server_span_failed(traced: Traced) -> None:

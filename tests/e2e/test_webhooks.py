@@ -322,6 +322,7 @@ async def test_a_receiver_that_never_recovers_fills_the_dead_letters(gw: Gateway
         ({"event_types": ["model.request.exploded"]}, "event_types"),
         ({"event_types": []}, "event_types"),
         ({"secret": "mine"}, "secret"),
+        ({"active": "yes"}, "active"),  # no boolean: it was taken as true
     ],
 )
 async def test_bad_webhooks_are_refused_naming_the_field(

@@ -29,8 +29,8 @@ class NativeFeedback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=36)
-    quality_rating: float | None = Field(default=None, ge=0.0, le=1.0)
-    success: bool
+    quality_rating: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
+    success: bool = Field(strict=True)
     feedback: str | None = Field(default=None, max_length=2000)
     corrections: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=2000)]] = Field(
         default_factory=dict, max_length=20, description="within the 64 KiB a stored rating may carry"

@@ -131,7 +131,8 @@ class CommandServer:
         return serve
 
     def _principal(self, msg: Msg) -> Principal:
-        header = (msg.headers or {}).get("Authorization", "")
+        # header names are case-insensitive, as in HTTP: "authorization" is the same header
+        header = next((v for k, v in (msg.headers or {}).items() if k.lower() == "authorization"), "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("missing bearer token (the Authorization header)", code="missing_token")

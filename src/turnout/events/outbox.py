@@ -106,11 +106,11 @@ def request_event(row: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         return COMPLETED, base
     attempts = row["attempts"] or 0
     base["error"] = {
-        "code": str(row["http_status"]),
+        "code": row["http_status"],
         "message": row["error"],
         "details": {"status": row["status"], "http_status": row["http_status"], "attempts": attempts},
     }
-    base["fallback_attempted"] = bool(row["fallback_used"]) or attempts > 1
+    base["fallback_attempted"] = bool(row["fallback_used"]) or (meta.get("models_tried") or 1) > 1
     base["fallback_succeeded"] = False
     return (CANCELLED if row["status"] == "cancelled" else FAILED), base
 

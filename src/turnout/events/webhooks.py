@@ -69,7 +69,7 @@ class WebhookCreate(BaseModel):
         min_length=1, max_length=32, description=f"any of {', '.join(EVENT_TYPES)}; '*' for all"
     )
     description: str | None = Field(default=None, max_length=200)
-    active: bool = True
+    active: bool = Field(default=True, strict=True)  # "yes" is no boolean
 
 
 class WebhookUpdate(BaseModel):
@@ -78,7 +78,7 @@ class WebhookUpdate(BaseModel):
     url: str | None = Field(default=None, min_length=1, max_length=2048)
     event_types: list[str] | None = Field(default=None, min_length=1, max_length=32)
     description: str | None = Field(default=None, max_length=200)
-    active: bool | None = None
+    active: bool | None = Field(default=None, strict=True)
 
 
 class WebhookOut(BaseModel):

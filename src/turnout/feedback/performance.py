@@ -11,10 +11,10 @@ from sqlalchemy import and_, case, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
-from turnout.errors import InvalidRequest
+from turnout.errors import InvalidRequest, NotFound
 from turnout.routing.experience import ExperienceStore
 from turnout.store.messages import Message
-from turnout.store.models import utcnow
+from turnout.store.models import Model, utcnow
 from turnout.store.routing import SettingEntry
 
 RESETS_KEY = "performance.resets"
@@ -149,6 +149,9 @@ class PerformanceService:
             raise InvalidRequest(
                 "tenant_id is required with agent_id: agent ids are per tenant", param="tenant_id"
             )
+        async with self._sessions() as session:  # a typo'd id must not "reset" nothing and say so
+            if await session.get(Model, body.model_id) is None:
+                raise NotFound(f"no model '{body.model_id}' in the catalog", param="model_id")
         at = utcnow()
         tasks: list[str | None] = list(body.task_types) or [None]
         for task in tasks:

@@ -38,7 +38,7 @@ log = structlog.get_logger(__name__)
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rating: float = Field(ge=0.0, le=1.0)
+    rating: float = Field(ge=0.0, le=1.0, strict=True)  # true is no rating of 1.0
     feedback_type: Literal["explicit", "implicit", "self_eval"] = "explicit"
     comment: str | None = Field(default=None, max_length=2000)
     corrections: JsonObject = Field(default_factory=dict)

@@ -99,6 +99,7 @@ class FailoverTrace:
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
     last: ModelEntry | None = None
+    models: int = 0  # distinct models tried: more than one, a fallback was attempted
 
 
 Parse = Callable[[ChatAdapter, Target, bytes], WholeAnswer]
@@ -256,6 +257,8 @@ class Caller:
             self.load.begin(model.id)
         try:
             retry = 0
+            if trace.last is not model:
+                trace.models += 1
             trace.last = model
             while True:
                 trace.attempts += 1
@@ -278,9 +281,11 @@ class Caller:
                 except _Failed as failed:
                     error, fault = failed.error, failed.fault
                     if span is not None:
-                        tracing.attempt_failed(span, error.status_code, fault.value, error.message)
+                        tracing.attempt_failed(
+                            span, error.status_code, fault.value, error.message, failed.upstream_status
+                        )
                     trace.errors.append(f"{model.id}: {error.status_code} {error.message}")
-                    if fault is not Fault.CALLER_INPUT and fault is not Fault.LOCAL:
+                    if fault not in _NO_HEALTH_VERDICT:
                         self._on_outcome(model.id, False, (time.perf_counter() - started) * 1000)
                     retry += 1
                     delay = (
@@ -349,7 +354,7 @@ class Caller:
         if response.status >= 400:
             response.release()
             error = adapter.error(target, response.status, first, response.headers)
-            raise _Failed(error, _status_fault(error.status_code))
+            raise _Failed(error, _status_fault(error.status_code), response.status)
         if response.status >= 300:
             response.release()
             redirect = ProviderError(
@@ -357,7 +362,7 @@ class Caller:
                 "which is not followed: check its api_base",
                 status=502,
             )
-            raise _Failed(redirect, Fault.PROVIDER)
+            raise _Failed(redirect, Fault.PROVIDER, response.status)
         try:
             if parse is not None:
                 result = parse(request.decoding or adapter, target, first)
@@ -453,15 +458,20 @@ class Fault(enum.Enum):
     PROVIDER = "provider"  # the provider is unwell: counts for everyone
     REQUEST = "request"  # may have been caused by this request: counts for its tenant only
     CALLER_INPUT = "caller_input"  # a 4xx: the request is wrong, the provider is fine
+    RATE_LIMITED = "rate_limited"  # a 429: the provider is busy (a rate limit says nothing about health)
     LOCAL = "local"  # this machine ran out of something: nobody's fault upstream
 
 
 class _Failed(Exception):
-    """A failed attempt: the error for the client and whose fault it was."""
+    """A failed attempt: the error for the client, whose fault it was, and the HTTP status the
+    upstream answered with (None: it did not answer, or its answer could not be used)."""
 
-    def __init__(self, error: ProviderError, fault: Fault) -> None:
+    def __init__(self, error: ProviderError, fault: Fault, upstream_status: int | None = None) -> None:
         super().__init__(error.message)
-        self.error, self.fault = error, fault
+        self.error, self.fault, self.upstream_status = error, fault, upstream_status
+
+
+_NO_HEALTH_VERDICT = frozenset({Fault.CALLER_INPUT, Fault.RATE_LIMITED, Fault.LOCAL})  # breakers hear nothing
 
 
 def _status_fault(status: int) -> Fault:
@@ -469,7 +479,7 @@ def _status_fault(status: int) -> Fault:
         return Fault.PROVIDER
     if status >= 500:
         return Fault.REQUEST
-    return Fault.CALLER_INPUT  # 4xx, 429 included: a rate limit says nothing about health
+    return Fault.RATE_LIMITED if status == 429 else Fault.CALLER_INPUT
 
 
 def _is_local(exc: BaseException) -> bool:

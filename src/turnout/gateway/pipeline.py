@@ -53,6 +53,7 @@ from turnout.translate.passthrough import StreamRelay
 from turnout.translate.types import Chunk, Completion, EmbeddingsResponse, Usage
 
 log = structlog.get_logger(__name__)
+CANCELLED_BY_COMMAND = "the request was cancelled by a model.request.cancel command"
 
 
 class Gateway:
@@ -84,6 +85,7 @@ class Gateway:
         # ones that command cancelled, so they are recorded and answered as such
         self.inflight: dict[str, tuple[asyncio.Task[Any], str]] = {}
         self._cancelled: set[str] = set()
+        self._streaming: dict[str, Opened] = {}  # calls whose stream is being sent, by message id
 
     async def chat(
         self, principal: Principal, call: ChatCall, dialect: str, endpoint: str = "chat"
@@ -126,6 +128,7 @@ class Gateway:
                 )
             finally:  # a failed call is recorded against the last model it was tried on
                 record.attempts, record.model = trace.attempts, trace.last
+                record.models_tried = trace.models
             record.fallback_used = opened.fallback_used
             if call.stream:
                 streamed = Streamed(opened.model, record.message_id, extra_headers=_rate_headers(record))
@@ -144,7 +147,7 @@ class Gateway:
         except asyncio.CancelledError:  # the client went away (or a command): the upstream call too
             if record.message_id in self._cancelled and task is not None:
                 task.uncancel()  # cancelled by model.request.cancel: recorded and answered as such
-                cancelled = RequestCancelled("the request was cancelled by a model.request.cancel command")
+                cancelled = RequestCancelled(CANCELLED_BY_COMMAND)
                 return self._failed(record, cancelled, status="cancelled", error="cancelled by command")
             self._submit(
                 record.finish(status="cancelled", http_status=499, error="client disconnected"), record
@@ -247,6 +250,7 @@ class Gateway:
                 )
             finally:
                 record.attempts, record.model = trace.attempts, trace.last
+                record.models_tried = trace.models
             record.fallback_used = opened.fallback_used
             result = cast(EmbeddingsResponse, opened.result or {})  # what _parse_embeddings returned
         except TurnoutError as exc:
@@ -272,6 +276,7 @@ class Gateway:
         assert decoder is not None, "a stream is opened with its decoder"
         message: dict[str, Any] = {"content": [], "tool_calls": [], "chars": 0}
         keep = storing.assembler if storing is not None else None
+        self._streaming[record.message_id] = opened
         try:
             if opened.first_items:  # decoded by failover, which checked them
                 for item in opened.first_items:
@@ -297,12 +302,13 @@ class Gateway:
             broken: StreamBroken | None = None
         except (ProviderError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             broken = _broken(exc)
-        except BaseException:  # the client went away (or a command): recorded, nothing left to answer
+        except BaseException:  # the client went away (or a command, before its stream began)
             self._finish_stream(record, message, "cancelled", self._why_cancelled(record))
             raise
         finally:
+            self._streaming.pop(record.message_id, None)
             opened.close()  # a group member's stream is no longer in flight
-        await self._stream_ended(record, message, broken, storing)
+        broken = await self._stream_ended(record, message, broken, storing)
         if broken is not None:
             raise broken
         streamed.usage, streamed.finished = record.usage, True
@@ -319,6 +325,7 @@ class Gateway:
         message: dict[str, Any] = {"content": [], "tool_calls": [], "chars": 0}
         held = b""
         keep = storing.assembler if storing is not None else None
+        self._streaming[record.message_id] = opened
         try:
             for item in opened.first_items:  # decoded by failover, which checked them
                 _observe(record, item, message)
@@ -349,12 +356,13 @@ class Gateway:
             broken: StreamBroken | None = None
         except (ProviderError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             broken = _broken(exc)
-        except BaseException:  # the client went away (or a command): recorded, nothing left to answer
+        except BaseException:  # the client went away (or a command, before its stream began)
             self._finish_stream(record, message, "cancelled", self._why_cancelled(record))
             raise
         finally:
+            self._streaming.pop(record.message_id, None)
             opened.close()  # a group member's stream is no longer in flight
-        await self._stream_ended(record, message, broken, storing)
+        broken = await self._stream_ended(record, message, broken, storing)
         yield relay.feed(held) if broken is None else relay.error(broken.message, broken.error_type)
 
     async def _stream_ended(
@@ -363,19 +371,25 @@ class Gateway:
         message: dict[str, Any],
         broken: StreamBroken | None,
         storing: Storing | None = None,
-    ) -> None:
-        """Record a stream that ran to its end (or broke), and cache it when it is whole; return once
-        the record is journaled, so that the stream's last bytes follow it."""
-        if broken is None and not record.usage:  # llama.cpp omits it even when asked: estimate it
-            record.usage = estimated_usage(record.call.body, message["chars"])
-            record.usage_estimated = True
-        if broken is None and storing is not None:
-            self._keep_stream(record, storing)
-        durable = self._finish_stream(
-            record, message, "ok" if broken is None else "error", None if broken is None else broken.message
-        )
+    ) -> StreamBroken | None:
+        """Record a stream that ran to its end, broke, or was stopped by ``model.request.cancel``
+        (recorded ``cancelled``, 409, as a cancelled whole answer is), and cache it when it is
+        whole; return once the record is journaled, so that the stream's last bytes follow it, with
+        what ends the stream instead of its last bytes (None: nothing)."""
+        if broken is not None and record.message_id in self._cancelled:  # cancel closed its upstream
+            durable = self._finish_stream(record, message, "cancelled", "cancelled by command", 409)
+            broken = StreamBroken(CANCELLED_BY_COMMAND, RequestCancelled.error_type)
+        else:
+            if broken is None and not record.usage:  # llama.cpp omits it even when asked: estimate it
+                record.usage = estimated_usage(record.call.body, message["chars"])
+                record.usage_estimated = True
+            if broken is None and storing is not None:
+                self._keep_stream(record, storing)
+            status, error = ("ok", None) if broken is None else ("error", broken.message)
+            durable = self._finish_stream(record, message, status, error)
         if durable is not None:
             await durable
+        return broken
 
     def _keep_stream(self, record: CallRecord, storing: Storing) -> None:
         """Cache a stream that ran to a storable end, as the whole answer its chunks make up."""
@@ -386,7 +400,8 @@ class Gateway:
 
     def cancel(self, message_id: str, principal: Principal) -> bool | None:
         """Cancel a call in flight here (``model.request.cancel``): its upstream call is cancelled,
-        it is recorded ``cancelled`` and its client answered 409. None: not in flight here; False:
+        it is recorded ``cancelled`` and its client answered 409, or, once its stream has begun,
+        told in its stream with the dialect's error event. None: not in flight here; False:
         another tenant's (a platform admin may cancel any)."""
         held = self.inflight.get(message_id)
         if held is None:
@@ -395,7 +410,11 @@ class Gateway:
         if tenant != principal.tenant_id and not principal.has_any("platform_admin"):
             return False
         self._cancelled.add(message_id)
-        task.cancel()
+        streaming = self._streaming.get(message_id)
+        if streaming is not None:  # its reads break off; the stream ends with an error event
+            streaming.response.close()
+        else:
+            task.cancel()
         log.info("request.cancel_requested", request_id=message_id, by=principal.subject)
         return True
 
@@ -471,7 +490,12 @@ class Gateway:
             )
 
     def _finish_stream(
-        self, record: CallRecord, message: dict[str, Any], status: str, error: str | None
+        self,
+        record: CallRecord,
+        message: dict[str, Any],
+        status: str,
+        error: str | None,
+        http_status: int = 200,
     ) -> Awaitable[None] | None:
         record.tools_used = message["tool_calls"]
         if self.store_text:
@@ -479,7 +503,8 @@ class Gateway:
         if status == "ok":
             self._remember(record)
         return self._submit(
-            record.finish(status=status, http_status=200, error=error, store_text=self.store_text), record
+            record.finish(status=status, http_status=http_status, error=error, store_text=self.store_text),
+            record,
         )
 
     def _failed(

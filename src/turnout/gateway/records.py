@@ -39,6 +39,7 @@ class CallRecord:
     first_token_at: float | None = None
     model: ModelEntry | None = None
     attempts: int = 0
+    models_tried: int = 0  # distinct models the attempts went to
     fallback_used: bool = False
     usage: Mapping[str, Any] | None = None
     usage_estimated: bool = False  # the provider reported none: turnout.tokens estimated it
@@ -106,15 +107,19 @@ class CallRecord:
             "cache_hit": self.cache_hit,
             "prompt": _prompt_text(self.call.body) if store_text else None,
             "content": self.content if store_text else None,
-            "metadata_": _metadata(meta, self.decision),
+            "metadata_": _metadata(meta, self.decision, self.models_tried),
             "created_at": utcnow(),
         }
 
 
-def _metadata(meta: dict[str, Any], decision: orjson.Fragment | None) -> dict[str, Any]:
-    out: dict[str, Any] = {k: v for k, v in meta.items() if k == "task_id"}
+def _metadata(meta: dict[str, Any], decision: orjson.Fragment | None, models_tried: int) -> dict[str, Any]:
+    """What the record keeps of the caller's metadata (its task and project), the routing decision
+    and, when the attempts went to more than one model, how many (a fallback was attempted)."""
+    out: dict[str, Any] = {k: v for k, v in meta.items() if k in ("task_id", "project_id")}
     if decision is not None:
         out["decision"] = decision
+    if models_tried > 1:
+        out["models_tried"] = models_tried
     return out
 
 

@@ -252,9 +252,12 @@ def with_traceparent(span: Attempt, headers: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def attempt_failed(span: Attempt, status: int, fault: str, message: str) -> None:
-    """End a failed attempt's span: error status, ``error.type`` the HTTP status it maps to."""
+def attempt_failed(span: Attempt, status: int, fault: str, message: str, upstream_status: int | None) -> None:
+    """End a failed attempt's span: error status, ``error.type`` the HTTP status it maps to, and
+    ``http.response.status_code`` the upstream's own, when it answered."""
     span.attributes["error.type"] = str(status)
+    if upstream_status is not None:
+        span.attributes["http.response.status_code"] = upstream_status
     span.attributes["turnout.fault"] = fault
     span.end(message[:300])
 
