@@ -84,6 +84,12 @@ class PayloadTooLarge(TurnoutError):
     code = "payload_too_large"
 
 
+class UnsupportedEncoding(TurnoutError):
+    status_code = 415
+    error_type = "invalid_request_error"
+    code = "unsupported_content_encoding"
+
+
 class RateLimited(TurnoutError):
     status_code = 429
     error_type = "rate_limit_error"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.gateway_env import ANTHROPIC_MODEL, OLLAMA_MODEL, OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
@@ -188,6 +190,24 @@ async def test_disabled_model_and_oversized_body(gw: GatewayEnv) -> None:  # noq
     too_big = await gw.http.post("/v1/chat/completions", json=huge, headers=headers)
     assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "payload_too_large"
     assert gw.sim.stats.total == 0
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/v2/agents"])
+async def test_a_compressed_body_is_a_415_saying_so(gw: GatewayEnv, path: str) -> None:  # noqa: F811
+    """No route decodes Content-Encoding: a gzip body was read as JSON (400 "not valid UTF-8")."""
+    body = gzip.compress(
+        orjson.dumps({"model": OPENAI_MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    )
+    headers = {
+        "Authorization": f"Bearer {gw.key}",
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+    }
+    answer = await gw.http.post(path, content=body, headers=headers)
+    assert answer.status_code == 415, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "unsupported_content_encoding" and "gzip" in error["message"]
+    assert gw.upstream_calls() == 0
 
 
 async def test_authentication_on_the_data_plane(gw: GatewayEnv) -> None:  # noqa: F811

@@ -385,6 +385,7 @@ async def test_two_replicas_deliver_each_event_once(settings: Settings) -> None:
         assert sorted(rec.arrivals) == sorted(sent) and rec.bad == []
         history = await deliveries(env, "theta", limit="100")
         assert len(history) == 30 and all(d["status"] == "delivered" and d["attempts"] == 1 for d in history)
+        assert all(d["next_attempt_at"] is None for d in history), "a delivered event has no next attempt"
 
 
 async def test_real_calls_and_ratings_reach_a_webhook_made_a_moment_before(gw: GatewayEnv) -> None:

@@ -118,7 +118,7 @@ class DeliveryOut(BaseModel):
     tenant_id: str
     status: str
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: datetime | None = Field(description="when it is tried next; none once delivered or dead")
     last_status: int | None
     last_error: str | None
     created_at: datetime
@@ -421,7 +421,7 @@ def _delivery_out(delivery: WebhookDelivery, event_type: str | None) -> Delivery
         tenant_id=delivery.tenant_id,
         status=delivery.status,
         attempts=delivery.attempts,
-        next_attempt_at=delivery.next_attempt_at,
+        next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
         last_status=delivery.last_status,
         last_error=delivery.last_error,
         created_at=delivery.created_at,
