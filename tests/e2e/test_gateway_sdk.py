@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 
 from tests.gateway_env import ANTHROPIC_MODEL, OLLAMA_MODEL, OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
 
 CHAT_MODELS = [OPENAI_MODEL, ANTHROPIC_MODEL, OLLAMA_MODEL]
+HELLO: Any = [{"role": "user", "content": "hello"}]
 WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
@@ -215,3 +218,23 @@ async def test_native_endpoints(gw: GatewayEnv) -> None:  # noqa: F811
     assert any(m["id"] == OPENAI_MODEL and "chat" in m["capabilities"] for m in models)
     rows = await gw.records(3)
     assert any(r.task_type == "code" and r.endpoint == "chat" for r in rows)
+
+
+async def test_the_sdks_request_id_is_the_record_of_the_call(gw: GatewayEnv) -> None:  # noqa: F811
+    """What the official SDKs expose as a response's request id (OpenAI: x-request-id, Anthropic:
+    request-id) is Turnout's message id, the one feedback, decisions and cancel take."""
+    raw = await gw.openai().chat.completions.with_raw_response.create(model=OPENAI_MODEL, messages=HELLO)
+    message_id = raw.headers["x-turnout-message-id"]
+    assert raw.request_id == message_id and raw.parse()._request_id == message_id
+    message = await gw.anthropic().messages.create(model=ANTHROPIC_MODEL, max_tokens=20, messages=HELLO)
+    assert message._request_id is not None
+    rows = {r.id for r in await gw.records(2)}
+    assert message._request_id in rows, "the Anthropic SDK's request id names the record"
+    gw.sim.inject("status:400", count=1)
+    with pytest.raises(openai.BadRequestError) as failed:
+        await gw.openai().chat.completions.create(model=OPENAI_MODEL, messages=HELLO)
+    assert failed.value.request_id in {r.id for r in await gw.records(3)}, "an error names its record too"
+    gw.sim.inject("status:400", count=1)
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        await gw.anthropic().messages.create(model=ANTHROPIC_MODEL, max_tokens=20, messages=HELLO)
+    assert refused.value.request_id in {r.id for r in await gw.records(4)}

@@ -18,15 +18,24 @@ from turnout.domain.snapshot import ModelEntry
 from turnout.gateway.results import Answer, Failed, StreamBroken, Streamed, TokenCount
 
 
-def headers(message_id: str, model: ModelEntry | None, cost: float | None) -> list[tuple[bytes, bytes]]:
-    """The ``x-turnout-*`` headers of an answer, encoded as the server sends them."""
-    out = [(b"x-turnout-message-id", message_id.encode("latin-1"))]
+def headers(
+    message_id: str | None, model: ModelEntry | None, cost: float | None
+) -> list[tuple[bytes, bytes]]:
+    """The ``x-turnout-*`` headers of an answer, encoded as the server sends them; the message id
+    also as the request id the official SDKs read (``x-request-id``: OpenAI's ``_request_id``,
+    ``request-id``: Anthropic's), so a client's request-id logging names Turnout's record."""
+    out = [] if message_id is None else message_id_headers(message_id)
     if model is not None:
         out.append((b"x-turnout-model", model.id.encode("latin-1")))
         out.append((b"x-turnout-provider", model.provider_id.encode("latin-1")))
     if cost is not None:
         out.append((b"x-turnout-cost-usd", b"%.8f" % cost))
     return out
+
+
+def message_id_headers(message_id: str) -> list[tuple[bytes, bytes]]:
+    value = message_id.encode("latin-1")
+    return [(b"x-turnout-message-id", value), (b"x-request-id", value), (b"request-id", value)]
 
 
 class JsonAnswer(Response):
@@ -79,7 +88,7 @@ def render(dialect: Dialect, result: Answer | Streamed | Failed, include_usage: 
         )
     if isinstance(result, Failed):
         response = dialect.error_response(result.error)
-        response.raw_headers.append((b"x-turnout-message-id", result.message_id.encode("latin-1")))
+        response.raw_headers += message_id_headers(result.message_id)
         return _AfterRecord(response, result.durable)
     passthrough = result.passthrough
     events = _events(dialect, result, include_usage) if passthrough is None else _relayed(passthrough)
@@ -91,7 +100,7 @@ def render(dialect: Dialect, result: Answer | Streamed | Failed, include_usage: 
 def render_count(count: TokenCount) -> Response:
     """A ``count_tokens`` answer: the provider's as it came, or the estimate, flagged as one in
     its body and in ``x-turnout-estimated``."""
-    extra = headers("", count.model, None)[1:]  # the model and provider; a count has no message
+    extra = headers(None, count.model, None)  # the model and provider; a count has no message
     if count.raw is not None:
         body = count.raw
     else:

@@ -377,6 +377,8 @@ _ANSWER_HEADERS = {
         ("x-turnout-model", "the catalog id that answered"),
         ("x-turnout-provider", "its provider"),
         ("x-turnout-message-id", "the record of this call (for feedback)"),
+        ("x-request-id", "the message id again, where the OpenAI SDK reads a request id"),
+        ("request-id", "the message id again, where the Anthropic SDK reads a request id"),
         ("x-turnout-cost-usd", "cost, when known before the headers (non-streaming)"),
         ("x-turnout-cache", "`hit`: answered from the response cache (cost 0); `miss`: kept for the next"),
     )
