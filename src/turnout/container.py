@@ -301,7 +301,7 @@ class Container:
             recent=recent_decisions,
             feedback_sync=feedback_sync,
             feedback=FeedbackService(sessions, experience, recent_messages, feedback_sync, memory),
-            performance=PerformanceService(sessions, experience),
+            performance=PerformanceService(sessions, feedback_sync),
             sharing=ExperienceSharing(sessions, snapshots),
             checkpoints=WalCheckpointer(engine, settings.sqlite_checkpoint_interval_s),
             timeouts=timeouts,

@@ -144,3 +144,57 @@ async def test_a_rated_prompt_joins_every_replicas_prompt_memory_and_survives_a_
         for replica in (later, second, first):
             if replica is not None:
                 await replica.aclose()
+
+
+async def test_a_performance_reset_holds_on_every_replica_and_after_a_restart(
+    replicas: tuple[Container, Container], settings: Settings
+) -> None:
+    """A reset made through one replica forgets the same ratings on the other within a poll and on
+    a replica started later (its replay skips them: before, every rating came back); a rating
+    given after the reset counts everywhere; and a reset of one tenant's agent leaves another
+    tenant's experience and performance report alone."""
+    from turnout.feedback.performance import ResetIn
+
+    first, second = replicas
+    user = {t: Principal("uma", t, frozenset({"user"})) for t in ("acme", "globex")}
+
+    async def rated(tenant: str, rating: float) -> None:
+        message_id = str(uuid.uuid4())
+        async with first.sessions.begin() as session:
+            session.add(
+                Message(
+                    id=message_id, tenant_id=tenant, agent_id="bot", model="p/m", dialect="openai",
+                    endpoint="chat", status="ok", http_status=200, task_type="math", created_at=utcnow(),
+                )
+            )  # fmt: skip
+        await first.feedback.rate(message_id, FeedbackIn(rating=rating), user[tenant])
+
+    def ratings(replica: Container, tenant: str) -> float:
+        return replica.experience.estimate(tenant, "bot", "math", "p/m").evidence
+
+    for _ in range(4):
+        await rated("acme", 1.0)
+    await rated("globex", 0.0)
+    await _until(lambda: ratings(second, "acme") >= 3.9 and ratings(second, "globex") >= 0.9)
+    admin = Principal("root", "platform", frozenset({"platform_admin"}))
+    body = ResetIn(model_id="p/m", task_types=["math"], agent_id="bot", tenant_id="acme")
+    await first.performance.reset(body, admin)
+    assert ratings(first, "acme") == 0
+    await _until(lambda: ratings(second, "acme") == 0)
+    assert ratings(second, "globex") >= 0.9, "another tenant's agent was not reset"
+    await rated("acme", 0.2)  # after the reset: it counts
+    await _until(lambda: 0.9 <= ratings(second, "acme") <= 1.1)
+    later = Container.build(settings.model_copy(update={"feedback_sync_interval_s": 0.2}))
+    await later.start()
+    try:
+        assert 0.9 <= ratings(later, "acme") <= 1.1, "a restarted replica replayed the forgotten ratings"
+        assert ratings(later, "globex") >= 0.9
+    finally:
+        await later.aclose()
+    globex_admin = Principal("gil", "globex", frozenset({"tenant_admin"}))
+    report = await first.performance.report(
+        globex_admin, task_type="math", agent_id=None, model_id=None, time_range=None
+    )
+    assert [(r["model"], r["rated_count"]) for r in report["performance"]] == [("p/m", 1)], (
+        "acme's reset hid globex's records"
+    )

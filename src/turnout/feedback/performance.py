@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,12 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.errors import InvalidRequest, NotFound
-from turnout.routing.experience import ExperienceStore
+from turnout.feedback.resets import Reset, store_reset, stored_resets
+from turnout.feedback.sync import FeedbackSync
 from turnout.store.messages import Message
 from turnout.store.models import Model, utcnow
-from turnout.store.routing import SettingEntry
 
-RESETS_KEY = "performance.resets"
 RANGE = re.compile(r"^(\d{1,4})([hdw])$")
 MAX_LATENCY_ROWS = 200_000
 
@@ -47,9 +46,9 @@ def parse_range(value: str | None) -> timedelta | None:
 class PerformanceService:
     """Builds the performance report and resets learned experience."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], experience: ExperienceStore) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], sync: FeedbackSync) -> None:
         self._sessions = sessions
-        self._experience = experience
+        self._sync = sync  # applies a reset here at once (and every replica's sync, from the store)
 
     async def report(
         self,
@@ -150,40 +149,31 @@ class PerformanceService:
                 "tenant_id is required with agent_id: agent ids are per tenant", param="tenant_id"
             )
         async with self._sessions() as session:  # a typo'd id must not "reset" nothing and say so
-            if await session.get(Model, body.model_id) is None:
-                raise NotFound(f"no model '{body.model_id}' in the catalog", param="model_id")
-        at = utcnow()
-        tasks: list[str | None] = list(body.task_types) or [None]
-        for task in tasks:
-            self._experience.reset(
-                model_id=body.model_id, task=task, agent_id=body.agent_id, tenant_id=body.tenant_id
+            known = (
+                await session.get(Model, body.model_id) is not None
+                or (await session.scalar(select(Message.id).where(Message.model == body.model_id).limit(1)))
+                is not None
             )
-        entry = {
-            "model_id": body.model_id,
-            "task_types": body.task_types,
-            "at": at.isoformat(),
-            "by": principal.subject,
-        }
+        if not known:
+            raise NotFound(f"no model '{body.model_id}' in the catalog or the records", param="model_id")
+        reset = Reset(body.model_id, tuple(body.task_types), body.tenant_id, body.agent_id, utcnow())
         async with self._sessions.begin() as session:
-            row = await session.get(SettingEntry, RESETS_KEY)
-            if row is None:
-                session.add(
-                    SettingEntry(key=RESETS_KEY, value={"resets": [entry]}, updated_by=principal.subject)
-                )
-            else:
-                row.value = {"resets": [*row.value.get("resets", []), entry][-500:]}
-        return {"status": "reset", **entry}
+            await store_reset(session, reset, principal.subject)
+        self._sync.apply_reset(reset)
+        return {"status": "reset", **reset.as_json(principal.subject)}
 
     async def _reset_clauses(self, session: AsyncSession, task: Any) -> list[Any]:
-        row = await session.get(SettingEntry, RESETS_KEY)
+        """Leave out the records each reset forgot: its model's, before it, for its tasks, and for
+        its tenant's agent when it named one (a reset of one agent hides no one else's records)."""
         clauses = []
-        for reset in row.value.get("resets", []) if row is not None else []:
-            before = [
-                Message.model == reset["model_id"],
-                Message.created_at < datetime.fromisoformat(reset["at"]),
-            ]
-            if reset.get("task_types"):
-                before.append(task.in_(reset["task_types"]))
+        for reset in (await stored_resets(session))[1]:
+            before = [Message.model == reset.model_id, Message.created_at < reset.at]
+            if reset.task_types:
+                before.append(task.in_(reset.task_types))
+            if reset.agent_id is not None:
+                before.append(Message.agent_id == reset.agent_id)
+                if reset.tenant_id is not None:
+                    before.append(Message.tenant_id == reset.tenant_id)
             clauses.append(not_(and_(*before)))
         return clauses
 

@@ -116,7 +116,8 @@ class FeedbackService:
                 applied=False,
                 recorded_at=now,
             )
-        replaced = self._sync.applied(message_id, body.rating, now.timestamp())
+        scope = (target.tenant_id, target.agent_id, target.task_type, target.model)
+        replaced = self._sync.applied(message_id, body.rating, now.timestamp(), scope)
         if self._memory is not None and known is not None and known.prompt_vector and not replaced:
             rated = (known.tenant_id, known.agent_id, known.task_type, known.model)
             remember_rating(
