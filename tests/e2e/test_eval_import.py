@@ -170,6 +170,9 @@ async def test_an_evaluation_of_several_tasks_teaches_detection_its_tasks(tmp_pa
         assert await detected("There are 4 houses in a row. Each person owns a pet. Who owns the zebra?") == (
             "logic-grid"
         )
+        # unlike the table's prompts: built-in detection decides (a softmax over two tasks named one)
+        assert await detected("Write a Python function that reverses a linked list") == "code"
+        assert await detected("hey, how's it going?") not in ("trivia", "logic-grid")
         # the explicit task still wins
         resp = await gw.http.post(
             "/v1/chat/completions",

@@ -33,6 +33,19 @@ def test_it_abstains_when_unsure(model: TaskModel) -> None:
     assert sure.predict("Completely unrelated words about gardening and tomatoes") is None
 
 
+def test_a_prompt_unlike_the_evaluations_is_out_of_its_domain(model: TaskModel) -> None:
+    """Two tasks' softmax names one of them for anything: only prompts about as close to a task's
+    centroid as its own are (all but its farthest 1%) are the evaluation's; the domain survives a
+    round trip, and a model stored without one keeps every prompt."""
+    for text in ("hi", "Write a Python function that reverses a linked list", "Translate 'good morning'"):
+        assert model.mixture(text) == [], text
+    assert model.mixture("Q: Which river flows through Vienna? A:")[0][0] == "trivia"
+    loaded = TaskModel.from_bytes(model.to_bytes(), None)
+    assert loaded.floor == model.floor and loaded.mixture("hi") == []
+    legacy = TaskModel(model.labels, model.weights, model.bias, False, None)
+    assert legacy.mixture("hi") != []
+
+
 def test_training_needs_two_tasks_and_one_label_a_prompt() -> None:
     with pytest.raises(ValueError, match="two tasks"):
         TaskModel.train(TRIVIA, ["trivia"] * len(TRIVIA))

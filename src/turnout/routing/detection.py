@@ -30,7 +30,8 @@ class LearnedTasks(Protocol):
     """What ``detect_task`` needs from the tasks of an imported evaluation (``routing.task_model``)."""
 
     def mixture(self, text: str) -> list[tuple[str, float]]:
-        """The likeliest tasks of ``text`` with their probabilities, likeliest first (at least one)."""
+        """The likeliest tasks of ``text`` with their probabilities, likeliest first; none when the
+        text is unlike the evaluation's prompts."""
         ...
 
     def sure_of(self, mixture: Sequence[tuple[str, float]]) -> tuple[str, float] | None:
@@ -185,7 +186,7 @@ def detect_task(
     text = last_user_text(body)
     if learned is not None and text:
         mixture = learned.mixture(text)
-        taught = learned.sure_of(mixture)
+        taught = learned.sure_of(mixture) if mixture else None
         if taught is not None:
             return result(taught[0], "evaluation", CONFIDENCE["evaluation"] * taught[1])
     found = maps.match_keywords(text) if text else None

@@ -471,7 +471,9 @@ def _detected(plan: _Plan, warm: np.ndarray, held: np.ndarray) -> tuple[Outcomes
     mixes: Mixes = {}
     for r, i in enumerate(held.tolist()):  # detect_task's rule
         mixture = model.mixture_of(probs[r])
-        taught = model.sure_of(mixture)
+        if not model.in_domain(plan.features[i], mixture[0][0]):  # unlike the warm-up's prompts
+            mixture = []
+        taught = model.sure_of(mixture) if mixture else None
         tasks[i] = taught[0] if taught is not None else plan.builtin[i]
         mixes[i] = task_mix(mixture, str(tasks[i]))
     return replace(plan.outcomes, tasks=tasks), mixes

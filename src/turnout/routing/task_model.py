@@ -13,6 +13,13 @@ Full-batch gradient descent with fixed, generic settings (about a second for ~5,
 steps at a third of the rate label the same share right). On
 5-fold cross-validation of ``data/routing/outcomes-train.jsonl`` it labels 90% of held-out prompts
 right with both views (87% hashed counts alone, 80% word vectors alone).
+
+A softmax over the evaluation's tasks names one of them for any text, however unlike its prompts
+("hi" after a table of poems and sums). So a prompt is the learned tasks' only when it is about as
+close (cosine) to the centroid of its likeliest task as the table's prompts are to theirs: all but
+the ``DOMAIN_QUANTILE`` farthest, or ``DOMAIN_CAP`` for a table of near-identical prompts. Others
+are out of the evaluation's domain: built-in detection decides, and no mixture of its tasks is
+weighed.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +47,11 @@ MIN_PROBABILITY = 0.5  # below it the learned tasks abstain and built-in detecti
 # carry nearly all of the mass of a softmax like this one
 MIX_TASKS = 3
 MIX_FLOOR = 0.05
+# the evaluation's domain: as close to a task's centroid as all but the farthest 1% of the table's
+# prompts are to theirs, or at most DOMAIN_CAP close (a templated table's own prompts sit at 0.9 and
+# more, its new ones at 0.6-0.8; unrelated text at 0.1 or less): set a priori, not fitted
+DOMAIN_QUANTILE = 0.01
+DOMAIN_CAP = 0.3
 _TOKEN = re.compile(r"[a-z]+|\d|[^\sa-z0-9]")
 _VECTOR_SCALE = 4.0  # both views unit length, then scaled alike: gradient steps suit either
 
@@ -65,6 +78,11 @@ class TaskModel:
     with_vectors: bool  # trained with the word-vector view too
     encoder: TaskClassifier | None = None  # reads the word vectors (None: counts only)
     min_probability: float = MIN_PROBABILITY
+    # unit-length centroid of each label's training prompts, and the similarity to its label's
+    # centroid below which a prompt is out of the evaluation's domain (None: a model stored before
+    # the domain was kept, which never abstains on that ground)
+    centroids: NDArray[np.float32] | None = None
+    floor: float = -1.0
 
     @staticmethod
     def features(
@@ -124,7 +142,10 @@ class TaskModel:
             grad = (_softmax(x @ weights + bias) - y) / len(x)
             weights -= learning_rate * (x.T @ grad + l2 * weights)
             bias -= learning_rate * grad.sum(axis=0)
-        return cls(labels, weights, bias, with_vectors, encoder)
+        centroids = _unit(y.T @ x)
+        own = (_unit(x) * centroids[y.argmax(axis=1)]).sum(axis=1)  # each prompt to its task's centroid
+        floor = min(float(np.quantile(own, DOMAIN_QUANTILE)), DOMAIN_CAP)
+        return cls(labels, weights, bias, with_vectors, encoder, centroids=centroids, floor=floor)
 
     def probabilities(self, texts: Sequence[str]) -> NDArray[np.float32]:
         return self.probabilities_of(self.features(texts, self.encoder, self.with_vectors))
@@ -144,8 +165,21 @@ class TaskModel:
         return (task, probability) if probability >= self.min_probability else None
 
     def mixture(self, text: str) -> list[tuple[str, float]]:
-        """The tasks ``text`` may be, with their probabilities (``mixture_of``)."""
-        return self.mixture_of(self.probabilities([text])[0])
+        """The tasks ``text`` may be, with their probabilities (``mixture_of``); none when it is
+        out of the evaluation's domain (``in_domain``)."""
+        x = self.features([text], self.encoder, self.with_vectors)[0]
+        mixture = self.mixture_of(self.probabilities_of(x[None, :])[0])
+        return mixture if self.in_domain(x, mixture[0][0]) else []
+
+    def in_domain(self, x: NDArray[np.float32], label: str) -> bool:
+        """Is a prompt (its features ``x``) as close to ``label``'s centroid as that task's own
+        prompts are (all but the ``DOMAIN_QUANTILE`` farthest)?"""
+        if self.centroids is None:
+            return True
+        norm = float(np.linalg.norm(x))
+        if not norm:
+            return False
+        return float(x @ self.centroids[self.labels.index(label)]) / norm >= self.floor
 
     def mixture_of(self, probs: NDArray[np.float32]) -> list[tuple[str, float]]:
         """For one prompt's probabilities: its ``MIX_TASKS`` likeliest tasks of at least ``MIX_FLOOR``
@@ -161,13 +195,15 @@ class TaskModel:
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            labels=np.array(self.labels),
-            weights=self.weights,
-            bias=self.bias,
-            with_vectors=np.array(self.with_vectors),
-        )
+        arrays: dict[str, Any] = {
+            "labels": np.array(self.labels),
+            "weights": self.weights,
+            "bias": self.bias,
+            "with_vectors": np.array(self.with_vectors),
+        }
+        if self.centroids is not None:  # the evaluation's domain
+            arrays.update(centroids=self.centroids, floor=np.array(self.floor))
+        np.savez_compressed(buffer, **arrays)
         return buffer.getvalue()
 
     @classmethod
@@ -176,12 +212,15 @@ class TaskModel:
             with_vectors = bool(saved["with_vectors"])
             if with_vectors and encoder is None:
                 raise ValueError("this task model needs the word vectors (the 'classifier' extra)")
+            kept = "centroids" in saved.files  # a model stored before the domain was kept has none
             return cls(
                 [str(label) for label in saved["labels"]],
                 saved["weights"].astype(np.float32),
                 saved["bias"].astype(np.float32),
                 with_vectors,
                 encoder if with_vectors else None,
+                centroids=saved["centroids"].astype(np.float32) if kept else None,
+                floor=float(saved["floor"]) if kept else -1.0,
             )
 
 
@@ -190,3 +229,9 @@ def _softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
     exp = np.exp(logits)
     result: NDArray[np.float32] = exp / exp.sum(axis=1, keepdims=True)
     return result
+
+
+def _unit(rows: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Each row at unit length (an all-zero row stays zero)."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
