@@ -83,7 +83,23 @@ async def test_task_policy_map(client: httpx.AsyncClient, admin: dict[str, str])
         "general": "ops",
     }
     unknown = await client.put(f"{ROUTING}/task-policies", json={"code": "nope"}, headers=admin)
-    assert unknown.status_code == 400
+    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "mapping.code"
+
+
+async def test_a_policy_a_task_routes_under_is_not_deleted(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """Deleting it left the task map naming nothing: those tasks silently routed under the default."""
+    made = await client.post(
+        f"{ROUTING}/policies", json={"name": "thrifty", "cost_tradeoff": 0.5}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    mapped = await client.put(f"{ROUTING}/task-policies", json={"summarization": "thrifty"}, headers=admin)
+    assert mapped.status_code == 200, mapped.text
+    refused = await client.delete(f"{ROUTING}/policies/thrifty", headers=admin)
+    assert refused.status_code == 409 and "summarization" in refused.json()["error"]["message"]
+    await client.put(f"{ROUTING}/task-policies", json={"summarization": "normal"}, headers=admin)
+    assert (await client.delete(f"{ROUTING}/policies/thrifty", headers=admin)).status_code == 204
 
 
 async def test_task_maps_are_configurable(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

@@ -68,6 +68,17 @@ class RoutingAdmin:
         )
 
     async def delete_policy(self, name: str) -> None:
+        """Delete a policy no task maps to (a mapped one answers 409 naming the tasks: deleting it
+        left the map pointing at nothing, and those tasks silently routed under the default)."""
+        mapped = sorted(
+            task for task, policy in self._snapshots.current.task_policies.items() if policy == name
+        )
+        if mapped:
+            raise Conflict(
+                f"policy '{name}' is what task(s) {', '.join(mapped)} route under: map them to another "
+                "policy first (PUT /api/v2/routing/task-policies)",
+                param="name",
+            )
         async with self._sessions.begin() as session:
             row = await _load(session, name)
             await session.delete(row)
@@ -78,9 +89,10 @@ class RoutingAdmin:
 
     async def set_task_policies(self, mapping: dict[str, str], principal: Principal) -> dict[str, str]:
         known = {p.name for p in await self.list_policies()}
-        unknown = sorted({v for v in mapping.values() if v not in known})
+        unknown = sorted((task, v) for task, v in mapping.items() if v not in known)
         if unknown:
-            raise InvalidRequest(f"unknown policy name(s): {', '.join(unknown)}", param="mapping")
+            names = ", ".join(sorted({v for _, v in unknown}))
+            raise InvalidRequest(f"unknown policy name(s): {names}", param=f"mapping.{unknown[0][0]}")
         await self._put_setting(TASK_POLICIES_KEY, mapping, principal)
         self._snapshots.put(task_policies=dict(mapping))
         return mapping
