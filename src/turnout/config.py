@@ -211,11 +211,30 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir.expanduser().absolute() / 'turnout.db'}"
         return self
 
+    @model_validator(mode="after")
+    def _no_blank_secrets(self) -> Settings:
+        """An empty secret (a Helm value left unset) is none: an empty metrics token counts as
+        unset (it let ``Authorization: Bearer `` read /metrics), and an empty JWT secret or master
+        key is refused at start-up (it failed on first use, or signed with nothing)."""
+        if self.metrics_token is not None and not self.metrics_token.get_secret_value().strip():
+            self.metrics_token = None
+        for name in ("jwt_secret", "master_key"):
+            value = getattr(self, name)
+            if value is not None and not value.get_secret_value().strip():
+                raise ValueError(
+                    f"TURNOUT_{name.upper()} is set but empty: set it, or unset it to use the "
+                    "generated key file in the data directory"
+                )
+        return self
+
     @cached_property
     def master_key_bytes(self) -> bytes:
         """The 32-byte master key that wraps the local store's data keys."""
         if self.master_key is not None:
-            key = bytes.fromhex(self.master_key.get_secret_value())
+            try:
+                key = bytes.fromhex(self.master_key.get_secret_value())
+            except ValueError:
+                key = b""
             if len(key) != 32:
                 raise ValueError("TURNOUT_MASTER_KEY must be 32 bytes, hex-encoded (64 characters)")
             return key

@@ -286,6 +286,8 @@ async def test_the_banner_comes_after_the_bind_in_one_pasteable_line(env: dict[s
                 "/api/v2/admin/providers", headers={"Authorization": f"Bearer {token.decode().strip()}"}
             )
             assert resp.status_code == 200, resp.text
+            ui = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+            assert "token=" not in ui and "login-link" in ui, "no sign-in credential in a log, every start"
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.communicate(), 15)

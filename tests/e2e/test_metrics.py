@@ -24,6 +24,7 @@ from tests.gateway_env import ANTHROPIC_MODEL, OPENAI_MODEL, OPENAI_MODEL_2, Gat
 from tests.live_server import free_port
 from tests.security.test_records_crash import _env, _kill, _serve, _until_every_worker_knows, sim  # noqa: F401
 from turnout.auth.jwt_tokens import JwtCodec
+from turnout.config import Settings
 
 HELLO: Any = [{"role": "user", "content": "hello"}]
 TOKEN = "scrape-" + secrets.token_hex(8)
@@ -176,6 +177,15 @@ async def test_metrics_want_the_token_or_a_platform_admin(tmp_path: Path) -> Non
     async with gateway(tmp_path / "off", metrics=False) as gw:
         off = await gw.http.get("/metrics", headers=gw.admin)
         assert off.status_code == 404 and off.json()["error"]["code"] == "metrics_off"
+
+
+async def test_an_empty_metrics_token_opens_nothing(tmp_path: Path) -> None:
+    """TURNOUT_METRICS_TOKEN= (a secret left unset) is no token: an empty bearer was let in."""
+    assert Settings(metrics_token=SecretStr(""), _env_file=None).metrics_token is None  # type: ignore[call-arg]
+    async with gateway(tmp_path, metrics_token=SecretStr("")) as gw:  # set past validation, as tests do
+        for header in ("Bearer", "bearer"):  # what curl sends for "Bearer " (the space trimmed)
+            resp = await gw.http.get("/metrics", headers={"Authorization": header})
+            assert resp.status_code == 401, (header, resp.status_code)
 
 
 async def test_a_metrics_port_serves_without_a_token(tmp_path: Path) -> None:

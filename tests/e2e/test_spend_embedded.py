@@ -225,6 +225,38 @@ async def test_counters_that_missed_a_settle_are_rebuilt_from_the_records(tmp_pa
         assert shown["spent_usd"] == pytest.approx(recorded, abs=1e-6)
 
 
+async def test_spend_let_through_while_redis_is_down_is_counted_once_it_is_back(tmp_path: Path) -> None:
+    """With budgets failing open, a call made while Redis does not answer goes through unreserved;
+    once Redis is back its budget is seeded again from the records, so that spend is not lost."""
+    import redis.asyncio as aioredis
+
+    from tests.services import redis_url
+
+    url = await redis_url()
+    prefix = f"t{id(tmp_path)}:"
+    async with gateway(
+        tmp_path, redis_url=url, redis_timeout_s=0.3, redis_prefix=prefix, redis_down_budgets="open"
+    ) as env:
+        made = await budget(env, amount_usd=10)
+        assert (await call(env)).status_code == 200
+        await env.container.spend.drain()
+        admin = aioredis.Redis.from_url(url)
+        try:
+            await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # the reservation times out
+            assert (await call(env)).status_code == 200, "let through: budgets fail open"
+        finally:
+            await admin.execute_command("CLIENT", "UNPAUSE")
+            await admin.aclose()
+        await env.records(2)
+        assert (await call(env)).status_code == 200  # Redis is back: the budget is seeded again first
+        await env.container.spend.drain()
+        recorded = sum(float(r.cost_usd or 0) for r in await env.records(3))
+        shown = (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))).json()
+        assert shown["spent_usd"] == pytest.approx(recorded, abs=1e-8), (
+            "the let-through call's spend was lost"
+        )
+
+
 async def test_a_downgrade_budget_ahead_of_its_pace_makes_routing_weigh_cost(env: GatewayEnv) -> None:
     """Spending faster than an even pace through the day, a downgrade budget raises the price routing
     puts on cost before it runs out; back on pace, routing goes back to the policy's own trade-off."""

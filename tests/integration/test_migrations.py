@@ -47,3 +47,32 @@ def test_every_migration_is_named_by_its_revision() -> None:
     for path in files:
         assert f'revision = "{path.name.split("_", 1)[0]}"' in path.read_text(), path.name
     assert head_revision() == files[-1].name.split("_", 1)[0]
+
+
+async def test_replicas_starting_together_migrate_once(empty_db_url: str, tmp_path: Any) -> None:
+    """Two ``turnout migrate`` at once on an empty database (replicas deployed together): both
+    succeed and the schema is at head (on PostgreSQL one died creating alembic_version)."""
+    import asyncio
+    import os
+    import sys
+    from pathlib import Path
+
+    from turnout.store.migrate import head_revision
+
+    turnout = str(Path(sys.executable).with_name("turnout"))
+    env = {**os.environ, "TURNOUT_DATABASE_URL": empty_db_url, "TURNOUT_DATA_DIR": str(tmp_path / "data")}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            turnout, "migrate", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        for _ in range(2)
+    ]
+    outs = [(await asyncio.wait_for(p.communicate(), 120))[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    engine = make_engine(empty_db_url)
+    try:
+        async with engine.connect() as conn:
+            version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar_one()
+    finally:
+        await engine.dispose()
+    assert version == head_revision()

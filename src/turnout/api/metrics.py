@@ -33,6 +33,7 @@ async def metrics(request: Request) -> Response:
     presented = value.strip().encode()
     if not (
         token is not None
+        and presented  # (an empty token is unset: Settings)
         and scheme.lower() == "bearer"
         and hmac.compare_digest(presented, token.get_secret_value().encode())
     ):

@@ -77,7 +77,11 @@ def _banner(host: str, port: int) -> None:
     cli = Path(sys.argv[0]).absolute().parent / "turnout"
     token = f"{cli} token --sub admin --tenant platform --role platform_admin"
     print(f"Turnout on {url} | API docs: {url}/docs | admin token: {token}", flush=True)
-    print(f"Web UI, signed in as the platform admin (one use, 15 min): {_admin_link(url)}", flush=True)
+    if sys.stdout.isatty():  # a person at a terminal (make run): a link to click
+        print(f"Web UI, signed in as the platform admin (one use, 15 min): {_admin_link(url)}", flush=True)
+    else:  # output kept in a log: no credential in it, every start
+        link = f"{cli} login-link --sub admin --tenant platform --role platform_admin --url {url}"
+        print(f"Web UI: {url}/ui (a sign-in link: {link})", flush=True)
 
 
 def _admin_link(url: str) -> str:

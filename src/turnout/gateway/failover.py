@@ -101,6 +101,12 @@ class FailoverTrace:
     last: ModelEntry | None = None
     models: int = 0  # distinct models tried: more than one, a fallback was attempted
 
+    def passed_over(self, model: ModelEntry, why: str) -> None:
+        """A model skipped without an attempt (its provider's rate limit, its open breaker, its
+        key unreadable): a call that fails is still recorded against it and its provider."""
+        self.errors.append(f"{model.id}: {why}")
+        self.last = model
+
 
 Parse = Callable[[ChatAdapter, Target, bytes], WholeAnswer]
 
@@ -157,10 +163,10 @@ class Caller:
                 wait = await self.limiter.acquire(provider.id, rpm)
                 if wait is not None:
                     rate_limited_for = wait if rate_limited_for is None else min(rate_limited_for, wait)
-                    trace.errors.append(f"{model.id}: provider rate limit")
+                    trace.passed_over(model, "provider rate limit")
                     continue
             if not self.breakers.allow(model.id, tenant_id):
-                trace.errors.append(f"{model.id}: circuit open")
+                trace.passed_over(model, "circuit open")
                 wait_s = self.breakers.retry_after_s(model.id, tenant_id)
                 last_error = last_error or _circuit_open(model.id, wait_s)
                 continue
@@ -168,7 +174,7 @@ class Caller:
                 credentials = await self._keys.get(provider)
             except TurnoutError as exc:
                 self.breakers.release(model.id, tenant_id)
-                trace.errors.append(f"{model.id}: {exc.message}")
+                trace.passed_over(model, exc.message)
                 last_error = exc
                 continue
             except BaseException:

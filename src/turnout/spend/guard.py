@@ -372,6 +372,9 @@ class SpendGuard:
                 "the rate-limit store (Redis) is unreachable: calls are refused until it is back"
             )
         log.warning("spend.ledger_down", error=str(exc), let_through=True)
+        # the records count what this call spends: its budgets are seeded from them again once the
+        # ledger is back (their counters there never heard of it)
+        self._unsettled.update((h.key, h) for h in ask.budgets)
 
     def _refused(self, refusal: Refusal, ask: Ask, now: datetime) -> TurnoutError:
         if refusal.budget is not None:

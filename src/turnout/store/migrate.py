@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,7 +55,24 @@ def upgrade_sync(url: str, revision: str = "head") -> None:
     from alembic import command
 
     ensure_sqlite_dir(url)
-    command.upgrade(alembic_config(url), revision)
+    with _sqlite_turn(url):  # (PostgreSQL's turn is an advisory lock in migrations/env.py)
+        command.upgrade(alembic_config(url), revision)
+
+
+@contextlib.contextmanager
+def _sqlite_turn(url: str) -> Iterator[None]:
+    """Processes migrating one SQLite file take turns (a lock file beside it): two ``turnout serve``
+    started together both ran the batch migrations, and one failed on the other's temporary table."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        yield
+        return
+    with open(f"{parsed.database}.migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

@@ -14,6 +14,11 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# PostgreSQL: replicas starting together take turns (the later ones find the database at head):
+# without it two of them both created alembic_version and one died on the unique type name
+MIGRATION_LOCK = 0x7475726E6F7574  # "turnout": the advisory lock's key
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -22,6 +27,8 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":  # held until this transaction ends
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 
