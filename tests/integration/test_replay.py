@@ -130,11 +130,26 @@ def test_single_pass_replay_still_reports_valid_json(slices: tuple[Path, Path]) 
     check_baselines(detected)
 
 
-@pytest.mark.parametrize("bad", [["--mode", "magic"], ["--folds", "1"], ["--folds", "401"]])
+@pytest.mark.parametrize(
+    "bad", [["--mode", "magic"], ["--folds", "1"], ["--folds", "401"], ["--answer-tokens", "-5000"]]
+)
 def test_replay_cli_rejects_bad_settings(slices: tuple[Path, Path], bad: list[str]) -> None:
     args = ["replay", "--outcomes", str(slices[0]), "--prices", str(DATA / "models.json"), *bad]
     result = CliRunner().invoke(eval_app, args)
     assert result.exit_code != 0
+
+
+def test_a_table_model_the_prices_lack_is_named_not_dropped(
+    slices: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Left out silently, it changed every baseline (it was the best single model on a slice)."""
+    prices = json.loads((DATA / "models.json").read_text())
+    dropped = sorted(prices)[0]
+    del prices[dropped]
+    partial = tmp_path / "prices.json"
+    partial.write_text(json.dumps(prices))
+    result = CliRunner().invoke(eval_app, ["replay", "--outcomes", str(slices[0]), "--prices", str(partial)])
+    assert result.exit_code != 0 and dropped in result.output, result.output
 
 
 def test_detection_learns_the_warm_up_rows_tasks_in_each_fold(slices: tuple[Path, Path]) -> None:

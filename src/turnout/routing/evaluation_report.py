@@ -420,7 +420,10 @@ def _render_curves(console: Any, report: ReplayReport) -> None:
         by = {(p.seen_from, p.seen_to): p for p in points}
         table.add_row(
             task,
-            *(f"{by[e].quality:.3f}/{by[e].best_single:.3f}" if e in by else "" for e in edges),
+            *(
+                f"{by[e].quality:.3f}/{by[e].best_single:.3f}" if e in by and by[e].n >= MIN_CELL else ""
+                for e in edges
+            ),
         )
     console.print(table)
 

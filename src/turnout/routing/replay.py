@@ -328,6 +328,12 @@ def _outcomes(
     missing = {name for row in every for name in models if name not in row.scores}
     if missing:
         raise ValueError(f"rows without a score for priced models: {', '.join(sorted(missing))}")
+    unpriced = {name for row in every for name in row.scores} - set(models)
+    if unpriced:  # left out, it changed every baseline without a word (it was the best on a slice)
+        raise ValueError(
+            f"models in the table without a price: {', '.join(sorted(unpriced))} (add them to the prices "
+            "file, or take their scores out of the table)"
+        )
     tasks = np.array([row.task for row in every])
     tokens = np.array([len(row.prompt) // 4 for row in every])
     p_in = np.array([prices[m][0] for m in models])
@@ -564,7 +570,7 @@ def eval_replay(
         bool,
         typer.Option("--two-model", help="only the best and the cheapest model; RouteLLM's APGR and CPT"),
     ] = False,
-    answer_tokens: Annotated[int, typer.Option(help="assumed answer length for costs")] = 200,
+    answer_tokens: Annotated[int, typer.Option(min=0, help="assumed answer length for costs")] = 200,
     seed: Annotated[int, typer.Option(help="the first random seed")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="processes replaying seeds in parallel")] = 1,
     curve: Annotated[
