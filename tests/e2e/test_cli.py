@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import socket
@@ -291,6 +292,30 @@ async def test_the_banner_comes_after_the_bind_in_one_pasteable_line(env: dict[s
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.communicate(), 15)
+
+
+async def test_nats_unreachable_at_start_up_is_a_warning(env: dict[str, str]) -> None:
+    """nats-py's first connect retries forever and reports only through its error callback, which
+    logged at debug: an operator with a wrong TURNOUT_NATS_URL saw nothing at all."""
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        TURNOUT, "serve", "--port", str(port), env={**env, "TURNOUT_NATS_URL": "nats://127.0.0.1:1"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    seen = ""
+    try:
+        assert proc.stdout is not None
+        deadline = asyncio.get_running_loop().time() + 30
+        while "events.nats_error" not in seen and asyncio.get_running_loop().time() < deadline:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            if not line:
+                break
+            seen += line.decode()
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.communicate(), 15)
+    warned = next(json.loads(x) for x in seen.splitlines() if "events.nats_error" in x)
+    assert warned["level"] == "warning" and warned["url"] == "nats://127.0.0.1:1", warned
 
 
 async def test_a_busy_port_fails_without_announcing_itself(env: dict[str, str]) -> None:

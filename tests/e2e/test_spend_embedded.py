@@ -179,6 +179,7 @@ async def test_with_redis_down_block_budgets_fail_closed_by_default(
                 "Redis" in answer.json()["error"]["message"]
                 and "acme daily" in answer.json()["error"]["message"]
             )
+            assert int(answer.headers["retry-after"]) >= 1, "a client can tell when to try again"
 
 
 async def test_with_redis_down_rate_limits_fail_open(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ SUBJECT_PREFIX = "turnout.events."
 TENANT_HEADER = "Turnout-Tenant"
 BATCH = 500
 DUPLICATE_WINDOW_S = 120.0
+ERROR_LOG_EVERY_S = 30.0  # connection errors are logged at most this often (nats-py retries forever)
 
 
 def subject_of(event_type: str) -> str:
@@ -74,6 +75,8 @@ class NatsEvents:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._down = False  # logged once per outage
+        self._errors = 0  # connection errors since the last one logged
+        self._error_logged_at: float | None = None
         self.published = 0
         self._on_connect: list[Callable[[Client], Awaitable[None]]] = []
         self._ready = False  # connected and the stream made sure of
@@ -124,7 +127,15 @@ class NatsEvents:
             log.info("events.stream_created", stream=self.stream)
 
     async def _on_error(self, exc: Exception) -> None:
-        log.debug("events.nats_error", error=str(exc))
+        """A connection error (NATS unreachable at start-up is only this: nats-py's first connect
+        retries forever): a warning, then one every ``ERROR_LOG_EVERY_S`` while they go on."""
+        self._errors += 1
+        now = asyncio.get_running_loop().time()
+        if self._error_logged_at is None or now - self._error_logged_at >= ERROR_LOG_EVERY_S:
+            log.warning(
+                "events.nats_error", url=self._url, error=str(exc) or type(exc).__name__, errors=self._errors
+            )
+            self._error_logged_at, self._errors = now, 0
 
     async def _on_disconnected(self) -> None:
         log.warning("events.nats_disconnected", url=self._url)

@@ -56,6 +56,8 @@ DEFAULT_MAX_OUTPUT = 4096  # output tokens reserved when the request sets no max
 EXHAUSTED_EVENT = "budget_exhausted"
 PRIME_RETRY_S = 5.0  # a steering budget whose spend could not be read is asked again after this
 PRIME_CHUNK = 32  # ledger reads at once while priming
+DOWN_RETRY_S = 5.0  # Retry-After of a refusal while the ledger (Redis) is unreachable
+DOWN_LOG_EVERY_S = 10.0  # while it is, a spend.ledger_down line at most this often
 
 
 class BudgetExceeded(TurnoutError):
@@ -165,6 +167,8 @@ class SpendGuard:
         self._publish = publish  # tells the other replicas a steering budget ran out
         self._alerted: set[tuple[str, str, datetime]] = set()  # (budget, kind, period) raised here
         self._unsettled: dict[str, BudgetHold] = {}  # counters that missed a settle while Redis was down
+        self._down_calls = 0  # calls that met the ledger down since the last line logged
+        self._down_logged_at: float | None = None
         self._covers: dict[tuple[str, str | None, str | None, str | None], Cover] = {}
         self._covers_of: Snapshot | None = None  # the snapshot _covers were worked out from
         self._model_budgets = False  # does that snapshot have any model-scoped budget?
@@ -360,21 +364,36 @@ class SpendGuard:
 
     def _ledger_down(self, ask: Ask, exc: LedgerUnavailable) -> None:
         blocking = [h.budget.name for h in ask.budgets if h.budget.action == "block"]
+        retry = {"retry-after": str(int(DOWN_RETRY_S))}
         if blocking and self._budgets_when_down == "closed":
-            log.error("spend.ledger_down", error=str(exc), refused_for=blocking)
+            self._log_down(str(exc), refused_for=blocking)
             raise ServiceUnavailable(
                 f"the budget ledger (Redis) is unreachable, so calls under block budget(s) "
-                f"{', '.join(repr(n) for n in blocking)} are refused until it is back"
+                f"{', '.join(repr(n) for n in blocking)} are refused until it is back",
+                headers=retry,
             )
         if ask.limits and self._limits_when_down == "closed":
-            log.error("spend.ledger_down", error=str(exc), refused_for="rate limits")
+            self._log_down(str(exc), refused_for="rate limits")
             raise ServiceUnavailable(
-                "the rate-limit store (Redis) is unreachable: calls are refused until it is back"
+                "the rate-limit store (Redis) is unreachable: calls are refused until it is back",
+                headers=retry,
             )
-        log.warning("spend.ledger_down", error=str(exc), let_through=True)
+        self._log_down(
+            str(exc), let_through=True, budgets=[h.budget.name for h in ask.budgets],
+            limits=[f"{limit.scope}:{limit.scope_id}" for limit in ask.limits],
+        )  # fmt: skip
         # the records count what this call spends: its budgets are seeded from them again once the
         # ledger is back (their counters there never heard of it)
         self._unsettled.update((h.key, h) for h in ask.budgets)
+
+    def _log_down(self, error: str, **fields: Any) -> None:
+        """One line per ``DOWN_LOG_EVERY_S`` while the ledger is down (a line a call flooded the
+        logs of an outage), with how many calls met it since the last."""
+        self._down_calls += 1
+        now = self.clock().timestamp()
+        if self._down_logged_at is None or now - self._down_logged_at >= DOWN_LOG_EVERY_S:
+            log.error("spend.ledger_down", error=error, calls=self._down_calls, **fields)
+            self._down_logged_at, self._down_calls = now, 0
 
     def _refused(self, refusal: Refusal, ask: Ask, now: datetime) -> TurnoutError:
         if refusal.budget is not None:
