@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -69,6 +71,7 @@ from turnout.store.sqlite.checkpoint import WalCheckpointer
 from turnout.timeouts import TimeoutWheel
 
 PROVIDER_KEYS_EVENT = "provider_keys"  # a provider was added, changed or removed: forget its credentials
+READY_TIMEOUT_S = 2.0  # a service slower than this to answer a readiness probe is not ready
 
 
 @dataclass
@@ -322,6 +325,28 @@ class Container:
         if metrics is not None:
             metrics.watch_outbox(functools.partial(outbox.backlog, nats=settings.nats_url is not None))
         return container
+
+    async def readiness(self, timeout_s: float = READY_TIMEOUT_S) -> dict[str, str]:
+        """Whether the services this gateway was set up with answer now: the database, and Redis
+        when configured (``ok``, or why not), each within ``timeout_s``."""
+        checks: dict[str, str] = {}
+
+        async def database() -> None:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+
+        probes: dict[str, Callable[[], Awaitable[Any]]] = {"database": database}
+        if self.redis is not None:
+            probes["redis"] = self.redis.ping
+        for name, probe in probes.items():
+            try:
+                await asyncio.wait_for(probe(), timeout_s)
+                checks[name] = "ok"
+            except TimeoutError:
+                checks[name] = f"no answer within {timeout_s:g} s"
+            except Exception as exc:  # any failure of the service is its answer here
+                checks[name] = f"{type(exc).__name__}: {exc}"[:200]
+        return checks
 
     async def start(self) -> None:
         """Open the records' journal, load the snapshot, start background work (idempotent)."""

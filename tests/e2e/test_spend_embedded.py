@@ -443,3 +443,35 @@ async def test_limit_errors_speak_of_limits(env: GatewayEnv) -> None:
     empty = await env.http.post("/api/v2/limits", json={"scope": "tenant"}, headers=tenant_admin(env))
     assert empty.status_code == 400
     assert empty.json()["error"]["message"].startswith("set at least one of rpm, tpm, max_concurrent")
+
+
+async def test_a_budget_may_name_an_agent_the_snapshot_does_not_show_yet(env: GatewayEnv) -> None:
+    """An agent made a moment ago through another replica is in the database before this one's
+    snapshot: a budget or limit naming it was a 400 'no agent' for up to ~200 ms."""
+    from turnout.store.agents import Agent
+
+    async with env.container.sessions.begin() as session:  # as another replica would have made it
+        session.add(Agent(tenant_id="acme", id="fresh", name="Fresh"))
+    assert ("acme", "fresh") not in env.container.snapshots.current.agents
+    made = await env.http.post(
+        "/api/v2/budgets",
+        json={
+            "name": "fresh daily",
+            "scope": "agent",
+            "scope_id": "fresh",
+            "period": "daily",
+            "amount_usd": 1,
+        },
+        headers=tenant_admin(env),
+    )
+    assert made.status_code == 201, made.text
+    limit = await env.http.post(
+        "/api/v2/limits", json={"scope": "agent", "scope_id": "fresh", "rpm": 5}, headers=tenant_admin(env)
+    )
+    assert limit.status_code == 201, limit.text
+    theirs = await env.http.post(  # another tenant's agent is still no one's to budget
+        "/api/v2/budgets",
+        json={"name": "x", "scope": "agent", "scope_id": "fresh", "period": "daily", "amount_usd": 1},
+        headers=tenant_admin(env, "globex"),
+    )
+    assert theirs.status_code == 400 and theirs.json()["error"]["param"] == "scope_id"

@@ -518,7 +518,7 @@ def data_plane_document(base: Schema) -> Schema:
     base["security"] = [{"bearerAuth": []}]  # the control plane: JWT
     for path, operations in base.get("paths", {}).items():
         for op in operations.values():
-            if path == "/healthz":
+            if path in ("/healthz", "/readyz"):
                 op["security"] = []
             elif path.startswith(_ANY_CALLER_PREFIXES):
                 op["security"] = CALLER_SECURITY

@@ -31,6 +31,7 @@ from turnout.spend.schemas import (
     LimitOut,
     LimitUpdate,
 )
+from turnout.store.agents import Agent, ApiKey
 from turnout.store.spend import Budget, RateLimit
 
 
@@ -49,7 +50,7 @@ class SpendAdmin:
     # -- budgets ---------------------------------------------------------------------------------
 
     async def create_budget(self, body: BudgetCreate, principal: Principal) -> BudgetOut:
-        tenant_id, scope_id = self._scope(body.scope, body.scope_id, principal)
+        tenant_id, scope_id = await self._scope(body.scope, body.scope_id, principal)
         budget = Budget(
             id=str(uuid.uuid4()),
             tenant_id=tenant_id,
@@ -67,10 +68,12 @@ class SpendAdmin:
         await self._snapshots.refresh()
         return await self._budget_out(budget)
 
-    def _scope(
+    async def _scope(
         self, scope: str, scope_id: str | None, principal: Principal, what: str = "budgets"
     ) -> tuple[str | None, str | None]:
-        """(tenant, scope id) of a new budget, checked against what the caller may see."""
+        """(tenant, scope id) of a new budget, checked against what the caller may see: the
+        snapshot first, then the database for an agent or key it does not show yet (made a moment
+        ago through another replica: automation behind a load balancer got a 400 for ~200 ms)."""
         snapshot = self._snapshots.current
         tenant = principal.tenant_id
         if scope == "global":
@@ -87,10 +90,17 @@ class SpendAdmin:
         if not scope_id:
             raise InvalidRequest(f"scope_id is required for scope {scope}", param="scope_id")
         if scope == "agent" and (tenant, scope_id) not in snapshot.agents:
-            raise InvalidRequest(f"no agent '{scope_id}' in this tenant", param="scope_id")
+            async with self._sessions() as session:
+                if await session.get(Agent, (tenant, scope_id)) is None:
+                    raise InvalidRequest(f"no agent '{scope_id}' in this tenant", param="scope_id")
         if scope == "api_key":
             key = snapshot.keys.get(scope_id)
-            if key is None or key.tenant_id != tenant:
+            owner = key.tenant_id if key is not None else None
+            if key is None:
+                async with self._sessions() as session:
+                    stored = await session.get(ApiKey, scope_id)
+                owner = stored.tenant_id if stored is not None else None
+            if owner != tenant:
                 raise InvalidRequest(f"no API key '{scope_id}' in this tenant", param="scope_id")
         if scope == "model":
             model = snapshot.resolve_model(scope_id)
@@ -169,7 +179,7 @@ class SpendAdmin:
     # -- rate limits -----------------------------------------------------------------------------
 
     async def create_limit(self, body: LimitCreate, principal: Principal) -> LimitOut:
-        tenant_id, scope_id = self._scope(body.scope, body.scope_id, principal, "rate limits")
+        tenant_id, scope_id = await self._scope(body.scope, body.scope_id, principal, "rate limits")
         assert tenant_id is not None and scope_id is not None
         limit = RateLimit(
             id=str(uuid.uuid4()),
