@@ -453,18 +453,7 @@ async def test_a_budget_may_name_an_agent_the_snapshot_does_not_show_yet(env: Ga
     async with env.container.sessions.begin() as session:  # as another replica would have made it
         session.add(Agent(tenant_id="acme", id="fresh", name="Fresh"))
     assert ("acme", "fresh") not in env.container.snapshots.current.agents
-    made = await env.http.post(
-        "/api/v2/budgets",
-        json={
-            "name": "fresh daily",
-            "scope": "agent",
-            "scope_id": "fresh",
-            "period": "daily",
-            "amount_usd": 1,
-        },
-        headers=tenant_admin(env),
-    )
-    assert made.status_code == 201, made.text
+    await budget(env, name="fresh daily", scope="agent", scope_id="fresh", amount_usd=1)  # 201
     limit = await env.http.post(
         "/api/v2/limits", json={"scope": "agent", "scope_id": "fresh", "rpm": 5}, headers=tenant_admin(env)
     )
