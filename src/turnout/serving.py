@@ -109,12 +109,24 @@ def serve(
         bound_host, bound_port = sock.getsockname()[:2]
         with shared_metrics(settings):
             on_ready(host if bound_host in ("0.0.0.0", "::") else bound_host, bound_port)
-            Multiprocess(config, sockets=[sock]).run()
+            _ClosingMultiprocess(config, sockets=[sock]).run()
         return
     server = _AnnouncingServer(config, on_ready)
     server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+class _ClosingMultiprocess(Multiprocess):
+    """uvicorn's supervisor of ``--workers N``, which closes its own copy of the listening socket
+    when it stops them: the port is closed once they have closed theirs, so a connection made
+    while they drain is refused (safe to retry elsewhere) instead of waiting in the backlog of a
+    socket nobody accepts on, then reset (a POST of unknown fate)."""
+
+    def terminate_all(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        super().terminate_all()
 
 
 @contextlib.contextmanager
