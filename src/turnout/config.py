@@ -7,10 +7,14 @@ import secrets
 import sys
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
 
 
 def default_data_dir() -> Path:
@@ -202,7 +206,9 @@ class Settings(BaseSettings):
     )
 
     access_log: bool = Field(default=True, description="one JSON line per answered call (at log level INFO)")
-    log_level: str = "INFO"
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+    ] = "INFO"  # any case ("warning" too); a typo is refused naming the setting
     log_json: bool = True
 
     @model_validator(mode="after")

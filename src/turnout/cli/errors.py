@@ -15,6 +15,8 @@ def readable(exc: BaseException) -> str:
         for error in exc.errors():
             where = ".".join(str(p) for p in error.get("loc", ()))
             message = str(error.get("msg", "invalid"))
+            if error.get("type") == "value_error":  # a validator's own words, without pydantic's prefix
+                message = message.removeprefix("Value error, ")
             parts.append(f"{where}: {message}" if where else message)
         return "; ".join(parts)
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
