@@ -27,9 +27,10 @@ def few_shot(n: int) -> str:
 
 
 async def _route_and_rate(tmp_path: Path, memory: bool) -> dict[str, list[str]]:
-    """60 calls of one task, short questions and few-shot prompts in turn; a short question's
+    """100 calls of one task, short questions and few-shot prompts in turn; a short question's
     answer is rated 1 from the cheap model, a few-shot one's from the strong model. The picks of
-    each shape, in order."""
+    each shape, in order. (With 60, about one run in 25 never tried the strong model on a few-shot
+    prompt early enough for the memory to learn it by the last ten.)"""
     picks: dict[str, list[str]] = {"short": [], "few_shot": []}
     async with gateway(tmp_path, prompt_memory=memory) as env:
         admin = {"Authorization": f"Bearer {env.container.jwt.mint('ann', 'acme', ['tenant_admin'])}"}
@@ -39,7 +40,7 @@ async def _route_and_rate(tmp_path: Path, memory: bool) -> dict[str, list[str]]:
             f"/api/v2/agents/{agent['id']}/models", json={"model_ids": [CHEAP, STRONG]}, headers=admin
         )
         key = (await env.http.post(f"/api/v2/agents/{agent['id']}/keys", json={}, headers=admin)).json()
-        for n in range(60):
+        for n in range(100):
             shape = "short" if n % 2 == 0 else "few_shot"
             text = short(n) if shape == "short" else few_shot(n)
             body: dict[str, Any] = {

@@ -197,10 +197,13 @@ async def test_counters_that_missed_a_settle_are_rebuilt_from_the_records(tmp_pa
     and its reservation does not linger."""
     import redis.asyncio as aioredis
 
-    from tests.services import redis_url
+    from tests.integration.test_redis_restart import own_redis
 
-    url = await redis_url()
-    async with gateway(tmp_path, redis_url=url, redis_timeout_s=0.3, redis_prefix=f"t{id(tmp_path)}:") as env:
+    async with (  # a Redis of the test's own: a pause of the shared one stalls every other test's calls
+        own_redis(tmp_path) as server,
+        gateway(tmp_path, redis_url=server.url, redis_timeout_s=0.3) as env,
+    ):
+        url = server.url
         made = await budget(env, amount_usd=10)
         assert (await call(env)).status_code == 200
         env.sim.config.latency_ms = 800
@@ -231,13 +234,13 @@ async def test_spend_let_through_while_redis_is_down_is_counted_once_it_is_back(
     once Redis is back its budget is seeded again from the records, so that spend is not lost."""
     import redis.asyncio as aioredis
 
-    from tests.services import redis_url
+    from tests.integration.test_redis_restart import own_redis
 
-    url = await redis_url()
-    prefix = f"t{id(tmp_path)}:"
-    async with gateway(
-        tmp_path, redis_url=url, redis_timeout_s=0.3, redis_prefix=prefix, redis_down_budgets="open"
-    ) as env:
+    async with (  # a Redis of the test's own: a pause of the shared one stalls every other test's calls
+        own_redis(tmp_path) as server,
+        gateway(tmp_path, redis_url=server.url, redis_timeout_s=0.3, redis_down_budgets="open") as env,
+    ):
+        url = server.url
         made = await budget(env, amount_usd=10)
         assert (await call(env)).status_code == 200
         await env.container.spend.drain()
