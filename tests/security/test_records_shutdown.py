@@ -45,7 +45,9 @@ async def test_stop_with_a_backlog_is_quick_and_the_next_start_stores_the_rest(
     ids = _backlog(first, BACKLOG)
     started = time.monotonic()
     await first.stop()
-    assert time.monotonic() - started < 4.0, "stop waits at most drain_s + db_timeout_s (2 s) for the DB"
+    # the bound is against storing the whole backlog (29 s before): its own 2 s, plus the journal's
+    # fsync of what is left, which on a loaded 2-core CI machine took 4-6 s (6.1 s seen once)
+    assert time.monotonic() - started < 10.0, "stop waits at most drain_s + db_timeout_s (2 s) for the DB"
     assert first.pending == 0 and first.journaled == BACKLOG
 
     second = RecordWriter(sessions, journal)
