@@ -127,3 +127,23 @@ def _route_stdlib(level: str, renderer: Any, timestamper: Any) -> None:
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+
+
+class Throttle:
+    """Lets a line repeated while something stays broken through at most once per ``every_s``
+    (the first at once), saying how many occurrences it stands for: an outage logged once per
+    occurrence floods the logs."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._at: float | None = None
+        self._count = 0
+
+    def due(self, now: float) -> int | None:
+        """Count one occurrence at ``now``; the occurrences since the last line (this one
+        included) when a line is due, else None."""
+        self._count += 1
+        if self._at is not None and now - self._at < self.every_s:
+            return None
+        count, self._at, self._count = self._count, now, 0
+        return count

@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.events.outbox import Outbox
+from turnout.logs import Throttle
 from turnout.store.events import Event
 from turnout.tasks import cancel_and_wait, wait_event
 
@@ -75,8 +76,7 @@ class NatsEvents:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._down = False  # logged once per outage
-        self._errors = 0  # connection errors since the last one logged
-        self._error_logged_at: float | None = None
+        self._errors = Throttle(ERROR_LOG_EVERY_S)  # connection errors: a line per 30 s at most
         self.published = 0
         self._on_connect: list[Callable[[Client], Awaitable[None]]] = []
         self._ready = False  # connected and the stream made sure of
@@ -129,13 +129,11 @@ class NatsEvents:
     async def _on_error(self, exc: Exception) -> None:
         """A connection error (NATS unreachable at start-up is only this: nats-py's first connect
         retries forever): a warning, then one every ``ERROR_LOG_EVERY_S`` while they go on."""
-        self._errors += 1
-        now = asyncio.get_running_loop().time()
-        if self._error_logged_at is None or now - self._error_logged_at >= ERROR_LOG_EVERY_S:
+        errors = self._errors.due(asyncio.get_running_loop().time())
+        if errors is not None:
             log.warning(
-                "events.nats_error", url=self._url, error=str(exc) or type(exc).__name__, errors=self._errors
+                "events.nats_error", url=self._url, error=str(exc) or type(exc).__name__, errors=errors
             )
-            self._error_logged_at, self._errors = now, 0
 
     async def _on_disconnected(self) -> None:
         log.warning("events.nats_disconnected", url=self._url)

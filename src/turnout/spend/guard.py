@@ -37,6 +37,7 @@ from turnout.domain.pricing import format_usd
 from turnout.domain.requests import ChatCall
 from turnout.domain.snapshot import ModelEntry, Snapshot
 from turnout.errors import RateLimited, ServiceUnavailable, TurnoutError
+from turnout.logs import Throttle
 from turnout.spend.alerts import BudgetAlerts
 from turnout.spend.ledger import (
     Ask,
@@ -167,8 +168,7 @@ class SpendGuard:
         self._publish = publish  # tells the other replicas a steering budget ran out
         self._alerted: set[tuple[str, str, datetime]] = set()  # (budget, kind, period) raised here
         self._unsettled: dict[str, BudgetHold] = {}  # counters that missed a settle while Redis was down
-        self._down_calls = 0  # calls that met the ledger down since the last line logged
-        self._down_logged_at: float | None = None
+        self._down = Throttle(DOWN_LOG_EVERY_S)  # calls that met the ledger down: a line per 10 s
         self._covers: dict[tuple[str, str | None, str | None, str | None], Cover] = {}
         self._covers_of: Snapshot | None = None  # the snapshot _covers were worked out from
         self._model_budgets = False  # does that snapshot have any model-scoped budget?
@@ -215,11 +215,11 @@ class SpendGuard:
         for budget in self.budgets_for(snapshot, principal, agent_id, policy):
             if budget.action == "block":
                 continue
-            known = self._spent.get(budget.id)
-            if known is None or known[0] != period_start(budget.period, now):  # none yet, or it reset
+            spent = self._known(budget.id, period_start(budget.period, now))
+            if spent is None:  # none yet, or its period reset
                 continue
             amount = units(budget.amount_usd)
-            if known[1] >= amount:
+            if spent >= amount:
                 left = TIERS_LEFT[budget.action]
                 tiers = left if tiers is None else tiers & left
                 why.append(
@@ -228,7 +228,7 @@ class SpendGuard:
                 continue
             if budget.action != "downgrade" or amount <= 0:
                 continue
-            share = known[1] / amount
+            share = spent / amount
             ahead = pace(budget.period, share, now)
             if ahead is None or ahead <= 1.0:
                 continue
@@ -277,8 +277,7 @@ class SpendGuard:
                 hold = BudgetHold.at(budget, now)
                 if hold.period_end is not None:
                     until = min(until, hold.period_end.timestamp())
-                known = self._spent.get(budget.id)
-                if known is None or known[0] != hold.period_start:
+                if self._known(budget.id, hold.period_start) is None:
                     unknown.append(hold)
         for at in range(0, len(unknown), PRIME_CHUNK):
             chunk = unknown[at : at + PRIME_CHUNK]
@@ -288,15 +287,21 @@ class SpendGuard:
                     log.warning("spend.prime_failed", budget=hold.budget.id, error=str(result))
                     until = min(until, stamp + PRIME_RETRY_S)
                 else:
-                    self._learn(hold, result[0])
+                    self._learn(hold.budget.id, hold.period_start, result[0])
         self._primed_of, self._primed_until = snapshot, until
 
-    def _learn(self, hold: BudgetHold, spent: int) -> None:
+    def _known(self, budget_id: str, start: datetime) -> int | None:
+        """What this replica last read of a steering budget's spend in the period from ``start``
+        (None: nothing yet in that period)."""
+        known = self._spent.get(budget_id)
+        return known[1] if known is not None and known[0] == start else None
+
+    def _learn(self, budget_id: str, start: datetime, spent: int) -> None:
         """Keep what the ledger says a steering budget has spent in its period (spend only grows
         within a period, so an older reading arriving late changes nothing)."""
-        known = self._spent.get(hold.budget.id)
-        if known is None or known[0] != hold.period_start or known[1] < spent:
-            self._spent[hold.budget.id] = (hold.period_start, spent)
+        known = self._known(budget_id, start)
+        if known is None or known < spent:
+            self._spent[budget_id] = (start, spent)
 
     async def reserve(
         self,
@@ -389,11 +394,9 @@ class SpendGuard:
     def _log_down(self, error: str, **fields: Any) -> None:
         """One line per ``DOWN_LOG_EVERY_S`` while the ledger is down (a line a call flooded the
         logs of an outage), with how many calls met it since the last."""
-        self._down_calls += 1
-        now = self.clock().timestamp()
-        if self._down_logged_at is None or now - self._down_logged_at >= DOWN_LOG_EVERY_S:
-            log.error("spend.ledger_down", error=error, calls=self._down_calls, **fields)
-            self._down_logged_at, self._down_calls = now, 0
+        calls = self._down.due(self.clock().timestamp())
+        if calls is not None:
+            log.error("spend.ledger_down", error=error, calls=calls, **fields)
 
     def _refused(self, refusal: Refusal, ask: Ask, now: datetime) -> TurnoutError:
         if refusal.budget is not None:
@@ -474,7 +477,7 @@ class SpendGuard:
             if before < amount <= after:
                 self._ran_out(hold, after)
             elif hold.budget.action != "block":  # compared with the amount when read: it may change
-                self._learn(hold, after)
+                self._learn(hold.budget.id, hold.period_start, after)
 
     async def _rebuild(self) -> None:
         """Redis is back after missing some settles: the counters they missed are dropped, so they
@@ -492,10 +495,9 @@ class SpendGuard:
         steering budget newly used up here, a log line and word to the other replicas."""
         budget = hold.budget
         if budget.action != "block":
-            known = self._spent.get(budget.id)
-            amount = units(budget.amount_usd)
-            fresh = known is None or known[0] != hold.period_start or known[1] < amount
-            self._learn(hold, spent)
+            known = self._known(budget.id, hold.period_start)
+            fresh = known is None or known < units(budget.amount_usd)  # not known used up until now
+            self._learn(budget.id, hold.period_start, spent)
             if fresh:
                 log.warning("budget.exhausted", budget=budget.id, name=budget.name, action=budget.action)
                 if self._publish is not None:
@@ -529,10 +531,7 @@ class SpendGuard:
         if event.get("type") == EXHAUSTED_EVENT:
             stamp, budget, spent = event.get("period_start"), event.get("budget"), event.get("spent", 2**62)
             if isinstance(stamp, int | float) and isinstance(budget, str) and isinstance(spent, int):
-                start = datetime.fromtimestamp(stamp, UTC)
-                known = self._spent.get(budget)
-                if known is None or known[0] != start or known[1] < spent:
-                    self._spent[budget] = (start, spent)
+                self._learn(budget, datetime.fromtimestamp(stamp, UTC), spent)
 
     async def drain(self) -> None:
         """Wait for the settles and alerts in flight (at shutdown, and in tests)."""
