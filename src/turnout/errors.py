@@ -30,6 +30,13 @@ class TurnoutError(Exception):
             self.code = code
         self.headers = headers or {}
 
+    def final(self) -> TurnoutError:
+        """Mark this answer as one the caller's SDK must not retry on its own (``x-should-retry:
+        false``, which the official OpenAI and Anthropic SDKs obey): retrying cannot change it, and
+        the Anthropic SDK would otherwise sleep through any ``Retry-After``, hours included."""
+        self.headers["x-should-retry"] = "false"
+        return self
+
     def body(self) -> dict[str, Any]:
         """The JSON body sent to the client."""
         return error_body(self.message, self.error_type, self.param, self.code)

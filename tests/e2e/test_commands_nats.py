@@ -156,6 +156,7 @@ async def test_a_call_in_flight_is_cancelled(
             )
         assert resp.status_code == 409 and resp.json()["error"]["code"] == "request_cancelled", resp.text
         assert resp.headers["x-turnout-message-id"] == request_id
+        assert resp.headers["x-should-retry"] == "false", "the SDKs retry a 409 otherwise"
         (row,) = await gw.records(1)
         assert (row.id, row.status, row.error) == (request_id, "cancelled", "cancelled by command")
         events = await stream_events(nats_server.url, 3 + 1, timeout_s=15)  # the syncs and the call

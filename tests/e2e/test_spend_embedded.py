@@ -11,7 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
+import openai
 import pytest
 
 from tests.gateway_env import OPENAI_MODEL, GatewayEnv, gateway
@@ -130,6 +132,34 @@ async def test_a_refusal_speaks_the_anthropic_dialect(env: GatewayEnv) -> None:
     assert refused.status_code == 429
     body = refused.json()
     assert body["type"] == "error" and "acme daily" in body["error"]["message"]
+    assert env.upstream_calls() == 0
+
+
+async def test_sdks_with_their_default_retries_are_told_at_once_and_not_to_retry(env: GatewayEnv) -> None:
+    """A block budget's Retry-After is the period's end, hours away: the Anthropic SDK sleeps
+    through any Retry-After before its retries (it waited until midnight). The refusal says
+    ``x-should-retry: false``, which both official SDKs obey."""
+    await budget(env, amount_usd=0.00000001)
+    sdk = anthropic.AsyncAnthropic(base_url=env.url, api_key=env.key)  # default retries: 2
+    env.clients.append(sdk)
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        await asyncio.wait_for(
+            sdk.messages.create(
+                model=OPENAI_MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+            ),
+            timeout=10,
+        )
+    assert "acme daily" in refused.value.message
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    assert int(refused.value.response.headers["retry-after"]) >= 1
+    oai = openai.AsyncOpenAI(base_url=f"{env.url}/v1", api_key=env.key)
+    env.clients.append(oai)
+    with pytest.raises(openai.RateLimitError) as told:
+        await asyncio.wait_for(
+            oai.chat.completions.create(model=OPENAI_MODEL, messages=[{"role": "user", "content": "hi"}]),
+            timeout=10,
+        )
+    assert told.value.code == "budget_exceeded"
     assert env.upstream_calls() == 0
 
 
@@ -401,6 +431,7 @@ async def test_a_call_larger_than_a_tokens_per_minute_limit_is_told_it_can_never
     error = refused.json()["error"]
     assert "never fit" in error["message"] and error["param"] == "max_tokens"
     assert "retry-after" not in refused.headers, "waiting cannot help"
+    assert refused.headers["x-should-retry"] == "false", "nor can an SDK's retries"
     assert refused.headers["x-ratelimit-limit-tokens"] == "100"
     assert (await call(env)).status_code == 200, "with max_tokens 16 it fits"
 

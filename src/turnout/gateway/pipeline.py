@@ -147,7 +147,7 @@ class Gateway:
         except asyncio.CancelledError:  # the client went away (or a command): the upstream call too
             if record.message_id in self._cancelled and task is not None:
                 task.uncancel()  # cancelled by model.request.cancel: recorded and answered as such
-                cancelled = RequestCancelled(CANCELLED_BY_COMMAND)
+                cancelled = RequestCancelled(CANCELLED_BY_COMMAND).final()  # SDKs retry a 409
                 return self._failed(record, cancelled, status="cancelled", error="cancelled by command")
             self._submit(
                 record.finish(status="cancelled", http_status=499, error="client disconnected"), record

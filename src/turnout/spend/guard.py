@@ -416,7 +416,7 @@ class SpendGuard:
                 f"this call's worst-case cost ({format_usd(usd_of(ask.reserve_units))}); {when}",
                 code="budget_exceeded",
                 headers=headers,
-            )
+            ).final()
         limit = refusal.limit
         assert limit is not None
         where = f"the {limit.scope.replace('_', ' ')} '{limit.scope_id}'"
@@ -428,7 +428,7 @@ class SpendGuard:
                 "tokens per minute, so it can never fit; lower max_tokens or the prompt, or raise the limit",
                 param="max_tokens",
                 headers=_window_headers("tokens", limit.tpm, 0.0),
-            )
+            ).final()
         wait = max(1, int((refusal.retry_after_s or 1) + 0.999))
         what = {
             "requests": f"{limit.rpm} requests per minute",
