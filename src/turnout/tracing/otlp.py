@@ -1,10 +1,13 @@
 """OTLP/HTTP export with the JSON encoding: a finished request's spans encoded with one
-``orjson.dumps`` (repeated attributes cached as fragments), queued as bytes, and POSTed in batches
-by an asyncio task (``Exporter``), configured by the standard ``OTEL_*`` variables.
+``orjson.dumps`` (repeated attributes cached as fragments), appended to the body of the batch
+being filled, and POSTed in batches by an asyncio task (``Exporter``), configured by the standard
+``OTEL_*`` variables.
 
-Encoding per request keeps the queue free of objects for the garbage collector to scan and a batch
-one join, so the loop never stalls encoding a whole batch (~2 ms for 512 spans); the cache took the
-encoding from ~36 to ~11 us per request (``bench/gateway_profile.py``)."""
+Encoding per request keeps the queue free of objects for the garbage collector to scan, so the loop
+never stalls encoding a whole batch (~2 ms for 512 spans); the cache took the encoding from ~36 to
+~11 us per request (``bench/gateway_profile.py``). A batch's body grows by an append per request
+(a ``bytearray``), so sending it copies nothing: joining a 4096-span batch's 2.6 MB at export took
+3-4 ms on this VM, a loop stall at every export (``bench/gateway_profile.py --stalls``)."""
 
 from __future__ import annotations
 
@@ -26,9 +29,12 @@ from turnout.tracing.spans import SERVER, STATUS_ERROR, Request
 log = structlog.get_logger(__name__)
 
 SERVICE_NAME = "turnout"  # unless OTEL_SERVICE_NAME (or OTEL_RESOURCE_ATTRIBUTES) names another
-# spans per POST and spans held: larger than the SDK defaults (512, 2048), since each POST cost the
-# loop ~2.4 ms whatever its size (a 4096-span batch saved ~14 us per request on the bench)
-EXPORT_BATCH = 4096
+# spans per POST (the SDK's default) and spans held (the SDK's 2048 would drop spans when a
+# collector is away for a second at a few hundred requests/s). A POST's cost on the loop grows with
+# its body (~1.6 ms per MB on this VM, aiohttp's writelines copies it, the kernel copies it again;
+# ~0.1 ms fixed), so small batches cost no more CPU than large ones and stall the loop less: a
+# 4096-span batch (2.6 MB) was a 4 ms stall at each export.
+EXPORT_BATCH = 512
 EXPORT_QUEUE = 16384
 
 
@@ -169,8 +175,10 @@ class Exporter:
             "scopeSpans": [{"scope": {"name": "turnout", "version": __version__}, "spans": []}],
         }
         self._head = b'{"resourceSpans":[' + orjson.dumps(head)[:-4]  # ends in '"spans":['
-        self.queue: deque[tuple[bytes, int]] = deque()  # (a request's spans, encoded; how many)
-        self.queued = 0  # spans in the queue
+        self.ready: deque[tuple[bytearray, int]] = deque()  # full batches' bodies (no tail); spans
+        self._filling: bytearray | None = None  # the body of the batch being filled
+        self._filled = 0  # spans in it
+        self.queued = 0  # spans in the ready batches and the one being filled
         self.dropped = 0  # spans dropped (queue full, or their export failed), ever
         self.exported = 0  # spans the collector took, ever
         self._warned_dropped = 0
@@ -226,15 +234,32 @@ class Exporter:
 
     def add(self, spans: bytes, count: int) -> None:
         """Queue a finished request's ``count`` spans (``spans``: their JSON objects, comma
-        separated); never waits."""
-        self.queue.append((spans, count))
-        self.queued += count
-        while self.queued > self.max_queue:
-            lost = self.queue.popleft()[1]
+        separated); never waits. Past ``max_queue`` spans the oldest full batch is dropped (the
+        batch being filled, when it is the only one)."""
+        while self.queued + count > self.max_queue and self.queued:
+            if self.ready:
+                lost = self.ready.popleft()[1]
+            else:
+                lost, self._filling, self._filled = self._filled, None, 0
             self.queued -= lost
             self.dropped += lost
-        if self.queued >= self.batch_size:
+        body = self._filling
+        if body is None:
+            self._filling = body = bytearray(self._head)
+        else:
+            body += b","
+        body += spans
+        self._filled += count
+        self.queued += count
+        if self._filled >= self.batch_size:
+            self._seal()
             self._wake.set()
+
+    def _seal(self) -> None:
+        """The batch being filled is ready to send."""
+        if self._filling is not None:
+            self.ready.append((self._filling, self._filled))
+            self._filling, self._filled = None, 0
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -245,23 +270,20 @@ class Exporter:
             self._wake.clear()
             if self._stopping:
                 return
-            if self.queue:
+            if self.queued:
                 await self._export_batch()
             self._warn_dropped()
 
     async def _export_batch(self) -> bool:
-        """Send the oldest queued requests (``batch_size`` spans or a little more: a request's
-        spans stay together). Returns whether the collector took them."""
-        chunks: list[bytes] = []
-        count = 0
-        while self.queue and count < self.batch_size:
-            spans, n = self.queue.popleft()
-            chunks.append(spans)
-            count += n
+        """Send the oldest batch (``batch_size`` spans or a little more: a request's spans stay
+        together), or the one being filled. Returns whether the collector took them."""
+        if not self.ready:
+            self._seal()
+        body, count = self.ready.popleft()
         self.queued -= count
-        body = b"".join((self._head, b",".join(chunks), b"]}]}]}"))
+        body += b"]}]}]}"
         if self.gzip:
-            body = gzip.compress(body, 1)
+            body = bytearray(gzip.compress(body, 1))
         try:
             try:
                 await self._post(body)
@@ -274,7 +296,7 @@ class Exporter:
         self.exported += count
         return True
 
-    async def _post(self, body: bytes) -> None:
+    async def _post(self, body: bytearray) -> None:
         async with self.session().post(
             self.url, data=body, headers=self.headers, timeout=self.timeout
         ) as response:
@@ -316,11 +338,11 @@ class Exporter:
             self._wake.set()
             await self._task
             self._task = None
-        while self.queue:
+        while self.queued:
             if not await self._export_batch():
                 self.dropped += self.queued
-                self.queue.clear()
-                self.queued = 0
+                self.ready.clear()
+                self._filling, self._filled, self.queued = None, 0, 0
                 break
         self._warned_at = 0.0
         self._warn_dropped()
