@@ -70,6 +70,8 @@ from turnout.store.db import make_engine, make_sessionmaker
 from turnout.store.sqlite.checkpoint import WalCheckpointer
 from turnout.timeouts import TimeoutWheel
 
+log = structlog.get_logger(__name__)
+
 PROVIDER_KEYS_EVENT = "provider_keys"  # a provider was added, changed or removed: forget its credentials
 READY_TIMEOUT_S = 2.0  # a service slower than this to answer a readiness probe is not ready
 
@@ -327,15 +329,19 @@ class Container:
         return container
 
     async def readiness(self, timeout_s: float = READY_TIMEOUT_S) -> dict[str, str]:
-        """Whether the services this gateway was set up with answer now: the database, and Redis
-        when configured (``ok``, or why not), each within ``timeout_s``."""
+        """Whether the services this gateway was set up with answer now: the database, the secret
+        store (Vault unsealed and its token valid; the local store's table), and Redis when
+        configured (``ok``, or why not), each within ``timeout_s``."""
         checks: dict[str, str] = {}
 
         async def database() -> None:
             async with self.engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
 
-        probes: dict[str, Callable[[], Awaitable[Any]]] = {"database": database}
+        probes: dict[str, Callable[[], Awaitable[Any]]] = {
+            "database": database,
+            "secret_store": self.secrets.check,
+        }
         if self.redis is not None:
             probes["redis"] = self.redis.ping
         for name, probe in probes.items():
@@ -370,7 +376,19 @@ class Container:
         classifier = self.routing.classifier
         if isinstance(classifier, TaskClassifier):
             await asyncio.to_thread(classifier.warm)
+        await self._check_secrets()
         self.started = True
+
+    async def _check_secrets(self) -> None:
+        """Say at start-up when the secret store cannot serve keys (a wrong Vault token, a sealed
+        Vault): every call to a keyed provider would fail until it can. Not fatal: Vault may be
+        unsealed later, and ``/readyz`` keeps saying so until then."""
+        try:
+            await asyncio.wait_for(self.secrets.check(), READY_TIMEOUT_S)
+        except TimeoutError:
+            log.error("secrets.unavailable", error=f"no answer within {READY_TIMEOUT_S:g} s")
+        except Exception as exc:  # any failure of the store is what to report
+            log.error("secrets.unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
 
     async def aclose(self) -> None:
         """Stop background work, flush records, close connections."""

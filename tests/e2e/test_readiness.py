@@ -12,7 +12,7 @@ async def test_ready_while_its_database_answers(tmp_path: Path) -> None:
     async with gateway(tmp_path) as gw:
         ready = await gw.http.get("/readyz")
         assert ready.status_code == 200, ready.text
-        assert ready.json() == {"status": "ok", "checks": {"database": "ok"}}
+        assert ready.json() == {"status": "ok", "checks": {"database": "ok", "secret_store": "ok"}}
 
 
 async def test_not_ready_while_redis_does_not_answer(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from tests.fixtures.openbao import OpenBao, openbao_fresh, stop_openbao  # noqa: F401
 from tests.upstreams.models_server import ModelsUpstream
@@ -134,3 +135,42 @@ async def test_denied_token_fails_closed_with_503(
     finally:
         await client.aclose()
         await container.aclose()
+
+
+async def test_a_wrong_token_is_said_at_start_up_and_by_readyz(
+    settings: Settings,
+    openbao_fresh: OpenBao,  # noqa: F811
+) -> None:
+    """Before, a wrong Vault token was found only by the first call that needed a key."""
+    wrong = settings.model_copy(
+        update={
+            "secret_backend": "vault",
+            "vault_addr": openbao_fresh.addr,
+            "vault_token": SecretStr("s.not-a-token-anyone-issued"),
+        }
+    )
+    container, client = await _client_for(wrong)
+    try:
+        with capture_logs() as logs:
+            await container.start()
+        (said,) = [e for e in logs if e["event"] == "secrets.unavailable"]
+        assert said["log_level"] == "error" and "TURNOUT_VAULT_TOKEN" in said["error"], said
+        assert "not-a-token" not in str(said), "the token is never logged"
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        checks = ready.json()["checks"]
+        assert checks["database"] == "ok" and "TURNOUT_VAULT_TOKEN" in checks["secret_store"], checks
+    finally:
+        await client.aclose()
+        await container.aclose()
+
+
+async def test_readyz_says_a_sealed_vault(
+    vault_app: httpx.AsyncClient,
+    openbao_fresh: OpenBao,  # noqa: F811
+) -> None:
+    ready = await vault_app.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["secret_store"] == "ok", ready.text
+    openbao_fresh.seal()
+    sealed = await vault_app.get("/readyz")
+    assert sealed.status_code == 503 and "sealed" in sealed.json()["checks"]["secret_store"], sealed.text
