@@ -75,6 +75,30 @@ class _AnnouncingServer(uvicorn.Server):
             self._on_ready(self.config.host if host in ("0.0.0.0", "::") else host, port)
 
 
+class StartupError(Exception):
+    """A setting that would stop the server once uvicorn runs, said before, naming the setting."""
+
+
+def preflight(host: str, settings: Settings) -> None:
+    """What would otherwise fail inside uvicorn as a bare ``[Errno -2] Name or service not known``
+    or a lifespan traceback: a bind address that does not resolve, a metrics port already taken."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StartupError(
+            f"the bind address {host!r} (--host or TURNOUT_HOST) does not resolve: {exc.strerror}"
+        ) from None
+    if settings.metrics and settings.metrics_port:
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
+        try:
+            with socket.create_server((settings.metrics_host, settings.metrics_port)):
+                pass  # (the metrics server binds it the same way, SO_REUSEADDR on)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).split(" (while attempting")[0]
+            setting = "TURNOUT_METRICS_HOST:TURNOUT_METRICS_PORT"
+            raise StartupError(f"cannot serve metrics on {where} ({setting}): {reason.lower()}") from None
+
+
 def serve(
     host: str,
     port: int,
@@ -85,6 +109,7 @@ def serve(
 ) -> None:
     """Serve Turnout until SIGINT/SIGTERM; ``on_ready(host, port)`` runs once the port is bound."""
     settings = settings or Settings()
+    preflight(host, settings)
     configure_logging(settings.log_level, json=settings.log_json)
     fd_limit = raise_fd_limit()
     limit = connection_limit(settings.max_connections, settings.fd_reserve)

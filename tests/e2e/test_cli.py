@@ -371,3 +371,32 @@ async def test_a_setting_out_of_range_stops_start_up_naming_it(
     code, out = await _turnout({**env, variable: value}, "migrate")
     name = variable.removeprefix("TURNOUT_").lower()
     assert code == 1 and name in out.lower() and "pydantic.dev" not in out and "Value error" not in out, out
+
+
+async def test_an_unreachable_database_stops_start_up_naming_the_setting(env: dict[str, str]) -> None:
+    """It said only asyncpg's "[Errno 111] Connect call failed ('127.0.0.1', 1)"."""
+    unreachable = {**env, "TURNOUT_DATABASE_URL": "postgresql+asyncpg://ann:hunter2pw@127.0.0.1:1/x"}
+    for command in ("migrate", "serve"):
+        code, out = await _turnout(unreachable, command)
+        assert code == 1 and "TURNOUT_DATABASE_URL" in out and "127.0.0.1:1/x" in out, out
+        assert "hunter2pw" not in out and "Turnout on" not in out and "Traceback" not in out, out
+
+
+async def test_a_busy_metrics_port_stops_start_up_naming_the_setting(env: dict[str, str]) -> None:
+    """It was a lifespan traceback ending in "OSError: [Errno 98] Address already in use"."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out = await _turnout({**env, "TURNOUT_METRICS_PORT": str(port)}, "serve", "--port", "0")
+    assert code == 1 and "TURNOUT_METRICS_PORT" in out and "address already in use" in out, out
+    assert "Traceback" not in out and "Turnout on" not in out, out
+
+
+async def test_a_bind_address_that_does_not_resolve_stops_start_up_naming_the_setting(
+    env: dict[str, str],
+) -> None:
+    """It was uvicorn's bare "[Errno -2] Name or service not known"."""
+    code, out = await _turnout({**env, "TURNOUT_HOST": "no-such-host.invalid"}, "serve", "--port", "0")
+    assert code == 1 and "TURNOUT_HOST" in out and "no-such-host.invalid" in out, out
+    assert "Turnout on" not in out, out

@@ -59,11 +59,10 @@ def serve(
     """Start the gateway (uvicorn, uvloop, httptools)."""
     from turnout import serving
     from turnout.config import Settings
-    from turnout.store.migrate import upgrade_sync
 
     settings = Settings()
     if migrate:
-        upgrade_sync(settings.database_url)
+        _migrate(settings.database_url)
     bind_host = settings.host if host is None else host
     serving.serve(
         bind_host, settings.port if port is None else port, workers=workers or settings.workers,
@@ -98,10 +97,9 @@ def _admin_link(url: str) -> str:
 def migrate() -> None:
     """Apply database migrations."""
     from turnout.config import Settings
-    from turnout.store.migrate import upgrade_sync
 
     settings = Settings()
-    upgrade_sync(settings.database_url)
+    _migrate(settings.database_url)
     typer.echo(f"database is up to date ({_where(settings.database_url)})")
 
 
@@ -145,6 +143,22 @@ def login_link_command(
         )
     except TurnoutError as exc:
         fail(exc.message)
+
+
+def _migrate(url: str) -> None:
+    """Migrate the database, or stop naming the setting when it cannot be reached (the error was
+    asyncpg's bare "[Errno 111] Connect call failed ('127.0.0.1', 1)")."""
+    from sqlalchemy.exc import DBAPIError
+
+    from turnout.store.migrate import upgrade_sync
+
+    try:
+        upgrade_sync(url)
+    except (OSError, TimeoutError, DBAPIError) as exc:
+        cause: BaseException = exc
+        if isinstance(exc, DBAPIError) and exc.orig is not None:
+            cause = exc.orig  # the driver's words, without SQLAlchemy's wrapping and link
+        fail(f"the database at TURNOUT_DATABASE_URL ({_where(url)}) cannot be reached: {readable(cause)}")
 
 
 def _where(url: str) -> str:
