@@ -37,15 +37,16 @@ async def upstream() -> AsyncIterator[ModelsUpstream]:
     await server.stop()
 
 
+def _vault_settings(settings: Settings, addr: str, token: str) -> Settings:
+    """``settings`` with provider keys kept in the Vault at ``addr``, reached with ``token``."""
+    return settings.model_copy(
+        update={"secret_backend": "vault", "vault_addr": addr, "vault_token": SecretStr(token)}
+    )
+
+
 @pytest.fixture
 async def vault_app(settings: Settings, openbao_fresh: OpenBao) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
-    vault_settings = settings.model_copy(
-        update={
-            "secret_backend": "vault",
-            "vault_addr": openbao_fresh.addr,
-            "vault_token": SecretStr(openbao_fresh.token),
-        }
-    )
+    vault_settings = _vault_settings(settings, openbao_fresh.addr, openbao_fresh.token)
     container, client = await _client_for(vault_settings)
     try:
         yield client
@@ -119,13 +120,7 @@ async def test_denied_token_fails_closed_with_503(
     upstream: ModelsUpstream,
     openbao_fresh: OpenBao,  # noqa: F811
 ) -> None:
-    denied = settings.model_copy(
-        update={
-            "secret_backend": "vault",
-            "vault_addr": openbao_fresh.addr,
-            "vault_token": SecretStr(openbao_fresh.create_deny_token()),
-        }
-    )
+    denied = _vault_settings(settings, openbao_fresh.addr, openbao_fresh.create_deny_token())
     container, client = await _client_for(denied)
     try:
         resp = await client.post(PROVIDERS, json=_body(upstream), headers=admin)
@@ -142,13 +137,7 @@ async def test_a_wrong_token_is_said_at_start_up_and_by_readyz(
     openbao_fresh: OpenBao,  # noqa: F811
 ) -> None:
     """Before, a wrong Vault token was found only by the first call that needed a key."""
-    wrong = settings.model_copy(
-        update={
-            "secret_backend": "vault",
-            "vault_addr": openbao_fresh.addr,
-            "vault_token": SecretStr("s.not-a-token-anyone-issued"),
-        }
-    )
+    wrong = _vault_settings(settings, openbao_fresh.addr, "s.not-a-token-anyone-issued")
     container, client = await _client_for(wrong)
     try:
         with capture_logs() as logs:
