@@ -345,13 +345,7 @@ class Container:
         if self.redis is not None:
             probes["redis"] = self.redis.ping
         for name, probe in probes.items():
-            try:
-                await asyncio.wait_for(probe(), timeout_s)
-                checks[name] = "ok"
-            except TimeoutError:
-                checks[name] = f"no answer within {timeout_s:g} s"
-            except Exception as exc:  # any failure of the service is its answer here
-                checks[name] = f"{type(exc).__name__}: {exc}"[:200]
+            checks[name] = await _answer(probe, timeout_s)
         return checks
 
     async def start(self) -> None:
@@ -383,12 +377,9 @@ class Container:
         """Say at start-up when the secret store cannot serve keys (a wrong Vault token, a sealed
         Vault): every call to a keyed provider would fail until it can. Not fatal: Vault may be
         unsealed later, and ``/readyz`` keeps saying so until then."""
-        try:
-            await asyncio.wait_for(self.secrets.check(), READY_TIMEOUT_S)
-        except TimeoutError:
-            log.error("secrets.unavailable", error=f"no answer within {READY_TIMEOUT_S:g} s")
-        except Exception as exc:  # any failure of the store is what to report
-            log.error("secrets.unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
+        answer = await _answer(self.secrets.check, READY_TIMEOUT_S)
+        if answer != "ok":
+            log.error("secrets.unavailable", error=answer)
 
     async def aclose(self) -> None:
         """Stop background work, flush records, close connections."""
@@ -430,3 +421,14 @@ def _change_bus(settings: Settings, redis: Redis | None) -> ChangeBus:
     if settings.database_url.startswith("postgresql"):
         return PostgresBus(asyncpg_dsn(settings.database_url), channel)
     return ChangeBus()
+
+
+async def _answer(probe: Callable[[], Awaitable[Any]], timeout_s: float) -> str:
+    """``ok`` when ``probe`` returns within ``timeout_s``, else why not, in one short line."""
+    try:
+        await asyncio.wait_for(probe(), timeout_s)
+    except TimeoutError:
+        return f"no answer within {timeout_s:g} s"
+    except Exception as exc:  # any failure of the service is its answer here
+        return f"{type(exc).__name__}: {exc}"[:200]
+    return "ok"

@@ -279,11 +279,10 @@ class Exporter:
         together), or the one being filled. Returns whether the collector took them."""
         if not self.ready:
             self._seal()
-        body, count = self.ready.popleft()
+        filled, count = self.ready.popleft()
         self.queued -= count
-        body += b"]}]}]}"
-        if self.gzip:
-            body = bytearray(gzip.compress(body, 1))
+        filled += b"]}]}]}"
+        body = gzip.compress(filled, 1) if self.gzip else filled
         try:
             try:
                 await self._post(body)
@@ -296,7 +295,7 @@ class Exporter:
         self.exported += count
         return True
 
-    async def _post(self, body: bytearray) -> None:
+    async def _post(self, body: bytes | bytearray) -> None:
         async with self.session().post(
             self.url, data=body, headers=self.headers, timeout=self.timeout
         ) as response:
