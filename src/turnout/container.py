@@ -358,7 +358,9 @@ class Container:
         await self.events.check_webhooks()  # do calls produce events from the first one on?
         self.events.start()
         if self.nats is not None:
-            self.commands = CommandServer(self.jwt, self.models, self.performance, self.gateway.cancel)
+            self.commands = CommandServer(
+                self.jwt, self.models, self.performance, self.gateway.cancel, self.gateway.cancel_named
+            )
             self.nats.on_connect(self.commands.start)
             self.nats.start()  # connects in the background: a NATS that is down delays no start
         await self.bus.start()  # subscribed before the snapshot loads: no change falls in between

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import nats
+import openai
 import orjson
 from sqlalchemy import func, select
 
@@ -205,3 +207,102 @@ async def test_a_stream_in_flight_is_cancelled_with_an_error_event_in_its_dialec
             e["data"]["request_id"]: e["data"] for e in events if e["type"] == "model.request.cancelled"
         }
         assert set(cancelled) == set(ids) and all(c["error"]["code"] == 409 for c in cancelled.values())
+
+
+async def test_a_call_is_cancelled_by_the_id_its_caller_gave_it(
+    tmp_path: Path,
+    nats_server: NatsServer,  # noqa: F811
+) -> None:
+    """A call's own id reaches its client only with the answer, too late to cancel a non-streaming
+    call: the caller names it with ``X-Client-Request-Id`` (OpenAI's header), and the command cancels
+    it by that name, in either SDK, for the caller's tenant only; the record, the access line's
+    source and the event keep the name."""
+    async with commanded(tmp_path, nats_server) as (gw, nc):
+        admin = gw.container.jwt.mint("ann", "acme", ["tenant_admin"])
+        other = gw.container.jwt.mint("eve", "globex", ["tenant_admin"])
+        openai_sdk = gw.openai().with_options(max_retries=2)  # retries on: the 409 says not to
+        anthropic_sdk = gw.anthropic().with_options(max_retries=2)
+        calls = {
+            "report-7": lambda name: openai_sdk.chat.completions.create(
+                model=OPENAI_MODEL, messages=HELLO, extra_headers={"X-Client-Request-Id": name}
+            ),
+            "summary-8": lambda name: anthropic_sdk.messages.create(
+                model=OPENAI_MODEL, max_tokens=50, messages=HELLO, extra_headers={"X-Client-Request-Id": name}
+            ),
+        }
+        for name, call in calls.items():
+            gw.sim.inject("stall:10", count=1)
+            pending = asyncio.ensure_future(call(name))
+            for _ in range(100):
+                if gw.container.gateway.inflight:
+                    break
+                await asyncio.sleep(0.02)
+            # in flight, but another tenant's admin cannot see it
+            stranger = await command(nc, "model.request.cancel", {"client_request_id": name}, other)
+            assert stranger["ok"] is False and stranger["error"]["param"] == "client_request_id", stranger
+            started = asyncio.get_running_loop().time()
+            done = await command(nc, "model.request.cancel", {"client_request_id": name}, admin)
+            assert done["ok"] is True and done["result"]["client_request_id"] == name, done
+            (request_id,) = done["result"]["request_ids"]
+            try:
+                await pending
+                raise AssertionError("the cancelled call was answered")
+            except (openai.ConflictError, anthropic.ConflictError) as exc:
+                assert exc.status_code == 409 and exc.response.headers["x-turnout-message-id"] == request_id
+            assert asyncio.get_running_loop().time() - started < 3, "the stall (or a retry) was waited out"
+        rows = {r.metadata_["client_request_id"]: r for r in await gw.records(2)}
+        assert {name: rows[name].status for name in calls} == {name: "cancelled" for name in calls}
+        events = await stream_events(nats_server.url, 3 + 2, timeout_s=15)
+        named = {e["data"]["client_request_id"] for e in events if e["type"] == "model.request.cancelled"}
+        assert named == set(calls)
+
+
+async def test_cancel_by_name_refuses_a_bad_body_and_the_gateway_a_bad_header(
+    tmp_path: Path,
+    nats_server: NatsServer,  # noqa: F811
+) -> None:
+    async with commanded(tmp_path, nats_server) as (gw, nc):
+        admin = gw.container.jwt.mint("ann", "acme", ["tenant_admin"])
+        for body in ({}, {"request_id": "a", "client_request_id": "b"}, {"client_request_id": ""}):
+            reply = await command(nc, "model.request.cancel", body, admin)
+            assert reply["ok"] is False and reply["error"]["code"] == "invalid_value", (body, reply)
+            assert "Value error" not in reply["error"]["message"], reply
+        assert "one of request_id and client_request_id" in reply_message(
+            await command(nc, "model.request.cancel", {}, admin)
+        )
+        utf8 = await gw.http.post(  # the SDKs send ASCII only; a raw client may send anything
+            "/v1/chat/completions",
+            json={"model": OPENAI_MODEL, "messages": HELLO},
+            headers={"Authorization": f"Bearer {gw.key}", "X-Client-Request-Id": "rapport-été".encode()},
+        )
+        assert utf8.status_code == 400 and utf8.json()["error"]["param"] == "x-client-request-id", utf8.text
+        responses = await gw.http.post(
+            "/v1/responses",
+            json={"model": OPENAI_MODEL, "input": "hello"},
+            headers={"Authorization": f"Bearer {gw.key}", "X-Client-Request-Id": "x" * 513},
+        )
+        assert responses.status_code == 400, responses.text
+        assert responses.json()["error"]["param"] == "x-client-request-id", responses.text
+        for bad in ("x" * 513, ""):
+            try:
+                await gw.openai().chat.completions.create(
+                    model=OPENAI_MODEL, messages=HELLO, extra_headers={"X-Client-Request-Id": bad}
+                )
+                raise AssertionError("a bad X-Client-Request-Id was let through")
+            except openai.BadRequestError as exc:
+                assert exc.body is not None and exc.body["param"] == "x-client-request-id", exc.body
+            try:
+                await gw.anthropic().messages.create(
+                    model=OPENAI_MODEL,
+                    max_tokens=5,
+                    messages=HELLO,
+                    extra_headers={"X-Client-Request-Id": bad},
+                )
+                raise AssertionError("a bad X-Client-Request-Id was let through")
+            except anthropic.BadRequestError as exc:
+                assert "x-client-request-id" in exc.message, exc.message
+        assert await gw.records(0) == []
+
+
+def reply_message(reply: dict[str, Any]) -> str:
+    return str(reply["error"]["message"])

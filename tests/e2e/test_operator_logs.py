@@ -91,7 +91,9 @@ async def test_every_request_leaves_one_access_line(
     ok = await client.chat.completions.with_raw_response.create(model=OPENAI_MODEL, messages=HELLO)
     gw.sim.inject("status:400", count=1)
     with pytest.raises(openai.BadRequestError):
-        await client.chat.completions.create(model=OPENAI_MODEL, messages=HELLO)
+        await client.chat.completions.create(
+            model=OPENAI_MODEL, messages=HELLO, extra_headers={"X-Client-Request-Id": "job-42"}
+        )
     await gw.records(2)
     lines = [e for e in _events(capfd.readouterr().err) if e.get("event") == "request"]
     assert len(lines) == 2, lines
@@ -105,3 +107,4 @@ async def test_every_request_leaves_one_access_line(
     )
     assert first["latency_ms"] is not None and first["attempts"] == 1 and first["timestamp"].endswith("Z")
     assert second["status"] == "error" and second["http_status"] == 400 and second["error"]
+    assert "client_request_id" not in first and second["client_request_id"] == "job-42", "found by its name"

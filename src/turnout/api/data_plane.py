@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -22,7 +22,7 @@ from turnout.api.dialects import ANTHROPIC, OPENAI, Dialect
 from turnout.api.disconnect import WATCH_AFTER_S
 from turnout.api.disconnect import DisconnectWatch as _DisconnectWatch
 from turnout.api.native import NATIVE, native_chat_body, native_embeddings_body
-from turnout.api.parse import decode_json, parse_chat, parse_embeddings
+from turnout.api.parse import client_request_id, decode_json, parse_chat, parse_embeddings
 from turnout.auth.principal import Principal
 from turnout.container import Container
 from turnout.domain.requests import ChatCall
@@ -35,10 +35,11 @@ from turnout.translate.types import ChatRequest
 
 Handler = Callable[[Request], Awaitable[Response]]
 Result = Answer | Streamed | Failed
+Call = TypeVar("Call", bound=ChatCall[Any])
 
 
-Run = Callable[[Container, Principal, dict[str, Any]], tuple[Awaitable[Result], bool]]
-# a Run that also gets the raw body and the headers: for a dialect whose body may be passed on as is
+Run = Callable[[Container, Principal, dict[str, Any], Headers], tuple[Awaitable[Result], bool]]
+# a Run that also gets the raw body: for a dialect whose body may be passed on as is
 PassRun = Callable[[Container, Principal, dict[str, Any], bytes, Headers], tuple[Awaitable[Result], bool]]
 
 
@@ -59,7 +60,7 @@ def _endpoint(dialect: Dialect, run: Run | None, passing: PassRun | None = None)
             body = decode_json(raw)
             if passing is None:
                 assert run is not None
-                work, include_usage = run(container, principal, body)  # parsing errors raise here
+                work, include_usage = run(container, principal, body, request.headers)  # errors raise here
             else:
                 work, include_usage = passing(container, principal, body, raw, request.headers)
         except TurnoutError as exc:
@@ -86,13 +87,23 @@ def _endpoint(dialect: Dialect, run: Run | None, passing: PassRun | None = None)
     return handler
 
 
-def _openai_chat(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
-    call = parse_chat(body)
+def _named(call: Call, headers: Headers) -> Call:
+    """The call with the caller's own id for it, if it sent one (``X-Client-Request-Id``)."""
+    call.client_request_id = client_request_id(headers)
+    return call
+
+
+def _openai_chat(
+    c: Container, p: Principal, body: dict[str, Any], headers: Headers
+) -> tuple[Awaitable[Result], bool]:
+    call = _named(parse_chat(body), headers)
     return c.gateway.chat(p, call, OPENAI.name), call.include_usage
 
 
-def _openai_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
-    return c.gateway.embeddings(p, parse_embeddings(body), OPENAI.name), False
+def _openai_embeddings(
+    c: Container, p: Principal, body: dict[str, Any], headers: Headers
+) -> tuple[Awaitable[Result], bool]:
+    return c.gateway.embeddings(p, _named(parse_embeddings(body), headers), OPENAI.name), False
 
 
 def _anthropic_messages(
@@ -100,7 +111,8 @@ def _anthropic_messages(
 ) -> tuple[Awaitable[Result], bool]:
     """Validated and translated as before; the body (and its ``anthropic-*`` headers) also kept, to
     go on untouched to an Anthropic provider."""
-    return c.gateway.chat(p, _anthropic_call(body, raw, headers), ANTHROPIC.name, "messages"), True
+    call = _named(_anthropic_call(body, raw, headers), headers)
+    return c.gateway.chat(p, call, ANTHROPIC.name, "messages"), True
 
 
 def _anthropic_call(
@@ -130,8 +142,10 @@ async def _count_tokens(request: Request) -> Response:
         return ANTHROPIC.error_response(exc)
 
 
-def _native_chat(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
-    call = parse_chat(native_chat_body(body, completion=False))
+def _native_chat(
+    c: Container, p: Principal, body: dict[str, Any], headers: Headers
+) -> tuple[Awaitable[Result], bool]:
+    call = _named(parse_chat(native_chat_body(body, completion=False)), headers)
     call.stream = False
     return c.gateway.chat(p, call, NATIVE.name), False
 
@@ -141,19 +155,24 @@ def _legacy_completion(
 ) -> tuple[Awaitable[Result], bool]:
     """Checked and translated to chat; the body also kept, to go on as it is to a server that has
     the completions endpoint (a self-hosted one)."""
-    call = parse_chat(completions_chat_body(body))
+    call = _named(parse_chat(completions_chat_body(body)), headers)
     call.native = native_completions_body(body, raw)
     return c.gateway.chat(p, call, OPENAI.name, "completions"), call.include_usage
 
 
-def _native_completion(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
-    call = parse_chat(native_chat_body(body, completion=True))
+def _native_completion(
+    c: Container, p: Principal, body: dict[str, Any], headers: Headers
+) -> tuple[Awaitable[Result], bool]:
+    call = _named(parse_chat(native_chat_body(body, completion=True)), headers)
     call.stream = False
     return c.gateway.chat(p, call, NATIVE.name, "completion"), False
 
 
-def _native_embeddings(c: Container, p: Principal, body: dict[str, Any]) -> tuple[Awaitable[Result], bool]:
-    return c.gateway.embeddings(p, parse_embeddings(native_embeddings_body(body)), NATIVE.name), False
+def _native_embeddings(
+    c: Container, p: Principal, body: dict[str, Any], headers: Headers
+) -> tuple[Awaitable[Result], bool]:
+    call = _named(parse_embeddings(native_embeddings_body(body)), headers)
+    return c.gateway.embeddings(p, call, NATIVE.name), False
 
 
 def _model_listing(native: bool) -> Handler:

@@ -393,6 +393,14 @@ _ERROR_STATUSES = {
     "502": "the provider failed",
     "503": "no model available",
 }
+_CLIENT_REQUEST_ID: Schema = {
+    "name": "X-Client-Request-Id",
+    "in": "header",
+    "required": False,
+    "description": "the caller's own id of the call (1 to 512 printable ASCII characters), kept on its "
+    "record; `model.request.cancel` cancels a call in flight by it",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 512},
+}
 CALLER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 
 
@@ -417,6 +425,7 @@ def _operation(summary: str, body: str | None, answer: str, *, anthropic: bool =
     }
     if body is not None:
         op["requestBody"] = {"required": True, "content": {_JSON: {"schema": _ref(body)}}}
+        op["parameters"] = [_CLIENT_REQUEST_ID]
     return op
 
 

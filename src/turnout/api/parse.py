@@ -22,6 +22,8 @@ from turnout.translate.types import ChatRequest, EmbeddingsRequest
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EXTENSIONS = frozenset({"metadata", "fallbacks", "task_type", "requirements"})
+CLIENT_REQUEST_ID = "x-client-request-id"  # OpenAI's header for a caller's own id of a call
+CLIENT_ID_CHARS = re.compile(r"^[\x20-\x7e]{1,512}$")  # printable ASCII, as OpenAI asks of it
 
 
 def decode_json(raw: bytes) -> dict[str, Any]:
@@ -35,6 +37,20 @@ def decode_json(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     return body
+
+
+def client_request_id(headers: Mapping[str, str]) -> str | None:
+    """The caller's own id of a call (``X-Client-Request-Id``), checked: a call's id reaches its
+    client only with the answer, so this is how a caller names a call it may want to cancel."""
+    value = headers.get(CLIENT_REQUEST_ID)
+    if value is None:
+        return None
+    _expect(
+        CLIENT_ID_CHARS.match(value) is not None,
+        f"the {CLIENT_REQUEST_ID} header must be 1 to 512 printable ASCII characters",
+        CLIENT_REQUEST_ID,
+    )
+    return value
 
 
 def _expect(cond: bool, message: str, param: str) -> None:

@@ -25,7 +25,7 @@ from turnout.api.auth import authenticate
 from turnout.api.deps import container_of
 from turnout.api.dialects import OPENAI
 from turnout.api.disconnect import WATCH_AFTER_S, DisconnectWatch
-from turnout.api.parse import decode_json, parse_chat
+from turnout.api.parse import client_request_id, decode_json, parse_chat
 from turnout.auth.principal import Principal
 from turnout.container import Container
 from turnout.errors import InvalidRequest, TurnoutError
@@ -57,6 +57,7 @@ async def create(request: Request) -> Response:
         history = await container.responses.history(principal, previous) if isinstance(previous, str) else []
         parsed = parse_responses(body, history)
         call = parse_chat(parsed.chat)
+        call.client_request_id = client_request_id(request.headers)
     except TurnoutError as exc:
         return OPENAI.error_response(exc)
     call.include_usage = True  # a Responses stream always ends with its usage

@@ -28,6 +28,9 @@ class ChatCall(Generic[Body]):
     _prompt_tokens: int | None = None
     # the client's body in its own format, passed on to a provider that speaks it (else None)
     native: NativeBody | None = None
+    # the caller's own id for the call (``X-Client-Request-Id``): known before the answer, so a
+    # call can be cancelled by it, and kept on its record
+    client_request_id: str | None = None
 
     @property
     def prompt_tokens(self) -> int:

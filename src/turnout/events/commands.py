@@ -5,9 +5,10 @@ a JSON body and the caller's bearer token (a JWT) in the ``Authorization`` heade
   (platform admins);
 - ``model.performance.reset``: forget a model's experience, as ``POST .../performance/reset``
   (platform admins);
-- ``model.request.cancel``: ``{"request_id"}``, cancels a call in flight (its upstream call too); the
-  call is recorded ``cancelled`` and its client gets 409 ``request_cancelled``. Tenant and platform
-  admins of the call's tenant.
+- ``model.request.cancel``: ``{"request_id"}`` (Turnout's id of the call) or ``{"client_request_id"}``
+  (the caller's own, sent as ``X-Client-Request-Id``: a call's id reaches its client only with the
+  answer), cancels a call in flight (its upstream call too); the call is recorded ``cancelled`` and
+  its client gets 409 ``request_cancelled``. Tenant and platform admins of the call's tenant.
 
 Every reply is ``{"ok": true, "command", "result": {...}}`` or ``{"ok": false, "command", "error":
 {"type", "code", "message", "param"}}``; a bad body gets an error reply and changes nothing.
@@ -27,7 +28,7 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from turnout.auth.jwt_tokens import JwtCodec
 from turnout.auth.principal import Principal
@@ -44,12 +45,22 @@ NOT_HERE_DELAY_S = 0.25  # a replica without the call answers not_found after th
 
 
 class CancelIn(BaseModel):
+    """Which call to cancel: by Turnout's id, or by the id its caller gave it (exactly one)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=64)
+    request_id: str | None = Field(default=None, min_length=1, max_length=64)
+    client_request_id: str | None = Field(default=None, min_length=1, max_length=512)
+
+    @model_validator(mode="after")
+    def _one(self) -> CancelIn:
+        if (self.request_id is None) == (self.client_request_id is None):
+            raise ValueError("give one of request_id and client_request_id")
+        return self
 
 
 Cancel = Callable[[str, Principal], bool | None]  # True: cancelled; False: not allowed; None: not here
+CancelNamed = Callable[[str, Principal], list[str] | None]  # the message ids cancelled; None: none here
 
 
 def _error(exc: TurnoutError) -> dict[str, Any]:
@@ -59,9 +70,8 @@ def _error(exc: TurnoutError) -> dict[str, Any]:
 def _invalid(exc: ValidationError) -> TurnoutError:
     first = exc.errors()[0]
     param = ".".join(str(part) for part in first.get("loc", ())) or None
-    return InvalidRequest(
-        f"{param or 'body'}: {first.get('msg', 'invalid')}", param=param, code="invalid_value"
-    )
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return InvalidRequest(f"{param or 'body'}: {message}", param=param, code="invalid_value")
 
 
 class CommandServer:
@@ -73,11 +83,13 @@ class CommandServer:
         models: ModelService,
         performance: PerformanceService,
         cancel: Cancel,
+        cancel_named: CancelNamed,
     ) -> None:
         self._jwt = jwt
         self._models = models
         self._performance = performance
         self._cancel = cancel
+        self._cancel_named = cancel_named
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -166,17 +178,21 @@ class CommandServer:
             body: CancelIn = self._body(msg.data, CancelIn)
             if not principal.has_any("tenant_admin", "platform_admin"):
                 raise Forbidden("requires role tenant_admin or platform_admin")
-            done = self._cancel(body.request_id, principal)
+            result: dict[str, Any]
+            if body.request_id is not None:
+                done = self._cancel(body.request_id, principal)
+                field, value = "request_id", body.request_id
+                result = {"request_id": value, "status": "cancelled"}
+            else:
+                named = self._cancel_named(body.client_request_id or "", principal)
+                done = None if named is None else True
+                field, value = "client_request_id", body.client_request_id or ""
+                result = {"client_request_id": value, "request_ids": named, "status": "cancelled"}
             if done is None:  # not in flight here: let the replica holding it answer first
                 await asyncio.sleep(NOT_HERE_DELAY_S)
-                raise NotFound(f"no request '{body.request_id}' in flight", param="request_id")
-            if done is False:
-                raise NotFound(f"no request '{body.request_id}' in flight", param="request_id")
-            reply: dict[str, Any] = {
-                "ok": True,
-                "command": name,
-                "result": {"request_id": body.request_id, "status": "cancelled"},
-            }
+            if not done:  # not here, or another tenant's
+                raise NotFound(f"no request with {field} '{value}' in flight", param=field)
+            reply: dict[str, Any] = {"ok": True, "command": name, "result": result}
         except TurnoutError as exc:
             reply = {"ok": False, "command": name, "error": _error(exc)}
         log.info("command", command=name, ok=reply["ok"])

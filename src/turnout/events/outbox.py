@@ -82,6 +82,7 @@ def request_event(row: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         "user_id": row["user_id"],
         "project_id": meta.get("project_id"),
         "task_id": meta.get("task_id"),
+        "client_request_id": meta.get("client_request_id"),
         "task_type": row["task_type"],
         "endpoint": row["endpoint"],
         "timestamp": _iso(row["created_at"]),

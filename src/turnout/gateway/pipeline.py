@@ -11,6 +11,7 @@ applies to (``gateway.cache``) is looked up after routing; a hit calls nothing a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import AsyncGenerator, Awaitable
@@ -84,6 +85,7 @@ class Gateway:
         # calls in flight (message id -> their task and tenant), for model.request.cancel; and the
         # ones that command cancelled, so they are recorded and answered as such
         self.inflight: dict[str, tuple[asyncio.Task[Any], str]] = {}
+        self._named: dict[tuple[str, str], list[str]] = {}  # (tenant, caller's own id) -> message ids
         self._cancelled: set[str] = set()
         self._streaming: dict[str, Opened] = {}  # calls whose stream is being sent, by message id
 
@@ -95,6 +97,10 @@ class Gateway:
         task = asyncio.current_task()
         if task is not None:
             self.inflight[record.message_id] = (task, principal.tenant_id)
+            if call.client_request_id is not None:
+                self._named.setdefault((principal.tenant_id, call.client_request_id), []).append(
+                    record.message_id
+                )
         try:
             snapshot = self.snapshots.current
             spend = self.spend
@@ -418,6 +424,26 @@ class Gateway:
         log.info("request.cancel_requested", request_id=message_id, by=principal.subject)
         return True
 
+    def cancel_named(self, client_request_id: str, principal: Principal) -> list[str] | None:
+        """Cancel the calls in flight here that their caller named ``client_request_id``
+        (``X-Client-Request-Id``), of the principal's tenant (a platform admin's: of any tenant), as
+        ``cancel`` does; their message ids, or None when none is in flight here."""
+        if principal.has_any("platform_admin"):
+            keys = [key for key in self._named if key[1] == client_request_id]
+        else:
+            keys = [(principal.tenant_id, client_request_id)]
+        ids = [message_id for key in keys for message_id in self._named.get(key, ())]
+        done = [message_id for message_id in ids if self.cancel(message_id, principal)]
+        return done or None
+
+    def _unname(self, key: tuple[str, str], message_id: str) -> None:
+        ids = self._named.get(key)
+        if ids is not None:
+            with contextlib.suppress(ValueError):
+                ids.remove(message_id)
+            if not ids:
+                del self._named[key]
+
     def _why_cancelled(self, record: CallRecord) -> str:
         return "cancelled by command" if record.message_id in self._cancelled else "client disconnected"
 
@@ -452,8 +478,12 @@ class Gateway:
     ) -> Awaitable[None] | None:
         """Hand a finished record to the writer; its decision learns how the call ended, and its
         reservation is settled with the cost it recorded (released when it failed)."""
-        if self.inflight.pop(record.message_id, None) is not None and self._cancelled:
-            self._cancelled.discard(record.message_id)
+        if self.inflight.pop(record.message_id, None) is not None:
+            if self._cancelled:
+                self._cancelled.discard(record.message_id)
+            named = record.call.client_request_id
+            if named is not None:
+                self._unname((record.principal.tenant_id, named), record.message_id)
         if tracing.ENABLED:
             self._traced(row, record, error_type)
         if record.hold is not None and self.spend is not None:

@@ -107,15 +107,20 @@ class CallRecord:
             "cache_hit": self.cache_hit,
             "prompt": _prompt_text(self.call.body) if store_text else None,
             "content": self.content if store_text else None,
-            "metadata_": _metadata(meta, self.decision, self.models_tried),
+            "metadata_": _metadata(meta, self.decision, self.models_tried, self.call.client_request_id),
             "created_at": utcnow(),
         }
 
 
-def _metadata(meta: dict[str, Any], decision: orjson.Fragment | None, models_tried: int) -> dict[str, Any]:
-    """What the record keeps of the caller's metadata (its task and project), the routing decision
-    and, when the attempts went to more than one model, how many (a fallback was attempted)."""
+def _metadata(
+    meta: dict[str, Any], decision: orjson.Fragment | None, models_tried: int, client_request_id: str | None
+) -> dict[str, Any]:
+    """What the record keeps of the caller's metadata (its task and project, and its own id of the
+    call), the routing decision and, when the attempts went to more than one model, how many (a
+    fallback was attempted)."""
     out: dict[str, Any] = {k: v for k, v in meta.items() if k in ("task_id", "project_id")}
+    if client_request_id is not None:
+        out["client_request_id"] = client_request_id
     if decision is not None:
         out["decision"] = decision
     if models_tried > 1:

@@ -39,6 +39,9 @@ def access_line(record: dict[str, Any]) -> bytes:
     }
     for name in FIELDS:
         line[name] = record.get(name)
+    named = (record.get("metadata_") or {}).get("client_request_id")
+    if named is not None:  # the caller's own id of the call, to find its line by
+        line["client_request_id"] = named
     error = record.get("error")
     if error:
         line["error"] = str(error)[:ERROR_CHARS]
