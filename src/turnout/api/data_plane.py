@@ -87,7 +87,7 @@ def _endpoint(dialect: Dialect, run: Run | None, passing: PassRun | None = None)
     return handler
 
 
-def _named(call: Call, headers: Headers) -> Call:
+def _with_client_id(call: Call, headers: Headers) -> Call:
     """The call with the caller's own id for it, if it sent one (``X-Client-Request-Id``)."""
     call.client_request_id = client_request_id(headers)
     return call
@@ -96,14 +96,14 @@ def _named(call: Call, headers: Headers) -> Call:
 def _openai_chat(
     c: Container, p: Principal, body: dict[str, Any], headers: Headers
 ) -> tuple[Awaitable[Result], bool]:
-    call = _named(parse_chat(body), headers)
+    call = _with_client_id(parse_chat(body), headers)
     return c.gateway.chat(p, call, OPENAI.name), call.include_usage
 
 
 def _openai_embeddings(
     c: Container, p: Principal, body: dict[str, Any], headers: Headers
 ) -> tuple[Awaitable[Result], bool]:
-    return c.gateway.embeddings(p, _named(parse_embeddings(body), headers), OPENAI.name), False
+    return c.gateway.embeddings(p, _with_client_id(parse_embeddings(body), headers), OPENAI.name), False
 
 
 def _anthropic_messages(
@@ -111,7 +111,7 @@ def _anthropic_messages(
 ) -> tuple[Awaitable[Result], bool]:
     """Validated and translated as before; the body (and its ``anthropic-*`` headers) also kept, to
     go on untouched to an Anthropic provider."""
-    call = _named(_anthropic_call(body, raw, headers), headers)
+    call = _with_client_id(_anthropic_call(body, raw, headers), headers)
     return c.gateway.chat(p, call, ANTHROPIC.name, "messages"), True
 
 
@@ -145,7 +145,7 @@ async def _count_tokens(request: Request) -> Response:
 def _native_chat(
     c: Container, p: Principal, body: dict[str, Any], headers: Headers
 ) -> tuple[Awaitable[Result], bool]:
-    call = _named(parse_chat(native_chat_body(body, completion=False)), headers)
+    call = _with_client_id(parse_chat(native_chat_body(body, completion=False)), headers)
     call.stream = False
     return c.gateway.chat(p, call, NATIVE.name), False
 
@@ -155,7 +155,7 @@ def _legacy_completion(
 ) -> tuple[Awaitable[Result], bool]:
     """Checked and translated to chat; the body also kept, to go on as it is to a server that has
     the completions endpoint (a self-hosted one)."""
-    call = _named(parse_chat(completions_chat_body(body)), headers)
+    call = _with_client_id(parse_chat(completions_chat_body(body)), headers)
     call.native = native_completions_body(body, raw)
     return c.gateway.chat(p, call, OPENAI.name, "completions"), call.include_usage
 
@@ -163,7 +163,7 @@ def _legacy_completion(
 def _native_completion(
     c: Container, p: Principal, body: dict[str, Any], headers: Headers
 ) -> tuple[Awaitable[Result], bool]:
-    call = _named(parse_chat(native_chat_body(body, completion=True)), headers)
+    call = _with_client_id(parse_chat(native_chat_body(body, completion=True)), headers)
     call.stream = False
     return c.gateway.chat(p, call, NATIVE.name, "completion"), False
 
@@ -171,7 +171,7 @@ def _native_completion(
 def _native_embeddings(
     c: Container, p: Principal, body: dict[str, Any], headers: Headers
 ) -> tuple[Awaitable[Result], bool]:
-    call = _named(parse_embeddings(native_embeddings_body(body)), headers)
+    call = _with_client_id(parse_embeddings(native_embeddings_body(body)), headers)
     return c.gateway.embeddings(p, call, NATIVE.name), False
 
 

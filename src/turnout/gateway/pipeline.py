@@ -85,7 +85,7 @@ class Gateway:
         # calls in flight (message id -> their task and tenant), for model.request.cancel; and the
         # ones that command cancelled, so they are recorded and answered as such
         self.inflight: dict[str, tuple[asyncio.Task[Any], str]] = {}
-        self._named: dict[tuple[str, str], list[str]] = {}  # (tenant, caller's own id) -> message ids
+        self._by_client_id: dict[tuple[str, str], list[str]] = {}  # (tenant, caller's own id) -> message ids
         self._cancelled: set[str] = set()
         self._streaming: dict[str, Opened] = {}  # calls whose stream is being sent, by message id
 
@@ -98,7 +98,7 @@ class Gateway:
         if task is not None:
             self.inflight[record.message_id] = (task, principal.tenant_id)
             if call.client_request_id is not None:
-                self._named.setdefault((principal.tenant_id, call.client_request_id), []).append(
+                self._by_client_id.setdefault((principal.tenant_id, call.client_request_id), []).append(
                     record.message_id
                 )
         try:
@@ -429,20 +429,20 @@ class Gateway:
         (``X-Client-Request-Id``), of the principal's tenant (a platform admin's: of any tenant), as
         ``cancel`` does; their message ids, or None when none is in flight here."""
         if principal.has_any("platform_admin"):
-            keys = [key for key in self._named if key[1] == client_request_id]
+            keys = [key for key in self._by_client_id if key[1] == client_request_id]
         else:
             keys = [(principal.tenant_id, client_request_id)]
-        ids = [message_id for key in keys for message_id in self._named.get(key, ())]
+        ids = [message_id for key in keys for message_id in self._by_client_id.get(key, ())]
         done = [message_id for message_id in ids if self.cancel(message_id, principal)]
         return done or None
 
-    def _unname(self, key: tuple[str, str], message_id: str) -> None:
-        ids = self._named.get(key)
+    def _forget_client_id(self, key: tuple[str, str], message_id: str) -> None:
+        ids = self._by_client_id.get(key)
         if ids is not None:
             with contextlib.suppress(ValueError):
                 ids.remove(message_id)
             if not ids:
-                del self._named[key]
+                del self._by_client_id[key]
 
     def _why_cancelled(self, record: CallRecord) -> str:
         return "cancelled by command" if record.message_id in self._cancelled else "client disconnected"
@@ -483,7 +483,7 @@ class Gateway:
                 self._cancelled.discard(record.message_id)
             named = record.call.client_request_id
             if named is not None:
-                self._unname((record.principal.tenant_id, named), record.message_id)
+                self._forget_client_id((record.principal.tenant_id, named), record.message_id)
         if tracing.ENABLED:
             self._traced(row, record, error_type)
         if record.hold is not None and self.spend is not None:
