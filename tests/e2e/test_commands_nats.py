@@ -254,6 +254,12 @@ async def test_a_call_is_cancelled_by_the_id_its_caller_gave_it(
             assert asyncio.get_running_loop().time() - started < 3, "the stall (or a retry) was waited out"
         rows = {r.metadata_["client_request_id"]: r for r in await gw.records(2)}
         assert {name: rows[name].status for name in calls} == {name: "cancelled" for name in calls}
+        found = await gw.http.get(
+            "/api/v2/messages", params={"client_request_id": "report-7"}, headers=gw.admin
+        )
+        assert [m["id"] for m in found.json()["items"]] == [rows["report-7"].id], found.text
+        detail = await gw.http.get(f"/api/v2/messages/{rows['summary-8'].id}", headers=gw.admin)
+        assert detail.json()["client_request_id"] == "summary-8", detail.text
         events = await stream_events(nats_server.url, 3 + 2, timeout_s=15)
         named = {e["data"]["client_request_id"] for e in events if e["type"] == "model.request.cancelled"}
         assert named == set(calls)
@@ -265,7 +271,13 @@ async def test_cancel_by_name_refuses_a_bad_body_and_the_gateway_a_bad_header(
 ) -> None:
     async with commanded(tmp_path, nats_server) as (gw, nc):
         admin = gw.container.jwt.mint("ann", "acme", ["tenant_admin"])
-        for body in ({}, {"request_id": "a", "client_request_id": "b"}, {"client_request_id": ""}):
+        bodies: list[dict[str, str]] = [
+            {},
+            {"request_id": "a", "client_request_id": "b"},
+            {"client_request_id": ""},
+            {"client_request_id": "rapport-été"},  # no call can carry it
+        ]
+        for body in bodies:
             reply = await command(nc, "model.request.cancel", body, admin)
             assert reply["ok"] is False and reply["error"]["code"] == "invalid_value", (body, reply)
             assert "Value error" not in reply["error"]["message"], reply

@@ -26,6 +26,9 @@ async def list_messages(
     provider: Annotated[str | None, Query(max_length=50)] = None,
     status: Status | None = None,
     task_type: Annotated[str | None, Query(max_length=50)] = None,
+    client_request_id: Annotated[
+        str | None, Query(max_length=512, description="the id the caller gave the call (X-Client-Request-Id)")
+    ] = None,
     since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
@@ -34,7 +37,7 @@ async def list_messages(
     """Calls of the caller's tenant (every tenant's for platform admins), newest first."""
     flt = MessageFilter(
         tenant_id=tenant_id, agent_id=agent_id, model=model, provider=provider, status=status,
-        task_type=task_type, since=since, until=until,
+        task_type=task_type, client_request_id=client_request_id, since=since, until=until,
     )  # fmt: skip
     return await _container(request).messages.list(flt, principal, limit=limit, cursor=cursor)
 

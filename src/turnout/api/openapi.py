@@ -398,13 +398,16 @@ _CLIENT_REQUEST_ID: Schema = {
     "in": "header",
     "required": False,
     "description": "the caller's own id of the call (1 to 512 printable ASCII characters), kept on its "
-    "record; `model.request.cancel` cancels a call in flight by it",
+    "record (`GET /api/v2/messages?client_request_id=`); `model.request.cancel` cancels a chat, messages, "
+    "responses or completions call in flight by it (not an embeddings call)",
     "schema": {"type": "string", "minLength": 1, "maxLength": 512},
 }
 CALLER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 
 
-def _operation(summary: str, body: str | None, answer: str, *, anthropic: bool = False, tag: str) -> Schema:
+def _operation(
+    summary: str, body: str | None, answer: str, *, anthropic: bool = False, tag: str, recorded: bool = True
+) -> Schema:
     error = _ref("AnthropicError" if anthropic else "Error")
     op: Schema = {
         "tags": [tag],
@@ -425,7 +428,8 @@ def _operation(summary: str, body: str | None, answer: str, *, anthropic: bool =
     }
     if body is not None:
         op["requestBody"] = {"required": True, "content": {_JSON: {"schema": _ref(body)}}}
-        op["parameters"] = [_CLIENT_REQUEST_ID]
+        if recorded:  # a call: the caller may name it
+            op["parameters"] = [_CLIENT_REQUEST_ID]
     return op
 
 
@@ -455,6 +459,7 @@ DATA_PLANE_PATHS: dict[str, Schema] = {
             "TokenCount",
             anthropic=True,
             tag="data plane",
+            recorded=False,
         )
     },
     "/v1/responses": {

@@ -12,7 +12,7 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import String
 
-from turnout.domain.requests import ChatCall
+from turnout.domain.requests import CLIENT_ID_CHARS, ChatCall
 from turnout.errors import InvalidRequest
 from turnout.modelinfo.discovered import CAPABILITIES
 from turnout.records.sanitize import UNSTORABLE
@@ -23,7 +23,6 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EXTENSIONS = frozenset({"metadata", "fallbacks", "task_type", "requirements"})
 CLIENT_REQUEST_ID = "x-client-request-id"  # OpenAI's header for a caller's own id of a call
-CLIENT_ID_CHARS = re.compile(r"^[\x20-\x7e]{1,512}$")  # printable ASCII, as OpenAI asks of it
 
 
 def decode_json(raw: bytes) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -10,6 +11,8 @@ from turnout.translate.passthrough import NativeBody
 from turnout.translate.types import ChatRequest, EmbeddingsRequest
 
 Body = TypeVar("Body", ChatRequest, EmbeddingsRequest)
+# a caller's own id of a call (``X-Client-Request-Id``): printable ASCII, as OpenAI asks of it
+CLIENT_ID_CHARS = re.compile(r"^[\x20-\x7e]{1,512}$")
 
 
 @dataclass(slots=True)

@@ -28,12 +28,13 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from turnout.auth.jwt_tokens import JwtCodec
 from turnout.auth.principal import Principal
 from turnout.catalog.model_service import ModelService
 from turnout.catalog.schemas import ModelCreate
+from turnout.domain.requests import CLIENT_ID_CHARS
 from turnout.errors import Forbidden, InvalidRequest, NotFound, TurnoutError, Unauthenticated
 from turnout.feedback.performance import PerformanceService, ResetIn
 
@@ -50,7 +51,14 @@ class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str | None = Field(default=None, min_length=1, max_length=64)
-    client_request_id: str | None = Field(default=None, min_length=1, max_length=512)
+    client_request_id: str | None = None
+
+    @field_validator("client_request_id")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and CLIENT_ID_CHARS.match(value) is None:  # no call could carry it
+            raise ValueError("must be 1 to 512 printable ASCII characters, as X-Client-Request-Id is")
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> CancelIn:

@@ -33,6 +33,9 @@ class MessageFilter(BaseModel):
     provider: str | None = Field(default=None, max_length=50)
     status: Status | None = None
     task_type: str | None = Field(default=None, max_length=50)
+    client_request_id: str | None = Field(
+        default=None, max_length=512, description="the id the caller gave the call (X-Client-Request-Id)"
+    )
     since: datetime | None = Field(default=None, description="created at or after (ISO 8601)")
     until: datetime | None = Field(default=None, description="created before (ISO 8601)")
 
@@ -80,6 +83,9 @@ class MessageDetail(MessageSummary):
     feedback_type: str | None
     feedback_at: datetime | None
     task_id: str | None
+    client_request_id: str | None = Field(
+        default=None, description="the id the caller gave the call (X-Client-Request-Id)"
+    )
     decision: dict[str, Any] | None = Field(description="the routing decision: task, candidates, scores")
     prompt: str | None = Field(description="kept only with TURNOUT_STORE_MESSAGE_TEXT=true")
     content: str | None = Field(description="kept only with TURNOUT_STORE_MESSAGE_TEXT=true")
@@ -135,6 +141,7 @@ class MessageQueries:
                 "feedback_type": row.feedback_type,
                 "feedback_at": row.feedback_at,
                 "task_id": meta.get("task_id"),
+                "client_request_id": meta.get("client_request_id"),
                 "decision": decision if isinstance(decision, dict) else None,
                 "prompt": row.prompt,
                 "content": row.content,
@@ -166,6 +173,8 @@ def _filtered(query: MessageSelect, flt: MessageFilter, tenant: str | None) -> M
     ):
         if value is not None:
             query = query.where(column == value)
+    if flt.client_request_id is not None:
+        query = query.where(Message.metadata_["client_request_id"].as_string() == flt.client_request_id)
     if flt.since is not None:
         query = query.where(Message.created_at >= _utc(flt.since))
     if flt.until is not None:
