@@ -122,6 +122,37 @@ async def test_alerts_are_stored_once_per_budget_kind_and_period(env: GatewayEnv
     assert other["items"] == [], "another tenant sees none of acme's alerts"
 
 
+async def test_one_call_too_large_for_what_is_left_is_not_a_budget_used_up(env: GatewayEnv) -> None:
+    """A call whose worst case (no max_tokens: 4,096 output tokens) does not fit a budget that has
+    spent nothing is refused with what is left and what to change, and raises no "exhausted" alert
+    (it did, and alerts come once a period, so the real exhaustion later went unreported). Once the
+    budget refuses past its alert threshold, it is exhausted."""
+    made = await budget(env, amount_usd=round(reservation(env, 16) * 2.5, 8), alert_threshold=0.5)
+    headers = {"Authorization": f"Bearer {env.key}"}
+    oversize = await env.http.post(
+        "/v1/chat/completions",
+        json={"model": OPENAI_MODEL, "messages": [{"role": "user", "content": "hi"}]},
+        headers=headers,
+    )
+    assert oversize.status_code == 429
+    message = oversize.json()["error"]["message"]
+    assert "left ($0.00 spent)" in message and "max_tokens" in message and "4096 when unset" in message, (
+        message
+    )
+
+    async def alerts() -> list[str]:
+        got = (await env.http.get("/api/v2/budgets/alerts", headers=tenant_admin(env))).json()["items"]
+        return sorted(a["kind"] for a in got if a["budget_id"] == made["id"])
+
+    assert await alerts() == []
+    answered = 0
+    for _ in range(4):
+        answered += (await call(env)).status_code == 200
+        await env.container.spend.drain()
+    assert answered == 2, "two calls fit 2.5 worst cases"
+    assert await alerts() == ["exhausted", "threshold"]
+
+
 async def test_a_refusal_speaks_the_anthropic_dialect(env: GatewayEnv) -> None:
     await budget(env, amount_usd=0.00000001)
     refused = await env.http.post(

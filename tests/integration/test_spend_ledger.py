@@ -68,6 +68,7 @@ async def test_a_block_budget_refuses_what_does_not_fit_and_settles_to_the_actua
     assert await ledger.balance(h) == (0, 600)
     refused = await ledger.reserve(ask([h], [], 600))
     assert refused.refusal is not None and refused.refusal.kind == "budget" and refused.refusal.budget == b
+    assert (refused.refusal.spent, refused.refusal.reserved) == (0, 600), "what it had, for the message"
     assert await ledger.balance(h) == (0, 600), "a refusal takes nothing"
     await ledger.settle(first, {b.id: 150}, 10)
     assert await ledger.balance(h) == (150, 0)
@@ -79,6 +80,7 @@ async def test_spent_starts_from_the_records_seed(ledger: Ledger) -> None:
     seeds[b.id] = 900
     verdict = await ledger.reserve(ask([hold(b)], [], 200))
     assert verdict.refusal is not None, "900 already spent per the records: 200 more does not fit"
+    assert verdict.refusal.spent == 900
 
 
 async def test_a_downgrade_budget_never_refuses_and_is_used_up_only_once_spent(ledger: Ledger) -> None:

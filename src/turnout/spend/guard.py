@@ -409,14 +409,30 @@ class SpendGuard:
             )
             headers = {"retry-after": str(max(1, int((ends - now).total_seconds())))} if ends else {}
             hold = next(h for h in ask.budgets if h.budget.id == budget.id)
-            self._alert(budget, "exhausted", hold, None)
+            amount = units(budget.amount_usd)
+            # one call too large for what is left is not a budget used up: exhausted once it refuses
+            # past its alert threshold (or its spend reaches the amount, at settling)
+            if refusal.spent >= amount * budget.alert_threshold:
+                self._alert(budget, "exhausted", hold, None)
             log.warning("budget.refused", budget=budget.id, name=budget.name, scope=budget.scope)
-            return BudgetExceeded(
-                f"budget '{budget.name}' ({budget.period}, {format_usd(budget.amount_usd)}) has no room for "
-                f"this call's worst-case cost ({format_usd(usd_of(ask.reserve_units))}); {when}",
-                code="budget_exceeded",
-                headers=headers,
-            ).final()
+            named = f"budget '{budget.name}' ({budget.period}, {format_usd(budget.amount_usd)})"
+            left = max(0, amount - refusal.spent - refusal.reserved)
+            worst = format_usd(usd_of(ask.reserve_units))
+            if refusal.spent >= amount:
+                text = f"{named} is used up ({format_usd(usd_of(refusal.spent))} spent); {when}"
+            else:
+                held = (
+                    f", {format_usd(usd_of(refusal.reserved))} held by calls in flight"
+                    if refusal.reserved
+                    else ""
+                )
+                text = (
+                    f"{named} has {format_usd(usd_of(left))} left ({format_usd(usd_of(refusal.spent))} "
+                    f"spent{held}), less than this call's worst-case cost ({worst}: the prompt at the "
+                    f"input price plus max_tokens, {DEFAULT_MAX_OUTPUT} when unset, at the output "
+                    f"price); a lower max_tokens may fit; {when}"
+                )
+            return BudgetExceeded(text, code="budget_exceeded", headers=headers).final()
         limit = refusal.limit
         assert limit is not None
         where = f"the {limit.scope.replace('_', ' ')} '{limit.scope_id}'"

@@ -58,6 +58,9 @@ class Refusal:
     budget: BudgetView | None = None
     limit: LimitView | None = None
     retry_after_s: float | None = None
+    # a budget refusal: what the budget had spent and held for calls in flight (units of 1e-8 USD)
+    spent: int = 0
+    reserved: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,7 @@ class MemoryLedger:
             amount = units(hold.budget.amount_usd)
             if hold.budget.action == "block":
                 if spent + reserved + cost > amount:
-                    return Verdict(Refusal("budget", budget=hold.budget))
+                    return Verdict(Refusal("budget", budget=hold.budget, spent=spent, reserved=reserved))
             elif spent >= amount:  # steering budgets never refuse: used up is what was spent
                 verdict.exhausted.append(hold.budget)
         second = int(ask.now)

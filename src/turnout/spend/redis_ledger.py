@@ -90,7 +90,7 @@ local function reserve(op)
     local s = tonumber(redis.call('HGET', b.k, 's'))
     if b.x == 1 then
       local r = tonumber(redis.call('HGET', b.k, 'r') or '0')
-      if s + r + op.cost > b.a then return {s = 1, i = i} end
+      if s + r + op.cost > b.a then return {s = 1, i = i, sp = s, r = r} end
     elseif s >= b.a then  -- a steering budget never refuses: used up is what was spent
       exhausted[#exhausted + 1] = i
     end
@@ -348,7 +348,8 @@ class RedisLedger:
 def _verdict(ask: Ask, result: dict[str, Any]) -> Verdict:
     status = int(result["s"])
     if status == 1:
-        return Verdict(Refusal("budget", budget=ask.budgets[int(result["i"]) - 1].budget))
+        budget = ask.budgets[int(result["i"]) - 1].budget
+        return Verdict(Refusal("budget", budget=budget, spent=int(result["sp"]), reserved=int(result["r"])))
     if status in (2, 3, 4):
         limit: LimitView = ask.limits[int(result["i"]) - 1]
         kind = {2: "requests", 3: "tokens", 4: "concurrency"}[status]
