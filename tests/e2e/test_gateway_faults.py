@@ -168,6 +168,8 @@ async def test_client_disconnect_cancels_the_upstream_call(gw: GatewayEnv) -> No
         )
     row = (await gw.records(1))[-1]
     assert row.status == "cancelled"
+    # the upstream had the prompt: priced, estimated (a client could spend by leaving, unrecorded)
+    assert row.prompt_tokens and row.cost_usd and row.usage_estimated, (row.prompt_tokens, row.cost_usd)
     gw.sim.config.tokens_per_second = 5
     async with gw.http.stream(
         "POST",
@@ -179,3 +181,4 @@ async def test_client_disconnect_cancels_the_upstream_call(gw: GatewayEnv) -> No
             break
     rows = await gw.records(2)
     assert rows[-1].status == "cancelled" and rows[-1].stream
+    assert rows[-1].prompt_tokens and rows[-1].cost_usd and rows[-1].usage_estimated

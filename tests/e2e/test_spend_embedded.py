@@ -153,6 +153,32 @@ async def test_one_call_too_large_for_what_is_left_is_not_a_budget_used_up(env: 
     assert await alerts() == ["exhausted", "threshold"]
 
 
+async def test_a_stream_the_client_leaves_is_charged_what_its_record_says(env: GatewayEnv) -> None:
+    """Leaving a stream after its first bytes recorded it cancelled with no tokens and no cost, so
+    a client could spend past a budget by disconnecting. It is priced (estimated: the prompt and
+    what had streamed), and the budget is charged what the record says."""
+    made = await budget(env, amount_usd=1)
+    env.sim.config.tokens_per_second = 5
+    async with env.http.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={
+            "model": OPENAI_MODEL,
+            "max_tokens": 50,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        headers={"Authorization": f"Bearer {env.key}"},
+    ) as resp:
+        async for _ in resp.aiter_bytes():
+            break
+    (row,) = await env.records(1)
+    assert row.status == "cancelled" and row.usage_estimated and row.cost_usd, row.cost_usd
+    await env.container.spend.drain()
+    shown = (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))).json()
+    assert shown["spent_usd"] == float(row.cost_usd) and shown["reserved_usd"] == 0, shown
+
+
 async def test_a_refusal_speaks_the_anthropic_dialect(env: GatewayEnv) -> None:
     await budget(env, amount_usd=0.00000001)
     refused = await env.http.post(

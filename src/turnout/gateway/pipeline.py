@@ -153,8 +153,10 @@ class Gateway:
         except asyncio.CancelledError:  # the client went away (or a command): the upstream call too
             if record.message_id in self._cancelled and task is not None:
                 task.uncancel()  # cancelled by model.request.cancel: recorded and answered as such
+                _price_cut(record, 0)
                 cancelled = RequestCancelled(CANCELLED_BY_COMMAND).final()  # SDKs retry a 409
                 return self._failed(record, cancelled, status="cancelled", error="cancelled by command")
+            _price_cut(record, 0)
             self._submit(
                 record.finish(status="cancelled", http_status=499, error="client disconnected"), record
             )
@@ -532,6 +534,8 @@ class Gateway:
             record.content = "".join(message["content"])
         if status == "ok":
             self._remember(record)
+        else:  # cut short: cancelled, or broken after its first bytes
+            _price_cut(record, message["chars"])
         return self._submit(
             record.finish(status=status, http_status=http_status, error=error, store_text=self.store_text),
             record,
@@ -547,6 +551,15 @@ class Gateway:
             exc.code or exc.error_type,
         )
         return Failed(exc, record.message_id, durable)
+
+
+def _price_cut(record: CallRecord, streamed_chars: int) -> None:
+    """A call cut short after its upstream had the prompt (the client left, a command cancelled it,
+    its stream broke) is priced, estimated, at its prompt and what had streamed: providers bill what
+    they processed, and an unpriced cut let a client spend past its budget by disconnecting."""
+    if record.usage is None and record.model is not None and record.attempts > 0:
+        record.usage = cast(Usage, estimated_usage(record.call.body, streamed_chars))
+        record.usage_estimated = True
 
 
 def _native_or_chat(call: ChatCall, adapter: ChatAdapter, target: Target) -> UpstreamRequest:

@@ -464,7 +464,7 @@ class SpendGuard:
         if held.settled:
             return
         held.settled = True
-        cost = units(float(row.get("cost_usd") or 0.0)) if row.get("status") != "error" else 0
+        cost = units(float(row.get("cost_usd") or 0.0))  # what the record says, so they agree
         tokens = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
         served = row.get("model")
         charges = {
