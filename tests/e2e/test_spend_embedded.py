@@ -145,6 +145,10 @@ async def test_one_call_too_large_for_what_is_left_is_not_a_budget_used_up(env: 
         return sorted(a["kind"] for a in got if a["budget_id"] == made["id"])
 
     assert await alerts() == []
+    (refused,) = await env.records(1)
+    assert (refused.model, refused.provider, refused.attempts) == (OPENAI_MODEL, "oai", 0), (
+        "a refusal is recorded against the model the caller named, which was never called"
+    )
     answered = 0
     for _ in range(4):
         answered += (await call(env)).status_code == 200

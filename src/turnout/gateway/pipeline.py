@@ -117,9 +117,13 @@ class Gateway:
                 if cached is not None and hit is not None:
                     return self._hit(record, cached, hit)
             if spend is not None and spend.covers(snapshot):  # reserve, or refuse
-                record.hold = await spend.reserve(
-                    snapshot, principal, call, plan, routed.agent_id, record.policy, record.message_id
-                )
+                try:
+                    record.hold = await spend.reserve(
+                        snapshot, principal, call, plan, routed.agent_id, record.policy, record.message_id
+                    )
+                except TurnoutError:  # refused: recorded against the model it was going to (0 attempts)
+                    record.model = plan[0] if plan else None
+                    raise
             trace = FailoverTrace()
             try:
                 opened = await self.caller.open(
