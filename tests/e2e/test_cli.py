@@ -86,6 +86,19 @@ async def test_a_provider_added_free_syncs_every_model_free(
     assert code == 0 and "flat/openai/gpt-4o " in out and "of 30" in out, out
 
 
+async def test_adding_a_provider_refuses_an_unset_key_variable(
+    env: dict[str, str], upstream: ModelsUpstream
+) -> None:
+    """It said "created provider oa2 (key ref: none)" and exited 0: the provider had no key."""
+    unset = {k: v for k, v in env.items() if k != "MISSING_VAR"}
+    base = f"{upstream.base_url}/api/v1"
+    code, out = await _turnout(unset, "providers", "add", "oa2", "--type", "openai", "--api-base", base,
+                               "--api-key-env", "MISSING_VAR")  # fmt: skip
+    assert code == 2 and "MISSING_VAR" in out and "created" not in out, out
+    code, out = await _turnout(env, "providers", "list")
+    assert code == 0 and "oa2" not in out, out
+
+
 async def test_token_command_mints_a_verifiable_jwt(env: dict[str, str]) -> None:
     env = {**env, "TURNOUT_JWT_SECRET": secrets.token_hex(16)}
     code, out = await _turnout(env, "token", "--sub", "ann", "--tenant", "acme", "--role", "tenant_admin")
@@ -258,7 +271,7 @@ async def test_cli_errors_are_one_readable_line(env: dict[str, str], upstream: M
     code, out = await _turnout({**env, "TURNOUT_PORT": "eighty"}, "migrate")
     assert code == 1 and len(said(out)) == 1 and "port" in out and "pydantic.dev" not in out, out
     code, out = await _turnout(env, "providers", "add", "or", "--type", "openrouter", "--api-base",
-                               f"{upstream.base_url}/api/v1", "--api-key-env", "NO_SUCH_VAR")  # fmt: skip
+                               f"{upstream.base_url}/api/v1")  # fmt: skip
     assert code == 0, out
     code, out = await _turnout(env, "providers", "test", "or")
     assert code == 1 and "{" not in out and said(out)[-1].startswith("failed: or:"), out

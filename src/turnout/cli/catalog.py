@@ -120,6 +120,8 @@ def providers_add(
     """
     if free and (default_price_input is not None or default_price_output is not None):
         fail("--free and --default-price-input/--default-price-output exclude each other", code=2)
+    if api_key_env and not os.environ.get(api_key_env):
+        fail(f"--api-key-env: environment variable {api_key_env} is not set", code=2)
     key = os.environ.get(api_key_env) if api_key_env else None
     if prompt_key:
         key = typer.prompt("API key", hide_input=True)
