@@ -113,6 +113,13 @@ async def test_token_command_mints_a_verifiable_jwt(env: dict[str, str]) -> None
     assert code == 1 and "unknown role" in out
 
 
+@pytest.mark.parametrize("ttl", ["0", "-60"])
+async def test_token_refuses_a_lifetime_that_is_not_positive(env: dict[str, str], ttl: str) -> None:
+    """It printed a token already expired and exited 0."""
+    code, out = await _turnout(env, "token", "--sub", "a", "--tenant", "t", "--role", "user", "--ttl", ttl)
+    assert code == 2 and "--ttl" in out and "eyJ" not in out, out
+
+
 async def _wait_ready(http: httpx.AsyncClient, path: str, timeout_s: float = 30.0) -> None:
     """Poll ``path`` until the process behind ``http`` answers 200."""
     deadline = time.monotonic() + timeout_s

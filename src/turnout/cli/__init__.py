@@ -108,7 +108,7 @@ def token(
     sub: Annotated[str, typer.Option(help="subject (user id)")],
     tenant: Annotated[str, typer.Option(help="tenant id")],
     role: Annotated[list[str], typer.Option(help="role; repeat for several")],
-    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 3600 * 24,
+    ttl: Annotated[int, typer.Option(min=1, help="lifetime in seconds")] = 3600 * 24,
 ) -> None:
     """Mint a JWT signed with the configured secret (the server's, from any directory)."""
     from turnout.auth.jwt_tokens import JwtCodec
