@@ -120,6 +120,35 @@ async def test_token_refuses_a_lifetime_that_is_not_positive(env: dict[str, str]
     assert code == 2 and "--ttl" in out and "eyJ" not in out, out
 
 
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        (None, "9191", "http://127.0.0.1:9191/ui/login?token="),
+        ("0.0.0.0", "9192", "http://127.0.0.1:9192/ui/login?token="),  # listens everywhere: this machine
+        ("::", "9193", "http://[::1]:9193/ui/login?token="),
+        ("gw.internal", "9194", "http://gw.internal:9194/ui/login?token="),
+    ],
+)
+async def test_login_link_points_at_the_configured_port(
+    env: dict[str, str], host: str | None, port: str, expected: str
+) -> None:
+    """Without --url it linked to port 8080 whatever TURNOUT_PORT said."""
+    configured = {**env, "TURNOUT_PORT": port} | ({"TURNOUT_HOST": host} if host else {})
+    code, out = await _turnout(configured, "login-link", "--sub", "a", "--tenant", "t", "--role", "user")
+    assert code == 0 and out.strip().splitlines()[-1].startswith(expected), out
+    code, out = await _turnout(
+        configured, "login-link", "--sub", "a", "--tenant", "t", "--role", "user", "--url", "http://x:1"
+    )
+    assert code == 0 and out.strip().splitlines()[-1].startswith("http://x:1/ui/login?token="), out
+
+
+async def test_login_link_asks_for_the_url_when_the_port_is_any(env: dict[str, str]) -> None:
+    code, out = await _turnout(
+        {**env, "TURNOUT_PORT": "0"}, "login-link", "--sub", "a", "--tenant", "t", "--role", "user"
+    )
+    assert code == 2 and "TURNOUT_PORT" in out and "--url" in out and "token=" not in out, out
+
+
 async def _wait_ready(http: httpx.AsyncClient, path: str, timeout_s: float = 30.0) -> None:
     """Poll ``path`` until the process behind ``http`` answers 200."""
     deadline = time.monotonic() + timeout_s

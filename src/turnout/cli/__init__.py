@@ -128,7 +128,12 @@ def login_link_command(
     sub: Annotated[str, typer.Option(help="subject (user id)")],
     tenant: Annotated[str, typer.Option(help="tenant id")],
     role: Annotated[list[str], typer.Option(help="role; repeat for several")],
-    url: Annotated[str, typer.Option(help="the gateway's address")] = "http://127.0.0.1:8080",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="the gateway's address", show_default="http://127.0.0.1:8080, or TURNOUT_HOST/PORT"
+        ),
+    ] = None,
 ) -> None:
     """A one-time web UI sign-in link (15 minutes) for this subject, tenant and roles."""
     from turnout.api.ui.session import login_link
@@ -137,12 +142,23 @@ def login_link_command(
     from turnout.errors import TurnoutError
 
     settings = Settings()
+    if url is None:
+        if settings.port == 0:
+            fail("TURNOUT_PORT is 0 (any free port): pass --url with the port the server printed", code=2)
+        url = _local_url(settings.host, settings.port)
     try:
         typer.echo(
             login_link(JwtCodec(settings.jwt_secret_value, settings.jwt_algorithm), url, sub, tenant, role)
         )
     except TurnoutError as exc:
         fail(exc.message)
+
+
+def _local_url(host: str, port: int) -> str:
+    """The address a server bound to ``host``:``port`` is reached at from this machine: a wildcard
+    address (all interfaces) is reached on loopback, an IPv6 literal goes in brackets."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _migrate(url: str) -> None:
