@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,13 @@ def _read_or_create_key_file(path: Path, nbytes: int) -> bytes:
     return key
 
 
+_ASYNC_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
 class Settings(BaseSettings):
     """Every knob of Turnout. Each field maps to ``TURNOUT_<NAME>``."""
 
@@ -59,7 +66,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str = Field(
-        default="", description="SQLAlchemy URL; unset: the embedded SQLite file data_dir/turnout.db"
+        default="",
+        description="SQLAlchemy URL (postgresql:// and sqlite:// get the async drivers); unset: the "
+        "embedded SQLite file data_dir/turnout.db",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535, description="0: any free port")
@@ -210,6 +219,16 @@ class Settings(BaseSettings):
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
     ] = "INFO"  # any case ("warning" too); a typo is refused naming the setting
     log_json: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """A URL written as other tools write it (``postgresql://``, ``postgres://``, ``sqlite:///``)
+        gets the async driver Turnout ships (SQLAlchemy picked psycopg or pysqlite, and failed); a
+        driver given explicitly (``postgresql+asyncpg://``) is kept."""
+        scheme, sep, rest = url.strip().partition("://")
+        driver = _ASYNC_DRIVERS.get(scheme.lower()) if sep else None
+        return f"{driver}://{rest}" if driver else url
 
     @model_validator(mode="after")
     def _embedded_database(self) -> Settings:

@@ -422,6 +422,17 @@ async def test_a_setting_out_of_range_stops_start_up_naming_it(
     assert code == 1 and name in out.lower() and "pydantic.dev" not in out and "Value error" not in out, out
 
 
+async def test_a_database_url_without_a_driver_is_accepted(env: dict[str, str], empty_db_url: str) -> None:
+    """``postgresql://...`` (as every other tool writes it) failed with "No module named 'psycopg'"."""
+    plain = empty_db_url.replace("+asyncpg", "").replace("+aiosqlite", "")
+    assert "+" not in plain.split("://", 1)[0]
+    code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "migrate")
+    assert code == 0 and "database is up to date" in out, out
+    short = plain.replace("postgresql://", "postgres://", 1)  # Heroku's and others' spelling
+    code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": short}, "providers", "list")
+    assert code == 0 and "error:" not in out and "last synced" in out, out
+
+
 async def test_an_unreachable_database_stops_start_up_naming_the_setting(env: dict[str, str]) -> None:
     """It said only asyncpg's "[Errno 111] Connect call failed ('127.0.0.1', 1)"."""
     unreachable = {**env, "TURNOUT_DATABASE_URL": "postgresql+asyncpg://ann:hunter2pw@127.0.0.1:1/x"}
