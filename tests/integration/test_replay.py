@@ -6,6 +6,8 @@ invariants, never the router's own figures."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,17 @@ def test_single_pass_replay_still_reports_valid_json(slices: tuple[Path, Path]) 
     assert any(note.startswith("detected tasks") for note in detected["notes"])
     assert sum(detected["picks"].values()) == 400
     check_baselines(detected)
+
+
+def test_json_output_is_the_only_thing_on_stdout(slices: tuple[Path, Path]) -> None:
+    """The rich tables came first on stdout, so ``turnout eval replay --json | jq`` failed."""
+    turnout = str(Path(sys.executable).with_name("turnout"))
+    args = ["eval", "replay", "--outcomes", str(slices[0]), "--prices", str(DATA / "models.json"), "--json"]
+    done = subprocess.run([turnout, *args], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout, parse_constant=_no_nan)  # the whole of stdout, one object
+    assert done.stdout.count("\n") == 1 and "router" in data["policies"], done.stdout[:300]
+    assert "router picks" in done.stderr, "the tables a person reads are still shown, on stderr"
 
 
 @pytest.mark.parametrize(

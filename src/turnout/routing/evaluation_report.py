@@ -345,12 +345,13 @@ def _two_model(results: Sequence[SeedResult], pair: Pair) -> TwoModel:
     return TwoModel(pair.strong, pair.weak, q_strong, q_weak, figures)
 
 
-def render(report: ReplayReport) -> None:
-    """The report as rich tables on the console."""
+def render(report: ReplayReport, *, stderr: bool = False) -> None:
+    """The report as rich tables on the console (on stderr with ``stderr``: stdout is then kept
+    for the JSON object)."""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=150)
+    console = Console(width=150, stderr=stderr)
     s = report.settings
     folds = f"{s['folds']}-fold cross-validation" if s.get("folds") else "single pass"
     title = (

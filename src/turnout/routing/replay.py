@@ -588,7 +588,9 @@ def eval_replay(
             help="route with the prompt memory: a request's most similar rated prompts adjust its estimates",
         ),
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print one JSON object on stdout (the tables go to stderr)")
+    ] = False,
 ) -> None:
     """Replay an outcomes table through the real router and compare it with baselines fitted on
     the same warm-up rows and scored on the same held-out rows."""
@@ -611,6 +613,6 @@ def eval_replay(
             )  # fmt: skip
         except (ValueError, KeyError) as exc:
             raise typer.BadParameter(str(exc), param_hint="--outcomes/--prices") from None
-    render(report)
+    render(report, stderr=json_out)
     if json_out:
         print(json.dumps(report.to_json(), separators=(",", ":"), allow_nan=False))
