@@ -143,6 +143,19 @@ def test_json_output_is_the_only_thing_on_stdout(slices: tuple[Path, Path]) -> N
     assert "router picks" in done.stderr, "the tables a person reads are still shown, on stderr"
 
 
+def test_detection_without_warm_up_rows_says_what_to_pass(slices: tuple[Path, Path]) -> None:
+    """It said "learning tasks needs prompts of at least two tasks" of a table of four tasks: the
+    cause was that nothing was kept back to learn them from."""
+    args = ["replay", "--outcomes", str(slices[0]), "--prices", str(DATA / "models.json"), "--detect"]
+    result = CliRunner().invoke(eval_app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.replace("│", " ").split())
+    assert "at least two tasks" not in said and "warm-up rows" in said, said
+    assert "--folds K" in said and "--warmup FILE" in said, said
+    with pytest.raises(ValueError, match="warm-up rows"):
+        replay(load_outcomes(slices[0]), load_prices(DATA / "models.json"), detect=True)
+
+
 @pytest.mark.parametrize(
     "bad", [["--mode", "magic"], ["--folds", "1"], ["--folds", "401"], ["--answer-tokens", "-5000"]]
 )

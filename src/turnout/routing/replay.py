@@ -243,6 +243,8 @@ def replay(
         raise ValueError("seeds must be at least 1")
     if n_folds is not None and n_folds < 2:
         raise ValueError("folds must be at least 2")
+    if detect and n_folds is None and not warmup:
+        raise ValueError("detect learns tasks from warm-up rows: give n_folds or warmup")
     every = [*warmup, *rows]
     notes: list[str] = []
     outcomes, tokens = _outcomes(every, prices, answer_tokens)
@@ -598,6 +600,12 @@ def eval_replay(
         raise typer.BadParameter("must be 'bandit' or 'full'", param_hint="--mode")
     if curve and not two_model:
         raise typer.BadParameter("the curve is the two-model table's: add --two-model", param_hint="--curve")
+    if (detect or not task_hint) and folds is None and warmup is None:
+        raise typer.BadParameter(
+            "detected tasks are learned from warm-up rows, and without --folds or --warmup there are "
+            "none: pass --folds K (each fold learns from the others) or --warmup FILE",
+            param_hint="--detect",
+        )
     from rich.console import Console
     from rich.progress import Progress
 
