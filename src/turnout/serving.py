@@ -16,6 +16,7 @@ redacting pipeline of ``logs.py`` like everyone else's.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import os
 import shutil
@@ -23,6 +24,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import structlog
 import uvicorn
@@ -79,15 +81,36 @@ class StartupError(Exception):
     """A setting that would stop the server once uvicorn runs, said before, naming the setting."""
 
 
-def preflight(host: str, settings: Settings) -> None:
-    """What would otherwise fail inside uvicorn as a bare ``[Errno -2] Name or service not known``
-    or a lifespan traceback: a bind address that does not resolve, a metrics port already taken."""
+def _check_bind(host: str, port: int, addresses: list[tuple[Any, ...]]) -> None:
+    """Bind each address ``host`` resolves to, as uvicorn's ``loop.create_server`` will (SO_REUSEADDR
+    on), and let go: a port already taken is said before anything loads, naming the setting."""
+    for family, _, _, _, sockaddr in dict.fromkeys(addresses):
+        try:
+            with socket.create_server(sockaddr, family=family):
+                pass
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            where = f"[{sockaddr[0]}]:{port}" if family == socket.AF_INET6 else f"{sockaddr[0]}:{port}"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise StartupError(
+                    f"cannot serve on {where}: the bind address {host!r} (--host or TURNOUT_HOST) "
+                    f"is not one of this machine's: {reason}"
+                ) from None
+            raise StartupError(f"cannot serve on {where} (--port or TURNOUT_PORT): {reason}") from None
+
+
+def preflight(host: str, port: int, settings: Settings) -> None:
+    """What would otherwise fail inside uvicorn as a bare ``[Errno -2] Name or service not known``,
+    an ``[Errno 98]`` log line after the app has loaded, or a lifespan traceback: a bind address
+    that does not resolve, a port or a metrics port already taken."""
     try:
-        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise StartupError(
             f"the bind address {host!r} (--host or TURNOUT_HOST) does not resolve: {exc.strerror}"
         ) from None
+    if port:
+        _check_bind(host, port, addresses)
     if settings.metrics and settings.metrics_port:
         where = f"{settings.metrics_host}:{settings.metrics_port}"
         try:
@@ -109,7 +132,7 @@ def serve(
 ) -> None:
     """Serve Turnout until SIGINT/SIGTERM; ``on_ready(host, port)`` runs once the port is bound."""
     settings = settings or Settings()
-    preflight(host, settings)
+    preflight(host, port, settings)
     configure_logging(settings.log_level, json=settings.log_json)
     fd_limit = raise_fd_limit()
     limit = connection_limit(settings.max_connections, settings.fd_reserve)

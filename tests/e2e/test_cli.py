@@ -367,13 +367,23 @@ async def test_nats_unreachable_at_start_up_is_a_warning(env: dict[str, str]) ->
     assert warned["level"] == "warning" and warned["url"] == "nats://127.0.0.1:1", warned
 
 
-async def test_a_busy_port_fails_without_announcing_itself(env: dict[str, str]) -> None:
+@pytest.mark.parametrize("how", ["TURNOUT_PORT", "--port"])
+async def test_a_busy_port_stops_start_up_naming_the_setting(env: dict[str, str], how: str) -> None:
+    """It logged "serving", loaded the app, then printed uvicorn's JSON "[Errno 98] address already
+    in use" line and exited with status 3."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code, out = await _turnout(env, "serve", "--port", str(port))
-    assert code != 0 and "Turnout on" not in out and "address already in use" in out.lower(), out
+        verbose = {**env, "TURNOUT_LOG_LEVEL": "INFO"}
+        if how == "--port":
+            code, out = await _turnout(verbose, "serve", "--port", str(port))
+        else:
+            code, out = await _turnout({**verbose, "TURNOUT_PORT": str(port)}, "serve")
+    lines = out.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: "), out
+    assert "--port or TURNOUT_PORT" in out and f"127.0.0.1:{port}" in out, out
+    assert "address already in use" in out and "Turnout on" not in out, out
 
 
 @pytest.mark.parametrize(
@@ -460,3 +470,11 @@ async def test_a_bind_address_that_does_not_resolve_stops_start_up_naming_the_se
     code, out = await _turnout({**env, "TURNOUT_HOST": "no-such-host.invalid"}, "serve", "--port", "0")
     assert code == 1 and "TURNOUT_HOST" in out and "no-such-host.invalid" in out, out
     assert "Turnout on" not in out, out
+
+
+async def test_a_bind_address_not_of_this_machine_stops_start_up_naming_the_setting(
+    env: dict[str, str],
+) -> None:
+    """It loaded the app, then exited with status 3 after uvicorn's "[Errno 99]" log line."""
+    code, out = await _turnout({**env, "TURNOUT_HOST": "192.0.2.1"}, "serve", "--port", str(_free_port()))
+    assert code == 1 and "TURNOUT_HOST" in out and "192.0.2.1" in out and "Turnout on" not in out, out

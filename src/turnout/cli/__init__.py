@@ -61,13 +61,14 @@ def serve(
     from turnout.config import Settings
 
     settings = Settings()
+    bind_host = settings.host if host is None else host
+    bind_port = settings.port if port is None else port
+    serving.preflight(bind_host, bind_port, settings)  # a busy port said before migrating, loading
     if migrate:
         _migrate(settings.database_url)
-    bind_host = settings.host if host is None else host
     serving.serve(
-        bind_host, settings.port if port is None else port, workers=workers or settings.workers,
-        settings=settings, on_ready=_banner,
-    )  # fmt: skip
+        bind_host, bind_port, workers=workers or settings.workers, settings=settings, on_ready=_banner
+    )
 
 
 def _banner(host: str, port: int) -> None:
