@@ -88,3 +88,31 @@ async def test_bad_agent_input(client: httpx.AsyncClient, make_token: Callable[.
     ]:
         resp = await client.post(AGENTS, json=body, headers=acme)
         assert resp.status_code == 400 and resp.json()["error"]["param"] == param, resp.text
+
+
+async def test_an_unknown_default_policy_is_refused_naming_the_known_ones(
+    client: httpx.AsyncClient, make_token: Callable[..., str]
+) -> None:
+    """``default_policy: "nope"`` was stored (201, 200 on PATCH) and then ignored: calls routed under
+    ``normal``."""
+    acme, platform = _hdr(make_token, "acme"), _hdr(make_token, "platform", "platform_admin")
+    custom = await client.post("/api/v2/routing/policies", json={"name": "thrifty"}, headers=platform)
+    assert custom.status_code == 201, custom.text
+    refused = await client.post(
+        AGENTS, json={"id": "bot", "name": "Bot", "default_policy": "nope"}, headers=acme
+    )
+    error = refused.json()["error"]
+    assert refused.status_code == 400 and error["param"] == "default_policy", refused.text
+    assert "'nope'" in error["message"] and all(p in error["message"] for p in ("normal", "ops", "thrifty"))
+    assert (await client.get(f"{AGENTS}/bot", headers=acme)).status_code == 404
+    for policy in ("thrifty", "ops"):
+        created = await client.post(
+            AGENTS, json={"id": f"bot-{policy}", "name": "Bot", "default_policy": policy}, headers=acme
+        )
+        assert created.status_code == 201 and created.json()["default_policy"] == policy, created.text
+    patched = await client.patch(f"{AGENTS}/bot-ops", json={"default_policy": "nope"}, headers=acme)
+    assert patched.status_code == 400 and patched.json()["error"]["param"] == "default_policy", patched.text
+    assert (await client.get(f"{AGENTS}/bot-ops", headers=acme)).json()["default_policy"] == "ops"
+    for policy in ("thrifty", None):
+        patched = await client.patch(f"{AGENTS}/bot-ops", json={"default_policy": policy}, headers=acme)
+        assert patched.status_code == 200 and patched.json()["default_policy"] == policy, patched.text

@@ -32,6 +32,8 @@ class AgentService:
     async def create(self, body: AgentCreate, principal: Principal) -> AgentOut:
         """Create an agent in the caller's tenant (409 if the tenant already has, or had, that id)."""
         check_allowed_models(body.capsule)
+        if body.default_policy is not None:
+            self._snapshots.current.check_policy(body.default_policy, "default_policy")
         agent = Agent(
             id=body.id or f"agt_{uuid.uuid4().hex[:20]}",
             tenant_id=principal.tenant_id,
@@ -78,6 +80,8 @@ class AgentService:
         changes = body.model_dump(exclude_unset=True)
         if changes.get("capsule") is not None:
             check_allowed_models(changes["capsule"])
+        if changes.get("default_policy") is not None:
+            self._snapshots.current.check_policy(changes["default_policy"], "default_policy")
         async with self._sessions.begin() as session:
             agent = await self.load(session, agent_id, principal)
             for field, value in changes.items():

@@ -33,7 +33,7 @@ from turnout.domain.policies import (
     view_of,
 )
 from turnout.domain.task_maps import TaskMaps
-from turnout.errors import Forbidden, NotFound
+from turnout.errors import Forbidden, InvalidRequest, NotFound
 from turnout.store.agents import Agent, ApiKey
 from turnout.store.groups import DeploymentGroup
 from turnout.store.models import Model, Provider
@@ -138,6 +138,14 @@ class Snapshot:
             return entry
         target = self.aliases.get(name)
         return self.models.get(target) if target is not None else None
+
+    def check_policy(self, name: str, param: str) -> None:
+        """400 naming ``param`` unless ``name`` is a routing policy: a built-in one or an active one an
+        admin added (a name routing would not find was stored and then ignored: calls routed under
+        the default)."""
+        if name not in self.policies and name not in DEFAULT_TASK_POLICIES.values():
+            known = ", ".join(sorted({*self.policies, *DEFAULT_TASK_POLICIES.values()}))
+            raise InvalidRequest(f"no routing policy '{name}' (known: {known})", param=param)
 
     def acting_agent(self, tenant_id: str, agent_id: str, param: str | None = None) -> AgentEntry:
         """The tenant's agent a caller acts for: 404 without one by that id (deleted agents are

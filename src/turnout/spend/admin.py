@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.domain.budgets import period_end, period_start
-from turnout.domain.policies import DEFAULT_TASK_POLICIES
 from turnout.domain.snapshot import SnapshotStore, budget_view
 from turnout.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from turnout.spend.guard import SpendGuard
@@ -107,12 +106,8 @@ class SpendAdmin:
             if model is None:
                 raise InvalidRequest(f"no model '{scope_id}' in the catalog", param="scope_id")
             scope_id = model.id
-        if (
-            scope == "policy"
-            and scope_id not in snapshot.policies
-            and scope_id not in DEFAULT_TASK_POLICIES.values()
-        ):
-            raise InvalidRequest(f"no routing policy '{scope_id}'", param="scope_id")
+        if scope == "policy":
+            snapshot.check_policy(scope_id, "scope_id")
         return tenant, scope_id
 
     async def list_budgets(self, principal: Principal) -> BudgetList:
