@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import os
+import re
 import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -327,3 +328,37 @@ async def test_the_cli_prints_the_spend_table_and_csv(env: GatewayEnv, settings:
     assert all(model in out for model in models if model)
     lines = (await run("--group-by", "api_key", "--csv")).strip().splitlines()
     assert lines[0].startswith("api_key,calls,prompt_tokens") and len(lines) == 4
+
+
+USD_TEXT = re.compile(r"^\d+\.\d{8}$")  # "0.00980000", "0.00000000": never "0E-8", "0.0098" or "1E-8"
+
+
+async def test_costs_read_as_plain_decimals_with_8_places_on_every_backend(env: GatewayEnv) -> None:
+    """On SQLite a record's zero cost read "0E-8" and a spend total "0.0098"; on PostgreSQL
+    "0.00980000": the same call's cost looked different by backend."""
+    await _ok(
+        await env.http.patch(f"/api/v2/admin/models/{OPENAI_MODEL}", json=MINI_PRICES, headers=env.admin)
+    )
+    free = {"pricing_input": 0, "pricing_output": 0, "pricing_cache_read": None, "pricing_cache_write": None}
+    await _ok(await env.http.patch(f"/api/v2/admin/models/{OPENAI_MODEL_2}", json=free, headers=env.admin))
+    await env.container.snapshots.reload()
+    for model in (OPENAI_MODEL, OPENAI_MODEL_2):
+        await env.openai().chat.completions.create(model=model, messages=HELLO)
+    rows = await _rows(env, 2)
+    assert sorted(r.cost_usd or 0 for r in rows)[0] == 0, "one call cost nothing"
+    listed = await _ok(await env.http.get("/api/v2/messages", headers=env.admin))
+    costs = [m["cost_usd"] for m in listed["items"]]
+    for row in rows:
+        costs.append(
+            (await _ok(await env.http.get(f"/api/v2/messages/{row.id}", headers=env.admin)))["cost_usd"]
+        )
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    for params in ({"group_by": "model"}, {"from": tomorrow}):
+        report = await _ok(await env.http.get(SPEND, params=params, headers=env.admin))
+        for row in [*report["rows"], report["total"]]:
+            costs += [row["cost_usd"], row["estimated_cost_usd"]]
+    text = (await env.http.get(SPEND, params={"group_by": "model", "format": "csv"}, headers=env.admin)).text
+    for line in csv.DictReader(io.StringIO(text)):
+        costs += [line["cost_usd"], line["estimated_cost_usd"]]
+    assert costs and all(isinstance(c, str) and USD_TEXT.match(c) for c in costs), costs
+    assert "0.00000000" in costs, costs

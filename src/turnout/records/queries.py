@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.errors import Forbidden, InvalidRequest, NotFound
+from turnout.jsontypes import Usd
 from turnout.store.messages import Message
 
 MAX_LIMIT = 200
@@ -61,7 +61,7 @@ class MessageSummary(BaseModel):
     cached_tokens: int | None = Field(default=None, description="prompt tokens read from the prompt cache")
     cache_write_tokens: int | None = Field(default=None, description="prompt tokens written to the cache")
     reasoning_tokens: int | None = Field(default=None, description="completion tokens spent reasoning")
-    cost_usd: Decimal | None
+    cost_usd: Usd | None = Field(description="exact, 8 decimals (a string)")
     cost_estimated: bool = Field(default=False, description="usage estimated, or a price stood in for")
     api_key_id: str | None = Field(default=None, description="the agent API key used (null: a JWT)")
     policy: str | None = Field(default=None, description="the routing policy that chose the model")

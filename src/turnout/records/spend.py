@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.errors import Forbidden, InvalidRequest
+from turnout.jsontypes import Usd
 from turnout.store.messages import Message
 
 # dimension -> the Message column it groups or filters by
@@ -57,8 +58,8 @@ class SpendRow(BaseModel):
     cached_tokens: int
     cache_write_tokens: int
     reasoning_tokens: int
-    cost_usd: Decimal = Field(description="exact sum of the calls' costs (8 decimals)")
-    estimated_cost_usd: Decimal = Field(description="the part of cost_usd that is an estimate")
+    cost_usd: Usd = Field(description="exact sum of the calls' costs (8 decimals)")
+    estimated_cost_usd: Usd = Field(description="the part of cost_usd that is an estimate")
     estimated_share: float = Field(description="estimated_cost_usd / cost_usd (0 when nothing was spent)")
     unpriced_calls: int = Field(
         description="answered calls with no cost: no usage, or a model with no price (failed and "
