@@ -81,22 +81,33 @@ class StartupError(Exception):
     """A setting that would stop the server once uvicorn runs, said before, naming the setting."""
 
 
+def _bind_error(address: tuple[Any, ...], family: int = socket.AF_INET) -> OSError | None:
+    """Bind ``address`` as the servers will (SO_REUSEADDR on) and let go: why it cannot be, or None."""
+    try:
+        with socket.create_server(address, family=family):
+            return None
+    except OSError as exc:
+        return exc
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).split(" (while attempting")[0].lower()
+
+
 def _check_bind(host: str, port: int, addresses: list[tuple[Any, ...]]) -> None:
-    """Bind each address ``host`` resolves to, as uvicorn's ``loop.create_server`` will (SO_REUSEADDR
-    on), and let go: a port already taken is said before anything loads, naming the setting."""
+    """Bind each address ``host`` resolves to, as uvicorn's ``loop.create_server`` will: a port
+    already taken is said before anything loads, naming the setting."""
     for family, _, _, _, sockaddr in dict.fromkeys(addresses):
-        try:
-            with socket.create_server(sockaddr, family=family):
-                pass
-        except OSError as exc:
-            reason = (exc.strerror or str(exc)).lower()
-            where = f"[{sockaddr[0]}]:{port}" if family == socket.AF_INET6 else f"{sockaddr[0]}:{port}"
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise StartupError(
-                    f"cannot serve on {where}: the bind address {host!r} (--host or TURNOUT_HOST) "
-                    f"is not one of this machine's: {reason}"
-                ) from None
-            raise StartupError(f"cannot serve on {where} (--port or TURNOUT_PORT): {reason}") from None
+        refused = _bind_error(sockaddr, family)
+        if refused is None:
+            continue
+        where = f"[{sockaddr[0]}]:{port}" if family == socket.AF_INET6 else f"{sockaddr[0]}:{port}"
+        if refused.errno == errno.EADDRNOTAVAIL:
+            raise StartupError(
+                f"cannot serve on {where}: the bind address {host!r} (--host or TURNOUT_HOST) "
+                f"is not one of this machine's: {_reason(refused)}"
+            )
+        raise StartupError(f"cannot serve on {where} (--port or TURNOUT_PORT): {_reason(refused)}")
 
 
 def preflight(host: str, port: int, settings: Settings) -> None:
@@ -112,14 +123,11 @@ def preflight(host: str, port: int, settings: Settings) -> None:
     if port:
         _check_bind(host, port, addresses)
     if settings.metrics and settings.metrics_port:
-        where = f"{settings.metrics_host}:{settings.metrics_port}"
-        try:
-            with socket.create_server((settings.metrics_host, settings.metrics_port)):
-                pass  # (the metrics server binds it the same way, SO_REUSEADDR on)
-        except OSError as exc:
-            reason = (exc.strerror or str(exc)).split(" (while attempting")[0]
+        taken = _bind_error((settings.metrics_host, settings.metrics_port))
+        if taken is not None:
+            where = f"{settings.metrics_host}:{settings.metrics_port}"
             setting = "TURNOUT_METRICS_HOST:TURNOUT_METRICS_PORT"
-            raise StartupError(f"cannot serve metrics on {where} ({setting}): {reason.lower()}") from None
+            raise StartupError(f"cannot serve metrics on {where} ({setting}): {_reason(taken)}")
 
 
 def serve(
@@ -130,9 +138,9 @@ def serve(
     settings: Settings | None = None,
     on_ready: Callable[[str, int], None] = lambda host, port: None,
 ) -> None:
-    """Serve Turnout until SIGINT/SIGTERM; ``on_ready(host, port)`` runs once the port is bound."""
+    """Serve Turnout until SIGINT/SIGTERM; ``on_ready(host, port)`` runs once the port is bound.
+    The caller has run ``preflight`` first (the CLI does, before migrating)."""
     settings = settings or Settings()
-    preflight(host, port, settings)
     configure_logging(settings.log_level, json=settings.log_json)
     fd_limit = raise_fd_limit()
     limit = connection_limit(settings.max_connections, settings.fd_reserve)

@@ -85,6 +85,15 @@ def _run(work: Callable[[Catalog], Awaitable[T]]) -> T:
         fail(f"({exc.status_code}) {exc.message}")
 
 
+def _key_from_env(name: str | None) -> str | None:
+    """The key in environment variable ``name`` (None without one); a variable that is not set
+    stops the command, naming it (a typo made a provider without a key)."""
+    key = os.environ.get(name) if name else None
+    if name and not key:
+        fail(f"--api-key-env: environment variable {name} is not set", code=2)
+    return key
+
+
 @providers_app.command("add")
 def providers_add(
     provider_id: Annotated[str, typer.Argument(help="slug, e.g. openrouter")],
@@ -120,9 +129,7 @@ def providers_add(
     """
     if free and (default_price_input is not None or default_price_output is not None):
         fail("--free and --default-price-input/--default-price-output exclude each other", code=2)
-    if api_key_env and not os.environ.get(api_key_env):
-        fail(f"--api-key-env: environment variable {api_key_env} is not set", code=2)
-    key = os.environ.get(api_key_env) if api_key_env else None
+    key = _key_from_env(api_key_env)
     if prompt_key:
         key = typer.prompt("API key", hide_input=True)
     try:
@@ -180,9 +187,7 @@ def providers_from_template(
     rpm: Annotated[int | None, typer.Option(help="rate limit, requests per minute")] = None,
 ) -> None:
     """Register a known provider from its template: its type, base URL and pricing source are filled in."""
-    if api_key_env and not os.environ.get(api_key_env):
-        fail(f"--api-key-env: environment variable {api_key_env} is not set", code=2)
-    key = os.environ.get(api_key_env) if api_key_env else None
+    key = _key_from_env(api_key_env)
     if prompt_key:
         key = typer.prompt("API key", hide_input=True)
     credentials: dict[str, str] = {}

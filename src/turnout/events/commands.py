@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -186,16 +186,17 @@ class CommandServer:
             body: CancelIn = self._body(msg.data, CancelIn)
             if not principal.has_any("tenant_admin", "platform_admin"):
                 raise Forbidden("requires role tenant_admin or platform_admin")
-            result: dict[str, Any]
+            done: (
+                bool | list[str] | None
+            )  # cancelled (the ids, by name); False: another tenant's; None: not here
             if body.request_id is not None:
-                done = self._cancel(body.request_id, principal)
                 field, value = "request_id", body.request_id
-                result = {"request_id": value, "status": "cancelled"}
+                done = self._cancel(value, principal)
+                result: dict[str, Any] = {"request_id": value, "status": "cancelled"}
             else:
-                named = self._cancel_named(body.client_request_id or "", principal)
-                done = None if named is None else True
-                field, value = "client_request_id", body.client_request_id or ""
-                result = {"client_request_id": value, "request_ids": named, "status": "cancelled"}
+                field, value = "client_request_id", cast(str, body.client_request_id)  # one of the two
+                done = self._cancel_named(value, principal)
+                result = {"client_request_id": value, "request_ids": done, "status": "cancelled"}
             if done is None:  # not in flight here: let the replica holding it answer first
                 await asyncio.sleep(NOT_HERE_DELAY_S)
             if not done:  # not here, or another tenant's

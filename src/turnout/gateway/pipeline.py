@@ -11,7 +11,6 @@ applies to (``gateway.cache``) is looked up after routing; a hit calls nothing a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import AsyncGenerator, Awaitable
@@ -82,10 +81,10 @@ class Gateway:
         self.store_text = store_text
         self.spend = spend
         self.cache = cache
-        # calls in flight (message id -> their task and tenant), for model.request.cancel; and the
-        # ones that command cancelled, so they are recorded and answered as such
-        self.inflight: dict[str, tuple[asyncio.Task[Any], str]] = {}
-        self._by_client_id: dict[tuple[str, str], list[str]] = {}  # (tenant, caller's own id) -> message ids
+        # calls in flight (message id -> their task, tenant and the caller's own id of them), for
+        # model.request.cancel; and the ones that command cancelled, so they are recorded and
+        # answered as such
+        self.inflight: dict[str, tuple[asyncio.Task[Any], str, str | None]] = {}
         self._cancelled: set[str] = set()
         self._streaming: dict[str, Opened] = {}  # calls whose stream is being sent, by message id
 
@@ -96,11 +95,7 @@ class Gateway:
         record = CallRecord(new_ordered_id(), principal, call, dialect, endpoint)
         task = asyncio.current_task()
         if task is not None:
-            self.inflight[record.message_id] = (task, principal.tenant_id)
-            if call.client_request_id is not None:
-                self._by_client_id.setdefault((principal.tenant_id, call.client_request_id), []).append(
-                    record.message_id
-                )
+            self.inflight[record.message_id] = (task, principal.tenant_id, call.client_request_id)
         try:
             snapshot = self.snapshots.current
             spend = self.spend
@@ -155,12 +150,11 @@ class Gateway:
         except TurnoutError as exc:
             return self._failed(record, exc)
         except asyncio.CancelledError:  # the client went away (or a command): the upstream call too
+            _price_cut(record, 0)
             if record.message_id in self._cancelled and task is not None:
                 task.uncancel()  # cancelled by model.request.cancel: recorded and answered as such
-                _price_cut(record, 0)
                 cancelled = RequestCancelled(CANCELLED_BY_COMMAND).final()  # SDKs retry a 409
                 return self._failed(record, cancelled, status="cancelled", error="cancelled by command")
-            _price_cut(record, 0)
             self._submit(
                 record.finish(status="cancelled", http_status=499, error="client disconnected"), record
             )
@@ -418,7 +412,7 @@ class Gateway:
         held = self.inflight.get(message_id)
         if held is None:
             return None
-        task, tenant = held
+        task, tenant, _ = held
         if tenant != principal.tenant_id and not principal.has_any("platform_admin"):
             return False
         self._cancelled.add(message_id)
@@ -434,21 +428,14 @@ class Gateway:
         """Cancel the calls in flight here that their caller named ``client_request_id``
         (``X-Client-Request-Id``), of the principal's tenant (a platform admin's: of any tenant), as
         ``cancel`` does; their message ids, or None when none is in flight here."""
-        if principal.has_any("platform_admin"):
-            keys = [key for key in self._by_client_id if key[1] == client_request_id]
-        else:
-            keys = [(principal.tenant_id, client_request_id)]
-        ids = [message_id for key in keys for message_id in self._by_client_id.get(key, ())]
-        done = [message_id for message_id in ids if self.cancel(message_id, principal)]
+        anyone = principal.has_any("platform_admin")
+        named = [
+            message_id
+            for message_id, (_, tenant, name) in self.inflight.items()
+            if name == client_request_id and (anyone or tenant == principal.tenant_id)
+        ]  # a command's scan of the calls in flight: nothing kept on the request path for it
+        done = [message_id for message_id in named if self.cancel(message_id, principal)]
         return done or None
-
-    def _forget_client_id(self, key: tuple[str, str], message_id: str) -> None:
-        ids = self._by_client_id.get(key)
-        if ids is not None:
-            with contextlib.suppress(ValueError):
-                ids.remove(message_id)
-            if not ids:
-                del self._by_client_id[key]
 
     def _why_cancelled(self, record: CallRecord) -> str:
         return "cancelled by command" if record.message_id in self._cancelled else "client disconnected"
@@ -484,12 +471,8 @@ class Gateway:
     ) -> Awaitable[None] | None:
         """Hand a finished record to the writer; its decision learns how the call ended, and its
         reservation is settled with the cost it recorded (released when it failed)."""
-        if self.inflight.pop(record.message_id, None) is not None:
-            if self._cancelled:
-                self._cancelled.discard(record.message_id)
-            named = record.call.client_request_id
-            if named is not None:
-                self._forget_client_id((record.principal.tenant_id, named), record.message_id)
+        if self.inflight.pop(record.message_id, None) is not None and self._cancelled:
+            self._cancelled.discard(record.message_id)
         if tracing.ENABLED:
             self._traced(row, record, error_type)
         if record.hold is not None and self.spend is not None:

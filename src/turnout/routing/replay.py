@@ -71,6 +71,10 @@ ConfigFor = Callable[[float], RouterConfig | None]
 # ``--curve``: the two-model router's knob is the policy's price of cost (quality per doubling), the
 # one a team sets; a log grid from "quality at any price" to "the cheaper nearly always", chosen a
 # priori around the built-in policies' 0.002-0.08 (``domain/policies.COST_TRADEOFFS``)
+DETECT_NEEDS_WARMUP = (
+    "detected tasks are learned from warm-up rows, and without --folds or --warmup there are none: "
+    "pass --folds K (each fold learns from the others) or --warmup FILE"
+)
 CURVE_TRADEOFFS = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
 
 
@@ -244,7 +248,7 @@ def replay(
     if n_folds is not None and n_folds < 2:
         raise ValueError("folds must be at least 2")
     if detect and n_folds is None and not warmup:
-        raise ValueError("detect learns tasks from warm-up rows: give n_folds or warmup")
+        raise ValueError(DETECT_NEEDS_WARMUP)
     every = [*warmup, *rows]
     notes: list[str] = []
     outcomes, tokens = _outcomes(every, prices, answer_tokens)
@@ -601,11 +605,7 @@ def eval_replay(
     if curve and not two_model:
         raise typer.BadParameter("the curve is the two-model table's: add --two-model", param_hint="--curve")
     if (detect or not task_hint) and folds is None and warmup is None:
-        raise typer.BadParameter(
-            "detected tasks are learned from warm-up rows, and without --folds or --warmup there are "
-            "none: pass --folds K (each fold learns from the others) or --warmup FILE",
-            param_hint="--detect",
-        )
+        raise typer.BadParameter(DETECT_NEEDS_WARMUP, param_hint="--detect")
     from rich.console import Console
     from rich.progress import Progress
 
