@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from turnout.routing.experience import DAY, ExperienceStore
+from turnout.routing.experience import DAY, ExperienceStore, Strengths
 
 T0 = 1_700_000_000.0
 
@@ -258,3 +258,27 @@ def test_replicas_and_a_restored_snapshot_see_the_same_spread() -> None:
     restored.load(json.loads(json.dumps(primary.snapshot())))
     spreads = [s._spread("t", models, 1.0, s.strengths, T0 + 300, None) for s in (primary, replica, restored)]
     assert spreads == pytest.approx([spreads[0]] * 3) and spreads[0] != 1.0, spreads
+
+
+def test_paired_priors_narrow_the_comparison_and_leave_the_mean() -> None:
+    """An imported table that graded every model on the same prompts measured their differences
+    paired: its ratings count ``1 / ratio`` times in the spread routing samples from, not in the
+    mean; the tenant's own (unpaired) ratings count once, and forgetting the pairing undoes it.
+    (Strengths make the tenant known to be like the table, as its spread fit does once it has rated
+    enough: else the between-level spread, not the table, bounds the precision.)"""
+    store = ExperienceStore(strengths=Strengths(tenant=1e9, agent=1e9))
+    store.add_prior("qa", "m", 300.0, 180.0, 180.0, T0)  # 300 ratings, mean 0.6 (0/1 scores)
+    unpaired = store.estimate("t", "a", "qa", "m", now=T0)
+    store.set_pairing("qa", 0.25)
+    paired = store.estimate("t", "a", "qa", "m", now=T0)
+    assert paired.mean == pytest.approx(unpaired.mean)
+    assert paired.std == pytest.approx(0.5 * unpaired.std, rel=0.02)  # sqrt(0.25): 4x the precision
+    assert store.estimate("t", "a", "other-task", "m", now=T0).std > paired.std  # per task
+    for i in range(300):  # the tenant's own ratings are not paired: they add 300, not 1200
+        store.record("t", "a", "qa", "m", float(i % 5 < 3), T0 + i)
+    rated = store.estimate("t", "a", "qa", "m", now=T0 + 300)
+    assert rated.std == pytest.approx(math.sqrt(0.24 / (1200 + 300)), rel=0.05)
+    store.set_pairing("qa", None)
+    assert store.estimate("u", "b", "qa", "m", now=T0).std == pytest.approx(unpaired.std, rel=1e-6)
+    with pytest.raises(ValueError, match="outside"):
+        store.set_pairing("qa", 0.0)

@@ -119,6 +119,7 @@ class ExperienceStore:
         self._versions: dict[str, int] = {}  # task -> bumped by every write to one of its cells
         self._memo: dict[tuple[Any, ...], tuple[int, _Fit, Estimates]] = {}  # estimates per candidate list
         self._spreads: dict[tuple[Hashable, ...], tuple[float, int, float]] = {}  # by (list, tenant)
+        self._pairing: dict[str, float] = {}  # task -> paired variance ratio of its prior ratings
         self.refit_s = 10.0  # a cached cross-task fit is reused for this long (seconds of ``now``)
         self._delta = ExperienceStore(half_life_s, outcome_half_life_s, strengths) if track_delta else None
 
@@ -138,6 +139,22 @@ class ExperienceStore:
         self._add([(PRIOR, task)], model_id, count, total, total_sq, at)
         if self._delta is not None:
             self._delta.add_prior(task, model_id, count, total, total_sq, at)
+
+    def set_pairing(self, task: str, ratio: float | None) -> None:
+        """How much of the prior ratings' variance is left when models are compared on the same
+        prompts (``priors.table_pairing``): an imported table grades every model on every prompt, so
+        each prompt's difficulty is common to all of them and cancels when they are compared. The
+        prior level's ratings then count ``1 / ratio`` times in the posterior variance (not in the
+        mean): exploration spends nothing on differences the table already measured paired. None
+        forgets it (unpaired, ratio 1)."""
+        if ratio is None:
+            self._pairing.pop(task, None)
+        else:
+            if not 0.0 < ratio <= 1.0:
+                raise ValueError(f"pairing ratio {ratio!r} is outside (0, 1]")
+            self._pairing[task] = ratio
+        self._versions[task] = self._versions.get(task, 0) + 1
+        self._memo.clear()
 
     def set_shared(self, tenants: Iterable[str]) -> None:
         """The tenants that opted in to sharing: each sees the pooled ratings of all of them. Their
@@ -329,7 +346,8 @@ class ExperienceStore:
         zeros = np.zeros((size, 3))
         tenant = self._gather((TENANT, tenant_id, task), model_ids, cache_key)
         pool = self._gather((POOL, task), model_ids, cache_key) if tenant_id in self._shared else tenant
-        visible = _plus(self._gather((PRIOR, task), model_ids, cache_key), pool)
+        prior = self._gather((PRIOR, task), model_ids, cache_key)
+        visible = _plus(prior, pool)
         agent = self._gather((AGENT, tenant_id, agent_id, task), model_ids, cache_key) if agent_id else None
         incl = [zeros if c is None else c * f for c in (visible, tenant, agent)]  # global, tenant, agent
         n_g = np.maximum(incl[0][:, 0], 0.0)
@@ -338,14 +356,17 @@ class ExperienceStore:
         if total > 1e-9:  # this task's baseline: its ratings net of the models' effects
             base = (float((incl[0][:, 1] - n_g * fit.effect).sum()) + k.offset * base) / (total + k.offset)
         mean = np.clip(base + fit.effect, 0.0, 1.0)
-        nu = k.priority + fit.evidence
+        nu = nu_v = k.priority + fit.evidence  # the mean's precision; the variance's (paired priors)
+        ratio = self._pairing.get(task, 1.0)
+        paired = np.maximum(prior[:, 0] * f, 0.0) * (1.0 / ratio - 1.0) if prior is not None else 0.0
         parts = [incl[0] - incl[1], incl[1] - incl[2], incl[2]]  # priors and pool, other agents, this agent
-        for part, strength in zip(parts, (k.model, k.tenant, k.agent), strict=True):
+        for step, (part, strength) in enumerate(zip(parts, (k.model, k.tenant, k.agent), strict=True)):
             part = np.where(part[:, :1] > 1e-9, part, 0.0)  # float residue of removed ratings
             n = part[:, 0]
             kappa = 1.0 / (1.0 / nu + 1.0 / strength)  # the level's own spread adds to the prior's
             mean = (kappa * mean + part[:, 1]) / (kappa + n)
             nu = kappa + n
+            nu_v = 1.0 / (1.0 / nu_v + 1.0 / strength) + n + (paired if step == 0 else 0.0)
         mean = np.clip(mean, 0.0, 1.0)
         level = np.where(fit.evidence > 1e-9, 1, 0).astype(np.int8)
         cell = zeros  # the finest cell with data
@@ -357,7 +378,7 @@ class ExperienceStore:
         ssd = np.maximum(cell[:, 2] - np.divide(cell[:, 1] ** 2, n, out=np.zeros(size), where=n > 0), 0.0)
         sigma2 = (k.variance * np.maximum(mean * (1.0 - mean), 0.01) + ssd) / (k.variance + n)
         evidence = np.where(level == 1, fit.evidence, n)
-        return Estimates(mean, sigma2 / nu, evidence, level, total)
+        return Estimates(mean, sigma2 / nu_v, evidence, level, total)
 
     def _spread(
         self, tenant_id: str, model_ids: Sequence[str], f: float, k: Strengths, now: float,

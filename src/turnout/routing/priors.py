@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,15 +39,19 @@ class PriorCell:
     count: float
     total: float
     total_sq: float
+    pairing: float | None = None  # the task's ``table_pairing`` in the same table (None: unpaired)
 
 
 def table_priors(
     rows: Iterable[tuple[str, Mapping[str, float]]], *, weight: float = 1.0, prefix: str = ""
 ) -> list[PriorCell]:
     """Per (task, model) sums of ``rows`` (each a task and its scores by model name), each row
-    counted ``weight`` times; model ids are ``prefix`` + the table's model name."""
+    counted ``weight`` times, with its task's pairing; model ids are ``prefix`` + the table's model
+    name."""
     if not weight > 0:
         raise ValueError("weight must be above 0")
+    rows = list(rows)
+    pairing = table_pairing(rows)
     sums: dict[tuple[str, str], list[float]] = {}
     for task, scores in rows:
         for name, score in scores.items():
@@ -56,15 +61,52 @@ def table_priors(
             cell[0] += weight
             cell[1] += weight * score
             cell[2] += weight * score * score
-    return [PriorCell(task, model, *cell) for (task, model), cell in sorted(sums.items())]
+    return [
+        PriorCell(task, model, count, total, total_sq, pairing.get(task))
+        for (task, model), (count, total, total_sq) in sorted(sums.items())
+    ]
+
+
+PAIRING_FLOOR = 0.01  # models that agree on every prompt still leave their comparison this uncertain
+
+
+def table_pairing(rows: Iterable[tuple[str, Mapping[str, float]]]) -> dict[str, float]:
+    """Per task, the share of its models' variance that is left when two of them are compared on
+    the same prompts: the mean over model pairs of ``Var(a - b)`` over ``Var(a) + Var(b)``, from the
+    prompts that graded every model of the task. 1 when the models' scores are independent given
+    the prompt, less the more a prompt's difficulty is shared by all of them. Tasks with under two
+    such prompts or two models are left out (unpaired)."""
+    by_task: dict[str, list[Mapping[str, float]]] = {}
+    for task, scores in rows:
+        by_task.setdefault(task, []).append(scores)
+    out: dict[str, float] = {}
+    for task, scored in by_task.items():
+        names = sorted({name for scores in scored for name in scores})
+        full = [[scores[n] for n in names] for scores in scored if len(scores) == len(names)]
+        if len(names) < 2 or len(full) < 2:
+            continue
+        table = np.asarray(full)
+        per_model = table.var(axis=0)
+        residual = (table - table.mean(axis=1, keepdims=True)).var(axis=0)
+        m = len(names)
+        spread = (m - 1) * float(per_model.sum())
+        if spread <= 0.0:
+            continue
+        out[task] = min(max(m * float(residual.sum()) / spread, PAIRING_FLOOR), 1.0)
+    return out
 
 
 def add_priors(store: ExperienceStore, cells: Iterable[PriorCell], at: float) -> int:
-    """Add ``cells`` to the store's prior level, dated ``at``; returns how many."""
+    """Add ``cells`` to the store's prior level, dated ``at``, with their tasks' pairing; returns
+    how many."""
     n = 0
+    pairing: dict[str, float | None] = {}
     for cell in cells:
         store.add_prior(cell.task, cell.model_id, cell.count, cell.total, cell.total_sq, at)
+        pairing[cell.task] = cell.pairing
         n += 1
+    for task, ratio in pairing.items():
+        store.set_pairing(task, ratio)
     return n
 
 
@@ -100,6 +142,7 @@ async def save_priors(
                 count=c.count,
                 total=c.total,
                 total_sq=c.total_sq,
+                pairing=c.pairing,
                 imported_at=now,
             )
             for c in cells
@@ -124,6 +167,7 @@ class PriorLoader:
         self._encoder = encoder  # the word vectors a task model may need
         self._memory = memory  # the router's prompt memory, when on: every import's prompts
         self._applied: dict[tuple[str, str, str], tuple[float, float, float, float]] = {}
+        self._pairing: dict[str, float | None] = {}  # task -> the pairing applied to the store
         self._seen: tuple[int, datetime | None] | None = None
         self._model_at: datetime | None = None  # when the loaded task model was trained
         self.task_model: TaskModel | None = None
@@ -157,10 +201,32 @@ class PriorLoader:
             if new is not None:
                 self._store.add_prior(cell[1], cell[2], *new)
         self._applied, self._seen = current, key
+        self._apply_pairing(rows)
         await self._load_task_model(newest)
         if self._memory is not None:
             await self._load_prompt_rows(sessions, self._memory)
         return len(changed)
+
+    def _apply_pairing(self, rows: Sequence[RoutingPrior]) -> None:
+        """Each task's pairing: its imports' ratios weighted by their ratings (an import without
+        one counts as unpaired, 1); a task no import has any more is unpaired again."""
+        sums: dict[str, list[float]] = {}
+        for row in rows:
+            acc = sums.setdefault(row.task, [0.0, 0.0, 0.0])  # ratings, of them paired, ratio-weighted
+            acc[0] += row.count
+            if row.pairing is not None:
+                acc[1] += row.count
+                acc[2] += row.count * row.pairing
+        pairing: dict[str, float | None] = {
+            task: (ratio + total - paired) / total if paired > 0 and total > 0 else None
+            for task, (total, paired, ratio) in sums.items()
+        }
+        for task in self._pairing.keys() - pairing.keys():
+            pairing[task] = None
+        for task, value in pairing.items():
+            if self._pairing.get(task) != value:
+                self._store.set_pairing(task, value)
+        self._pairing = {task: value for task, value in pairing.items() if value is not None}
 
     async def _load_prompt_rows(
         self, sessions: async_sessionmaker[AsyncSession], memory: PromptMemory

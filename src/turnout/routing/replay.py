@@ -512,11 +512,8 @@ def _route(
     store = router.experience
     catalog = scratch_catalog(plan.prices)
     column = {c.model_id: o.models.index(c.model_id.removeprefix(PREFIX)) for c in catalog}
-    priors = table_priors(
-        ((o.tasks[i], dict(zip(o.models, o.scores[i].tolist(), strict=True))) for i in warm.tolist()),
-        prefix=PREFIX,
-    )
-    add_priors(store, priors, START)
+    rows = [(str(o.tasks[i]), dict(zip(ids, o.scores[i].tolist(), strict=True))) for i in warm.tolist()]
+    add_priors(store, table_priors(rows), START)
     clock = START
     chosen = np.zeros(order.size, dtype=np.int64)
     full = plan.mode == "full"
