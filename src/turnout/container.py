@@ -284,7 +284,7 @@ class Container:
             agents=AgentService(sessions, snapshots),
             agent_models=AgentModelService(sessions, snapshots),
             records=records,
-            messages=MessageQueries(sessions),
+            messages=MessageQueries(sessions, records.flush),
             spend_reports=SpendQueries(sessions),
             gateway=Gateway(
                 snapshots,

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from tests.gateway_env import OPENAI_MODEL, OPENAI_MODEL_2, GatewayEnv, gw  # noqa: F401
+from tests.gateway_env import OPENAI_MODEL, OPENAI_MODEL_2, GatewayEnv, gateway, gw  # noqa: F401
 
 HELLO: Any = [{"role": "user", "content": "hello"}]
 
@@ -76,3 +78,37 @@ async def test_call_records_stay_within_their_tenant(gw: GatewayEnv) -> None:  #
     assert (await gw.http.get("/api/v2/messages", headers=user)).status_code == 403
     bad = await gw.http.get("/api/v2/messages", params={"cursor": "not-a-cursor"}, headers=platform)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "cursor"
+
+
+async def test_a_call_record_is_found_right_after_the_answer(tmp_path: Path) -> None:
+    """The id from an answer's header finds its record at once, though the writer batches records
+    (here once a minute): a lookup that misses stores what this process still holds, then reads."""
+    async with gateway(tmp_path, record_flush_interval_s=60.0) as env:
+        raw = await env.openai().chat.completions.with_raw_response.create(model=OPENAI_MODEL, messages=HELLO)
+        message_id = raw.headers["x-turnout-message-id"]
+        acme = _headers(env, "acme")
+        found = await env.http.get(f"/api/v2/messages/{message_id}", headers=acme)
+        assert found.status_code == 200, found.text
+        detail = found.json()
+        assert detail["id"] == message_id and detail["model"] == OPENAI_MODEL and detail["status"] == "ok"
+        assert detail["attempts"] == 1 and detail["completion_tokens"] and detail["decision"]["task_type"]
+        missing = await env.http.get("/api/v2/messages/no-such-call", headers=acme)
+        assert missing.status_code == 404 and missing.json()["error"]["param"] == "message_id"
+
+        second = await env.openai().chat.completions.with_raw_response.create(
+            model=OPENAI_MODEL, messages=HELLO
+        )
+        second_id = second.headers["x-turnout-message-id"]
+        auth = {"Authorization": f"Bearer {env.key}"}
+        rated = await env.http.post(
+            f"/api/v2/chat/messages/{second_id}/feedback", json={"rating": 0.8}, headers=auth
+        )
+        assert rated.status_code == 200 and rated.json()["applied"] is True, rated.text
+        shown = await env.http.get(f"/api/v2/messages/{second_id}", headers=acme)
+        assert shown.status_code == 200, shown.text
+        for _ in range(100):  # the rating reaches the stored record once the record is there
+            if shown.json()["rating"] is not None:
+                break
+            await asyncio.sleep(0.05)
+            shown = await env.http.get(f"/api/v2/messages/{second_id}", headers=acme)
+        assert shown.json()["rating"] == 0.8 and shown.json()["feedback_type"] == "explicit"

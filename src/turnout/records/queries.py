@@ -8,6 +8,7 @@ scan every row before it).
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -99,8 +100,13 @@ class MessagePage(BaseModel):
 class MessageQueries:
     """Call records for the control plane."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], flush: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """``flush``: stores the records this process still holds (the record writer's), awaited
+        when a lookup by id misses, so a call's record is found right after its answer."""
         self._sessions = sessions
+        self._flush = flush
 
     async def list(
         self, flt: MessageFilter, principal: Principal, *, limit: int = 50, cursor: str | None = None
@@ -123,8 +129,10 @@ class MessageQueries:
 
     async def get(self, message_id: str, principal: Principal) -> MessageDetail:
         """One call of the caller's scope; another tenant's answers 404, as if absent."""
-        async with self._sessions() as session:
-            row = await session.get(Message, message_id)
+        row = await self._row(message_id)
+        if row is None and self._flush is not None:  # maybe answered here and not stored yet
+            await self._flush()
+            row = await self._row(message_id)
         if row is None or not (principal.has_any("platform_admin") or row.tenant_id == principal.tenant_id):
             raise NotFound(f"message '{message_id}' not found", param="message_id")
         meta = row.metadata_ or {}
@@ -147,6 +155,10 @@ class MessageQueries:
                 "content": row.content,
             }
         )
+
+    async def _row(self, message_id: str) -> Message | None:
+        async with self._sessions() as session:
+            return await session.get(Message, message_id)
 
 
 def _tenant_scope(flt: MessageFilter, principal: Principal) -> str | None:

@@ -16,6 +16,7 @@ is stored in a minimal form; its neighbours are not slowed down row by row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Coroutine
@@ -90,6 +91,7 @@ class RecordWriter:
         self._stop_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._abandoned: set[asyncio.Task[None]] = set()
+        self._flush_waiters: list[asyncio.Future[None]] = []  # resolved after the flush loop's next pass
         self._started = self._stopped = False
         self._written = self._journaled = self._replayed = 0
         self._sanitised = self._refused = self._left = 0
@@ -200,6 +202,25 @@ class RecordWriter:
         if len(self._queue) >= self._batch_size:
             self._wake.set()
 
+    async def flush(self, timeout_s: float | None = None) -> None:
+        """Store the records held in memory now, not at the next batch interval; return once the
+        flush loop has passed over them (stored, or left to the journal) or after ``timeout_s``
+        (default: db_timeout_s). For a read that missed a record just answered, never the request path."""
+        if not self.pending or not self._tasks or self._stopping.is_set():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(waiter)
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._db_timeout if timeout_s is None else timeout_s):
+                await asyncio.shield(waiter)
+
+    def _flushed(self) -> None:
+        waiters, self._flush_waiters = self._flush_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     # -- life cycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -282,6 +303,7 @@ class RecordWriter:
                     self._let_go()
             except Exception:
                 log.exception("records.flush_failed")
+            self._flushed()
             if stopping:
                 return
 
