@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from structlog.testing import capture_logs
 
 from tests.gateway_env import GatewayEnv, gateway, open_gateway
 from turnout.config import Settings
@@ -468,3 +470,54 @@ async def test_a_webhook_switched_back_on_hears_the_very_next_call(tmp_path: Pat
         message_id = raw.headers["x-turnout-message-id"]
         await until(lambda: any(e["data"].get("request_id") == message_id for e in rec.events.values()))
         assert not rec.bad
+
+
+def warnings_of(logs: list[dict[str, Any]], hook_id: str) -> list[dict[str, Any]]:
+    """The warning (and worse) lines logged about one webhook."""
+    loud = ("warning", "error", "critical")
+    return [e for e in logs if e.get("webhook_id") == hook_id and e["log_level"] in loud]
+
+
+async def test_a_failing_webhook_is_logged_when_it_starts_failing_and_when_it_recovers(
+    gw: GatewayEnv,
+) -> None:
+    """Not one warning per retry (the README's webhook on a dead port filled the log): a warning
+    when the webhook starts failing, with the error and the next attempt, one when it recovers."""
+    async with receiver(fail_first=8) as rec:
+        hook = await create(gw, "kappa", rec, ["*"])
+        with capture_logs() as logs:
+            sent = {await stage(gw, "budget.exhausted", "kappa", n=n) for n in range(3)}
+            await until(lambda: set(rec.events) == sent)
+
+            async def all_delivered() -> bool:
+                history = await deliveries(gw, "kappa", webhook_id=hook["id"])
+                return all(d["status"] == "delivered" for d in history)
+
+            await until(all_delivered)
+        assert rec.requests == 8 + 3
+        failing, recovered = warnings_of(logs, hook["id"])
+        assert failing["event"] == "webhook_failing" and failing["status"] == 500
+        assert failing["error"] == "HTTP 500" and failing["next_attempt_at"]
+        assert recovered["event"] == "webhook_recovered" and recovered["failed_attempts"] == 8
+        assert recovered["dead_letters"] == 0
+
+
+async def test_a_webhook_on_a_dead_port_logs_its_failure_and_its_dead_letters_once(gw: GatewayEnv) -> None:
+    with socket.socket() as sock:  # a port nothing listens on, as in the README's walkthrough
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    body = {"url": f"http://127.0.0.1:{port}/hook", "event_types": ["*"]}
+    hook = await ok(await gw.http.post(HOOKS, json=body, headers=admin_of(gw, "lambda")), 201)
+    with capture_logs() as logs:
+        sent = {await stage(gw, "budget.exhausted", "lambda", n=n) for n in range(3)}
+
+        async def all_dead() -> bool:
+            return len(await deliveries(gw, "lambda", status="dead")) == len(sent)
+
+        await until(all_dead)
+    failing, dead = warnings_of(logs, hook["id"])  # 3 x 6 failed attempts, 3 dead letters
+    assert failing["event"] == "webhook_failing" and failing["status"] is None
+    assert "ClientConnectorError" in failing["error"] and failing["next_attempt_at"]
+    assert dead["event"] == "webhook_dead_letter" and dead["event_id"] in sent
+    assert dead["attempts"] == MAX_ATTEMPTS
+    await ok(await gw.http.delete(f"{HOOKS}/{hook['id']}", headers=admin_of(gw, "lambda")), 204)

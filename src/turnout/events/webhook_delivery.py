@@ -16,6 +16,12 @@ anything else, a connection error or a timeout is retried with exponential backo
 capped at ``retry_max_s``), and after ``max_attempts`` the delivery is ``dead``: the dead-letter
 list, retried only by hand. Delivery is at least once and unordered: receivers deduplicate on
 ``webhook-id``, the event's id.
+
+A failing receiver is logged by state, not by attempt (a webhook on a dead port otherwise wrote a
+warning per retry of every event): ``webhook_failing`` (a warning, with the error and the next
+attempt) when a webhook starts failing, ``webhook_dead_letter`` when its first delivery goes dead,
+``webhook_recovered`` (failed attempts and dead letters meanwhile) at its next 2xx; each retry in
+between is a debug line. The state is this process's: each replica logs what it saw.
 """
 
 from __future__ import annotations
@@ -77,6 +83,15 @@ def event_body(event: Event) -> bytes:
     )
 
 
+@dataclass(slots=True)
+class _Failing:
+    """A webhook whose last delivery failed: since when, and what failed since."""
+
+    since: float  # time.monotonic()
+    attempts: int = 0
+    dead_letters: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class _Claim:
     """A due delivery this replica holds the lease on."""
@@ -126,6 +141,7 @@ class WebhookDispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}  # delivery id -> its request
+        self._failing: dict[str, _Failing] = {}  # webhook id -> its failure, logged once (see module doc)
 
     def wake(self) -> None:
         """Run the next tick now: an event was staged, a test sent, a delivery retried."""
@@ -306,27 +322,51 @@ class WebhookDispatcher:
         status, error = await self._post(claim, event, secret)
         if status is not None and 200 <= status < 300:
             await self._finish(claim, status="delivered", http_status=status)
+            self._log_recovery(claim.webhook_id)
             return
         attempts = claim.attempts + 1
         dead = attempts >= self._max_attempts
-        log.warning(
-            "webhook_delivery_failed",
-            webhook_id=claim.webhook_id,
-            event_id=claim.event_id,
-            delivery_id=claim.id,
-            status=status,
-            error=error,
-            attempts=attempts,
-            dead=dead,
-        )
+        delay_s = None if dead else self.backoff_s(attempts)
+        error = error or f"HTTP {status}"
+        self._log_failure(claim, status, error, attempts, delay_s)
         await self._finish(
             claim,
             status="dead" if dead else "pending",
             http_status=status,
-            error=error or f"HTTP {status}",
+            error=error,
             attempts=attempts,
-            delay_s=None if dead else self.backoff_s(attempts),
+            delay_s=delay_s,
         )
+
+    def _log_failure(
+        self, claim: _Claim, status: int | None, error: str, attempts: int, delay_s: float | None
+    ) -> None:
+        """A warning when the webhook starts failing and at its first dead letter; debug otherwise."""
+        fields: dict[str, Any] = {
+            "webhook_id": claim.webhook_id, "event_id": claim.event_id, "delivery_id": claim.id,
+            "status": status, "error": error, "attempts": attempts,
+        }  # fmt: skip
+        if delay_s is not None:
+            fields["next_attempt_at"] = (utcnow() + timedelta(seconds=delay_s)).isoformat()
+        failing = self._failing.get(claim.webhook_id)
+        if failing is None:
+            failing = self._failing[claim.webhook_id] = _Failing(time.monotonic())
+            log.warning("webhook_failing", **fields, note="its retries are logged at debug until it recovers")
+        else:
+            log.debug("webhook_delivery_failed", **fields)
+        failing.attempts += 1
+        if delay_s is None:
+            failing.dead_letters += 1
+            say = log.warning if failing.dead_letters == 1 else log.debug  # the rest: on recovery
+            say("webhook_dead_letter", **fields, dead_letters=failing.dead_letters)
+
+    def _log_recovery(self, webhook_id: str) -> None:
+        failing = self._failing.pop(webhook_id, None)
+        if failing is not None:
+            log.warning(
+                "webhook_recovered", webhook_id=webhook_id, failed_attempts=failing.attempts,
+                dead_letters=failing.dead_letters, failing_for_s=round(time.monotonic() - failing.since, 1),
+            )  # fmt: skip
 
     async def _post(self, claim: _Claim, event: Event, secret: str) -> tuple[int | None, str | None]:
         """The receiver's HTTP status, or (None, why) when there was none."""
