@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.services import create_pg_database, drop_pg_database
 from tests.upstreams.models_server import ModelsUpstream
 from turnout.auth.jwt_tokens import JwtCodec
 
@@ -478,3 +479,20 @@ async def test_a_bind_address_not_of_this_machine_stops_start_up_naming_the_sett
     """It loaded the app, then exited with status 3 after uvicorn's "[Errno 99]" log line."""
     code, out = await _turnout({**env, "TURNOUT_HOST": "192.0.2.1"}, "serve", "--port", str(_free_port()))
     assert code == 1 and "TURNOUT_HOST" in out and "192.0.2.1" in out and "Turnout on" not in out, out
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sslmode", ["disable", "prefer"])
+async def test_a_postgresql_url_with_libpqs_sslmode_connects(env: dict[str, str], sslmode: str) -> None:
+    """``postgresql://...?sslmode=...`` (libpq's spelling, no driver) failed at connect with
+    "connect() got an unexpected keyword argument 'sslmode'". The local server has no TLS, so
+    ``disable`` and ``prefer`` connect."""
+    url, name = await create_pg_database()
+    try:
+        plain = url.replace("+asyncpg", "") + f"?sslmode={sslmode}"
+        code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "migrate")
+        assert code == 0 and "database is up to date" in out, out
+        code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "providers", "list")
+        assert code == 0 and "error:" not in out, out
+    finally:
+        await drop_pg_database(name)
