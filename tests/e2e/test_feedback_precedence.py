@@ -61,6 +61,11 @@ async def test_a_rating_must_be_a_number(gw: GatewayEnv) -> None:  # noqa: F811
             f"/api/v2/chat/messages/{message_id}/feedback", json={"rating": rating}, headers=auth
         )
         assert refused.status_code == 400 and refused.json()["error"]["param"] == "rating", refused.text
+    both = {"rating": 2, "feedback_type": "loud"}  # the lean hot-path handler names each bad field too
+    refused = await gw.http.post(f"/api/v2/chat/messages/{message_id}/feedback", json=both, headers=auth)
+    error = refused.json()["error"]
+    assert refused.status_code == 400 and error["param"] == "rating", refused.text
+    assert error["message"].startswith("rating: Input should be less than or equal to 1; feedback_type: ")
     native = await gw.http.post(
         "/api/models/feedback", json={"request_id": message_id, "success": 1}, headers=auth
     )

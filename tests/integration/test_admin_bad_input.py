@@ -69,6 +69,26 @@ async def test_missing_required_field(client: httpx.AsyncClient, admin: dict[str
     assert "required" in err["message"]
 
 
+async def test_every_bad_field_is_named_not_only_the_first(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """It said "display_name: field required (and 2 more error(s))": a user fixed one field a try."""
+    body = {**GOOD_PROVIDER, "rate_limit_rpm": -5, "provider_type": "skynet"}
+    del body["display_name"]
+    err = _error(await client.post(PROVIDERS, json=body, headers=admin), 400)
+    assert err["param"] == "display_name", "the first bad field, as before"
+    message = err["message"]
+    assert message.startswith("display_name: field required; ") and "more error" not in message
+    assert (
+        "provider_type: Input should be " in message and "rate_limit_rpm: Input should be greater" in message
+    )
+    await _provider(client, admin)
+    bad_model = {"provider_id": "local", "external_id": "m1", "model_type": "image", "ctx_length": 0}
+    err = _error(await client.post(MODELS, json=bad_model, headers=admin), 400)
+    assert err["param"] == "model_type" and "ctx_length: Input should be greater" in err["message"]
+    assert err["message"].startswith("model_type: Input should be "), err["message"]
+
+
 async def test_duplicate_provider_is_409(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     await _provider(client, admin)
     err = _error(await client.post(PROVIDERS, json=GOOD_PROVIDER, headers=admin), 409)

@@ -21,6 +21,7 @@ from turnout.api.deps import container_of
 from turnout.api.dialects import ANTHROPIC, OPENAI, Dialect
 from turnout.api.disconnect import WATCH_AFTER_S
 from turnout.api.disconnect import DisconnectWatch as _DisconnectWatch
+from turnout.api.errors import validation_message
 from turnout.api.native import NATIVE, native_chat_body, native_embeddings_body
 from turnout.api.parse import client_request_id, decode_json, parse_chat, parse_embeddings
 from turnout.auth.principal import Principal
@@ -249,11 +250,8 @@ async def _rate(request: Request) -> Response:
         try:
             rating = FeedbackIn.model_validate(body)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            param = ".".join(str(p) for p in first.get("loc", ())) or None
-            raise InvalidRequest(
-                f"{param}: {first.get('msg')}" if param else str(first.get("msg")), param=param
-            ) from None
+            message, param = validation_message(exc.errors())
+            raise InvalidRequest(message, param=param) from None
         if len(message_id) > 36:
             raise InvalidRequest("message id must be at most 36 characters", param="message_id")
         out = await container.feedback.rate(message_id, rating, principal)

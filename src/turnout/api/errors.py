@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -38,24 +38,26 @@ def _param_of(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
-def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
-    """A one-line message naming the offending field, and that field."""
-    errors = exc.errors()
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
+    """One line naming every offending field and why (``"a: field required; b: ..."``), and the
+    first such field (the error's ``param``). ``errors``: pydantic's ``errors()``."""
     if not errors:
         return "invalid request", None
     first = errors[0]
     if first.get("type") == "json_invalid":
         return f"malformed JSON body: {first.get('ctx', {}).get('error', 'invalid JSON')}", None
-    param = _param_of(tuple(first.get("loc", ())))
-    msg = str(first.get("msg", "invalid value"))
-    if first.get("type") == "missing":
-        msg = "field required"
-    elif first.get("type") == "value_error":  # a validator's own message, without pydantic's prefix
-        msg = msg.removeprefix("Value error, ")
-    text = f"{param}: {msg}" if param else msg
-    if len(errors) > 1:
-        text += f" (and {len(errors) - 1} more error(s))"
-    return text, param
+    parts: list[str] = []
+    for error in errors:
+        param = _param_of(tuple(error.get("loc", ())))
+        msg = str(error.get("msg", "invalid value"))
+        if error.get("type") == "missing":
+            msg = "field required"
+        elif error.get("type") == "value_error":  # a validator's own message, without pydantic's prefix
+            msg = msg.removeprefix("Value error, ")
+        part = f"{param}: {msg}" if param else msg
+        if part not in parts:
+            parts.append(part)
+    return "; ".join(parts), _param_of(tuple(first.get("loc", ())))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -67,7 +69,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
-        message, param = validation_message(exc)
+        message, param = validation_message(exc.errors())
         return json_error(400, error_body(message, "invalid_request_error", param, "invalid_value"))
 
     @app.exception_handler(StarletteHTTPException)
