@@ -260,25 +260,38 @@ def test_replicas_and_a_restored_snapshot_see_the_same_spread() -> None:
     assert spreads == pytest.approx([spreads[0]] * 3) and spreads[0] != 1.0, spreads
 
 
-def test_paired_priors_narrow_the_comparison_and_leave_the_mean() -> None:
-    """An imported table that graded every model on the same prompts measured their differences
-    paired: its ratings count ``1 / ratio`` times in the spread routing samples from, not in the
-    mean; the tenant's own (unpaired) ratings count once, and forgetting the pairing undoes it.
+def test_an_imported_tables_common_factor_is_drawn_once_for_all_its_models() -> None:
+    """An imported table grades every model on the same prompts: the part of the models' prior
+    errors that is the prompts' shared difficulty (their loadings) is one error for all of them,
+    so comparisons cancel it. The means and each model's variance stay as they were; the tenant's
+    own ratings (unpaired) take the shared part's weight down; forgetting a loading undoes it.
     (Strengths make the tenant known to be like the table, as its spread fit does once it has rated
     enough: else the between-level spread, not the table, bounds the precision.)"""
     store = ExperienceStore(strengths=Strengths(tenant=1e9, agent=1e9))
-    store.add_prior("qa", "m", 300.0, 180.0, 180.0, T0)  # 300 ratings, mean 0.6 (0/1 scores)
-    unpaired = store.estimate("t", "a", "qa", "m", now=T0)
-    store.set_pairing("qa", 0.25)
-    paired = store.estimate("t", "a", "qa", "m", now=T0)
-    assert paired.mean == pytest.approx(unpaired.mean)
-    assert paired.std == pytest.approx(0.5 * unpaired.std, rel=0.02)  # sqrt(0.25): 4x the precision
-    assert store.estimate("t", "a", "other-task", "m", now=T0).std > paired.std  # per task
-    for i in range(300):  # the tenant's own ratings are not paired: they add 300, not 1200
+    for model in ("m", "n"):
+        store.add_prior("qa", model, 300.0, 180.0, 180.0, T0)  # 300 ratings, mean 0.6 (0/1 scores)
+    priors = np.array([0.5, 0.5])
+    before = store.estimate_many("t", "a", "qa", ["m", "n"], priors, now=T0)
+    assert before.shared is None
+    store.set_loading("qa", "m", 0.9)
+    store.set_loading("qa", "n", 0.8)
+    after = store.estimate_many("t", "a", "qa", ["m", "n"], priors, now=T0)
+    assert after.shared is not None
+    np.testing.assert_allclose(after.mean, before.mean)
+    np.testing.assert_allclose(after.var, before.var)
+    sd = np.sqrt(after.var)
+    np.testing.assert_allclose(after.shared, [0.9 * sd[0], 0.8 * sd[1]], rtol=0.02)
+    gap = after.var.sum() - 2 * after.shared[0] * after.shared[1]  # Var(m - n): 0.28 of the unpaired
+    assert gap == pytest.approx(0.28 * after.var.sum(), rel=0.05)
+    assert store.estimate_many("t", "a", "other", ["m", "n"], priors, now=T0).shared is None  # per task
+    for i in range(300):  # the tenant's own ratings are each model's own: the shared part halves
         store.record("t", "a", "qa", "m", float(i % 5 < 3), T0 + i)
-    rated = store.estimate("t", "a", "qa", "m", now=T0 + 300)
-    assert rated.std == pytest.approx(math.sqrt(0.24 / (1200 + 300)), rel=0.05)
-    store.set_pairing("qa", None)
-    assert store.estimate("u", "b", "qa", "m", now=T0).std == pytest.approx(unpaired.std, rel=1e-6)
+    rated = store.estimate_many("t", "a", "qa", ["m", "n"], priors, now=T0 + 300)
+    assert rated.shared is not None
+    assert rated.shared[0] == pytest.approx(0.5 * 0.9 * math.sqrt(0.24 / 300), rel=0.05)
+    store.set_loading("qa", "m", None)
+    store.set_loading("qa", "n", None)
+    cleared = store.estimate_many("u", "b", "qa", ["m", "n"], priors, now=T0)
+    assert cleared.shared is None or not cleared.shared.any()
     with pytest.raises(ValueError, match="outside"):
-        store.set_pairing("qa", 0.0)
+        store.set_loading("qa", "m", 1.5)

@@ -70,6 +70,10 @@ class Estimates:
     evidence: np.ndarray  # decayed ratings at ``level`` (the finest level with data)
     level: np.ndarray  # codes into LEVEL_NAMES; 0 = no data at any level
     total: float  # decayed ratings of this task across the candidates (global level)
+    # the part of each posterior's error, in standard deviations, that is one factor common to the
+    # candidates (an imported table's prompts, hard or easy for all its models alike); the rest of
+    # ``var`` is each model's own: a draw is mean + shared * z0 + sqrt(var - shared**2) * z
+    shared: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,8 @@ class ExperienceStore:
         self._versions: dict[str, int] = {}  # task -> bumped by every write to one of its cells
         self._memo: dict[tuple[Any, ...], tuple[int, _Fit, Estimates]] = {}  # estimates per candidate list
         self._spreads: dict[tuple[Hashable, ...], tuple[float, int, float]] = {}  # by (list, tenant)
-        self._pairing: dict[str, float] = {}  # task -> paired variance ratio of its prior ratings
+        # task -> each model's loading on the common factor of an imported table's scores (column 0)
+        self._loadings: dict[str, SumTable] = {}
         self.refit_s = 10.0  # a cached cross-task fit is reused for this long (seconds of ``now``)
         self._delta = ExperienceStore(half_life_s, outcome_half_life_s, strengths) if track_delta else None
 
@@ -140,19 +145,23 @@ class ExperienceStore:
         if self._delta is not None:
             self._delta.add_prior(task, model_id, count, total, total_sq, at)
 
-    def set_pairing(self, task: str, ratio: float | None) -> None:
-        """How much of the prior ratings' variance is left when models are compared on the same
-        prompts (``priors.table_pairing``): an imported table grades every model on every prompt, so
-        each prompt's difficulty is common to all of them and cancels when they are compared. The
-        prior level's ratings then count ``1 / ratio`` times in the posterior variance (not in the
-        mean): exploration spends nothing on differences the table already measured paired. None
-        forgets it (unpaired, ratio 1)."""
-        if ratio is None:
-            self._pairing.pop(task, None)
-        else:
-            if not 0.0 < ratio <= 1.0:
-                raise ValueError(f"pairing ratio {ratio!r} is outside (0, 1]")
-            self._pairing[task] = ratio
+    def set_loading(self, task: str, model_id: str, loading: float | None) -> None:
+        """A model's loading on the one factor its prior ratings on ``task`` share with the other
+        models' (``priors.table_loadings``): an imported table grades every model on the same
+        prompts, so a prompt hard for one is hard for all, and the error of each model's prior
+        estimate is partly the same error. Comparisons then cancel that part: routing explores only
+        the gaps the table left uncertain. The mean and each model's own variance are unchanged.
+        None forgets it (no common factor). Kept apart from the ratings (not in snapshots or
+        deltas): every replica's prior loader sets it from the imports."""
+        if loading is not None and not -1.0 <= loading <= 1.0:
+            raise ValueError(f"loading {loading!r} is outside [-1, 1]")
+        table = self._loadings.get(task)
+        if table is None:
+            if loading is None:
+                return
+            table = self._loadings[task] = SumTable()
+        row = table.slot(model_id)  # first: it may reallocate ``data``
+        table.data[row, 0] = loading or 0.0
         self._versions[task] = self._versions.get(task, 0) + 1
         self._memo.clear()
 
@@ -276,7 +285,10 @@ class ExperienceStore:
 
     # -- reads ----------------------------------------------------------------------------------
     def _gather(self, key: Key, model_ids: Sequence[str], cache_key: Hashable | None) -> np.ndarray | None:
-        table = self._outcomes if key == ("o",) else self._tables.get(key)
+        if key[0] == "l":  # a task's loadings
+            table = self._loadings.get(key[1])
+        else:
+            table = self._outcomes if key == ("o",) else self._tables.get(key)
         if table is None:
             return None
         if cache_key is None:
@@ -356,17 +368,21 @@ class ExperienceStore:
         if total > 1e-9:  # this task's baseline: its ratings net of the models' effects
             base = (float((incl[0][:, 1] - n_g * fit.effect).sum()) + k.offset * base) / (total + k.offset)
         mean = np.clip(base + fit.effect, 0.0, 1.0)
-        nu = nu_v = k.priority + fit.evidence  # the mean's precision; the variance's (paired priors)
-        ratio = self._pairing.get(task, 1.0)
-        paired = np.maximum(prior[:, 0] * f, 0.0) * (1.0 / ratio - 1.0) if prior is not None else 0.0
+        nu = k.priority + fit.evidence
+        loadings = self._gather(("l", task), model_ids, cache_key) if prior is not None else None
+        # the imported table's share of the mean (its ratings over the precision they join), carried
+        # down the levels: what the common factor of its errors weighs in the end
+        table_n = np.maximum(prior[:, 0] * f, 0.0) if loadings is not None and prior is not None else None
+        carried = np.zeros(size)
         parts = [incl[0] - incl[1], incl[1] - incl[2], incl[2]]  # priors and pool, other agents, this agent
         for step, (part, strength) in enumerate(zip(parts, (k.model, k.tenant, k.agent), strict=True)):
             part = np.where(part[:, :1] > 1e-9, part, 0.0)  # float residue of removed ratings
             n = part[:, 0]
             kappa = 1.0 / (1.0 / nu + 1.0 / strength)  # the level's own spread adds to the prior's
             mean = (kappa * mean + part[:, 1]) / (kappa + n)
+            if table_n is not None:  # the table's error: sqrt(n) sigma over the precision it joins
+                carried = np.sqrt(table_n) / (kappa + n) if step == 0 else carried * kappa / (kappa + n)
             nu = kappa + n
-            nu_v = 1.0 / (1.0 / nu_v + 1.0 / strength) + n + (paired if step == 0 else 0.0)
         mean = np.clip(mean, 0.0, 1.0)
         level = np.where(fit.evidence > 1e-9, 1, 0).astype(np.int8)
         cell = zeros  # the finest cell with data
@@ -378,7 +394,12 @@ class ExperienceStore:
         ssd = np.maximum(cell[:, 2] - np.divide(cell[:, 1] ** 2, n, out=np.zeros(size), where=n > 0), 0.0)
         sigma2 = (k.variance * np.maximum(mean * (1.0 - mean), 0.01) + ssd) / (k.variance + n)
         evidence = np.where(level == 1, fit.evidence, n)
-        return Estimates(mean, sigma2 / nu_v, evidence, level, total)
+        var = sigma2 / nu
+        shared = None
+        if loadings is not None:
+            shared = np.minimum(np.abs(loadings[:, 0]) * carried * np.sqrt(sigma2), np.sqrt(var))
+            shared *= np.sign(loadings[:, 0])
+        return Estimates(mean, var, evidence, level, total, shared)
 
     def _spread(
         self, tenant_id: str, model_ids: Sequence[str], f: float, k: Strengths, now: float,

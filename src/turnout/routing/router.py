@@ -8,7 +8,9 @@ FR-06.5's weighted sum, where experience is the model's posterior mean quality f
 buys quality at almost any price, ops wants the cheapest acceptable model (``COST_TRADEOFFS`` in
 ``domain/policies``). It is the only cost rule: no request-size or running-average factor, so the
 same prompt is routed the same way whatever came before it. The draw's spread is the real posterior
-spread, untempered, so exploration fades as a task's ratings accumulate. ``penalty`` is the recent
+spread, untempered, so exploration fades as a task's ratings accumulate; where an imported table
+graded the candidates on the same prompts, the part of their errors it shares is drawn once for all
+(``Estimates.shared``), so only the gaps it left uncertain are explored. ``penalty`` is the recent
 error rate and slowness. Without any experience for the task's candidates (no level, not even other
 tasks, has a rating), priority alone ranks them, cheaper first on ties (FR-06.6). With a
 ``PromptMemory`` and a request's ``prompt_vector``, the most similar rated prompts of the task shift
@@ -248,7 +250,13 @@ class Router:
                     sampled = mean + spread * math.sqrt(2.0 * math.log(est.total + 2.0))
                 else:
                     gen = self._gen if rng is None else np.random.default_rng(rng.getrandbits(64))
-                    sampled = mean + spread * gen.standard_normal(idx.size)
+                    if est.shared is None:
+                        sampled = mean + spread * gen.standard_normal(idx.size)
+                    else:  # the error the candidates share (an imported table's), then each one's own
+                        draws = gen.standard_normal(idx.size + 1)
+                        shared = est.shared[idx]
+                        own = np.sqrt(np.maximum(est.var[idx] - shared * shared, 0.0))
+                        sampled = mean + shared * draws[0] + own * draws[1:]
                 score = base + cfg.w_experience * sampled
         if not has_exp:
             order = np.lexsort((np.where(np.isnan(cost_k), np.inf, cost_k), -score))[: cfg.max_ranked]
@@ -310,7 +318,11 @@ class Router:
             var += w * w * e.var
             evidence += w * e.evidence
         level = np.maximum.reduce([e.level for _, e in parts])
-        return Estimates(mean, var, evidence, level, sum(w * e.total for w, e in parts))
+        # the likeliest task's shared error only: each task's table has a factor of its own, and
+        # leaving the others' out keeps the candidates' correlation at or below the mixture's
+        w_top, top = max(parts, key=lambda part: part[0])
+        shared = None if top.shared is None else w_top * top.shared
+        return Estimates(mean, var, evidence, level, sum(w * e.total for w, e in parts), shared)
 
     def _candidate_set(self, candidates: Sequence[Candidate]) -> tuple[CandidateSet, int | None]:
         """The candidates' CandidateSet and cache key: reused for a CandidateSet or a tuple seen before."""

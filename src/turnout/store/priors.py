@@ -28,8 +28,8 @@ class RoutingPrior(Base):
     count: Mapped[float] = mapped_column(Float)
     total: Mapped[float] = mapped_column(Float)
     total_sq: Mapped[float] = mapped_column(Float)
-    # the task's paired variance ratio in the source's table (``routing.priors.table_pairing``)
-    pairing: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the model's loading on the task's common factor in the source's table (``table_loadings``)
+    loading: Mapped[float | None] = mapped_column(Float, nullable=True)
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

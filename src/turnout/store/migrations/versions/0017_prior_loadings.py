@@ -1,5 +1,6 @@
-"""routing_priors.pairing: an imported evaluation's paired variance ratio per task (every model
-graded on the same prompts), so the router's posterior compares models as the table measured them
+"""routing_priors.loading: each model's loading on the one factor an imported evaluation's scores
+share on a task (every model graded on the same prompts), so routing compares models as the table
+measured them, paired
 
 Revision ID: 0017
 Revises: 0016
@@ -18,9 +19,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("routing_priors") as batch_op:
-        batch_op.add_column(sa.Column("pairing", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("loading", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("routing_priors") as batch_op:
-        batch_op.drop_column("pairing")
+        batch_op.drop_column("loading")
