@@ -1,17 +1,19 @@
 """Routing decision latency: ``Router.rank`` for an agent with 1,000 enabled models.
 
-Setup: a 100,000-model catalog; 1,000 agents (100 tenants x 10), each with 1,000 enabled models;
-12 tasks; experience aggregated from 10 million ratings. The ratings are drawn with numpy (each
-agent rates ~30 models a task, Zipf-weighted, plus the measured agent's 300) and loaded through
+Setup: a 100,000-model catalog; 1,000 agents (100 tenants x 10), each with 1,000 enabled models; 12
+tasks; experience aggregated from 10 million ratings. The ratings are drawn with numpy (each agent
+rates ~30 models a task, Zipf-weighted, plus the measured agent's 300) and loaded through
 ``ExperienceStore.add_sums`` (the public bulk / replication primitive: a cell's count, sum and sum
 of squares), so the store holds exactly what 10 million ``record`` calls would leave (up to the
-decay of their timestamps). Then 5,000 decisions for the measured agent, random task, one rating
-recorded every 10 decisions (live feedback), Thompson exploration on; then the same for the
-full ranking, a reused tuple, a plain list, requests weighed over three tasks (``task_mix``, as an
-imported evaluation's learned tasks give them), and requests with prompt features looked up in a
-full prompt memory (an evaluation's 5,600 rows over the 12 tasks, grading 50 of the agent's models,
-and a full ring of live ratings for every task), one path at a time. Reports p50/p99/max and
-the same-run baseline (sorting 1,000 floats), PASS/FAIL against p99 <= 1 ms.
+decay of their timestamps); an imported evaluation grades 50 of the agent's models on every task,
+with their loadings on each task's common factor, so draws take the shared-error path. Then 5,000
+decisions for the measured agent, random task, one rating recorded every 10 decisions (live
+feedback), Thompson exploration on; then the same for the full ranking, a reused tuple, a plain
+list, requests weighed over three tasks (``task_mix``, as an imported evaluation's learned tasks
+give them), and requests with prompt features looked up in a full prompt memory (an evaluation's
+5,600 rows over the 12 tasks, grading 50 of the agent's models, and a full ring of live ratings for
+every task), one path at a time. Reports p50/p99/max and the same-run baseline (sorting 1,000
+floats), PASS/FAIL against p99 <= 1 ms.
 
     .venv/bin/python bench/routing.py [--decisions 5000] [--ratings 10000000]
 """
@@ -105,6 +107,16 @@ def prompt_memory(rng: np.random.Generator, ids: list[str]) -> PromptMemory:
     return memory
 
 
+def import_evaluation(store: ExperienceStore, ids: list[str], rng: np.random.Generator, now: float) -> None:
+    """An imported evaluation's priors: 400 graded prompts of every task for 50 of the agent's
+    models, with their loadings on each task's common factor (so every draw takes the shared path)."""
+    for task in TASKS:
+        for model_id in ids[:GRADED]:
+            mean = float(rng.beta(4, 2))
+            store.add_prior(task, model_id, 400.0, 400.0 * mean, 400.0 * mean, now - 7_200.0)
+            store.set_loading(task, model_id, float(rng.uniform(0.3, 0.9)))
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
@@ -125,6 +137,7 @@ def main() -> None:
     now = time.time()
     cells = load_experience(router.experience, ids, enabled, args.ratings, now)
     candidates = CandidateSet(models[i] for i in enabled[0].tolist())  # built once per agent and snapshot
+    import_evaluation(router.experience, candidates.ids, rng, now)
     print(f"setup: {CATALOG:,} models, {AGENTS:,} agents x {ENABLED:,} enabled models")
     print(f"  {args.ratings:,} ratings in {cells:,} agent cells, {time.perf_counter() - t0:.1f}s")
     gc.collect()
