@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 
@@ -45,6 +46,37 @@ class TurnoutError(Exception):
 def error_body(message: str, error_type: str, param: str | None, code: str | None) -> dict[str, Any]:
     """Build an OpenAI-shaped error body."""
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def fields_message(
+    errors: Sequence[Mapping[str, Any]], *, drop: Collection[str] = (), whole: str | None = None
+) -> tuple[str, str | None]:
+    """One line naming every bad field and why (``"a: field required; b: Input should be ..."``), so a
+    caller fixes them all in one try, and the first such field (the error's ``param``). One wording
+    for every surface (the API, the UI, NATS commands, templates), so the same body reads the same.
+
+    ``errors``: pydantic's ``errors()``; ``drop``: location parts that name no field (FastAPI's
+    ``body``, ``query``, ...); ``whole``: the name an error about no one field (a model validator's)
+    goes under, else its message stands alone."""
+    if not errors:
+        return "invalid request", None
+    parts: list[str] = []
+    for error in errors:
+        field = _field(error.get("loc", ()), drop)
+        msg = str(error.get("msg", "invalid value"))
+        if error.get("type") == "missing":
+            msg = "field required"
+        elif error.get("type") == "value_error":  # a validator's own message, without pydantic's prefix
+            msg = msg.removeprefix("Value error, ")
+        name = field or whole
+        part = f"{name}: {msg}" if name else msg
+        if part not in parts:
+            parts.append(part)
+    return "; ".join(parts), _field(errors[0].get("loc", ()), drop)
+
+
+def _field(loc: Sequence[Any], drop: Collection[str]) -> str | None:
+    return ".".join(str(p) for p in loc if p not in drop) or None
 
 
 class InvalidRequest(TurnoutError):

@@ -320,3 +320,57 @@ async def test_cancel_by_name_refuses_a_bad_body_and_the_gateway_a_bad_header(
 
 def reply_message(reply: dict[str, Any]) -> str:
     return str(reply["error"]["message"])
+
+
+async def test_a_bad_command_names_every_bad_field(
+    tmp_path: Path,
+    nats_server: NatsServer,  # noqa: F811
+) -> None:
+    """A body with several bad fields gets one reply naming them all (``param``: the first), the
+    message the API gives the same body, so a caller fixes them in one try; one bad field reads as
+    it did."""
+    async with commanded(tmp_path, nats_server) as (gw, nc):
+        root = gw.container.jwt.mint("root", "platform", ["platform_admin"])
+        admin = gw.container.jwt.mint("ann", "acme", ["tenant_admin"])
+        before = await models(gw)
+        model = {"provider_id": "Not A Slug", "external_id": "ft", "priority": "high", "ctx_length": 0}
+        reset = {"model_id": "", "task_types": ["chat"] * 101, "agent_id": "a" * 65}
+        for name, body, path, fields in [
+            ("model.register", model, "/api/v2/admin/models", ["provider_id", "priority", "ctx_length"]),
+            (
+                "model.performance.reset",
+                reset,
+                "/api/v2/admin/models/performance/reset",
+                ["model_id", "task_types", "agent_id"],
+            ),
+        ]:
+            reply = await command(nc, name, body, root)
+            error = reply["error"]
+            assert reply["ok"] is False and error["code"] == "invalid_value", reply
+            assert error["param"] == fields[0], reply
+            assert [part.split(":")[0] for part in error["message"].split("; ")] == fields, reply
+            api = await gw.http.post(path, json=body, headers=gw.admin)
+            assert api.status_code == 400 and api.json()["error"]["message"] == error["message"], api.text
+
+        cancel = await command(
+            nc, "model.request.cancel", {"request_id": "", "client_request_id": "rapport-été"}, admin
+        )
+        assert cancel["error"]["param"] == "request_id", cancel
+        assert cancel["error"]["message"] == (
+            "request_id: String should have at least 1 character; client_request_id: must be 1 to 512 "
+            "printable ASCII characters, as X-Client-Request-Id is"
+        ), cancel
+
+        one = await command(
+            nc, "model.register", {"provider_id": "oai", "external_id": "ft", "priority": "x"}, root
+        )
+        assert (one["error"]["param"], one["error"]["message"]) == (
+            "priority",
+            "priority: Input should be a valid integer, unable to parse string as an integer",
+        ), one
+        neither = await command(nc, "model.request.cancel", {}, admin)
+        assert (neither["error"]["param"], neither["error"]["message"]) == (
+            None,
+            "body: give one of request_id and client_request_id",
+        ), neither
+        assert await models(gw) == before, "a refused command registers nothing"

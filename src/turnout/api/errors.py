@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from turnout.errors import TurnoutError, error_body
+from turnout.errors import TurnoutError, error_body, fields_message
 
 log = structlog.get_logger(__name__)
 
@@ -33,31 +33,16 @@ def json_error(status: int, body: dict[str, Any], headers: Mapping[str, str] | N
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
-def _param_of(loc: tuple[Any, ...]) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or None
+_SOURCES = frozenset({"body", "query", "path", "header"})  # where FastAPI found a value, not a field
 
 
 def validation_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
-    """One line naming every offending field and why (``"a: field required; b: ..."``), and the
-    first such field (the error's ``param``). ``errors``: pydantic's ``errors()``."""
-    if not errors:
-        return "invalid request", None
-    first = errors[0]
-    if first.get("type") == "json_invalid":
-        return f"malformed JSON body: {first.get('ctx', {}).get('error', 'invalid JSON')}", None
-    parts: list[str] = []
-    for error in errors:
-        param = _param_of(tuple(error.get("loc", ())))
-        msg = str(error.get("msg", "invalid value"))
-        if error.get("type") == "missing":
-            msg = "field required"
-        elif error.get("type") == "value_error":  # a validator's own message, without pydantic's prefix
-            msg = msg.removeprefix("Value error, ")
-        part = f"{param}: {msg}" if param else msg
-        if part not in parts:
-            parts.append(part)
-    return "; ".join(parts), _param_of(tuple(first.get("loc", ())))
+    """A request's validation errors as one line naming every bad field, and the first such field
+    (the error's ``param``); a malformed JSON body says so instead. ``errors``: pydantic's or
+    FastAPI's ``errors()``."""
+    if errors and errors[0].get("type") == "json_invalid":
+        return f"malformed JSON body: {errors[0].get('ctx', {}).get('error', 'invalid JSON')}", None
+    return fields_message(errors, drop=_SOURCES)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -35,7 +35,14 @@ from turnout.auth.principal import Principal
 from turnout.catalog.model_service import ModelService
 from turnout.catalog.schemas import ModelCreate
 from turnout.domain.requests import CLIENT_ID_CHARS
-from turnout.errors import Forbidden, InvalidRequest, NotFound, TurnoutError, Unauthenticated
+from turnout.errors import (
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    TurnoutError,
+    Unauthenticated,
+    fields_message,
+)
 from turnout.feedback.performance import PerformanceService, ResetIn
 
 log = structlog.get_logger(__name__)
@@ -76,10 +83,10 @@ def _error(exc: TurnoutError) -> dict[str, Any]:
 
 
 def _invalid(exc: ValidationError) -> TurnoutError:
-    first = exc.errors()[0]
-    param = ".".join(str(part) for part in first.get("loc", ())) or None
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return InvalidRequest(f"{param or 'body'}: {message}", param=param, code="invalid_value")
+    """Every bad field of a command's body (an error about the whole body goes under ``body``), as
+    the API's 400 names them for the same body."""
+    message, param = fields_message(exc.errors(), whole="body")
+    return InvalidRequest(message, param=param, code="invalid_value")
 
 
 class CommandServer:
