@@ -221,6 +221,29 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_stores_nothing(
     assert (await client.get(PROVIDERS, headers=admin)).json()["total"] == 0
 
 
+async def test_what_the_template_adds_is_checked_naming_every_bad_field(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """The provider a template's values make is validated again (a URL with its suffix, a region in
+    the credential); several bad fields are one 400 naming them all, ``param`` the first."""
+    _needs_type("bedrock")
+    keys = {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE", "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG"}
+    keys |= {f"extra_{n}": "x" for n in range(14)}  # 16, the most; the region makes 17
+    both = await _create(client, admin, "bedrock", region="us-east-1", api_base="/", credentials=keys)
+    err = _error(both, 400, "api_base")
+    assert err["message"] == (
+        "api_base: String should have at least 1 character; "
+        "credentials: Dictionary should have at most 16 items after validation, not more"
+    ), err
+    _needs_type("huggingface")
+    long = "https://" + "h" * 245  # 253 characters: the template's /v1 makes 256, one too many
+    one = _error(
+        await _create(client, admin, "huggingface", api_base=long + "/", api_key=KEY), 400, "api_base"
+    )
+    assert one["message"] == "api_base: String should have at most 255 characters", one
+    assert (await client.get(PROVIDERS, headers=admin)).json()["total"] == 0
+
+
 async def test_price_id_can_be_set_on_any_provider_and_must_be_known(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from pydantic import SecretStr, ValidationError
 
 from turnout.catalog.schemas import ProviderCreate, ProviderFromTemplate, ProviderTemplateOut
-from turnout.errors import InvalidRequest, NotFound
+from turnout.errors import InvalidRequest, NotFound, fields_message
 from turnout.providers.registry import PROVIDER_TYPES, SPECS_BY_TYPE
 from turnout.providers.spec import ProviderSpec
 
@@ -207,9 +207,8 @@ def provider_create(template: ProviderTemplate, body: ProviderFromTemplate) -> P
     try:
         return ProviderCreate.model_validate(values)
     except ValidationError as exc:  # e.g. a URL that outgrew its column with the suffix added
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error.get("loc", ())) or None
-        raise InvalidRequest(f"{where}: {error.get('msg', 'invalid value')}", param=where) from None
+        message, param = fields_message(exc.errors())
+        raise InvalidRequest(message, param=param) from None
 
 
 def _api_base(template: ProviderTemplate, body: ProviderFromTemplate) -> str:
