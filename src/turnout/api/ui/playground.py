@@ -15,6 +15,7 @@ from starlette.responses import Response
 from turnout.api.answers import render
 from turnout.api.deps import container_of
 from turnout.api.dialects import OPENAI
+from turnout.api.errors import validation_message
 from turnout.api.parse import decode_json, parse_chat
 from turnout.api.routing import find_decision
 from turnout.api.ui.render import page
@@ -93,11 +94,9 @@ async def feedback(request: Request, message_id: str) -> Response:
                 out = await container.feedback.rate(
                     message_id, FeedbackIn.model_validate(body), user.principal
                 )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InvalidRequest(
-                str(first.get("msg")), param=".".join(map(str, first.get("loc", ())))
-            ) from None
+        except ValidationError as exc:  # every bad field, as the API's rating endpoint says it
+            message, param = validation_message(exc.errors())
+            raise InvalidRequest(message, param=param) from None
     except TurnoutError as exc:
         return OPENAI.error_response(exc)
     return Response(out.model_dump_json(), media_type="application/json")
