@@ -31,8 +31,22 @@ def message_chars(messages: Any) -> int:
     return chars
 
 
+def input_tokens(value: Any) -> int:
+    """Tokens of an embeddings body's ``input``: a text, texts, or token ids (a list of them, or
+    lists of them), counted as they are."""
+    if isinstance(value, str):
+        return estimate_tokens(len(value))
+    if not isinstance(value, list):
+        return 0
+    if all(isinstance(item, int) for item in value):
+        return len(value)
+    return sum(input_tokens(item) for item in value)
+
+
 def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
-    """Tokens of the text of every message of a chat body."""
+    """Tokens of the text of every message of a chat body, or of an embeddings body's input."""
+    if "messages" not in body and "input" in body:
+        return input_tokens(body["input"])
     return estimate_tokens(message_chars(body.get("messages")))
 
 

@@ -265,6 +265,47 @@ async def test_a_call_is_cancelled_by_the_id_its_caller_gave_it(
         assert named == set(calls)
 
 
+async def test_an_embeddings_call_in_flight_is_cancelled_by_id_and_by_name(
+    tmp_path: Path,
+    nats_server: NatsServer,  # noqa: F811
+) -> None:
+    """An embeddings call (a batch job's, say) stuck on a stalled upstream is cancelled like a chat
+    call: by its id or by the name its caller gave it, its upstream call with it; the SDK gets 409
+    (no retry) and the record says cancelled by command."""
+    async with commanded(tmp_path, nats_server) as (gw, nc):
+        admin = gw.container.jwt.mint("ann", "acme", ["tenant_admin"])
+        sdk = gw.openai().with_options(max_retries=2)  # retries on: the 409 says not to
+        for how in ("request_id", "client_request_id"):
+            gw.sim.inject("stall:10", count=1)
+            pending = asyncio.ensure_future(
+                sdk.embeddings.create(
+                    model="oai/text-embedding-3-small",
+                    input=["one", "two"],
+                    extra_headers={"X-Client-Request-Id": f"batch-{how}"},
+                )
+            )
+            for _ in range(100):
+                if gw.container.gateway.inflight:
+                    break
+                await asyncio.sleep(0.02)
+            (request_id,) = list(gw.container.gateway.inflight)
+            body = {"request_id": request_id} if how == "request_id" else {how: f"batch-{how}"}
+            started = asyncio.get_running_loop().time()
+            done = await command(nc, "model.request.cancel", body, admin)
+            assert done["ok"] is True, done
+            try:
+                await pending
+                raise AssertionError("the cancelled embeddings call was answered")
+            except openai.ConflictError as exc:
+                assert exc.status_code == 409 and exc.response.headers["x-turnout-message-id"] == request_id
+            assert asyncio.get_running_loop().time() - started < 3, "the stall (or a retry) was waited out"
+        rows = await gw.records(2)
+        assert {(r.endpoint, r.status, r.error) for r in rows} == {
+            ("embeddings", "cancelled", "cancelled by command")
+        }
+        assert not gw.container.gateway.inflight
+
+
 async def test_cancel_by_name_refuses_a_bad_body_and_the_gateway_a_bad_header(
     tmp_path: Path,
     nats_server: NatsServer,  # noqa: F811

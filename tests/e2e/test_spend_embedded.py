@@ -559,3 +559,26 @@ async def test_a_budget_may_name_an_agent_the_snapshot_does_not_show_yet(env: Ga
         headers=tenant_admin(env, "globex"),
     )
     assert theirs.status_code == 400 and theirs.json()["error"]["param"] == "scope_id"
+
+
+async def test_an_embeddings_call_larger_than_what_is_left_is_refused(env: GatewayEnv) -> None:
+    """An embeddings call's worst case is its input: it was reserved at nothing (its prompt was
+    counted from chat messages, which it has none of), so a budget let any batch through and
+    concurrent ones overspent it. Now its input is counted: a call whose input costs more than
+    what is left is refused before its upstream is called; a small one fits and is charged."""
+    embedding = "oai/text-embedding-3-small"
+    price = env.container.snapshots.current.models[embedding].pricing_input or 0
+    assert price > 0
+    big = ["word " * 20_000] * 4  # 100,000 characters each: ~100,000 tokens in all
+    made = await budget(env, amount_usd=round(price * 50_000 / 1e6, 8))  # half of them
+    client = env.openai().with_options(max_retries=0)
+    before = env.upstream_calls("POST /v1/embeddings")
+    with pytest.raises(openai.RateLimitError) as refused:
+        await client.embeddings.create(model=embedding, input=big)
+    assert "budget" in refused.value.message, refused.value.message
+    assert env.upstream_calls("POST /v1/embeddings") == before, "a refused call reached its upstream"
+    small = await client.embeddings.create(model=embedding, input=["hello"])
+    assert len(small.data) == 1
+    await env.container.spend.drain()
+    shown = (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))).json()
+    assert 0 < shown["spent_usd"] < shown["amount_usd"] and shown["reserved_usd"] == 0, shown

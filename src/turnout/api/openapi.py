@@ -398,8 +398,8 @@ _CLIENT_REQUEST_ID: Schema = {
     "in": "header",
     "required": False,
     "description": "the caller's own id of the call (1 to 512 printable ASCII characters), kept on its "
-    "record (`GET /api/v2/messages?client_request_id=`); `model.request.cancel` cancels a chat, messages, "
-    "responses or completions call in flight by it (not an embeddings call)",
+    "record (`GET /api/v2/messages?client_request_id=`); `model.request.cancel` cancels a call in flight "
+    "by it",
     "schema": {"type": "string", "minLength": 1, "maxLength": 512},
 }
 CALLER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]

@@ -150,15 +150,7 @@ class Gateway:
         except TurnoutError as exc:
             return self._failed(record, exc)
         except asyncio.CancelledError:  # the client went away (or a command): the upstream call too
-            _price_cut(record, 0)
-            if record.message_id in self._cancelled and task is not None:
-                task.uncancel()  # cancelled by model.request.cancel: recorded and answered as such
-                cancelled = RequestCancelled(CANCELLED_BY_COMMAND).final()  # SDKs retry a 409
-                return self._failed(record, cancelled, status="cancelled", error="cancelled by command")
-            self._submit(
-                record.finish(status="cancelled", http_status=499, error="client disconnected"), record
-            )
-            raise
+            return self._cut(record, task)
         record.mark_first_token()
         record.usage = completion.get("usage")
         if not record.usage:  # some servers leave it out: estimated, marked, priced, told to the client
@@ -175,6 +167,18 @@ class Gateway:
         if opened.native and call.native is not None:  # passed through: back as the provider wrote it
             raw = call.native.format.answer(opened.first_chunk, opened.model.public_name)
         return Answer(completion, opened.model, record.message_id, cost, durable, extra, raw)
+
+    def _cut(self, record: CallRecord, task: asyncio.Task[Any] | None) -> Failed:
+        """A call cancelled before its answer (in the ``except CancelledError`` of its run):
+        priced as cut; cancelled by ``model.request.cancel``, recorded and answered 409 as such;
+        its client gone, recorded and the cancellation passed on."""
+        _price_cut(record, 0)
+        if record.message_id in self._cancelled and task is not None:
+            task.uncancel()  # cancelled by model.request.cancel: recorded and answered as such
+            cancelled = RequestCancelled(CANCELLED_BY_COMMAND).final()  # SDKs retry a 409
+            return self._failed(record, cancelled, status="cancelled", error="cancelled by command")
+        self._submit(record.finish(status="cancelled", http_status=499, error="client disconnected"), record)
+        raise asyncio.CancelledError
 
     def _answered(
         self, record: CallRecord, completion: Completion
@@ -237,6 +241,9 @@ class Gateway:
     async def embeddings(self, principal: Principal, call: ChatCall, dialect: str) -> Answer | Failed:
         """Call and record one embeddings call (a named model and its fallbacks: no routing)."""
         record = CallRecord(new_ordered_id(), principal, call, dialect, "embeddings")
+        task = asyncio.current_task()
+        if task is not None:  # cancellable by model.request.cancel, as a chat call is
+            self.inflight[record.message_id] = (task, principal.tenant_id, call.client_request_id)
         try:
             snapshot = self.snapshots.current
             plan, record.agent_id = self.routing.named_plan(snapshot, principal, call, "embedding")
@@ -261,11 +268,8 @@ class Gateway:
             result = cast(EmbeddingsResponse, opened.result or {})  # what _parse_embeddings returned
         except TurnoutError as exc:
             return self._failed(record, exc)
-        except asyncio.CancelledError:  # the client went away: the upstream call was cancelled with us
-            self._submit(
-                record.finish(status="cancelled", http_status=499, error="client disconnected"), record
-            )
-            raise
+        except asyncio.CancelledError:  # the client went away (or a command): the upstream call too
+            return self._cut(record, task)
         record.mark_first_token()
         record.usage = result.get("usage")
         row = record.finish(status="ok", http_status=200)
