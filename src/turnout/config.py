@@ -11,7 +11,6 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 
 def _upper(value: object) -> object:
@@ -71,7 +70,11 @@ _TLS_FILE_VARIABLES = {
 
 def _asyncpg_query(url: str) -> str:
     """libpq's ``sslmode=`` as asyncpg's ``ssl=`` (SQLAlchemy passes the query to ``asyncpg.connect``,
-    which takes no ``sslmode``); TLS file parameters it cannot take are refused, saying what to set."""
+    which takes no ``sslmode``); TLS file parameters it cannot take are refused, saying what to set.
+    SQLAlchemy is imported here, not with the settings: CLI commands that need no database start
+    without it."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     query = parsed.query
     for name, variable in _TLS_FILE_VARIABLES.items():
