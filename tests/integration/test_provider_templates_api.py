@@ -221,20 +221,34 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_stores_nothing(
     assert (await client.get(PROVIDERS, headers=admin)).json()["total"] == 0
 
 
-async def test_what_the_template_adds_is_checked_naming_every_bad_field(
+async def test_the_credential_limit_counts_what_the_caller_sent_not_the_region_the_template_adds(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
-    """The provider a template's values make is validated again (a URL with its suffix, a region in
-    the credential); several bad fields are one 400 naming them all, ``param`` the first."""
+    """16 credential fields is the documented most (OpenAPI ``maxProperties``); Bedrock's template
+    adds the region as one more, which must not turn a body within the limit into "at most 16
+    items": what is wrong with 16 fields is that Bedrock takes only four of them, so that is said."""
     _needs_type("bedrock")
     keys = {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE", "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG"}
-    keys |= {f"extra_{n}": "x" for n in range(14)}  # 16, the most; the region makes 17
-    both = await _create(client, admin, "bedrock", region="us-east-1", api_base="/", credentials=keys)
-    err = _error(both, 400, "api_base")
+    limit = (await client.get("/openapi.json")).json()["components"]["schemas"]["ProviderFromTemplate"]
+    most = limit["properties"]["credentials"]["anyOf"][0]["maxProperties"]
+    keys |= {f"extra_{n}": "x" for n in range(most - len(keys))}
+    sixteen = await _create(client, admin, "bedrock", region="us-east-1", credentials=keys)
+    err = _error(sixteen, 400, "credentials.extra_0")
     assert err["message"] == (
-        "api_base: String should have at least 1 character; "
-        "credentials: Dictionary should have at most 16 items after validation, not more"
+        "credentials.extra_0: unknown credential field "
+        "(expected: aws_access_key_id, aws_secret_access_key, aws_session_token, region)"
     ), err
+    over = await _create(client, admin, "bedrock", region="us-east-1", credentials=keys | {"one_more": "x"})
+    assert _error(over, 400, "credentials")["message"] == (
+        f"credentials: Dictionary should have at most {most} items after validation, not more"
+    )
+    assert (await client.get(PROVIDERS, headers=admin)).json()["total"] == 0
+
+
+async def test_a_url_the_template_suffix_takes_past_its_column_is_named(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """The provider a template's values make is validated again: a URL with its suffix added."""
     _needs_type("huggingface")
     long = "https://" + "h" * 245  # 253 characters: the template's /v1 makes 256, one too many
     one = _error(

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from turnout.catalog.fetch import pricing_source
-from turnout.catalog.schemas import PROVIDER_ID_PATTERN, ProviderFromTemplate
+from turnout.catalog.schemas import CREDENTIALS_MAX, PROVIDER_ID_PATTERN, ProviderFromTemplate
 from turnout.catalog.templates import (
     PLACEHOLDERS,
     TEMPLATES,
@@ -23,7 +23,7 @@ from turnout.catalog.templates import (
 from turnout.errors import InvalidRequest, NotFound
 from turnout.modelinfo.pricing import lookup_price, price_ids
 from turnout.net.ssrf import check_api_base
-from turnout.providers.registry import PROVIDER_TYPES
+from turnout.providers.registry import PROVIDER_TYPES, SPECS_BY_TYPE
 
 #: (template, provider type, default api_base, genai-prices provider, self-hosted)
 EXPECTED = [
@@ -87,6 +87,12 @@ def test_a_registered_template_lists_its_types_credential_fields(template: Provi
     out = template_out(template)
     assert out.available and out.unavailable_reason is None
     assert out.credential_fields and set(out.credential_required) <= set(out.credential_fields)
+
+
+def test_no_type_takes_more_credential_fields_than_a_body_may_send() -> None:
+    """A template adds the region to the caller's credentials after the body's count check; the
+    known fields of a type fit the limit, so that addition can never be what breaks it."""
+    assert all(len(spec.credentials.fields) <= CREDENTIALS_MAX for spec in SPECS_BY_TYPE.values())
 
 
 def test_a_template_of_an_unregistered_type_is_listed_unavailable_and_refuses() -> None:

@@ -51,8 +51,8 @@ class ProviderService:
         """Store the credential first (fail closed), then the provider row; roll it back on failure."""
         api_base = check_api_base(body.api_base, allow_private=self._allow_private)
         _check_price_id(body.price_id)
-        fields = _given_fields(body.api_key, body.credentials)
-        _check_fields(body.provider_type, fields)
+        fields = given_fields(body.api_key, body.credentials)
+        check_fields(body.provider_type, fields)
         async with self._sessions() as session:
             if await session.get(Provider, body.id) is not None:
                 raise Conflict(f"provider '{body.id}' already exists", param="id", code="duplicate_id")
@@ -115,7 +115,7 @@ class ProviderService:
         """Change fields; a new ``api_key`` or ``credentials`` replaces those fields of the stored
         credential (fields not given are kept)."""
         changes = body.model_dump(exclude_unset=True, exclude={"api_key", "credentials"})
-        given = _given_fields(body.api_key, body.credentials)
+        given = given_fields(body.api_key, body.credentials)
         if changes.get("api_base") is not None:
             changes["api_base"] = check_api_base(changes["api_base"], allow_private=self._allow_private)
         _check_price_id(changes.get("price_id"))
@@ -147,7 +147,7 @@ class ProviderService:
                 fields = {**await self._secrets.get_fields(provider.api_key_ref), **given}
             except SecretNotFound:
                 pass
-        _check_fields(provider.provider_type, fields)
+        check_fields(provider.provider_type, fields)
         return fields
 
     async def credentials(self, provider: Provider) -> Credentials:
@@ -169,7 +169,7 @@ class ProviderService:
         return provider
 
 
-def _given_fields(api_key: SecretStr | None, credentials: dict[str, SecretStr] | None) -> dict[str, str]:
+def given_fields(api_key: SecretStr | None, credentials: dict[str, SecretStr] | None) -> dict[str, str]:
     """The credential fields of a request: ``credentials``, with ``api_key`` as its short form."""
     fields = {name: value.get_secret_value() for name, value in (credentials or {}).items()}
     if api_key is not None:
@@ -181,8 +181,9 @@ def _given_fields(api_key: SecretStr | None, credentials: dict[str, SecretStr] |
     return fields
 
 
-def _check_fields(provider_type: str, fields: dict[str, str]) -> None:
-    """A 400 naming the field when ``fields`` break the type's credential schema."""
+def check_fields(provider_type: str, fields: dict[str, str]) -> None:
+    """A 400 naming the field when ``fields`` break the type's credential schema (public: a template
+    checks the fields it completes before they meet the body's count limit)."""
     problem = spec_for(provider_type).credentials.problem(fields)
     if problem is not None:
         name, message = problem

@@ -66,8 +66,10 @@ CREDENTIALS_DOC = (
     "spec's credential schema. Stored in the secret store only; `api_key` is the short form"
 )
 SecretField = Annotated[SecretStr, Field(min_length=1, max_length=8192)]
+#: The most credential fields a body may send; no type's credential schema has more.
+CREDENTIALS_MAX = 16
 Credentials = Annotated[
-    dict[str, SecretField], Field(min_length=1, max_length=16, description=CREDENTIALS_DOC)
+    dict[str, SecretField], Field(min_length=1, max_length=CREDENTIALS_MAX, description=CREDENTIALS_DOC)
 ]
 
 

@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 from pydantic import SecretStr, ValidationError
 
+from turnout.catalog.providers import check_fields, given_fields
 from turnout.catalog.schemas import ProviderCreate, ProviderFromTemplate, ProviderTemplateOut
 from turnout.errors import InvalidRequest, NotFound, fields_message
 from turnout.providers.registry import PROVIDER_TYPES, SPECS_BY_TYPE
@@ -189,6 +190,10 @@ def provider_create(template: ProviderTemplate, body: ProviderFromTemplate) -> P
     credentials = dict(body.credentials or {})
     if body.region is not None and "region" in spec.credentials.fields:
         credentials.setdefault("region", SecretStr(body.region))
+    # The body's count limit applies to what the caller sent (its schema checked it); the region
+    # may make one more. Once these are known fields of the type (no type has more than the limit),
+    # the count cannot fail below, and a caller who sent 16 hears which fields the type lacks.
+    check_fields(template.provider_type, given_fields(body.api_key, credentials))
     values = {
         "id": body.id or template.id,
         "display_name": body.display_name or template.display_name,
