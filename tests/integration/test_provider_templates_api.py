@@ -245,6 +245,27 @@ async def test_the_credential_limit_counts_what_the_caller_sent_not_the_region_t
     assert (await client.get(PROVIDERS, headers=admin)).json()["total"] == 0
 
 
+@pytest.mark.parametrize("template_id", ["bedrock", "azure", "huggingface", "openai"])
+@pytest.mark.parametrize("api_base", ["/", "///", " / "])
+async def test_an_api_base_of_only_slashes_is_refused_up_front_naming_it(
+    client: httpx.AsyncClient, admin: dict[str, str], template_id: str, api_base: str
+) -> None:
+    """A base of "/" passed the length check, then became an empty base once its trailing slash
+    went (or the template's bare "/v1"); now it is refused as what it is, with every other bad field
+    of the body in the same answer."""
+    _needs_type(template_id)
+    region = {"region": "us-east-1"} if template_id == "bedrock" else {}
+    resp = await _create(client, admin, template_id, api_base=api_base, api_key=KEY, **region)
+    err = _error(resp, 400, "api_base")
+    assert err["message"] == f"api_base: must be an http or https URL, not {api_base.strip()!r}", err
+    both = await _create(client, admin, template_id, api_base=api_base, rate_limit_rpm=0)
+    assert _error(both, 400, "api_base")["message"] == (
+        f"api_base: must be an http or https URL, not {api_base.strip()!r}; "
+        "rate_limit_rpm: Input should be greater than or equal to 1"
+    )
+    assert (await client.get(PROVIDERS, headers=admin)).json()["total"] == 0
+
+
 async def test_a_url_the_template_suffix_takes_past_its_column_is_named(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -175,8 +175,8 @@ class ProviderFromTemplate(StrictBody):
         default=None,
         min_length=1,
         max_length=255,
-        description="required where the template's URL is per resource (Azure, Hugging Face "
-        "endpoints); elsewhere it replaces the template's (e.g. Ollama on another host)",
+        description="an http(s) URL, required where the template's URL is per resource (Azure, "
+        "Hugging Face endpoints); elsewhere it replaces the template's (e.g. Ollama on another host)",
     )
     region: str | None = Field(
         default=None,
@@ -194,6 +194,15 @@ class ProviderFromTemplate(StrictBody):
     self_hosted: bool | None = Field(
         default=None, description="default: the template's (true for servers you run, false for hosted APIs)"
     )
+
+    @field_validator("api_base")
+    @classmethod
+    def _not_only_slashes(cls, value: str | None) -> str | None:
+        """Refused here, naming it: the template strips a trailing slash, which would leave "/" an
+        empty base (or a bare suffix) that fails later with a message about a value never sent."""
+        if value is not None and not value.rstrip("/"):
+            raise ValueError(f"must be an http or https URL, not {value!r}")
+        return value
 
 
 class ProviderTemplateOut(BaseModel):
