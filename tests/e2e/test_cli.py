@@ -496,3 +496,21 @@ async def test_a_postgresql_url_with_libpqs_sslmode_connects(env: dict[str, str]
         assert code == 0 and "error:" not in out, out
     finally:
         await drop_pg_database(name)
+
+
+async def test_several_bad_fields_are_named_once_each_in_the_api_s_words(
+    env: dict[str, str], client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """`turnout providers add` with five bad values says all five on one line, each field once, in
+    the words POST /api/v2/admin/providers answers the same body with (one formatter for both)."""
+    code, out = await _turnout(env, "providers", "add", "Bad Id", "--type", "nope", "--api-base", "",
+                               "--rpm", "0", "--default-price-input", "-1")  # fmt: skip
+    lines = [line for line in out.strip().splitlines() if not line.startswith("turnout: created")]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: invalid input: "), out
+    said = lines[0].removeprefix("error: invalid input: ")
+    named = [part.split(":", 1)[0] for part in said.split("; ")]
+    assert named == ["id", "provider_type", "api_base", "rate_limit_rpm", "default_price_input"], said
+    body = {"id": "Bad Id", "display_name": "Bad Id", "provider_type": "nope", "api_base": "",
+            "rate_limit_rpm": 0, "default_price_input": -1}  # fmt: skip
+    api = await client.post("/api/v2/admin/providers", json=body, headers=admin)
+    assert api.status_code == 400 and api.json()["error"]["message"] == said, (api.text, said)

@@ -7,18 +7,13 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 
+from turnout.errors import fields_message
+
 
 def readable(exc: BaseException) -> str:
     """``exc`` as one line a user can act on."""
-    if isinstance(exc, ValidationError):
-        parts = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error.get("loc", ()))
-            message = str(error.get("msg", "invalid"))
-            if error.get("type") == "value_error":  # a validator's own words, without pydantic's prefix
-                message = message.removeprefix("Value error, ")
-            parts.append(f"{where}: {message}" if where else message)
-        return "; ".join(parts)
+    if isinstance(exc, ValidationError):  # every bad field once, in the API's and NATS's words
+        return fields_message(exc.errors())[0]
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return " ".join(str(message).split())
 
