@@ -575,10 +575,29 @@ async def test_an_embeddings_call_larger_than_what_is_left_is_refused(env: Gatew
     before = env.upstream_calls("POST /v1/embeddings")
     with pytest.raises(openai.RateLimitError) as refused:
         await client.embeddings.create(model=embedding, input=big)
-    assert "budget" in refused.value.message, refused.value.message
+    message = refused.value.message
+    assert "budget" in message and "its input" in message and "max_tokens" not in message, message
     assert env.upstream_calls("POST /v1/embeddings") == before, "a refused call reached its upstream"
     small = await client.embeddings.create(model=embedding, input=["hello"])
     assert len(small.data) == 1
     await env.container.spend.drain()
     shown = (await env.http.get(f"/api/v2/budgets/{made['id']}", headers=tenant_admin(env))).json()
     assert 0 < shown["spent_usd"] < shown["amount_usd"] and shown["reserved_usd"] == 0, shown
+
+
+async def test_an_embeddings_call_counts_its_input_against_a_tokens_per_minute_limit(env: GatewayEnv) -> None:
+    """An embeddings call has no output: it counted max_tokens' default of 4096 on top of its input,
+    so a 5,000-token limit refused a 3,000-token input as "can never fit; lower max_tokens", which
+    an embeddings caller cannot set. It counts its input; one larger than the limit is told so."""
+    made = await env.http.post(
+        "/api/v2/limits", json={"scope": "tenant", "tpm": 5000}, headers=tenant_admin(env)
+    )
+    assert made.status_code == 201, made.text
+    client = env.openai().with_options(max_retries=0)
+    fits = await client.embeddings.create(model="oai/text-embedding-3-small", input="word " * 2400)
+    assert fits.usage.prompt_tokens > 0
+    with pytest.raises(openai.RateLimitError) as refused:
+        await client.embeddings.create(model="oai/text-embedding-3-small", input="word " * 5000)
+    body = refused.value.body
+    assert isinstance(body, dict) and body["param"] == "input", body
+    assert "never fit" in body["message"] and "max_tokens" not in body["message"], body

@@ -126,6 +126,10 @@ def worst_case_usd(model: ModelEntry, prompt_tokens: int, output_tokens: int) ->
 
 
 def output_allowance(body: Mapping[str, Any]) -> int:
+    """Output tokens a call may be billed for: its ``max_tokens``, or DEFAULT_MAX_OUTPUT; none for an
+    embeddings call (a body without messages), which is billed for its input only."""
+    if "messages" not in body:
+        return 0
     value = body.get("max_completion_tokens") or body.get("max_tokens")
     return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_OUTPUT
 
@@ -335,7 +339,7 @@ class SpendGuard:
             self._ledger_down(ask, exc)  # refuses, or lets the call through unguarded
             return None
         if verdict.refusal is not None:
-            raise self._refused(verdict.refusal, ask, now)
+            raise self._refused(verdict.refusal, ask, now, chat=output > 0)
         for budget in verdict.exhausted:  # spent to its amount already (before a restart, elsewhere)
             hold = next(h for h in ask.budgets if h.budget.id == budget.id)
             self._ran_out(hold, units(budget.amount_usd))
@@ -398,7 +402,10 @@ class SpendGuard:
         if calls is not None:
             log.error("spend.ledger_down", error=error, calls=calls, **fields)
 
-    def _refused(self, refusal: Refusal, ask: Ask, now: datetime) -> TurnoutError:
+    def _refused(self, refusal: Refusal, ask: Ask, now: datetime, *, chat: bool = True) -> TurnoutError:
+        """The refusal in words: what the budget has left, or which limit, and what the caller may
+        change (``max_tokens`` for a chat; an embeddings call, ``chat`` False, only its input)."""
+        counted = f"prompt + max_tokens, {DEFAULT_MAX_OUTPUT} when unset" if chat else "its input"
         if refusal.budget is not None:
             budget = refusal.budget
             ends = period_end(budget.period, now)
@@ -426,11 +433,15 @@ class SpendGuard:
                     if refusal.reserved
                     else ""
                 )
+                why = (
+                    f"the prompt at the input price plus max_tokens, {DEFAULT_MAX_OUTPUT} when unset, at "
+                    "the output price); a lower max_tokens may fit"
+                    if chat
+                    else "its input at the input price); a smaller input may fit"
+                )
                 text = (
                     f"{named} has {format_usd(usd_of(left))} left ({format_usd(usd_of(refusal.spent))} "
-                    f"spent{held}), less than this call's worst-case cost ({worst}: the prompt at the "
-                    f"input price plus max_tokens, {DEFAULT_MAX_OUTPUT} when unset, at the output "
-                    f"price); a lower max_tokens may fit; {when}"
+                    f"spent{held}), less than this call's worst-case cost ({worst}: {why}; {when}"
                 )
             return BudgetExceeded(text, code="budget_exceeded", headers=headers).final()
         limit = refusal.limit
@@ -440,15 +451,17 @@ class SpendGuard:
             log.info("ratelimit.refused", limit=limit.id, scope=limit.scope, kind="too_large")
             return RateLimited(  # as OpenAI answers a request larger than its TPM: waiting cannot help
                 f"request too large for the rate limit of {where}: this call counts {ask.tokens} tokens "
-                f"(prompt + max_tokens, {DEFAULT_MAX_OUTPUT} when unset) and the limit is {limit.tpm} "
-                "tokens per minute, so it can never fit; lower max_tokens or the prompt, or raise the limit",
-                param="max_tokens",
+                f"({counted}) and the limit is {limit.tpm} tokens per minute, so it can never fit; "
+                + ("lower max_tokens or the prompt" if chat else "send a smaller input")
+                + ", or raise the limit",
+                param="max_tokens" if chat else "input",
                 headers=_window_headers("tokens", limit.tpm, 0.0),
             ).final()
         wait = max(1, int((refusal.retry_after_s or 1) + 0.999))
+        short = "prompt + max_tokens" if chat else "its input"
         what = {
             "requests": f"{limit.rpm} requests per minute",
-            "tokens": f"{limit.tpm} tokens per minute (this call counts {ask.tokens}: prompt + max_tokens)",
+            "tokens": f"{limit.tpm} tokens per minute (this call counts {ask.tokens}: {short})",
             "concurrency": f"{limit.max_concurrent} concurrent requests",
         }[refusal.kind]
         log.info("ratelimit.refused", limit=limit.id, scope=limit.scope, kind=refusal.kind)
