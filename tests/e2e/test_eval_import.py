@@ -342,3 +342,17 @@ async def test_an_imported_tables_common_factor_reaches_the_gateways_estimates(t
                 await asyncio.sleep(0.1)
             assert (share() > 0.1) == paired, (share(), paired)
             assert share() < 0.99
+
+
+async def test_an_import_that_could_break_routing_is_refused(tmp_path: Path) -> None:
+    """--weight inf was taken (exit 0) and stored Infinity and NaN sums that stopped every gateway
+    on the database from loading later imports, and from starting; 1e300 stored ~6e301. An empty
+    --source fell back to the file's name and replaced that import. All are refused with exit 2."""
+    table = _table(tmp_path / "team.jsonl", {"gpt-4o-mini": 0.5})
+    for weight in ("inf", "1e300", "nan", "1001"):
+        code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(table), "--weight", weight)
+        assert code == 2 and "--weight must be above 0 and at most 1000" in out, (weight, out)
+    code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(table), "--source", "")
+    assert code == 2 and "--source must not be empty" in out, out
+    code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(table), "--weight", "1000")
+    assert code == 0, out

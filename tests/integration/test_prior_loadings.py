@@ -4,6 +4,7 @@ common factor counts as none), and removing an import takes its share back."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -47,3 +48,18 @@ async def test_imports_loadings_are_weighed_by_their_ratings_and_taken_back(cont
         await session.execute(delete(RoutingPrior).where(RoutingPrior.source == "team"))
     await loader.refresh(sessions)
     assert shared_share(store) == 0.0
+
+
+async def test_an_import_with_sums_that_are_not_finite_is_left_out_not_fatal(container: Container) -> None:
+    """Rows an older import (before --weight was checked) or a hand edit left with infinite or NaN
+    sums stopped the loader at its first refresh, so no later import was ever loaded and a restart
+    failed. They are left out (and logged); the other imports load."""
+    sessions = container.sessions
+    await save_priors(sessions, "good", cells(300, 0.9))
+    await save_priors(
+        sessions, "broken", [PriorCell("qa", m, math.inf, math.inf, math.inf, None) for m in MODELS]
+    )
+    store = ExperienceStore()
+    await PriorLoader(store).refresh(sessions)
+    est = store.estimate("acme", "bot", "qa", "a", now=time.time())
+    assert est.evidence == pytest.approx(300, rel=1e-3) and est.mean == pytest.approx(0.6, abs=0.01)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from turnout.cli.errors import fail
 from turnout.config import Settings
 from turnout.routing.classifier import TaskClassifier
-from turnout.routing.priors import PriorCell, save_priors, table_priors
+from turnout.routing.priors import MAX_WEIGHT, PriorCell, save_priors, table_priors
 from turnout.routing.prompt_memory import EvaluationRows
 from turnout.routing.replay import eval_app, load_outcomes
 from turnout.routing.task_model import TaskModel
@@ -55,8 +55,10 @@ def eval_import(
 ) -> None:
     """Load an outcome table as prior experience per task: every tenant's routing starts from it,
     and live ratings refine it. A table of several tasks also teaches task detection its tasks."""
-    if not weight > 0:
-        fail("--weight must be above 0", code=2)
+    if not 0 < weight <= MAX_WEIGHT:  # also refuses nan and inf
+        fail(f"--weight must be above 0 and at most {MAX_WEIGHT:g}", code=2)
+    if source is not None and not source.strip():
+        fail("--source must not be empty (leave it out to name the evaluation after its file)", code=2)
     mapping: dict[str, str] = {}
     for item in model_map or ():
         name, sep, model_id = item.partition("=")

@@ -12,6 +12,7 @@ several tasks also trains a ``TaskModel`` on its prompts, so live prompts are de
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ from turnout.routing.task_model import TaskModel
 from turnout.store.priors import RoutingPrior, RoutingPromptRows, RoutingTaskModel
 
 log = structlog.get_logger(__name__)
+
+
+MAX_WEIGHT = 1000.0  # ratings one graded prompt may count as: past that, no live rating ever tells
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +52,8 @@ def table_priors(
     """Per (task, model) sums of ``rows`` (each a task and its scores by model name), each row
     counted ``weight`` times, with its loading on the task's common factor; model ids are ``prefix``
     + the table's model name."""
-    if not weight > 0:
-        raise ValueError("weight must be above 0")
+    if not 0 < weight <= MAX_WEIGHT:  # also refuses NaN and infinity
+        raise ValueError(f"weight must be above 0 and at most {MAX_WEIGHT:g}")
     rows = list(rows)
     loadings = table_loadings(rows)
     sums: dict[tuple[str, str], list[float]] = {}
@@ -193,7 +197,7 @@ class PriorLoader:
             key = (int(seen[0]), seen[1])
             if key == self._seen:
                 return 0
-            rows = (await session.execute(select(RoutingPrior))).scalars().all()
+            rows = _usable((await session.execute(select(RoutingPrior))).scalars().all())
             newest = (
                 await session.execute(
                     select(RoutingTaskModel).order_by(RoutingTaskModel.trained_at.desc()).limit(1)
@@ -266,6 +270,22 @@ class PriorLoader:
             return
         self.task_model = model
         log.info("task_model_loaded", source=newest.source, tasks=len(model.labels))
+
+
+def _usable(rows: Sequence[RoutingPrior]) -> list[RoutingPrior]:
+    """The imported cells whose sums and loading are finite; the others (written by hand, or by an
+    import before ``--weight`` was checked) are left out and logged, so one bad import cannot stop
+    every replica from loading the rest, or from starting."""
+    good, bad = [], set()
+    for row in rows:
+        values = (row.count, row.total, row.total_sq, 0.0 if row.loading is None else row.loading)
+        if all(math.isfinite(v) for v in values) and abs(values[3]) <= 1.0:
+            good.append(row)
+        else:
+            bad.add(row.source)
+    for source in sorted(bad):
+        log.warning("prior_rows_unusable", source=source, why="a count, sum or loading is not finite")
+    return good
 
 
 def _decoded(saved: Sequence[tuple[str, bytes]]) -> EvaluationRows:
