@@ -150,7 +150,9 @@ class Gateway:
         except TurnoutError as exc:
             return self._failed(record, exc)
         except asyncio.CancelledError:  # the client went away (or a command): the upstream call too
-            return self._cut(record, task)
+            if (cut := self._cut(record, task)) is None:
+                raise
+            return cut
         record.mark_first_token()
         record.usage = completion.get("usage")
         if not record.usage:  # some servers leave it out: estimated, marked, priced, told to the client
@@ -168,17 +170,17 @@ class Gateway:
             raw = call.native.format.answer(opened.first_chunk, opened.model.public_name)
         return Answer(completion, opened.model, record.message_id, cost, durable, extra, raw)
 
-    def _cut(self, record: CallRecord, task: asyncio.Task[Any] | None) -> Failed:
-        """A call cancelled before its answer (in the ``except CancelledError`` of its run):
-        priced as cut; cancelled by ``model.request.cancel``, recorded and answered 409 as such;
-        its client gone, recorded and the cancellation passed on."""
+    def _cut(self, record: CallRecord, task: asyncio.Task[Any] | None) -> Failed | None:
+        """A call cancelled before its answer (in the ``except CancelledError`` of its run), priced
+        as cut: cancelled by ``model.request.cancel``, recorded and its 409 returned; its client
+        gone, recorded, and None: the caller re-raises the cancellation."""
         _price_cut(record, 0)
         if record.message_id in self._cancelled and task is not None:
             task.uncancel()  # cancelled by model.request.cancel: recorded and answered as such
             cancelled = RequestCancelled(CANCELLED_BY_COMMAND).final()  # SDKs retry a 409
             return self._failed(record, cancelled, status="cancelled", error="cancelled by command")
         self._submit(record.finish(status="cancelled", http_status=499, error="client disconnected"), record)
-        raise asyncio.CancelledError
+        return None
 
     def _answered(
         self, record: CallRecord, completion: Completion
@@ -269,7 +271,9 @@ class Gateway:
         except TurnoutError as exc:
             return self._failed(record, exc)
         except asyncio.CancelledError:  # the client went away (or a command): the upstream call too
-            return self._cut(record, task)
+            if (cut := self._cut(record, task)) is None:
+                raise
+            return cut
         record.mark_first_token()
         record.usage = result.get("usage")
         row = record.finish(status="ok", http_status=200)
