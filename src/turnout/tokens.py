@@ -43,9 +43,15 @@ def input_tokens(value: Any) -> int:
     return sum(input_tokens(item) for item in value)
 
 
+def is_embeddings(body: Mapping[str, Any]) -> bool:
+    """Whether a canonical body is an embeddings call's (an input, no messages): every chat body
+    has messages, the Responses API's and legacy completions' included."""
+    return "messages" not in body and "input" in body
+
+
 def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
     """Tokens of the text of every message of a chat body, or of an embeddings body's input."""
-    if "messages" not in body and "input" in body:
+    if is_embeddings(body):
         return input_tokens(body["input"])
     return estimate_tokens(message_chars(body.get("messages")))
 

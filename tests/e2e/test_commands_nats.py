@@ -56,6 +56,14 @@ async def command(
     return reply
 
 
+async def in_flight(gw: GatewayEnv) -> None:
+    """Wait (up to 2 s) until the gateway holds a call in flight."""
+    for _ in range(100):
+        if gw.container.gateway.inflight:
+            return
+        await asyncio.sleep(0.02)
+
+
 async def models(gw: GatewayEnv) -> int:
     async with gw.container.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(Model)) or 0)
@@ -134,10 +142,7 @@ async def test_a_call_in_flight_is_cancelled(
                     "/v1/chat/completions", json={"model": OPENAI_MODEL, "messages": HELLO}, headers=headers
                 )
             )
-            for _ in range(100):
-                if gw.container.gateway.inflight:
-                    break
-                await asyncio.sleep(0.02)
+            await in_flight(gw)
             (request_id,) = list(gw.container.gateway.inflight)
             other = gw.container.jwt.mint("eve", "globex", ["tenant_admin"])
             stranger = await command(nc, "model.request.cancel", {"request_id": request_id}, other)
@@ -235,10 +240,7 @@ async def test_a_call_is_cancelled_by_the_id_its_caller_gave_it(
         for name, call in calls.items():
             gw.sim.inject("stall:10", count=1)
             pending = asyncio.ensure_future(call(name))
-            for _ in range(100):
-                if gw.container.gateway.inflight:
-                    break
-                await asyncio.sleep(0.02)
+            await in_flight(gw)
             # in flight, but another tenant's admin cannot see it
             stranger = await command(nc, "model.request.cancel", {"client_request_id": name}, other)
             assert stranger["ok"] is False and stranger["error"]["param"] == "client_request_id", stranger
@@ -284,10 +286,7 @@ async def test_an_embeddings_call_in_flight_is_cancelled_by_id_and_by_name(
                     extra_headers={"X-Client-Request-Id": f"batch-{how}"},
                 )
             )
-            for _ in range(100):
-                if gw.container.gateway.inflight:
-                    break
-                await asyncio.sleep(0.02)
+            await in_flight(gw)
             (request_id,) = list(gw.container.gateway.inflight)
             body = {"request_id": request_id} if how == "request_id" else {how: f"batch-{how}"}
             started = asyncio.get_running_loop().time()

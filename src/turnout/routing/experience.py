@@ -369,10 +369,11 @@ class ExperienceStore:
             base = (float((incl[0][:, 1] - n_g * fit.effect).sum()) + k.offset * base) / (total + k.offset)
         mean = np.clip(base + fit.effect, 0.0, 1.0)
         nu = k.priority + fit.evidence
-        loadings = self._gather(("l", task), model_ids, cache_key) if prior is not None else None
         # the imported table's share of the mean (its ratings over the precision they join), carried
         # down the levels: what the common factor of its errors weighs in the end
-        table_n = np.maximum(prior[:, 0] * f, 0.0) if loadings is not None and prior is not None else None
+        loadings = table_n = None
+        if prior is not None and (loadings := self._gather(("l", task), model_ids, cache_key)) is not None:
+            table_n = np.maximum(prior[:, 0] * f, 0.0)
         carried = np.zeros(size)
         parts = [incl[0] - incl[1], incl[1] - incl[2], incl[2]]  # priors and pool, other agents, this agent
         for step, (part, strength) in enumerate(zip(parts, (k.model, k.tenant, k.agent), strict=True)):

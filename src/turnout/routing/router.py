@@ -10,7 +10,8 @@ buys quality at almost any price, ops wants the cheapest acceptable model (``COS
 same prompt is routed the same way whatever came before it. The draw's spread is the real posterior
 spread, untempered, so exploration fades as a task's ratings accumulate; where an imported table
 graded the candidates on the same prompts, the part of their errors it shares is drawn once for all
-(``Estimates.shared``), so only the gaps it left uncertain are explored. ``penalty`` is the recent
+(``Estimates.shared``), so exploring spends less on gaps it already measured (a tenant's own spread
+from the table is each model's own, and still explored). ``penalty`` is the recent
 error rate and slowness. Without any experience for the task's candidates (no level, not even other
 tasks, has a rating), priority alone ranks them, cheaper first on ties (FR-06.6). With a
 ``PromptMemory`` and a request's ``prompt_vector``, the most similar rated prompts of the task shift

@@ -50,6 +50,7 @@ from turnout.spend.ledger import (
     units_up,
     usd_of,
 )
+from turnout.tokens import is_embeddings
 
 log = structlog.get_logger(__name__)
 
@@ -127,8 +128,8 @@ def worst_case_usd(model: ModelEntry, prompt_tokens: int, output_tokens: int) ->
 
 def output_allowance(body: Mapping[str, Any]) -> int:
     """Output tokens a call may be billed for: its ``max_tokens``, or DEFAULT_MAX_OUTPUT; none for an
-    embeddings call (a body without messages), which is billed for its input only."""
-    if "messages" not in body:
+    embeddings call, which is billed for its input only."""
+    if is_embeddings(body):
         return 0
     value = body.get("max_completion_tokens") or body.get("max_tokens")
     return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_OUTPUT
