@@ -131,7 +131,11 @@ async def test_callers_task_types_cannot_grow_the_label_set(tmp_path: Path) -> N
 
 
 async def test_gauges_show_an_open_breaker_and_a_budgets_spend(tmp_path: Path) -> None:
-    async with gateway(tmp_path, metrics_token=SecretStr(TOKEN), metrics_key_labels=True) as gw:
+    # the breaker stays open past the scrape: with the test settings' 1 s cooldown, waiting for the
+    # records on a loaded CI machine outlasted it and the gauge read the half-open breaker's 0
+    async with gateway(
+        tmp_path, metrics_token=SecretStr(TOKEN), metrics_key_labels=True, breaker_cooldown_s=60.0
+    ) as gw:
         tenant_admin = {"Authorization": f"Bearer {gw.container.jwt.mint('ann', 'acme', ['tenant_admin'])}"}
         budget = await gw.http.post(
             "/api/v2/budgets",
