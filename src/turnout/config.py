@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from turnout.database_url import checked_postgres_url
+
 
 def _upper(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
@@ -57,42 +59,6 @@ _ASYNC_DRIVERS = {
     "postgres": "postgresql+asyncpg",
     "sqlite": "sqlite+aiosqlite",
 }
-# libpq's sslmode values, which asyncpg takes as ssl=
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-# libpq's TLS file parameters: asyncpg reads them from the environment, not as connect() arguments
-_TLS_FILE_VARIABLES = {
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "sslcrl": "PGSSLCRL",
-}
-
-
-def _asyncpg_query(url: str) -> str:
-    """libpq's ``sslmode=`` as asyncpg's ``ssl=`` (SQLAlchemy passes the query to ``asyncpg.connect``,
-    which takes no ``sslmode``); TLS file parameters it cannot take are refused, saying what to set.
-    SQLAlchemy is imported here, not with the settings: CLI commands that need no database start
-    without it."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    query = parsed.query
-    for name, variable in _TLS_FILE_VARIABLES.items():
-        if name in query:
-            raise ValueError(
-                f"asyncpg takes no {name} in the URL: set {variable}={query[name]} in the environment instead"
-            )
-    if "sslpassword" in query:
-        raise ValueError("asyncpg takes no sslpassword in the URL: use a client key without a passphrase")
-    if "sslmode" not in query:
-        return url
-    if "ssl" in query:
-        raise ValueError("give sslmode or ssl, not both")
-    mode = query["sslmode"]
-    if mode not in SSLMODES:
-        raise ValueError(f"sslmode must be one of {', '.join(SSLMODES)}")
-    moved = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
-    return moved.render_as_string(hide_password=False)
 
 
 class Settings(BaseSettings):
@@ -265,7 +231,7 @@ class Settings(BaseSettings):
         scheme, sep, rest = url.strip().partition("://")
         driver = _ASYNC_DRIVERS.get(scheme.lower()) if sep else None
         url = f"{driver}://{rest}" if driver else url
-        return _asyncpg_query(url) if url.startswith("postgresql+asyncpg://") and "?" in url else url
+        return checked_postgres_url(url) if url.startswith("postgresql+asyncpg://") and "?" in url else url
 
     @model_validator(mode="after")
     def _embedded_database(self) -> Settings:

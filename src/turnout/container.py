@@ -21,7 +21,7 @@ from turnout.catalog.model_service import ModelService
 from turnout.catalog.providers import ProviderService
 from turnout.catalog.sync import SyncService
 from turnout.cluster.bus import ChangeBus
-from turnout.cluster.pg_bus import PostgresBus, asyncpg_dsn
+from turnout.cluster.pg_bus import PostgresBus, asyncpg_connect_kwargs
 from turnout.cluster.rate_limit import RedisRpmLimiter
 from turnout.cluster.redis import connect
 from turnout.cluster.redis_bus import RedisBus
@@ -421,7 +421,7 @@ def _change_bus(settings: Settings, redis: Redis | None) -> ChangeBus:
     if redis is not None:
         return RedisBus(redis, channel)
     if settings.database_url.startswith("postgresql"):
-        return PostgresBus(asyncpg_dsn(settings.database_url), channel)
+        return PostgresBus(asyncpg_connect_kwargs(settings.database_url), channel)
     return ChangeBus()
 
 

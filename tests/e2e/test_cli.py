@@ -498,6 +498,32 @@ async def test_a_postgresql_url_with_libpqs_sslmode_connects(env: dict[str, str]
         await drop_pg_database(name)
 
 
+@pytest.mark.postgres
+async def test_a_postgresql_url_with_libpqs_other_parameters_migrates_and_runs(env: dict[str, str]) -> None:
+    """libpq's ``connect_timeout``, ``application_name`` and ``options`` (as Heroku, RDS and Helm
+    charts write them) failed at connect with "connect() got an unexpected keyword argument
+    'connect_timeout'"; they now reach asyncpg as its ``timeout`` and server settings."""
+    url, name = await create_pg_database()
+    try:
+        query = "?connect_timeout=10&application_name=turnout&options=-c%20statement_timeout%3D5000"
+        plain = url.replace("+asyncpg", "") + query
+        code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "migrate")
+        assert code == 0 and "database is up to date" in out, out
+        code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "providers", "list")
+        assert code == 0 and "error:" not in out, out
+    finally:
+        await drop_pg_database(name)
+
+
+async def test_a_libpq_parameter_asyncpg_has_no_use_for_is_refused_in_one_line(env: dict[str, str]) -> None:
+    """``keepalives=1`` failed at connect with asyncpg's "connect() got an unexpected keyword
+    argument 'keepalives'"; now the settings are refused before connecting, saying what to do."""
+    plain = "postgresql://postgres@127.0.0.1:5432/test?keepalives=1"
+    code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "migrate")
+    assert code != 0 and "asyncpg takes no keepalives; remove it from TURNOUT_DATABASE_URL" in out, out
+    assert "Traceback" not in out, out
+
+
 async def test_several_bad_fields_are_named_once_each_in_the_api_s_words(
     env: dict[str, str], client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.cluster_env import two_replicas, until
 from tests.services import PG_DSN, create_pg_database, drop_pg_database, redis_url
-from turnout.cluster.pg_bus import PostgresBus, asyncpg_dsn
+from turnout.cluster.pg_bus import PostgresBus, asyncpg_connect_kwargs
 from turnout.cluster.rate_limit import RedisRpmLimiter
 from turnout.cluster.redis import connect
 from turnout.cluster.redis_bus import RedisBus
@@ -111,7 +111,10 @@ async def test_with_redis_down_the_shared_rpm_limit_fails_open_or_closed(down: s
 
 async def test_the_postgres_bus_reconnects_after_its_connection_is_terminated() -> None:
     url, name = await create_pg_database()
-    sender, listener = PostgresBus(asyncpg_dsn(url), "changes"), PostgresBus(asyncpg_dsn(url), "changes")
+    sender, listener = (
+        PostgresBus(asyncpg_connect_kwargs(url), "changes"),
+        PostgresBus(asyncpg_connect_kwargs(url), "changes"),
+    )
     heard: list[dict[str, object]] = []
     sender_heard: list[dict[str, object]] = []
     listener.subscribe(heard.append)

@@ -10,6 +10,8 @@ import orjson
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from turnout.database_url import asyncpg_connect_args
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -57,9 +59,11 @@ def ensure_sqlite_dir(url: str) -> None:
 
 
 def make_engine(url: str) -> AsyncEngine:
-    """Create the engine; SQLite gets WAL mode and foreign keys."""
+    """Create the engine; SQLite gets WAL mode and foreign keys, and a PostgreSQL URL's libpq
+    parameters become asyncpg's connect arguments (``asyncpg_connect_args``)."""
     ensure_sqlite_dir(url)
-    engine = create_async_engine(url, **_engine_options(url))
+    url, connect_args = asyncpg_connect_args(url)
+    engine = create_async_engine(url, connect_args=connect_args, **_engine_options(url))
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

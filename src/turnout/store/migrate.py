@@ -26,7 +26,9 @@ def alembic_config(url: str) -> Config:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", url)
+    # Alembic's options interpolate %: a URL's percent-escapes (a password's %40, options' %3D)
+    # were refused as "invalid interpolation syntax"; %% reads back as %
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
