@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.gateway_env import ANTHROPIC_MODEL, OPENAI_MODEL, OPENAI_MODEL_2, gateway
+from tests.integration.test_prior_task_models import CODING, LIVE, SUPPORT
 from turnout.routing.priors import table_priors
 
 TURNOUT = str(Path(sys.executable).with_name("turnout"))
@@ -186,6 +187,39 @@ async def test_an_evaluation_of_several_tasks_teaches_detection_its_tasks(tmp_pa
         assert resp.status_code == 200, resp.text
         rows = await gw.records(1)
         assert rows[-1].task_type == "code"
+
+
+async def test_a_second_evaluation_does_not_make_detection_forget_the_first(tmp_path: Path) -> None:
+    """Two imports of different tasks: live prompts like either table's are detected as its tasks.
+    Only the newest import's classifier was used, so after a support evaluation coding prompts
+    were detected as the built-in ``code`` and the coding evaluation's priors went unused."""
+    tables = {"coding": CODING, "support": SUPPORT}  # (task, prompt) rows; LIVE: prompts like them
+    for name, table in tables.items():
+        with (tmp_path / f"{name}.jsonl").open("w", encoding="utf-8") as fh:
+            for task, prompt in table:
+                fh.write(json.dumps({"task": task, "prompt": prompt, "scores": {"gpt-4o-mini": 0.5}}) + "\n")
+    async with gateway(tmp_path, feedback_sync_interval_s=0.2) as gw:
+        headers = {"Authorization": f"Bearer {gw.key}"}
+
+        async def detected() -> list[str]:
+            found = []
+            for prompt in LIVE:
+                body = {"messages": [{"role": "user", "content": prompt}]}
+                resp = await gw.http.post("/api/v2/routing/explain", json=body, headers=headers)
+                assert resp.status_code == 200, resp.text
+                found.append(str(resp.json()["task_type"]))
+            return found
+
+        for name in tables:
+            code, out = await _turnout(
+                tmp_path, "eval", "import", "--outcomes", str(tmp_path / f"{name}.jsonl"), "--prefix", "oai/"
+            )
+            assert code == 0 and "task detection learned 2 tasks" in out, out
+        for _ in range(40):  # the gateway loads the imports on its feedback poll
+            if "billing" in await detected():
+                break
+            await asyncio.sleep(0.1)
+        assert await detected() == list(LIVE.values())
 
 
 async def test_a_prompt_between_two_learned_tasks_is_routed_on_both(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from turnout.routing.detection import detect_task
-from turnout.routing.task_model import TaskModel
+from turnout.routing.task_model import TaskModel, TaskModels
 
 TRIVIA = [f"Q: Which river flows through city number {n}? A:" for n in range(40)]
 GRIDS = [
@@ -88,3 +88,29 @@ def test_detection_carries_the_other_tasks_a_prompt_may_be() -> None:
     assert unsure.task_mix == tuple(doubtful.mixture(prompt)) and 0 < sum(p for _, p in unsure.task_mix) <= 1
     # without an imported evaluation there is no mix
     assert detect_task({"messages": [{"role": "user", "content": prompt}]}).task_mix == ()
+
+
+def test_several_evaluations_tasks_are_asked_together(model: TaskModel) -> None:
+    """Each import's model names its own tasks for prompts like its table's; a prompt like none is
+    left to built-in detection; a model stored without a domain (it keeps every prompt) answers only
+    where no other model's domain holds the prompt, so an old import cannot take a new one's prompts."""
+    algebra = TaskModel.train(
+        [
+            *(f"Solve for x: {n}x + 3 = {n + 9}" for n in range(40)),
+            *(f"Factor x^2 + {n}x" for n in range(40)),
+        ],
+        ["linear"] * 40 + ["factoring"] * 40,
+    )
+    both = TaskModels((algebra, model))
+    assert both.labels == ["factoring", "grid", "linear", "trivia"]
+
+    def task(learned: TaskModels, text: str) -> str:
+        return detect_task({"messages": [{"role": "user", "content": text}]}, learned=learned).task_type
+
+    assert task(both, "Q: Which river flows through Vienna? A:") == "trivia"
+    assert task(both, "Solve for x: 7x + 3 = 24") == "linear"
+    assert task(both, "hey, how's it going?") not in both.labels
+    legacy = TaskModel(model.labels, model.weights, model.bias, False, None)  # stored before domains
+    with_legacy = TaskModels((legacy, algebra))
+    assert task(with_legacy, "Solve for x: 7x + 3 = 24") == "linear"
+    assert with_legacy.mixture("hi") == legacy.mixture("hi") != []

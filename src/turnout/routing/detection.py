@@ -27,11 +27,11 @@ class TextClassifier(Protocol):
 
 
 class LearnedTasks(Protocol):
-    """What ``detect_task`` needs from the tasks of an imported evaluation (``routing.task_model``)."""
+    """What ``detect_task`` needs from the tasks of the imported evaluations (``routing.task_model``)."""
 
     def mixture(self, text: str) -> list[tuple[str, float]]:
         """The likeliest tasks of ``text`` with their probabilities, likeliest first; none when the
-        text is unlike the evaluation's prompts."""
+        text is unlike every evaluation's prompts."""
         ...
 
     def sure_of(self, mixture: Sequence[tuple[str, float]]) -> tuple[str, float] | None:
@@ -129,7 +129,7 @@ def detect_task(
 
     Priority: ``explicit`` (the client's ``task_type``) > a tool the assistant called or
     ``tool_choice`` forces > a tool offered > the newest message's attachments > ``learned``, the
-    tasks of an imported evaluation, when it is sure (confidence 0.8 x its probability: those names
+    tasks of the imported evaluations, when it is sure (confidence 0.8 x its probability: those names
     are the ones its prior experience is kept under; ``task_mix`` weighs its likeliest other tasks,
     or all of them when it is unsure and a later step decides) > keywords of the last user message >
     ``classifier``, when given and keywords found nothing (confidence 0.7 x its

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from turnout.routing.classifier import TaskClassifier
 from turnout.routing.experience import ExperienceStore
 from turnout.routing.prompt_memory import EvaluationRows, PromptMemory
-from turnout.routing.task_model import TaskModel
+from turnout.routing.task_model import TaskModel, TaskModels
 from turnout.store.priors import RoutingPrior, RoutingPromptRows, RoutingTaskModel
 
 log = structlog.get_logger(__name__)
@@ -170,10 +170,12 @@ async def save_priors(
 
 class PriorLoader:
     """Keeps a store's prior level equal to the imported evaluations: what an import added, changed
-    or removed since the last look is applied as a difference (so ratings are never touched). The
-    newest evaluation's task classifier is ``task_model`` (None without one). Every import rewrites
-    its source's cells with a new time, in the transaction that stores its classifier, so the cells'
-    count and latest time tell whether anything changed: one small query a poll."""
+    or removed since the last look is applied as a difference (so ratings are never touched). Every
+    evaluation's task classifier serves detection, together, as ``task_models`` (None without any),
+    so that a later import does not make live prompts lose an earlier one's tasks, and with them its
+    priors. Every import rewrites its source's cells with a new time, in the transaction
+    that stores its classifier, so the cells' count and latest time tell whether anything changed:
+    one small query a poll."""
 
     def __init__(
         self,
@@ -187,8 +189,9 @@ class PriorLoader:
         self._applied: dict[tuple[str, str, str], tuple[float, float, float, float]] = {}
         self._loadings: dict[tuple[str, str], float] = {}  # (task, model) -> loading applied to the store
         self._seen: tuple[int, datetime | None] | None = None
-        self._model_at: datetime | None = None  # when the loaded task model was trained
-        self.task_model: TaskModel | None = None
+        # source -> when its task model was trained, and the model (None: unusable), newest first
+        self._models: dict[str, tuple[datetime, TaskModel | None]] = {}
+        self.task_models: TaskModels | None = None
 
     async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> int:
         """Read the imports when their count or latest time moved; returns the cells changed."""
@@ -198,11 +201,8 @@ class PriorLoader:
             if key == self._seen:
                 return 0
             rows = _usable((await session.execute(select(RoutingPrior))).scalars().all())
-            newest = (
-                await session.execute(
-                    select(RoutingTaskModel).order_by(RoutingTaskModel.trained_at.desc()).limit(1)
-                )
-            ).scalar_one_or_none()
+            query = select(RoutingTaskModel).order_by(RoutingTaskModel.trained_at.desc())
+            task_models = (await session.execute(query)).scalars().all()
         current = {
             (r.source, r.task, r.model_id): (r.count, r.total, r.total_sq, r.imported_at.timestamp())
             for r in rows
@@ -220,7 +220,7 @@ class PriorLoader:
                 self._store.add_prior(cell[1], cell[2], *new)
         self._applied, self._seen = current, key
         self._apply_loadings(rows)
-        await self._load_task_model(newest)
+        await self._load_task_models(task_models)
         if self._memory is not None:
             await self._load_prompt_rows(sessions, self._memory)
         return len(changed)
@@ -253,23 +253,35 @@ class PriorLoader:
         rows.into(memory)
         log.info("prompt_rows_loaded", sources=len(saved), prompts=len(rows.tasks))
 
-    async def _load_task_model(self, newest: RoutingTaskModel | None) -> None:
-        trained_at = newest.trained_at if newest is not None else None
-        if trained_at == self._model_at:
+    async def _load_task_models(self, rows: Sequence[RoutingTaskModel]) -> None:
+        """Every import's task model (``rows``, newest first) serves detection; a model is decoded
+        once per import, and one that cannot be read is left out (and logged)."""
+        models: dict[str, tuple[datetime, TaskModel | None]] = {}
+        for row in rows:
+            kept = self._models.get(row.source)
+            if kept is not None and kept[0] == row.trained_at:
+                models[row.source] = kept
+            else:
+                models[row.source] = (row.trained_at, await self._decode(row))
+        stamps = [(source, at) for source, (at, _) in models.items()]
+        unchanged = stamps == [(source, at) for source, (at, _) in self._models.items()]
+        self._models = models
+        if unchanged:
             return
-        self._model_at = trained_at
-        self.task_model = None
-        if newest is None:
-            return
+        usable = {source: model for source, (_, model) in models.items() if model is not None}
+        self.task_models = TaskModels(tuple(usable.values())) if usable else None
+        tasks = self.task_models.labels if self.task_models is not None else []
+        log.info("task_models_loaded", sources=list(usable), tasks=len(tasks))
+
+    async def _decode(self, row: RoutingTaskModel) -> TaskModel | None:
         try:
-            model = TaskModel.from_bytes(newest.model, self._encoder)
+            model = TaskModel.from_bytes(row.model, self._encoder)
             if model.encoder is not None:  # its word vectors load once, off the event loop
                 await asyncio.to_thread(model.encoder.warm)
         except (ValueError, OSError, KeyError) as exc:
-            log.warning("task_model_unusable", source=newest.source, error=str(exc))
-            return
-        self.task_model = model
-        log.info("task_model_loaded", source=newest.source, tasks=len(model.labels))
+            log.warning("task_model_unusable", source=row.source, error=str(exc))
+            return None
+        return model
 
 
 def _usable(rows: Sequence[RoutingPrior]) -> list[RoutingPrior]:

@@ -90,7 +90,7 @@ class RoutingService:
         self.router = router
         # reads a prompt's features for the router's prompt memory (None: no features, no memory)
         self.prompt_encoder = prompt_encoder if router.memory is not None else None
-        self.priors = priors  # imported evaluations: their task classifier, when there is one
+        self.priors = priors  # imported evaluations: their task classifiers, when there are any
         self.load = load or DeploymentLoad()  # group members' load and latency, fed by failover
         self.classifier = classifier
         self._breakers = breakers
@@ -118,7 +118,7 @@ class RoutingService:
     ) -> Routed:
         # the classifier only matters when the router chooses; a named model skips its ~100 µs
         classifier = self.classifier if call.model is None else None
-        learned = self.priors.task_model if self.priors is not None and call.model is None else None
+        learned = self.priors.task_models if self.priors is not None and call.model is None else None
         detection = detect_task(
             call.body,
             snapshot.task_maps or DEFAULT_MAPS,

@@ -176,10 +176,16 @@ class TaskModel:
         prompts are (all but the ``DOMAIN_QUANTILE`` farthest)?"""
         if self.centroids is None:
             return True
+        closeness = self.closeness(x, label)
+        return closeness is not None and closeness >= self.floor
+
+    def closeness(self, x: NDArray[np.float32], label: str) -> float | None:
+        """The cosine of a prompt's features ``x`` to ``label``'s centroid; None for an empty
+        prompt, or a model stored without centroids."""
         norm = float(np.linalg.norm(x))
-        if not norm:
-            return False
-        return float(x @ self.centroids[self.labels.index(label)]) / norm >= self.floor
+        if self.centroids is None or not norm:
+            return None
+        return float(x @ self.centroids[self.labels.index(label)]) / norm
 
     def mixture_of(self, probs: NDArray[np.float32]) -> list[tuple[str, float]]:
         """For one prompt's probabilities: its ``MIX_TASKS`` likeliest tasks of at least ``MIX_FLOOR``
@@ -222,6 +228,53 @@ class TaskModel:
                 centroids=saved["centroids"].astype(np.float32) if kept else None,
                 floor=float(saved["floor"]) if kept else -1.0,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskModels:
+    """Every imported evaluation's task model, asked together: each import trains one on its own
+    table, and a later import must not make detection forget an earlier one's tasks.
+
+    A prompt gets the tasks of the evaluation whose domain (``TaskModel.in_domain``) it is in; where
+    it is in several, of the one whose likeliest task's centroid it is closest to. The models'
+    probabilities are not compared: each softmax is over its own table's tasks (0.9 of two tasks is
+    not 0.9 of ten), while closeness is a cosine on the same features for every model. A task two
+    evaluations name is one task whichever answers. A model stored without a domain keeps every
+    prompt, so it decides only those in no other model's domain. Detection is on every request:
+    the prompt's features (the costly part) are read once, whatever the number of models."""
+
+    models: tuple[TaskModel, ...]
+    min_probability: float = MIN_PROBABILITY
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({label for model in self.models for label in model.labels})
+
+    def mixture(self, text: str) -> list[tuple[str, float]]:
+        """The tasks ``text`` may be, with their probabilities, from the evaluation whose prompts it
+        is most like; none when it is in no evaluation's domain."""
+        features: dict[bool, NDArray[np.float32]] = {}  # by with_vectors: one encoder for all
+        best: list[tuple[str, float]] = []
+        best_closeness = -math.inf
+        for model in self.models:  # ties: the first (the loader puts the newest first)
+            x = features.get(model.with_vectors)
+            if x is None:
+                x = model.features([text], model.encoder, model.with_vectors)[0]
+                features[model.with_vectors] = x
+            mixture = model.mixture_of(model.probabilities_of(x[None, :])[0])
+            closeness = model.closeness(x, mixture[0][0])
+            if model.centroids is None:
+                closeness = -2.0  # below any cosine: any model's domain goes first
+            elif closeness is None or closeness < model.floor:
+                continue  # out of this evaluation's domain (as ``TaskModel.in_domain``)
+            if closeness > best_closeness:
+                best, best_closeness = mixture, closeness
+        return best
+
+    def sure_of(self, mixture: Sequence[tuple[str, float]]) -> tuple[str, float] | None:
+        """As ``TaskModel.sure_of``: the likeliest task, or None (abstain) below ``min_probability``."""
+        task, probability = mixture[0]
+        return (task, probability) if probability >= self.min_probability else None
 
 
 def _softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:

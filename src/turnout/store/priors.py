@@ -2,8 +2,8 @@
 classifier trained on its prompts, by source.
 
 ``turnout eval import`` writes a source in one transaction (a re-import replaces it); every replica
-reads the cells into the prior level of its routing experience and the newest classifier into its
-task detection (``routing/priors``, polled by ``feedback/sync``)."""
+reads the cells into the prior level of its routing experience and every source's classifier into
+its task detection (``routing/priors``, polled by ``feedback/sync``)."""
 
 from __future__ import annotations
 
