@@ -18,6 +18,7 @@ import pytest
 from tests.services import create_pg_database, drop_pg_database
 from tests.upstreams.models_server import ModelsUpstream
 from turnout.auth.jwt_tokens import JwtCodec
+from turnout.store.migrate import head_revision
 
 TURNOUT = str(Path(sys.executable).with_name("turnout"))
 KEY = "sk-or-cli-Qw8eR4tY6uI2oP0a"
@@ -433,12 +434,27 @@ async def test_a_setting_out_of_range_stops_start_up_naming_it(
     assert code == 1 and name in out.lower() and "pydantic.dev" not in out and "Value error" not in out, out
 
 
+async def test_migrate_says_what_it_applied(env: dict[str, str]) -> None:
+    """``turnout migrate`` names the migrations it applied, then says there is nothing to apply (it
+    said "up to date" either way, so an operator could not tell an upgrade from a no-op)."""
+    head = head_revision()
+    code, out = await _turnout(env, "migrate")
+    count = int(head)  # revisions are numbered from 0001 (a test holds the project to that)
+    assert (
+        code == 0
+        and f"applied {count} migrations (0001, " in out
+        and f"{head}); database is at {head}" in out
+    ), out
+    code, out = await _turnout(env, "migrate")
+    assert code == 0 and "database is up to date, nothing to apply" in out and "applied" not in out, out
+
+
 async def test_a_database_url_without_a_driver_is_accepted(env: dict[str, str], empty_db_url: str) -> None:
     """``postgresql://...`` (as every other tool writes it) failed with "No module named 'psycopg'"."""
     plain = empty_db_url.replace("+asyncpg", "").replace("+aiosqlite", "")
     assert "+" not in plain.split("://", 1)[0]
     code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "migrate")
-    assert code == 0 and "database is up to date" in out, out
+    assert code == 0 and f"database is at {head_revision()}" in out, out
     short = plain.replace("postgresql://", "postgres://", 1)  # Heroku's and others' spelling
     code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": short}, "providers", "list")
     assert code == 0 and "error:" not in out and "last synced" in out, out
@@ -491,7 +507,7 @@ async def test_a_postgresql_url_with_libpqs_sslmode_connects(env: dict[str, str]
     try:
         plain = url.replace("+asyncpg", "") + f"?sslmode={sslmode}"
         code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "migrate")
-        assert code == 0 and "database is up to date" in out, out
+        assert code == 0 and f"database is at {head_revision()}" in out, out
         code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "providers", "list")
         assert code == 0 and "error:" not in out, out
     finally:
@@ -508,7 +524,7 @@ async def test_a_postgresql_url_with_libpqs_other_parameters_migrates_and_runs(e
         query = "?connect_timeout=10&application_name=turnout&options=-c%20statement_timeout%3D5000"
         plain = url.replace("+asyncpg", "") + query
         code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "migrate")
-        assert code == 0 and "database is up to date" in out, out
+        assert code == 0 and f"database is at {head_revision()}" in out, out
         code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "providers", "list")
         assert code == 0 and "error:" not in out, out
     finally:

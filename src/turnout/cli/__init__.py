@@ -100,8 +100,14 @@ def migrate() -> None:
     from turnout.config import Settings
 
     settings = Settings()
-    _migrate(settings.database_url)
-    typer.echo(f"database is up to date ({_where(settings.database_url)})")
+    where = _where(settings.database_url)
+    applied = _migrate(settings.database_url)
+    if applied:
+        many = "migrations" if len(applied) > 1 else "migration"
+        names = ", ".join(applied)
+        typer.echo(f"applied {len(applied)} {many} ({names}); database is at {applied[-1]} ({where})")
+    else:
+        typer.echo(f"database is up to date, nothing to apply ({where})")
 
 
 @app.command()
@@ -162,15 +168,15 @@ def _local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _migrate(url: str) -> None:
-    """Migrate the database, or stop naming the setting when it cannot be reached (the error was
-    asyncpg's bare "[Errno 111] Connect call failed ('127.0.0.1', 1)")."""
+def _migrate(url: str) -> list[str]:
+    """Migrate the database (returns the revisions applied), or stop naming the setting when it
+    cannot be reached (the error was asyncpg's bare "[Errno 111] Connect call failed ('127.0.0.1', 1)")."""
     from sqlalchemy.exc import DBAPIError
 
     from turnout.store.migrate import upgrade_sync
 
     try:
-        upgrade_sync(url)
+        return upgrade_sync(url)
     except (OSError, TimeoutError, DBAPIError) as exc:
         cause: BaseException = exc
         if isinstance(exc, DBAPIError) and exc.orig is not None:

@@ -49,16 +49,21 @@ def _sqlite_at_head(url: str) -> bool:
     return False
 
 
-def upgrade_sync(url: str, revision: str = "head") -> None:
-    """Upgrade the database at ``url`` (call outside a running event loop). The CLI calls this before
-    every command: an embedded database already at the head is recognised without Alembic."""
+def upgrade_sync(url: str, revision: str = "head") -> list[str]:
+    """Upgrade the database at ``url`` (call outside a running event loop); returns the revisions
+    applied, oldest first (none: it was already there). The CLI calls this before every command:
+    an embedded database already at the head is recognised without Alembic."""
     if revision == "head" and _sqlite_at_head(url):
-        return
+        return []
     from alembic import command
 
     ensure_sqlite_dir(url)
+    cfg = alembic_config(url)
+    applied: list[str] = []
+    cfg.attributes["applied"] = applied  # filled by migrations/env.py as each step is applied
     with _sqlite_turn(url):  # (PostgreSQL's turn is an advisory lock in migrations/env.py)
-        command.upgrade(alembic_config(url), revision)
+        command.upgrade(cfg, revision)
+    return applied
 
 
 @contextlib.contextmanager

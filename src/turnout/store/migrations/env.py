@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy.engine import Connection
 
 from turnout.store.db import make_engine
@@ -19,12 +22,19 @@ target_metadata = Base.metadata
 MIGRATION_LOCK = 0x7475726E6F7574  # "turnout": the advisory lock's key
 
 
+def _applied(
+    ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+) -> None:
+    config.attributes["applied"].append(step.up_revision_id)  # the caller reports what was applied
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        on_version_apply=_applied if "applied" in config.attributes else None,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":  # held until this transaction ends
