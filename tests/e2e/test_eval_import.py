@@ -13,10 +13,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import func, select
 
 from tests.gateway_env import ANTHROPIC_MODEL, OPENAI_MODEL, OPENAI_MODEL_2, gateway
 from tests.integration.test_prior_task_models import CODING, LIVE, SUPPORT
 from turnout.routing.priors import table_priors
+from turnout.store.db import make_engine, make_sessionmaker
+from turnout.store.models import Model, Provider
+from turnout.store.priors import RoutingPrior, RoutingPromptRows, RoutingTaskModel
 
 TURNOUT = str(Path(sys.executable).with_name("turnout"))
 PROMPT = [{"role": "user", "content": "Say hi to the team"}]
@@ -29,10 +33,11 @@ def _table(path: Path, scores: dict[str, float], rows: int = 40) -> Path:
     return path
 
 
-async def _turnout(tmp_path: Path, *args: str) -> tuple[int, str]:
+async def _turnout(tmp_path: Path, *args: str, database_url: str | None = None) -> tuple[int, str]:
     env = {
         **os.environ,
-        "TURNOUT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/gw.db",  # the gateway's own database
+        # the gateway's own database, unless the test names one
+        "TURNOUT_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{tmp_path}/gw.db",
         "TURNOUT_DATA_DIR": str(tmp_path / "data"),
         "TURNOUT_LOG_LEVEL": "WARNING",
         "COLUMNS": "200",
@@ -390,3 +395,170 @@ async def test_an_import_that_could_break_routing_is_refused(tmp_path: Path) -> 
     assert code == 2 and "--source must not be empty" in out, out
     code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(table), "--weight", "1000")
     assert code == 0, out
+
+
+def _two_tasks(path: Path, scores: dict[str, float]) -> Path:
+    """A table of two tasks (``trivia``, ``logic-grid``): its import also trains task detection."""
+    with path.open("w", encoding="utf-8") as fh:
+        for n in range(60):
+            houses = f"There are {n % 5 + 3} houses in a row. Each person owns a pet. Who owns the fish?"
+            for task, prompt in (
+                ("trivia", f"Q: Which river flows through city number {n}? A:"),
+                ("logic-grid", houses),
+            ):
+                fh.write(json.dumps({"task": task, "prompt": prompt, "scores": scores}) + "\n")
+    return path
+
+
+async def _rows(database_url: str) -> dict[str, int]:
+    """Rows per source across the three tables an import writes."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            found: dict[str, int] = {}
+            for table in (RoutingPrior, RoutingTaskModel, RoutingPromptRows):
+                query = select(table.source, func.count()).group_by(table.source)
+                for source, n in (await conn.execute(query)).all():
+                    found[source] = found.get(source, 0) + n
+            return found
+    finally:
+        await engine.dispose()
+
+
+async def _catalog(database_url: str, model_ids: list[str]) -> None:
+    """A catalog of ``model_ids`` (one provider), as a synced provider leaves it."""
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            session.add(
+                Provider(id="oai", display_name="OpenAI", provider_type="openai", api_base="https://x")
+            )
+            await session.flush()
+            for model_id in model_ids:
+                external = model_id.removeprefix("oai/")
+                session.add(
+                    Model(id=model_id, provider_id="oai", external_id=external, display_name=external)
+                )
+    finally:
+        await engine.dispose()
+
+
+async def test_imported_evaluations_are_listed_and_removed(db_url: str, tmp_path: Path) -> None:
+    """``eval list`` shows every imported evaluation (what it holds, and model ids the catalog does
+    not have: a wrong --prefix); ``eval remove`` deletes one, all of it, and an unknown name changes
+    nothing. Before, an import could only be replaced by its name or deleted by hand in SQL."""
+    run = {"database_url": db_url}
+    await _catalog(db_url, [OPENAI_MODEL, OPENAI_MODEL_2])
+    code, out = await _turnout(tmp_path, "eval", "list", **run)
+    assert code == 0 and "No evaluation is imported" in out and "turnout eval import" in out, out
+    code, out = await _turnout(tmp_path, "eval", "list", "--json", **run)
+    assert code == 0 and json.loads(out) == [], out
+
+    team = _table(tmp_path / "team.jsonl", {"gpt-4o-mini": 0.9, "gpt-4o": 0.4})
+    code, out = await _turnout(
+        tmp_path, "eval", "import", "--outcomes", str(team), "--prefix", "oai/", "--weight", "3", **run
+    )
+    assert code == 0, out
+    vendor = _two_tasks(tmp_path / "vendor.jsonl", {"gpt-4o-mini": 0.5})
+    code, out = await _turnout(
+        tmp_path,
+        "eval",
+        "import",
+        "--outcomes",
+        str(vendor),
+        "--prefix",
+        "typo/",
+        "--source",
+        "vendor",
+        **run,
+    )
+    assert code == 0, out
+
+    code, out = await _turnout(tmp_path, "eval", "list", **run)
+    assert code == 0, out
+    assert "team" in out and "vendor" in out and "typo/gpt-4o-mini" in out, out  # not in the catalog
+    code, out = await _turnout(tmp_path, "eval", "list", "--json", **run)
+    assert code == 0, out
+    listed = {e["source"]: e for e in json.loads(out)}
+    assert set(listed) == {"team", "vendor"}
+    assert listed["team"]["tasks"] == ["general"] and listed["team"]["models"] == [
+        OPENAI_MODEL_2,
+        OPENAI_MODEL,
+    ]
+    assert listed["team"]["ratings_per_model"] == 120 and listed["team"]["not_in_catalog"] == []
+    assert listed["team"]["task_classifier"] is False
+    assert (
+        listed["vendor"]["tasks"] == ["logic-grid", "trivia"] and listed["vendor"]["task_classifier"] is True
+    )
+    assert listed["vendor"]["not_in_catalog"] == ["typo/gpt-4o-mini"]
+    assert listed["vendor"]["ratings_per_model"] == 120 and listed["vendor"]["imported_at"]
+    if listed["team"]["prompt_rows"]:  # stored where the word vectors are installed: prompts and weight show
+        assert listed["team"]["graded_prompts"] == 40 and listed["team"]["weight"] == 3
+        assert listed["vendor"]["graded_prompts"] == 120 and listed["vendor"]["weight"] == 1
+
+    before = await _rows(db_url)
+    code, out = await _turnout(tmp_path, "eval", "remove", "nope", **run)
+    assert code == 1 and "no imported evaluation is named 'nope'" in out and "team, vendor" in out, out
+    assert await _rows(db_url) == before, "removing an unknown source changed the database"
+
+    code, out = await _turnout(tmp_path, "eval", "remove", "vendor", **run)
+    assert code == 0 and "removed 'vendor'" in out and "TURNOUT_FEEDBACK_SYNC_INTERVAL_S" in out, out
+    assert await _rows(db_url) == {"team": before["team"]}, "a table kept the removed evaluation's rows"
+    code, out = await _turnout(tmp_path, "eval", "list", "--json", **run)
+    assert code == 0 and [e["source"] for e in json.loads(out)] == ["team"], out
+    code, out = await _turnout(tmp_path, "eval", "list", **run)
+    assert code == 0 and "team" in out and "vendor" not in out, out
+
+    code, out = await _turnout(tmp_path, "eval", "remove", "team", **run)
+    assert code == 0, out
+    code, out = await _turnout(tmp_path, "eval", "remove", "team", **run)
+    assert code == 1 and "no evaluation is imported" in out, out
+    assert await _rows(db_url) == {}
+
+
+async def test_a_running_gateway_drops_a_removed_evaluation(tmp_path: Path) -> None:
+    """Removing an evaluation takes its priors and its learned tasks out of a running gateway's
+    routing within its poll; the other imports keep steering."""
+    async with gateway(tmp_path, feedback_sync_interval_s=0.2) as gw:
+        models = sorted(gw.container.snapshots.current.models)
+
+        def scores(best: str) -> dict[str, float]:
+            return {m: 0.95 if m == best else 0.05 for m in models}
+
+        # the team's evaluation outweighs the vendor's (nine times the ratings) until it is removed
+        for source, best, weight in (("vendor", OPENAI_MODEL, "1"), ("team", OPENAI_MODEL_2, "9")):
+            table = _table(tmp_path / f"{source}.jsonl", scores(best))
+            code, out = await _turnout(
+                tmp_path, "eval", "import", "--outcomes", str(table), "--source", source, "--weight", weight
+            )
+            assert code == 0, out
+        assert await _until_routed_to(gw.http, gw.key, OPENAI_MODEL_2) == {OPENAI_MODEL_2}
+        code, out = await _turnout(tmp_path, "eval", "remove", "team")
+        assert code == 0, out
+        assert await _until_routed_to(gw.http, gw.key, OPENAI_MODEL) == {OPENAI_MODEL}
+
+        # an evaluation's learned tasks go with it
+        tasks = _two_tasks(tmp_path / "tasks.jsonl", scores(OPENAI_MODEL))
+        code, out = await _turnout(tmp_path, "eval", "import", "--outcomes", str(tasks), "--source", "tasks")
+        assert code == 0 and "task detection learned 2 tasks" in out, out
+        headers = {"Authorization": f"Bearer {gw.key}"}
+
+        async def detected() -> str:
+            body = {"messages": [{"role": "user", "content": "Q: Which river flows through Vienna? A:"}]}
+            resp = await gw.http.post("/api/v2/routing/explain", json=body, headers=headers)
+            assert resp.status_code == 200, resp.text
+            return str(resp.json()["task_type"])
+
+        for _ in range(40):  # the gateway reads imports on its feedback poll (0.2 s here)
+            if await detected() == "trivia":
+                break
+            await asyncio.sleep(0.1)
+        assert await detected() == "trivia"
+        code, out = await _turnout(tmp_path, "eval", "remove", "tasks")
+        assert code == 0, out
+        for _ in range(40):
+            if await detected() != "trivia":
+                break
+            await asyncio.sleep(0.1)
+        assert await detected() != "trivia", "the removed evaluation's tasks are still detected"
+        assert await _picks(gw.http, gw.key) == {OPENAI_MODEL}, "removing one import changed another's"

@@ -7,14 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import delete
 
 from turnout.container import Container
 from turnout.routing.classifier import TaskClassifier
 from turnout.routing.detection import detect_task
-from turnout.routing.priors import PriorCell, PriorLoader, save_priors
+from turnout.routing.priors import PriorCell, PriorLoader, remove_source, save_priors
 from turnout.routing.task_model import TaskModel
-from turnout.store.priors import RoutingPrior, RoutingPromptRows, RoutingTaskModel
 
 Table = list[tuple[str, str]]  # (task, prompt)
 
@@ -75,10 +73,8 @@ def detected(loader: PriorLoader, prompts: Sequence[str]) -> list[str]:
 
 
 async def remove(container: Container, source: str) -> None:
-    """What removing an import is: its rows gone from the three tables, in one transaction."""
-    async with container.sessions.begin() as session:
-        for table in (RoutingPrior, RoutingTaskModel, RoutingPromptRows):
-            await session.execute(delete(table).where(table.source == source))
+    """``turnout eval remove``: its rows gone from the three tables, in one transaction."""
+    assert await remove_source(container.sessions, source) is not None
 
 
 async def test_a_second_import_keeps_the_first_imports_tasks_detected(

@@ -1,24 +1,36 @@
 """``turnout eval``: offline evaluation of routing (``replay``, in ``routing/replay``) and
-``import``, which loads a team's own evaluation of its models as the router's prior experience.
+``import``, which loads a team's own evaluation of its models as the router's prior experience;
+``list`` shows the imports and ``remove`` deletes one (a wrong ``--prefix``, a bad evaluation).
 
-``import`` reads the configured database directly, as the other admin commands do, so it works
-with the gateway stopped; running gateways pick the import up within their feedback poll (2 s)."""
+They use the configured database directly, as the other admin commands do, so they work with the
+gateway stopped; running gateways apply an import or a removal within their feedback poll (2 s)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.cli.errors import fail
 from turnout.config import Settings
 from turnout.routing.classifier import TaskClassifier
-from turnout.routing.priors import MAX_WEIGHT, PriorCell, save_priors, table_priors
+from turnout.routing.priors import (
+    MAX_WEIGHT,
+    ImportedEvaluation,
+    PriorCell,
+    list_sources,
+    remove_source,
+    save_priors,
+    table_priors,
+)
 from turnout.routing.prompt_memory import EvaluationRows
 from turnout.routing.replay import eval_app, load_outcomes
 from turnout.routing.task_model import TaskModel
@@ -127,3 +139,133 @@ def _summary(source: str, rows: int, cells: list[PriorCell], unknown: list[str])
     if unknown:
         out.caption = f"not in the catalog (applied once they are): {', '.join(unknown)}"
     return out
+
+
+T = TypeVar("T")
+HOW_TO_IMPORT = "import one with: turnout eval import --outcomes FILE [--source NAME]"
+
+
+@eval_app.command("list")
+def eval_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Show the imported evaluations: their tasks, models, graded prompts, and model ids the catalog
+    does not have (a wrong --prefix or --map)."""
+    evaluations, known = _run(_listed)
+    if as_json:
+        typer.echo(json.dumps([_as_json(e, known) for e in evaluations], indent=2))
+        return
+    if not evaluations:
+        typer.echo(f"No evaluation is imported; {HOW_TO_IMPORT}")
+        return
+    console = Console()
+    if not console.is_terminal:  # piped or redirected: every column whole, however wide
+        console = Console(width=10_000)
+    console.print(_list_table(evaluations, known))
+
+
+@eval_app.command("remove")
+def eval_remove(
+    source: Annotated[str, typer.Argument(help="the evaluation's name, as eval list shows it")],
+) -> None:
+    """Delete an imported evaluation: its priors, task classifier and prompt rows, at once."""
+
+    async def remove(
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> tuple[ImportedEvaluation | None, list[str]]:
+        removed = await remove_source(sessions, source)
+        return removed, [] if removed is not None else [e.source for e in await list_sources(sessions)]
+
+    removed, names = _run(remove)
+    if removed is None:
+        known = f"imported: {', '.join(names)}" if names else f"no evaluation is imported; {HOW_TO_IMPORT}"
+        fail(f"no imported evaluation is named {source!r} ({known})")
+    what = f"{len(removed.tasks)} tasks, {len(removed.models)} models"
+    if removed.task_classifier:
+        what += ", its task classifier"
+    if removed.prompt_rows:
+        what += ", its prompt rows"
+    typer.echo(f"removed {removed.source!r}: {what}")
+    typer.echo("running gateways drop it within TURNOUT_FEEDBACK_SYNC_INTERVAL_S")
+
+
+def _run(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """``work`` on the configured database, migrated first (as ``import`` does)."""
+    settings = Settings()
+    upgrade_sync(settings.database_url)
+
+    async def main() -> T:
+        engine = make_engine(settings.database_url)
+        try:
+            return await work(make_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+async def _listed(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[ImportedEvaluation], set[str]]:
+    """The imports, and the catalog's model ids to tell which of theirs it does not have."""
+    evaluations = await list_sources(sessions)
+    async with sessions() as session:
+        known = set((await session.execute(select(Model.id))).scalars())
+    return evaluations, known
+
+
+def _as_json(e: ImportedEvaluation, known: set[str]) -> dict[str, object]:
+    return {
+        "source": e.source,
+        "tasks": list(e.tasks),
+        "models": list(e.models),
+        "not_in_catalog": [m for m in e.models if m not in known],
+        "ratings_per_model": e.ratings_per_model,
+        "graded_prompts": e.graded_prompts,
+        "weight": None if e.weight is None else round(e.weight, 6),
+        "task_classifier": e.task_classifier,
+        "prompt_rows": e.prompt_rows,
+        "imported_at": None if e.imported_at is None else e.imported_at.isoformat(),
+    }
+
+
+def _list_table(evaluations: list[ImportedEvaluation], known: set[str]) -> Table:
+    out = Table(title=f"Imported evaluations: {len(evaluations)}")
+    columns = (
+        "source",
+        "tasks",
+        "models",
+        "graded prompts",
+        "ratings per model",
+        "weight",
+        "task classifier",
+    )
+    for column in (*columns, "prompt rows", "imported (UTC)", "not in the catalog"):
+        out.add_column(
+            column,
+            justify="right"
+            if column in ("models", "graded prompts", "ratings per model", "weight")
+            else "left",
+        )
+    for e in evaluations:
+        out.add_row(
+            e.source,
+            ", ".join(e.tasks) or "-",
+            str(len(e.models)),
+            "-" if e.graded_prompts is None else str(e.graded_prompts),
+            f"{e.ratings_per_model:g}",
+            "-" if e.weight is None else f"{e.weight:g}",
+            "yes" if e.task_classifier else "no",
+            "yes" if e.prompt_rows else "no",
+            "-" if e.imported_at is None else e.imported_at.strftime("%Y-%m-%d %H:%M"),
+            _missing(e.models, known),
+        )
+    out.caption = "remove one with: turnout eval remove SOURCE"
+    return out
+
+
+def _missing(models: tuple[str, ...], known: set[str]) -> str:
+    """The import's model ids the catalog lacks, the first few by name (``--json`` lists all)."""
+    missing = [m for m in models if m not in known]
+    if not missing:
+        return "-"
+    named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return f"all {len(models)}: {named}" if len(missing) == len(models) else named

@@ -7,11 +7,13 @@ summed per (task, model), with a ``weight`` per row: 1 counts each graded prompt
 lets a tenant's own ratings overrule a table that may not match its traffic sooner. Live ratings
 then refine it. ``turnout eval import`` and ``eval replay --warmup`` share this path. A table of
 several tasks also trains a ``TaskModel`` on its prompts, so live prompts are detected as its tasks.
+``eval list`` and ``eval remove`` show and delete imports (``list_sources``, ``remove_source``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -166,6 +168,107 @@ async def save_priors(
             for c in cells
         )
     return now
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedEvaluation:
+    """What one imported evaluation holds, for ``turnout eval list``. The weight is not stored: it
+    is derived from the prompt rows (prompts per task) where the import has them."""
+
+    source: str
+    tasks: tuple[str, ...]
+    models: tuple[str, ...]
+    ratings_per_model: float  # summed over tasks, of each task's most-rated model: weight x prompts
+    graded_prompts: int | None  # None: no prompt rows to count them in
+    weight: float | None
+    task_classifier: bool
+    prompt_rows: bool
+    imported_at: datetime | None  # UTC
+
+
+async def list_sources(sessions: async_sessionmaker[AsyncSession]) -> list[ImportedEvaluation]:
+    """Every imported evaluation, by name: any source with rows in one of the three tables (a hand
+    edit may have left one with only some), so ``remove_source`` can clear every one listed."""
+    async with sessions() as session:
+        return await _evaluations(session)
+
+
+async def remove_source(sessions: async_sessionmaker[AsyncSession], source: str) -> ImportedEvaluation | None:
+    """Delete the evaluation ``source`` from the three tables in one transaction (replicas see it
+    whole or gone, and their ``PriorLoader`` takes its share back on its next poll); returns what it
+    held, or None when there is no such source (nothing changed)."""
+    async with sessions.begin() as session:
+        found = await _evaluations(session, source)
+        if not found:
+            return None
+        for table in (RoutingPrior, RoutingTaskModel, RoutingPromptRows):
+            await session.execute(delete(table).where(table.source == source))
+    return found[0]
+
+
+async def _evaluations(session: AsyncSession, only: str | None = None) -> list[ImportedEvaluation]:
+    """The evaluations (only ``only``, when given) as ``list_sources`` describes them."""
+    query = select(
+        RoutingPrior.source,
+        RoutingPrior.task,
+        RoutingPrior.model_id,
+        RoutingPrior.count,
+        RoutingPrior.imported_at,
+    )
+    classifier_query = select(RoutingTaskModel.source, RoutingTaskModel.trained_at)
+    prompt_query = select(RoutingPromptRows.source, RoutingPromptRows.rows, RoutingPromptRows.imported_at)
+    if only is not None:
+        query = query.where(RoutingPrior.source == only)
+        classifier_query = classifier_query.where(RoutingTaskModel.source == only)
+        prompt_query = prompt_query.where(RoutingPromptRows.source == only)
+    cells: dict[str, list[tuple[str, str, float, datetime]]] = {}
+    for source, task, model_id, count, at in (await session.execute(query)).all():
+        cells.setdefault(source, []).append((task, model_id, count, at))
+    classifiers = {source: at for source, at in (await session.execute(classifier_query)).all()}
+    prompts = {source: (rows, at) for source, rows, at in (await session.execute(prompt_query)).all()}
+    out = []
+    for source in sorted(cells.keys() | classifiers.keys() | prompts.keys()):
+        rows = cells.get(source, [])
+        most: dict[str, float] = {}  # task -> its most-rated model's ratings
+        for task, _, count, _ in rows:
+            most[task] = max(most.get(task, 0.0), count)
+        per_task = _prompts_per_task(source, prompts[source][0]) if source in prompts else None
+        # a task's most-rated model graded its every prompt (as a table of full rows does)
+        ratios = [most[t] / n for t, n in (per_task or {}).items() if t in most and n]
+        stamps = [at for *_, at in rows]
+        stamps += [classifiers[source]] if source in classifiers else []
+        stamps += [prompts[source][1]] if source in prompts else []
+        out.append(
+            ImportedEvaluation(
+                source=source,
+                tasks=tuple(sorted(most)),
+                models=tuple(sorted({model_id for _, model_id, _, _ in rows})),
+                ratings_per_model=sum(most.values()),
+                graded_prompts=sum(per_task.values()) if per_task is not None else None,
+                weight=max(ratios) if ratios else None,
+                task_classifier=source in classifiers,
+                prompt_rows=source in prompts,
+                imported_at=max((_utc(at) for at in stamps), default=None),
+            )
+        )
+    return out
+
+
+def _prompts_per_task(source: str, data: bytes) -> dict[str, int] | None:
+    """The graded prompts per task in an import's prompt rows, decompressing only their task names
+    (not the megabytes of features); None where they cannot be read."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+            names, counts = np.unique(saved["tasks"], return_counts=True)
+    except (ValueError, OSError, KeyError) as exc:
+        log.warning("prompt_rows_unusable", source=source, error=str(exc))
+        return None
+    return {str(name): int(n) for name, n in zip(names.tolist(), counts.tolist(), strict=True)}
+
+
+def _utc(at: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class PriorLoader:
