@@ -33,6 +33,7 @@ from turnout.api.data_plane import ROUTES as DATA_PLANE_ROUTES
 from turnout.api.errors import install_error_handlers
 from turnout.api.hot_path import HotPath
 from turnout.api.openapi import install_openapi
+from turnout.api.rejections import Rejections
 from turnout.api.ui import install_ui
 from turnout.config import Settings
 from turnout.container import Container
@@ -78,6 +79,7 @@ def create_app(
         static_url="/docs-assets",
     )
     app.state.container = the_container
+    app.state.rejections = Rejections(the_container.metrics)
     install_error_handlers(app)
     app.add_middleware(BodyGuard)  # inside the size limit: it reads bodies whole
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

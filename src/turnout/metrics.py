@@ -114,6 +114,12 @@ class GatewayMetrics:
         self.explored = Counter(
             "turnout_routing_explorations", "Router choices that explored, by task", ["task"], registry=reg
         )
+        self.rejected = Counter(
+            "turnout_rejected_requests",
+            "Requests refused before they became calls (no record): bad credentials, bodies, paths",
+            ["api", "status", "code"],
+            registry=reg,
+        )
         self.breaker_open = Gauge(
             "turnout_breaker_open",
             "1 while a model's circuit breaker is open (skipped for everyone)",
@@ -189,6 +195,10 @@ class GatewayMetrics:
         self._rows.append(row)
         if len(self._rows) >= FLUSH_EVERY:
             self.flush()
+
+    def on_rejected(self, api: str, status: int, code: str) -> None:
+        """Count one request refused before it became a call (``api.rejections``)."""
+        self.rejected.labels(api, str(status), code).inc()
 
     def on_routed(self, routed: Routed) -> None:
         """Count one routing decision of the router (not a model the caller named)."""

@@ -24,6 +24,7 @@ from turnout.api.disconnect import DisconnectWatch as _DisconnectWatch
 from turnout.api.errors import validation_message
 from turnout.api.native import NATIVE, native_chat_body, native_embeddings_body
 from turnout.api.parse import client_request_id, decode_json, parse_chat, parse_embeddings
+from turnout.api.rejections import refused
 from turnout.auth.principal import Principal
 from turnout.container import Container
 from turnout.domain.requests import ChatCall
@@ -65,7 +66,7 @@ def _endpoint(dialect: Dialect, run: Run | None, passing: PassRun | None = None)
             else:
                 work, include_usage = passing(container, principal, body, raw, request.headers)
         except TurnoutError as exc:
-            return dialect.error_response(exc)
+            return refused(request, dialect, exc)
         current = asyncio.current_task()
         assert current is not None
         watch = _DisconnectWatch(request, current)  # after the body: the watcher reads receive()
@@ -140,7 +141,7 @@ async def _count_tokens(request: Request) -> Response:
         call = _anthropic_call(decode_json(raw), raw, request.headers, count_tokens=True)
         return render_count(await container.gateway.count_tokens(principal, call))
     except TurnoutError as exc:
-        return ANTHROPIC.error_response(exc)
+        return refused(request, ANTHROPIC, exc)
 
 
 def _native_chat(
@@ -182,7 +183,7 @@ def _model_listing(native: bool) -> Handler:
         try:
             principal = authenticate(request, container)
         except TurnoutError as exc:
-            return OPENAI.error_response(exc)
+            return refused(request, OPENAI, exc)
         from turnout.domain.capsule import allowed_by_capsule
 
         snapshot = container.snapshots.current
@@ -256,7 +257,7 @@ async def _rate(request: Request) -> Response:
             raise InvalidRequest("message id must be at most 36 characters", param="message_id")
         out = await container.feedback.rate(message_id, rating, principal)
     except TurnoutError as exc:
-        return OPENAI.error_response(exc)
+        return refused(request, OPENAI, exc)
     return Response(out.model_dump_json(), media_type="application/json")
 
 

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from turnout.api.rejections import CONTROL_PLANE, note_rejection
 from turnout.errors import TurnoutError, error_body, fields_message
 
 log = structlog.get_logger(__name__)
@@ -45,21 +46,31 @@ def validation_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | 
     return fields_message(errors, drop=_SOURCES)
 
 
+def turnout_error_response(request: Request, exc: TurnoutError) -> Response:
+    """A control-plane error as JSON; a refusal (4xx) is counted and logged (``api.rejections``)."""
+    if 400 <= exc.status_code < 500:
+        note_rejection(request, CONTROL_PLANE, exc.status_code, exc.code, exc.message)
+    return json_error(exc.status_code, exc.body(), exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
     @app.exception_handler(TurnoutError)
-    async def _turnout_error(_: Request, exc: TurnoutError) -> Response:
-        return json_error(exc.status_code, exc.body(), exc.headers)
+    async def _turnout_error(request: Request, exc: TurnoutError) -> Response:
+        return turnout_error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         message, param = validation_message(exc.errors())
+        note_rejection(request, CONTROL_PLANE, 400, "invalid_value", message)
         return json_error(400, error_body(message, "invalid_request_error", param, "invalid_value"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         kind = _STATUS_TYPES.get(exc.status_code, "api_error")
+        if 400 <= exc.status_code < 500:
+            note_rejection(request, CONTROL_PLANE, exc.status_code, None, str(exc.detail))
         return json_error(exc.status_code, error_body(str(exc.detail), kind, None, None), exc.headers)
 
     @app.exception_handler(Exception)

@@ -26,6 +26,7 @@ from turnout.api.deps import container_of
 from turnout.api.dialects import OPENAI
 from turnout.api.disconnect import WATCH_AFTER_S, DisconnectWatch
 from turnout.api.parse import client_request_id, decode_json, parse_chat
+from turnout.api.rejections import refused
 from turnout.auth.principal import Principal
 from turnout.container import Container
 from turnout.errors import InvalidRequest, TurnoutError
@@ -59,7 +60,7 @@ async def create(request: Request) -> Response:
         call = parse_chat(parsed.chat)
         call.client_request_id = client_request_id(request.headers)
     except TurnoutError as exc:
-        return OPENAI.error_response(exc)
+        return refused(request, OPENAI, exc)
     call.include_usage = True  # a Responses stream always ends with its usage
     call.native = native_responses_body(body, history, parsed.input_items)  # for providers speaking it
     current = asyncio.current_task()
@@ -200,7 +201,7 @@ async def retrieve(request: Request) -> Response:
         principal = authenticate(request, container)
         response = await container.responses.get(principal, _response_id(request))
     except TurnoutError as exc:
-        return OPENAI.error_response(exc)
+        return refused(request, OPENAI, exc)
     return Response(orjson.dumps(response), media_type="application/json")
 
 
@@ -212,7 +213,7 @@ async def remove(request: Request) -> Response:
         response_id = _response_id(request)
         await container.responses.delete(principal, response_id)
     except TurnoutError as exc:
-        return OPENAI.error_response(exc)
+        return refused(request, OPENAI, exc)
     body = {"id": response_id, "object": "response.deleted", "deleted": True}
     return Response(orjson.dumps(body), media_type="application/json")
 
@@ -237,7 +238,7 @@ async def input_items(request: Request) -> Response:
             principal, response_id, limit=limit, after=query.get("after"), order=order
         )
     except TurnoutError as exc:
-        return OPENAI.error_response(exc)
+        return refused(request, OPENAI, exc)
     return Response(page.model_dump_json(), media_type="application/json")
 
 

@@ -9,7 +9,8 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from turnout.api.errors import json_error
+from turnout.api.errors import turnout_error_response
+from turnout.api.rejections import CONTROL_PLANE, note_rejection
 from turnout.api.ui import agents, auth_pages, catalog, playground, providers, reports, routing_pages
 from turnout.api.ui.render import page
 from turnout.api.ui.session import LoginRequired, UsedLinks
@@ -43,5 +44,7 @@ def install_ui(app: FastAPI) -> None:
     @app.exception_handler(TurnoutError)
     async def _error(request: Request, exc: TurnoutError) -> Response:
         if request.url.path.startswith("/ui/") and not request.url.path.startswith("/ui/playground/"):
+            if 400 <= exc.status_code < 500:
+                note_rejection(request, CONTROL_PLANE, exc.status_code, exc.code, exc.message)
             return page(request, None, "error.html", status_code=exc.status_code, error=exc)
-        return json_error(exc.status_code, exc.body(), exc.headers)  # as install_error_handlers does
+        return turnout_error_response(request, exc)  # the API's handler, which this one replaces
