@@ -74,6 +74,20 @@ async def test_task_type_with_nul_is_refused(gw: GatewayEnv, dialect: str) -> No
     assert _upstream(gw) == 0
 
 
+@pytest.mark.parametrize("dialect", ["openai", "native"])
+async def test_a_task_type_too_long_to_store_is_refused(gw: GatewayEnv, dialect: str) -> None:  # noqa: F811
+    """The records and the learned experience keep 50 characters of a task type: a longer one was
+    cut silently, so two long names sharing their first 50 characters were learned as one task."""
+    status, body = await _post(gw, dialect, {}, task_type="support-" + "x" * 43)
+    assert status == 400, body
+    assert "task_type" in _message(body) and "50" in _message(body)
+    assert _upstream(gw) == 0
+    status, body = await _post(gw, dialect, {}, task_type=" Support-" + "x" * 41 + " ")  # 50 once trimmed
+    assert status == 200, body
+    (row,) = await gw.records(1)
+    assert row.task_type == "support-" + "x" * 41
+
+
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
 async def test_metadata_at_the_limits_is_recorded_as_sent(gw: GatewayEnv, dialect: str) -> None:  # noqa: F811
     metadata = {"conversation_id": "c" * 64, "user_id": "ü" * 255, "task_id": "t" * 255}

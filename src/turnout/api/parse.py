@@ -22,6 +22,7 @@ from turnout.translate.types import ChatRequest, EmbeddingsRequest
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EXTENSIONS = frozenset({"metadata", "fallbacks", "task_type", "requirements"})
+TASK_TYPE_CHARS = 50  # the records' and experience's task_type columns
 CLIENT_REQUEST_ID = "x-client-request-id"  # OpenAI's header for a caller's own id of a call
 
 
@@ -189,8 +190,11 @@ def _extensions(body: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
         for key, limit in METADATA_IDS.items():
             _storable_id(metadata.get(key), limit, f"metadata.{key}")
     task_type = body.get("task_type")
-    if isinstance(task_type, str) and UNSTORABLE.search(task_type) is not None:
-        raise InvalidRequest("task_type must not contain NUL bytes", param="task_type")
+    if isinstance(task_type, str):
+        if UNSTORABLE.search(task_type) is not None:
+            raise InvalidRequest("task_type must not contain NUL bytes", param="task_type")
+        if len(task_type.strip()) > TASK_TYPE_CHARS:  # was cut silently: two long names became one
+            raise InvalidRequest(f"task_type must be at most {TASK_TYPE_CHARS} characters", param="task_type")
     return fallbacks, metadata
 
 
