@@ -498,30 +498,23 @@ async def test_a_bind_address_not_of_this_machine_stops_start_up_naming_the_sett
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("sslmode", ["disable", "prefer"])
-async def test_a_postgresql_url_with_libpqs_sslmode_connects(env: dict[str, str], sslmode: str) -> None:
-    """``postgresql://...?sslmode=...`` (libpq's spelling, no driver) failed at connect with
-    "connect() got an unexpected keyword argument 'sslmode'". The local server has no TLS, so
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?sslmode=disable",
+        "?sslmode=prefer",
+        "?connect_timeout=10&application_name=turnout&options=-c%20statement_timeout%3D5000",
+    ],
+)
+async def test_a_postgresql_url_with_libpqs_parameters_migrates_and_runs(
+    env: dict[str, str], query: str
+) -> None:
+    """libpq's parameters, as psql, Heroku, RDS and Helm charts write them, failed at connect with
+    "connect() got an unexpected keyword argument 'sslmode'" (or 'connect_timeout'); they now reach
+    asyncpg as its ``ssl``, ``timeout`` and server settings. The local server has no TLS, so
     ``disable`` and ``prefer`` connect."""
     url, name = await create_pg_database()
     try:
-        plain = url.replace("+asyncpg", "") + f"?sslmode={sslmode}"
-        code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "migrate")
-        assert code == 0 and f"database is at {head_revision()}" in out, out
-        code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "providers", "list")
-        assert code == 0 and "error:" not in out, out
-    finally:
-        await drop_pg_database(name)
-
-
-@pytest.mark.postgres
-async def test_a_postgresql_url_with_libpqs_other_parameters_migrates_and_runs(env: dict[str, str]) -> None:
-    """libpq's ``connect_timeout``, ``application_name`` and ``options`` (as Heroku, RDS and Helm
-    charts write them) failed at connect with "connect() got an unexpected keyword argument
-    'connect_timeout'"; they now reach asyncpg as its ``timeout`` and server settings."""
-    url, name = await create_pg_database()
-    try:
-        query = "?connect_timeout=10&application_name=turnout&options=-c%20statement_timeout%3D5000"
         plain = url.replace("+asyncpg", "") + query
         code, out = await _turnout({**env, "TURNOUT_DATABASE_URL": plain}, "migrate")
         assert code == 0 and f"database is at {head_revision()}" in out, out
