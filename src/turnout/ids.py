@@ -57,3 +57,14 @@ def new_ordered_id() -> str:
     h = new_hex()  # its version and variant digits are replaced or kept (the variant is 10 either way)
     stamp = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
     return f"{stamp[:8]}-{stamp[8:]}-7{h[13:16]}-{h[16:20]}-{h[20:]}"
+
+
+def ordered_id_time(value: str) -> float | None:
+    """When a ``new_ordered_id`` was made (Unix seconds, to the millisecond); None for any other
+    string (a version-4 id, a typo)."""
+    if len(value) != 36 or value[14] != "7" or value[8] != "-":
+        return None
+    try:
+        return int(value[:8] + value[9:13], 16) / 1000.0
+    except ValueError:
+        return None

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from turnout.ids import new_id, new_ordered_id
+from turnout.ids import new_id, new_ordered_id, ordered_id_time
 
 
 def test_ids_are_canonical_random_v4_uuids_and_never_repeat() -> None:
@@ -38,6 +38,14 @@ def test_message_ids_are_v7_uuids_that_sort_by_creation_time() -> None:
     # the 74 bits after the timestamp are random: no position is stuck across ids of one millisecond
     tails = [value.replace("-", "")[13:] for value in first[:2000]]
     assert all(len({t[i] for t in tails}) > 1 for i in range(19) if i != 3)  # 3: the variant digit
+
+
+def test_a_message_ids_time_is_read_back_and_no_other_string_has_one() -> None:
+    before = time.time()
+    made = ordered_id_time(new_ordered_id())
+    assert made is not None and before - 0.002 <= made <= time.time() + 0.002
+    for other in (new_id(), str(uuid.uuid4()), "", "x" * 36, "zzzzzzzz-zzzz-7zzz-8zzz-zzzzzzzzzzzz"):
+        assert ordered_id_time(other) is None
 
 
 def test_a_forked_child_never_repeats_its_parents_ids() -> None:

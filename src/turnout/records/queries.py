@@ -7,7 +7,9 @@ scan every row before it).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.auth.principal import Principal
 from turnout.errors import Forbidden, InvalidRequest, NotFound
+from turnout.ids import ordered_id_time
 from turnout.jsontypes import Usd
 from turnout.store.messages import Message
 
@@ -97,6 +100,11 @@ class MessagePage(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next (older) page")
 
 
+# a lookup of a call made under STORE_WAIT_S ago that misses reads again every STORE_POLL_S
+STORE_WAIT_S = 3.0
+STORE_POLL_S = 0.1
+
+
 class MessageQueries:
     """Call records for the control plane."""
 
@@ -133,6 +141,8 @@ class MessageQueries:
         if row is None and self._flush is not None:  # maybe answered here and not stored yet
             await self._flush()
             row = await self._row(message_id)
+        if row is None:  # maybe answered by another replica, whose writer stores it within moments
+            row = await self._fresh_row(message_id)
         if row is None or not (principal.has_any("platform_admin") or row.tenant_id == principal.tenant_id):
             raise NotFound(f"message '{message_id}' not found", param="message_id")
         meta = row.metadata_ or {}
@@ -155,6 +165,21 @@ class MessageQueries:
                 "content": row.content,
             }
         )
+
+    async def _fresh_row(self, message_id: str) -> Message | None:
+        """The record of a call made moments ago (its id says when: ``ids.ordered_id_time``),
+        read again until it is ``STORE_WAIT_S`` old: another replica's record writer stores it
+        within its batch interval (0.2 s by default), and a client behind a load balancer asks
+        whichever replica. An id of no such call, or an older one, is not waited for."""
+        made = ordered_id_time(message_id)
+        if made is None:
+            return None
+        while time.time() - made < STORE_WAIT_S:
+            await asyncio.sleep(STORE_POLL_S)
+            row = await self._row(message_id)
+            if row is not None:
+                return row
+        return None
 
     async def _row(self, message_id: str) -> Message | None:
         async with self._sessions() as session:
