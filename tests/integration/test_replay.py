@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from turnout.routing.replay import CURVE_TRADEOFFS, eval_app, load_outcomes, load_prices, replay
+from turnout.cli.evaluation import eval_app
+from turnout.routing.replay import CURVE_TRADEOFFS, load_outcomes, load_prices, replay
 from turnout.routing.router import RouterConfig
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "routing"

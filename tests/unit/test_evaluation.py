@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from turnout.cli.evaluation import eval_app
 from turnout.routing.evaluation import Outcomes, baselines, folds, prompt_groups
 from turnout.routing.evaluation_stats import (
     apgr,
@@ -20,7 +21,7 @@ from turnout.routing.evaluation_stats import (
     t_interval,
 )
 from turnout.routing.evaluation_text import Neighbours, TextIndex
-from turnout.routing.replay import Row, eval_app, replay
+from turnout.routing.replay import Row, replay
 
 
 def table(

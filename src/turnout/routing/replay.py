@@ -30,10 +30,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-import typer
 
 from turnout.routing.classifier import TaskClassifier
 from turnout.routing.detection import task_mix
@@ -46,7 +45,7 @@ from turnout.routing.evaluation import (
     prompt_groups,
     two_models,
 )
-from turnout.routing.evaluation_report import BASELINES, Pair, ReplayReport, SeedResult, render, summarize
+from turnout.routing.evaluation_report import BASELINES, Pair, ReplayReport, SeedResult, summarize
 from turnout.routing.evaluation_text import Neighbours, TextIndex
 from turnout.routing.priors import add_priors, table_priors
 from turnout.routing.prompt_memory import (
@@ -537,87 +536,3 @@ def _route(
             store.record(TENANT, AGENT, task, ids[r], score, clock)
         clock += STEP_S
     return chosen
-
-
-eval_app = typer.Typer(help="Offline evaluation of routing", no_args_is_help=True)
-
-
-@eval_app.callback()
-def _eval() -> None:
-    """Offline evaluation of routing."""
-
-
-@eval_app.command("replay")
-def eval_replay(
-    outcomes: Annotated[Path, typer.Option(help="JSONL table: task, prompt, scores per model", exists=True)],
-    prices: Annotated[Path, typer.Option(help="models.json with each model's prices", exists=True)],
-    mode: Annotated[
-        str, typer.Option(help="bandit: only the chosen model's score is revealed; full: all")
-    ] = "bandit",
-    task_hint: Annotated[
-        bool, typer.Option("--task-hint/--detect", help="give the row's task, or detect it")
-    ] = True,
-    detect: Annotated[bool, typer.Option("--detect-task", hidden=True)] = False,
-    warmup: Annotated[
-        Path | None, typer.Option(help="a table learnt first as priors (with --folds: added to every fold's)")
-    ] = None,
-    folds: Annotated[
-        int | None,
-        typer.Option(
-            "--folds", min=2, help="K-fold cross-validation by prompt: warm up on K-1 folds, replay the other"
-        ),
-    ] = None,
-    shuffle: Annotated[bool, typer.Option(help="replay in an order shuffled per seed")] = False,
-    seeds: Annotated[int, typer.Option(min=1, help="seeds SEED .. SEED+N-1 (folds, order, exploration)")] = 1,
-    two_model: Annotated[
-        bool,
-        typer.Option("--two-model", help="only the best and the cheapest model; RouteLLM's APGR and CPT"),
-    ] = False,
-    answer_tokens: Annotated[int, typer.Option(min=0, help="assumed answer length for costs")] = 200,
-    seed: Annotated[int, typer.Option(help="the first random seed")] = 0,
-    workers: Annotated[int, typer.Option(min=1, help="processes replaying seeds in parallel")] = 1,
-    curve: Annotated[
-        bool,
-        typer.Option(
-            "--curve",
-            help="with --two-model: sweep the router's price of cost (9 more replays of every fold) for "
-            "its APGR and CPT, as the baselines sweep λ",
-        ),
-    ] = False,
-    prompt_memory: Annotated[
-        bool,
-        typer.Option(
-            "--prompt-memory/--no-prompt-memory",
-            help="route with the prompt memory: a request's most similar rated prompts adjust its estimates",
-        ),
-    ] = False,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="print one JSON object on stdout (the tables go to stderr)")
-    ] = False,
-) -> None:
-    """Replay an outcomes table through the real router and compare it with baselines fitted on
-    the same warm-up rows and scored on the same held-out rows."""
-    if mode not in ("bandit", "full"):
-        raise typer.BadParameter("must be 'bandit' or 'full'", param_hint="--mode")
-    if curve and not two_model:
-        raise typer.BadParameter("the curve is the two-model table's: add --two-model", param_hint="--curve")
-    if (detect or not task_hint) and folds is None and warmup is None:
-        raise typer.BadParameter(DETECT_NEEDS_WARMUP, param_hint="--detect")
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        bar = progress.add_task("replaying seeds", total=seeds)
-        try:
-            report = replay(
-                load_outcomes(outcomes), load_prices(prices), mode=mode, detect=detect or not task_hint,
-                warmup=load_outcomes(warmup) if warmup else (), answer_tokens=answer_tokens, seed=seed,
-                seeds=seeds, n_folds=folds, shuffle=shuffle, two_model=two_model, workers=workers,
-                router_config_for=tradeoff_config if curve else None, knobs=CURVE_TRADEOFFS if curve else (),
-                on_seed=lambda _s: progress.advance(bar), prompt_memory=prompt_memory,
-            )  # fmt: skip
-        except (ValueError, KeyError) as exc:
-            raise typer.BadParameter(str(exc), param_hint="--outcomes/--prices") from None
-    render(report, stderr=json_out)
-    if json_out:
-        print(json.dumps(report.to_json(), separators=(",", ":"), allow_nan=False))
