@@ -48,8 +48,7 @@ def validation_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | 
 
 def turnout_error_response(request: Request, exc: TurnoutError) -> Response:
     """A control-plane error as JSON; a refusal (4xx) is counted and logged (``api.rejections``)."""
-    if 400 <= exc.status_code < 500:
-        note_rejection(request, CONTROL_PLANE, exc.status_code, exc.code, exc.message)
+    note_rejection(request, CONTROL_PLANE, exc.status_code, exc.code, exc.message)
     return json_error(exc.status_code, exc.body(), exc.headers)
 
 
@@ -69,8 +68,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         kind = _STATUS_TYPES.get(exc.status_code, "api_error")
-        if 400 <= exc.status_code < 500:
-            note_rejection(request, CONTROL_PLANE, exc.status_code, None, str(exc.detail))
+        note_rejection(request, CONTROL_PLANE, exc.status_code, None, str(exc.detail))
         return json_error(exc.status_code, error_body(str(exc.detail), kind, None, None), exc.headers)
 
     @app.exception_handler(Exception)

@@ -77,9 +77,10 @@ class Rejections:
 
 def note_rejection(request: Request, api: str, status: int, code: str | None, message: str) -> None:
     """``Rejections.note`` on the app's (``app.state.rejections``, set by ``create_app``; an app
-    built without it, in a test, counts nothing)."""
+    built without it, in a test, counts nothing), for a 4xx only: a 5xx is Turnout's failure, not
+    a refusal, and a 3xx (the UI's sign-in redirect) neither."""
     rejections: Rejections | None = getattr(request.app.state, "rejections", None)
-    if rejections is not None:
+    if rejections is not None and 400 <= status < 500:
         rejections.note(request, api, status, code, message)
 
 

@@ -8,11 +8,9 @@ gateway stopped; running gateways apply an import or a removal within their feed
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,8 +18,8 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from turnout.cli.database import on_database, table_console
 from turnout.cli.errors import fail
-from turnout.config import Settings
 from turnout.routing.classifier import TaskClassifier
 from turnout.routing.evaluation_report import render
 from turnout.routing.priors import (
@@ -43,8 +41,6 @@ from turnout.routing.replay import (
     tradeoff_config,
 )
 from turnout.routing.task_model import TaskModel
-from turnout.store.db import make_engine, make_sessionmaker
-from turnout.store.migrate import upgrade_sync
 from turnout.store.models import Model
 
 __all__ = ["eval_app"]
@@ -185,10 +181,8 @@ def eval_import(
         task_model = TaskModel.train(prompts, tasks, encoder)
     # for gateways with the prompt memory on (it needs the same word vectors)
     prompt_rows = EvaluationRows.of_table(tasks, prompts, scores, encoder) if encoder is not None else None
-    settings = Settings()
-    upgrade_sync(settings.database_url)
     try:
-        unknown = asyncio.run(_save(settings, name, cells, task_model, prompt_rows))
+        unknown = on_database(lambda sessions: _save(sessions, name, cells, task_model, prompt_rows))
     except ValueError as exc:
         fail(str(exc), code=2)
     Console().print(_summary(name, len(rows), cells, unknown))
@@ -197,7 +191,7 @@ def eval_import(
 
 
 async def _save(
-    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
     source: str,
     cells: list[PriorCell],
     task_model: TaskModel | None,
@@ -205,15 +199,14 @@ async def _save(
 ) -> list[str]:
     """Store the cells, task model and prompt rows; returns the model ids the catalog does not have
     (yet)."""
-    engine = make_engine(settings.database_url)
-    try:
-        sessions = make_sessionmaker(engine)
-        await save_priors(sessions, source, cells, task_model, prompt_rows)
-        async with sessions() as session:
-            known = set((await session.execute(select(Model.id))).scalars())
-    finally:
-        await engine.dispose()
-    return sorted({c.model_id for c in cells} - known)
+    await save_priors(sessions, source, cells, task_model, prompt_rows)
+    return sorted({c.model_id for c in cells} - await _catalog_ids(sessions))
+
+
+async def _catalog_ids(sessions: async_sessionmaker[AsyncSession]) -> set[str]:
+    """The catalog's model ids, to tell which of an import's it does not have."""
+    async with sessions() as session:
+        return set((await session.execute(select(Model.id))).scalars())
 
 
 def _summary(source: str, rows: int, cells: list[PriorCell], unknown: list[str]) -> Table:
@@ -233,7 +226,6 @@ def _summary(source: str, rows: int, cells: list[PriorCell], unknown: list[str])
     return out
 
 
-T = TypeVar("T")
 HOW_TO_IMPORT = "import one with: turnout eval import --outcomes FILE [--source NAME]"
 
 
@@ -243,17 +235,14 @@ def eval_list(
 ) -> None:
     """Show the imported evaluations: their tasks, models, graded prompts, and model ids the catalog
     does not have (a wrong --prefix or --map)."""
-    evaluations, known = _run(_listed)
+    evaluations, known = on_database(_listed)
     if as_json:
         typer.echo(json.dumps([_as_json(e, known) for e in evaluations], indent=2))
         return
     if not evaluations:
         typer.echo(f"No evaluation is imported; {HOW_TO_IMPORT}")
         return
-    console = Console()
-    if not console.is_terminal:  # piped or redirected: every column whole, however wide
-        console = Console(width=10_000)
-    console.print(_list_table(evaluations, known))
+    table_console().print(_list_table(evaluations, known))
 
 
 @eval_app.command("remove")
@@ -268,7 +257,7 @@ def eval_remove(
         removed = await remove_source(sessions, source)
         return removed, [] if removed is not None else [e.source for e in await list_sources(sessions)]
 
-    removed, names = _run(remove)
+    removed, names = on_database(remove)
     if removed is None:
         known = f"imported: {', '.join(names)}" if names else f"no evaluation is imported; {HOW_TO_IMPORT}"
         fail(f"no imported evaluation is named {source!r} ({known})")
@@ -281,27 +270,9 @@ def eval_remove(
     typer.echo("running gateways drop it within TURNOUT_FEEDBACK_SYNC_INTERVAL_S")
 
 
-def _run(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    """``work`` on the configured database, migrated first (as ``import`` does)."""
-    settings = Settings()
-    upgrade_sync(settings.database_url)
-
-    async def main() -> T:
-        engine = make_engine(settings.database_url)
-        try:
-            return await work(make_sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
-
-
 async def _listed(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[ImportedEvaluation], set[str]]:
     """The imports, and the catalog's model ids to tell which of theirs it does not have."""
-    evaluations = await list_sources(sessions)
-    async with sessions() as session:
-        known = set((await session.execute(select(Model.id))).scalars())
-    return evaluations, known
+    return await list_sources(sessions), await _catalog_ids(sessions)
 
 
 def _as_json(e: ImportedEvaluation, known: set[str]) -> dict[str, object]:

@@ -6,21 +6,17 @@ works with the gateway stopped.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from turnout.auth.principal import Principal
+from turnout.cli.database import on_database, table_console
 from turnout.cli.errors import fail
-from turnout.config import Settings
 from turnout.domain.pricing import format_usd
 from turnout.errors import TurnoutError
 from turnout.records.spend import DIMENSIONS, SpendQueries, SpendQuery, SpendReport, SpendRow, csv_text
-from turnout.store.db import make_engine, make_sessionmaker
-from turnout.store.migrate import upgrade_sync
 
 CLI_PRINCIPAL = Principal(subject="cli", tenant_id="platform", roles=frozenset({"platform_admin"}))
 
@@ -49,27 +45,14 @@ def spend(
         query = SpendQuery.parse(group_by, start, end, filters)
     except TurnoutError as exc:
         fail(exc.message, code=2)
-    settings = Settings()
-    upgrade_sync(settings.database_url)
     try:
-        report = asyncio.run(_report(settings, query))
+        report = on_database(lambda sessions: SpendQueries(sessions).report(query, CLI_PRINCIPAL))
     except TurnoutError as exc:
         fail(f"({exc.status_code}) {exc.message}")
     if as_csv:
         typer.echo(csv_text(report), nl=False)
     else:
-        console = Console()
-        if not console.is_terminal:  # piped or redirected: every column whole, however wide
-            console = Console(width=10_000)
-        console.print(table(report))
-
-
-async def _report(settings: Settings, query: SpendQuery) -> SpendReport:
-    engine = make_engine(settings.database_url)
-    try:
-        return await SpendQueries(make_sessionmaker(engine)).report(query, CLI_PRINCIPAL)
-    finally:
-        await engine.dispose()
+        table_console().print(table(report))
 
 
 def table(report: SpendReport) -> Table:

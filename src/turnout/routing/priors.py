@@ -13,8 +13,8 @@ several tasks also trains a ``TaskModel`` on its prompts, so live prompts are de
 from __future__ import annotations
 
 import asyncio
-import io
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -258,12 +258,10 @@ def _prompts_per_task(source: str, data: bytes) -> dict[str, int] | None:
     """The graded prompts per task in an import's prompt rows, decompressing only their task names
     (not the megabytes of features); None where they cannot be read."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as saved:
-            names, counts = np.unique(saved["tasks"], return_counts=True)
+        return dict(Counter(EvaluationRows.tasks_of(data)))
     except (ValueError, OSError, KeyError) as exc:
         log.warning("prompt_rows_unusable", source=source, error=str(exc))
         return None
-    return {str(name): int(n) for name, n in zip(names.tolist(), counts.tolist(), strict=True)}
 
 
 def _utc(at: datetime) -> datetime:

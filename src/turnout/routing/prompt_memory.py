@@ -320,6 +320,13 @@ class EvaluationRows:
                 [str(m) for m in saved["model_ids"]],
             )
 
+    @staticmethod
+    def tasks_of(data: bytes) -> list[str]:
+        """The task of each row in ``to_bytes``'s ``data``, decompressing only their names, not the
+        megabytes of features (what ``turnout eval list`` counts)."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as saved:
+            return [str(t) for t in saved["tasks"]]
+
     def into(self, memory: PromptMemory) -> None:
         """Make these the memory's evaluation rows (replacing what it had)."""
         memory.set_prior(self.tasks, self.vectors, self.residuals, self.model_ids)

@@ -44,7 +44,6 @@ def install_ui(app: FastAPI) -> None:
     @app.exception_handler(TurnoutError)
     async def _error(request: Request, exc: TurnoutError) -> Response:
         if request.url.path.startswith("/ui/") and not request.url.path.startswith("/ui/playground/"):
-            if 400 <= exc.status_code < 500:
-                note_rejection(request, CONTROL_PLANE, exc.status_code, exc.code, exc.message)
+            note_rejection(request, CONTROL_PLANE, exc.status_code, exc.code, exc.message)
             return page(request, None, "error.html", status_code=exc.status_code, error=exc)
         return turnout_error_response(request, exc)  # the API's handler, which this one replaces
