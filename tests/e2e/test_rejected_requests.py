@@ -87,3 +87,41 @@ async def test_a_refusal_needs_no_metrics(tmp_path: Path) -> None:
             "/v1/messages", headers={"x-api-key": WRONG_KEY}, json={"model": OPENAI_MODEL, "messages": HELLO}
         )
         assert resp.status_code == 401 and resp.json()["type"] == "error", resp.text
+
+
+async def test_refusals_before_any_handler_are_counted_too(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A wrong method on a data-plane path (405) and a body over the size limit (413, on both
+    planes, declared or sent without a length) are answered before any handler runs; they were
+    neither logged nor counted."""
+    async with gateway(tmp_path, metrics_token=SecretStr(TOKEN), max_body_bytes=4096) as gw:
+        http = httpx.AsyncClient(base_url=gw.url)
+        try:
+            key = {"Authorization": f"Bearer {gw.key}"}
+            resp = await http.get("/v1/chat/completions", headers=key)
+            assert resp.status_code == 405, resp.text
+            big = b'{"model": "x", "messages": [], "pad": "' + b"a" * 8000 + b'"}'
+            resp = await http.post("/v1/chat/completions", headers=key, content=big)
+            assert resp.status_code == 413, resp.text
+
+            async def chunks() -> Any:
+                yield big[:3000]
+                yield big[3000:]
+
+            resp = await http.post("/v1/chat/completions", headers=key, content=chunks())
+            assert resp.status_code == 413, resp.text
+            resp = await http.post("/api/v2/budgets", headers=gw.admin, content=big)
+            assert resp.status_code == 413, resp.text
+        finally:
+            await http.aclose()
+        samples = await scrape(gw)
+    assert total(samples, "turnout_rejected_requests_total", api="data_plane", status="405") == 1
+    too_large = {"status": "413", "code": "payload_too_large"}
+    assert total(samples, "turnout_rejected_requests_total", api="data_plane", **too_large) == 2
+    assert total(samples, "turnout_rejected_requests_total", api="control_plane", status="413") == 1
+    lines = _rejected(capfd.readouterr().err)
+    kinds = {(e["api"], e["status"], e["code"]) for e in lines}
+    assert ("data_plane", 405, "method_not_allowed") in kinds, lines
+    assert ("data_plane", 413, "payload_too_large") in kinds, lines
+    assert ("control_plane", 413, "payload_too_large") in kinds, lines

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import orjson
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from turnout.api.rejections import CONTROL_PLANE, note_rejection
 from turnout.errors import PayloadTooLarge, TurnoutError, UnsupportedEncoding
 
 
 class BodySizeLimit:
-    """Checks Content-Length up front and counts streamed bytes for chunked bodies."""
+    """Checks Content-Length up front and counts streamed bytes for chunked bodies; its refusals
+    are counted and logged as ``api``'s (``api.rejections``)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, api: str = CONTROL_PLANE) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.api = api
 
     def declared_within(self, scope: Scope) -> bool | None:
         """True/False if the declared Content-Length is within/over the limit (False too for an
@@ -38,7 +42,7 @@ class BodySizeLimit:
             return
         within = self.declared_within(scope)
         if within is False:
-            await self._reject(send, _encoded(scope))
+            await self._reject(scope, send, _encoded(scope))
             return
         if within:
             await self.app(scope, receive, send)  # the server never delivers more than declared
@@ -65,15 +69,16 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(send, None)
+                await self._reject(scope, send, None)
 
-    async def _reject(self, send: Send, encoding: bytes | None) -> None:
+    async def _reject(self, scope: Scope, send: Send, encoding: bytes | None) -> None:
         err: TurnoutError = PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
         if encoding is not None:
             err = UnsupportedEncoding(
                 f"request bodies with Content-Encoding {encoding.decode('latin-1')} are not "
                 "supported: send the body uncompressed"
             )
+        note_rejection(Request(scope), self.api, err.status_code, err.code, err.message)
         body = orjson.dumps(err.body())
         await send(
             {

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from turnout import tracing
 from turnout.api.body_guard import NUL, CheckedRequest
 from turnout.api.body_size import BodySizeLimit
+from turnout.api.rejections import DATA_PLANE, note_rejection
 from turnout.errors import error_body
 
 log = structlog.get_logger(__name__)
@@ -44,7 +45,7 @@ class HotPath:
         for method, path in self._table:
             methods.setdefault(path, set()).add(method)
         self._allowed = {path: ", ".join(sorted(m)) for path, m in methods.items()}  # for the 405
-        self._limited = BodySizeLimit(self._serve, max_body_bytes)
+        self._limited = BodySizeLimit(self._serve, max_body_bytes, api=DATA_PLANE)
 
     def _match(self, method: str, path: str) -> Handler | None:
         handler = self._table.get((method, path))
@@ -65,7 +66,8 @@ class HotPath:
         if handler is None:
             allowed = self._allowed.get(scope["path"])
             if allowed is not None:  # a data-plane path, another method: FastAPI would say 404
-                await _method_not_allowed(scope["method"], allowed)(scope, receive, send)
+                scope["app"] = self.app
+                await _method_not_allowed(Request(scope), allowed)(scope, receive, send)
                 return
             try:
                 await self.app(scope, receive, send)
@@ -76,6 +78,7 @@ class HotPath:
                 pass
             return
         scope[_HANDLER] = handler
+        scope["app"] = self.app  # handlers read request.app.state.container
         if tracing.ENABLED:  # off: one flag test, no tracer call, no context object
             served = tracing.SERVED.get(scope["path"])
             if served is not None:
@@ -88,13 +91,12 @@ class HotPath:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler: Handler = scope[_HANDLER]
-        scope["app"] = self.app  # handlers read request.app.state.container
         try:
             response = await handler(CheckedRequest(scope, receive))
-        except HTTPException as exc:  # the body-size guard
-            body = orjson.dumps(
-                error_body(str(exc.detail), "invalid_request_error", None, "payload_too_large")
-            )
+        except HTTPException as exc:  # the body-size guard (a body sent without its length)
+            request, message = Request(scope), str(exc.detail)
+            note_rejection(request, DATA_PLANE, exc.status_code, "payload_too_large", message)
+            body = orjson.dumps(error_body(message, "invalid_request_error", None, "payload_too_large"))
             response = Response(body, exc.status_code, media_type="application/json")
         except Exception as exc:  # never a stack trace to the client
             log.error("unhandled_error", path=scope["path"], error_type=type(exc).__name__, exc_info=exc)
@@ -124,8 +126,8 @@ class HotPath:
         return self.app.state  # type: ignore[attr-defined]
 
 
-def _method_not_allowed(method: str, allowed: str) -> Response:
-    body = error_body(
-        f"method {method} is not allowed here; use {allowed}", "invalid_request_error", None, None
-    )
+def _method_not_allowed(request: Request, allowed: str) -> Response:
+    message = f"method {request.method} is not allowed here; use {allowed}"
+    note_rejection(request, DATA_PLANE, 405, "method_not_allowed", message)
+    body = error_body(message, "invalid_request_error", None, "method_not_allowed")
     return Response(orjson.dumps(body), 405, {"allow": allowed}, media_type="application/json")
