@@ -6,14 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from turnout.api import responses
+from turnout.api import model_listing, responses
 from turnout.api.answers import render, render_count
 from turnout.api.auth import authenticate
 from turnout.api.completions import COMPLETIONS, completions_chat_body
@@ -177,58 +176,10 @@ def _native_embeddings(
     return c.gateway.embeddings(p, call, NATIVE.name), False
 
 
-def _model_listing(native: bool) -> Handler:
-    async def handler(request: Request) -> Response:
-        container = container_of(request)
-        try:
-            principal = authenticate(request, container)
-        except TurnoutError as exc:
-            return refused(request, OPENAI, exc)
-        from turnout.domain.capsule import allowed_by_capsule
-
-        snapshot = container.snapshots.current
-        if principal.agent_id is None:
-            usable = [m for m in snapshot.models.values() if m.usable]
-        else:  # an agent may use its enabled models that its capsule admits for its role
-            enabled = snapshot.agent_models.get((principal.tenant_id, principal.agent_id), {})
-            found = (snapshot.models.get(model_id) for model_id in enabled)
-            usable = [
-                m for m in found if m is not None and m.usable and allowed_by_capsule(snapshot, principal, m)
-            ]
-        usable.sort(key=lambda m: m.public_name)
-        if native:
-            items = [
-                {
-                    "id": m.public_name,
-                    "provider": m.provider_id,
-                    "capabilities": ["embedding"]
-                    if m.model_type == "embedding"
-                    else ["chat", "completion", *sorted(m.capabilities)],
-                    "properties": {
-                        "context_length": m.ctx_length,
-                        "token_limit": m.ctx_length,
-                        "pricing": {
-                            "input": None if m.pricing_input is None else m.pricing_input / 1000,
-                            "output": None if m.pricing_output is None else m.pricing_output / 1000,
-                        },
-                    },
-                    "metadata": {"version": None, "description": m.display_name},
-                }
-                for m in usable
-            ]
-            return Response(orjson.dumps({"models": items}), media_type="application/json")
-        data = [
-            {"id": m.public_name, "object": "model", "created": 0, "owned_by": m.provider_id} for m in usable
-        ]
-        return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
-
-    return handler
-
-
 ROUTES = [
     Route("/v1/chat/completions", _endpoint(OPENAI, _openai_chat), methods=["POST"]),
     Route("/v1/embeddings", _endpoint(OPENAI, _openai_embeddings), methods=["POST"]),
-    Route("/v1/models", _model_listing(native=False), methods=["GET"]),
+    Route("/v1/models", model_listing.list_models, methods=["GET"]),
     Route("/v1/messages", _endpoint(ANTHROPIC, None, _anthropic_messages), methods=["POST"]),
     Route("/v1/messages/count_tokens", _count_tokens, methods=["POST"]),
     Route("/v1/responses", responses.create, methods=["POST"]),
@@ -236,7 +187,7 @@ ROUTES = [
     Route("/api/models/chat", _endpoint(NATIVE, _native_chat), methods=["POST"]),
     Route("/api/models/completion", _endpoint(NATIVE, _native_completion), methods=["POST"]),
     Route("/api/models/embeddings", _endpoint(NATIVE, _native_embeddings), methods=["POST"]),
-    Route("/api/models", _model_listing(native=True), methods=["GET"]),
+    Route("/api/models", model_listing.list_native, methods=["GET"]),
 ]
 
 
@@ -261,4 +212,8 @@ async def _rate(request: Request) -> Response:
     return Response(out.model_dump_json(), media_type="application/json")
 
 
-PATTERNS = [("POST", "/api/v2/chat/messages/", "/feedback", _rate), *responses.PATTERNS]
+PATTERNS = [
+    ("POST", "/api/v2/chat/messages/", "/feedback", _rate),
+    *responses.PATTERNS,
+    ("GET", model_listing.PREFIX, None, model_listing.retrieve_model),  # ids hold slashes: the rest
+]

@@ -33,14 +33,15 @@ class HotPath:
         routes: list[Route],
         *,
         max_body_bytes: int,
-        patterns: Sequence[tuple[str, str, str, Handler]] = (),
+        patterns: Sequence[tuple[str, str, str | None, Handler]] = (),
     ) -> None:
         self.app = app
         self._table: dict[tuple[str, str], Handler] = {}
         for route in routes:
             for method in route.methods or ():
                 self._table[(method, route.path)] = route.endpoint
-        self._patterns = list(patterns)  # (method, prefix, suffix, handler): one path segment between
+        # (method, prefix, suffix, handler): one path segment between, or (suffix None) the rest
+        self._patterns = list(patterns)
         methods: dict[str, set[str]] = {}
         for method, path in self._table:
             methods.setdefault(path, set()).add(method)
@@ -52,7 +53,12 @@ class HotPath:
         if handler is not None:
             return handler
         for verb, prefix, suffix, candidate in self._patterns:
-            if method == verb and path.startswith(prefix) and path.endswith(suffix):
+            if method != verb or not path.startswith(prefix):
+                continue
+            if suffix is None:  # the rest of the path, slashes and all (a model id)
+                if len(path) > len(prefix) and NUL not in path:
+                    return candidate
+            elif path.endswith(suffix):
                 middle = path[len(prefix) : len(path) - len(suffix)]
                 if middle and "/" not in middle and NUL not in middle:  # NUL: FastAPI's guard answers
                     return candidate

@@ -366,6 +366,16 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"type": "object"}}},
     },
+    "Model": {
+        "type": "object",
+        "description": "OpenAI's model object; with anthropic-version, Anthropic's",
+        "properties": {
+            "id": _STRING,
+            "object": {"const": "model"},
+            "created": {"type": "integer"},
+            "owned_by": _STRING,
+        },
+    },
 }
 
 for _model in (FeedbackIn, FeedbackOut):  # the hot-path rating route's body and answer
@@ -443,6 +453,7 @@ DATA_PLANE_PATHS: dict[str, Schema] = {
         "post": _operation("OpenAI embeddings", "EmbeddingsRequest", "ChatCompletion", tag="data plane")
     },
     "/v1/models": {"get": _operation("OpenAI model list", None, "ModelList", tag="data plane")},
+    "/v1/models/{model}": {"get": _operation("Retrieve a model", None, "Model", tag="data plane")},
     "/v1/messages": {
         "post": _operation(
             "Anthropic messages",
@@ -497,6 +508,15 @@ _RESPONSE_ID = {
 for _path in ("/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items"):
     for _op in DATA_PLANE_PATHS[_path].values():
         _op["parameters"] = [_RESPONSE_ID]
+DATA_PLANE_PATHS["/v1/models/{model}"]["get"]["parameters"] = [
+    {
+        "name": "model",
+        "in": "path",
+        "required": True,
+        "description": "a model's id or alias; its slash may be sent as is or escaped",
+        "schema": {"type": "string", "minLength": 1},
+    }
+]
 FEEDBACK_PATH = "/api/v2/chat/messages/{message_id}/feedback"
 DATA_PLANE_PATHS[FEEDBACK_PATH] = {
     "post": {

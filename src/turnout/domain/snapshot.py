@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVarTuple
 
 import structlog
@@ -85,6 +86,7 @@ class ModelEntry:
     alias: str | None = None  # an admin-chosen name clients may use instead of the id
     pricing_cache_read: float | None = None  # USD per 1M cached-prompt tokens; None: pricing_input
     pricing_cache_write: float | None = None  # USD per 1M tokens written to the prompt cache
+    created: int = 0  # Unix seconds when the catalog first had it (the model listings' ``created``)
 
     @property
     def public_name(self) -> str:
@@ -353,7 +355,7 @@ async def _build(session: AsyncSession) -> Snapshot:
         for name in (
             "id", "provider_id", "external_id", "display_name", "model_type", "capabilities", "priority",
             "cost_tier", "ctx_length", "pricing_input", "pricing_output", "is_available", "is_enabled",
-            "alias", "pricing_cache_read", "pricing_cache_write",
+            "alias", "pricing_cache_read", "pricing_cache_write", "created_at",
         )
     ]  # fmt: skip
     models: dict[str, ModelEntry] = {}
@@ -369,6 +371,7 @@ async def _build(session: AsyncSession) -> Snapshot:
                 r.alias,
                 None if r.pricing_cache_read is None else float(r.pricing_cache_read),
                 None if r.pricing_cache_write is None else float(r.pricing_cache_write),
+                _unix(r.created_at),
             )  # fmt: skip
     agents = {
         (a.tenant_id, a.id): AgentEntry(
@@ -452,6 +455,13 @@ async def _slices(session: AsyncSession, query: Select[*_Ts]) -> AsyncIterator[S
     result = await session.stream(query.execution_options(yield_per=BUILD_SLICE))
     async for rows in result.partitions():
         yield rows
+
+
+def _unix(when: datetime | None) -> int:
+    """Unix seconds of a stored time (SQLite hands back naive UTC)."""
+    if when is None:
+        return 0
+    return int((when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp())
 
 
 def _aliases(models: Any) -> dict[str, str]:
