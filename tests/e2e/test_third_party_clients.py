@@ -1,5 +1,6 @@
-"""Clients no one here wrote work against Turnout unchanged: LangChain's ChatOpenAI and the LiteLLM
-SDK (as a client, through its OpenAI and Anthropic providers), plain and streaming, with tools."""
+"""Clients no one here wrote work against Turnout unchanged: LangChain's ChatOpenAI and
+ChatAnthropic, and the LiteLLM SDK (as a client, through its OpenAI and Anthropic providers), plain
+and streaming, with tools."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM fetches
 from typing import Any
 
 import litellm
+from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
 
-from tests.gateway_env import OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
+from tests.gateway_env import ANTHROPIC_MODEL, OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
 
 HELLO: Any = [{"role": "user", "content": "Say hello to the sea"}]
 
@@ -86,3 +89,39 @@ async def test_litellm_sdk_responses_as_a_client(gw: GatewayEnv) -> None:  # noq
     assert "response.output_text.delta" in kinds and kinds[-1] == "response.completed"
     rows = await gw.records(2)
     assert [r.endpoint for r in rows[-2:]] == ["responses", "responses"]
+
+
+class Contact(BaseModel):
+    """A person named in a message."""
+
+    name: str
+    city: str
+
+
+def _claude(env: GatewayEnv, model: str, **kw: Any) -> ChatAnthropic:
+    return ChatAnthropic(  # type: ignore[call-arg]
+        base_url=env.url, api_key=env.key, model=model, max_retries=0, max_tokens=200, **kw
+    )
+
+
+async def test_langchain_chat_anthropic_invokes_streams_calls_tools_and_structures(
+    gw: GatewayEnv,  # noqa: F811
+) -> None:
+    """LangChain's ChatAnthropic speaks /v1/messages: a Claude model (passed through) and an
+    OpenAI-format one (translated both ways) answer it alike, tools and structured output included
+    (ChatAnthropic asks for structure with a forced tool)."""
+    for model in (ANTHROPIC_MODEL, OPENAI_MODEL):
+        answer = await _claude(gw, model).ainvoke([HumanMessage("Say hello to the sea")])
+        assert answer.text and answer.usage_metadata and answer.usage_metadata["total_tokens"] > 0
+        chunks = [c async for c in _claude(gw, model).astream([HumanMessage("Say hello")])]
+        assert "".join(c.text for c in chunks)
+        assert any(c.usage_metadata and c.usage_metadata["output_tokens"] > 0 for c in chunks)
+        with_tools = _claude(gw, model).bind_tools([get_weather])
+        called = await with_tools.ainvoke([HumanMessage("Weather in Oslo?")])
+        assert called.tool_calls and called.tool_calls[0]["name"] == "get_weather", model
+        assert isinstance(called.tool_calls[0]["args"].get("city"), str)
+        contact = await _claude(gw, model).with_structured_output(Contact).ainvoke("Ann lives in Oslo")
+        assert isinstance(contact, Contact), model
+    rows = await gw.records(8)
+    assert {r.model for r in rows} == {ANTHROPIC_MODEL, OPENAI_MODEL}
+    assert all(r.status == "ok" and r.dialect == "anthropic" for r in rows)
