@@ -32,6 +32,28 @@ async def test_429_with_retry_after_is_retried(gw: GatewayEnv) -> None:  # noqa:
     assert (await gw.records(1))[-1].attempts == 2
 
 
+async def test_a_rate_limited_upstream_tells_the_client_when_to_retry(gw: GatewayEnv) -> None:  # noqa: F811
+    """An upstream 429 whose Retry-After is longer than Turnout waits (``max_retry_after_s``) is
+    passed on with that Retry-After, in either dialect, so the client's SDK waits as long as the
+    provider asked; it used to get the 429 without one and retried at once."""
+    gw.sim.inject("429:30", count=None)
+    with pytest.raises(openai.RateLimitError) as info:
+        await (
+            gw.openai()
+            .with_options(max_retries=0)
+            .chat.completions.create(model=OPENAI_MODEL, messages=HELLO)
+        )
+    assert info.value.response.headers.get("retry-after") == "30", dict(info.value.response.headers)
+    with pytest.raises(anthropic.RateLimitError) as claude:
+        await (
+            gw.anthropic()
+            .with_options(max_retries=0)
+            .messages.create(model=ANTHROPIC_MODEL, max_tokens=20, messages=HELLO)
+        )
+    assert claude.value.response.headers.get("retry-after") == "30", dict(claude.value.response.headers)
+    assert gw.upstream_calls() + gw.upstream_calls("POST /v1/messages") == 2, "no wait past max_retry_after_s"
+
+
 async def test_5xx_and_resets_are_retried_before_the_first_byte(gw: GatewayEnv) -> None:  # noqa: F811
     gw.sim.inject("status:503", count=1)
     gw.sim.inject("reset_before", count=1)

@@ -8,6 +8,7 @@ Every function that turns provider text into an error takes the credential's val
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -33,8 +34,10 @@ _TYPES = {
 class ProviderError(TurnoutError):
     """A provider answered with an error; status and message mapped to the OpenAI shape.
 
-    ``retryable`` marks 429/5xx/timeouts; ``retry_after_s`` carries the provider's Retry-After.
-    The provider's message is kept; its credential never appears.
+    ``retryable`` marks 429/5xx/timeouts; ``retry_after_s`` carries the provider's Retry-After,
+    which the client is told too (whole seconds, rounded up) when the error reaches it, so its SDK
+    waits as long as the provider asked. The provider's message is kept; its credential never
+    appears.
     """
 
     error_type = "api_error"
@@ -57,6 +60,8 @@ class ProviderError(TurnoutError):
             self.error_type = error_type
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        if retry_after_s is not None:
+            self.headers["retry-after"] = str(max(1, math.ceil(retry_after_s)))
 
 
 def malformed(what: str, provider: str = "provider") -> ProviderError:
