@@ -85,6 +85,14 @@ class InvalidRequest(TurnoutError):
     code = "invalid_request"
 
 
+class NeedsNativeFormat(InvalidRequest):
+    """A request holding what only a provider of the client's own format can take, since only that
+    provider gets the body untouched (an Anthropic ``document`` block or server tool): failover
+    passes over models of other formats with this error, and answers it when none is left."""
+
+    code = "unsupported_for_model_format"
+
+
 class Unauthenticated(TurnoutError):
     status_code = 401
     error_type = "authentication_error"

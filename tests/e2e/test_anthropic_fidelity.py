@@ -346,3 +346,60 @@ async def test_failover_from_anthropic_to_an_openai_model_answers_in_anthropic_s
     assert "cache_control" not in orjson.dumps(translated).decode() and "thinking" not in translated
     row = (await gw.records(1))[0]
     assert (row.model, row.fallback_used, row.status, row.attempts) == (OPENAI_MODEL, True, "ok", 4)
+
+
+PDF: Any = {
+    "type": "document",
+    "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"},
+    "title": "report",
+}
+WEB_SEARCH: Any = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+
+
+async def test_documents_and_server_tools_reach_claude_and_only_claude(gw: GatewayEnv) -> None:  # noqa: F811
+    """A PDF ``document`` block and a server tool (web search) are Claude's own: an Anthropic client
+    sending them to a Claude model got 400 "not supported for this model", although the body goes
+    to Anthropic untouched. Now they pass through to Claude; a model of another format, which would
+    lose them in translation, is passed over in failover and refused with a 400 naming the block
+    when no model is left."""
+    client = gw.anthropic()
+    ask: Any = [{"role": "user", "content": [PDF, {"type": "text", "text": "Summarise the report"}]}]
+    answer = await client.messages.create(
+        model=ANTHROPIC_MODEL, max_tokens=100, messages=ask, tools=[WEB_SEARCH]
+    )
+    assert answer.content and answer.model == ANTHROPIC_MODEL
+    sent = _sent(gw).body
+    assert sent["messages"] == ask and sent["tools"] == [WEB_SEARCH], "untouched"
+    counted = await client.messages.count_tokens(model=ANTHROPIC_MODEL, messages=ask)
+    assert counted.input_tokens > 0 and _sent(gw, "/v1/messages/count_tokens").body["messages"] == ask
+    served = await client.messages.create(
+        model=OPENAI_MODEL, max_tokens=100, messages=ask, extra_body={"fallbacks": [ANTHROPIC_MODEL]}
+    )
+    assert served.model == ANTHROPIC_MODEL, "the OpenAI-format model is passed over"
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        await client.messages.create(model=OPENAI_MODEL, max_tokens=100, messages=ask)
+    error = refused.value.body["error"]  # type: ignore[index]
+    assert "document" in error["message"] and "Anthropic" in error["message"], error
+    with pytest.raises(anthropic.BadRequestError) as no_tool:
+        await client.messages.create(model=OPENAI_MODEL, max_tokens=100, messages=ASK, tools=[WEB_SEARCH])
+    assert "web_search_20250305" in no_tool.value.body["error"]["message"]  # type: ignore[index]
+    rows = await gw.records(4)
+    assert [r.model for r in rows[:2]] == [ANTHROPIC_MODEL, ANTHROPIC_MODEL]
+    assert rows[1].fallback_used and all(r.status == "error" for r in rows[2:])
+
+
+async def test_turnout_fields_work_in_the_anthropic_dialect_and_stay_home(gw: GatewayEnv) -> None:  # noqa: F811
+    """``fallbacks``, ``task_type`` and ``requirements`` (Turnout's own body fields) were ignored in
+    the Anthropic dialect and sent on to Anthropic, whose API refuses fields it does not know."""
+    gw.sim.inject("status:500", count=None, model=UPSTREAM_MODEL)
+    answer = await gw.anthropic().messages.create(
+        model=ANTHROPIC_MODEL,
+        max_tokens=50,
+        messages=ASK,
+        extra_body={"fallbacks": [OPENAI_MODEL], "task_type": "science", "requirements": {}},
+    )
+    assert answer.model == OPENAI_MODEL, "the fallback served"
+    sent = _sent(gw).body
+    assert not {"fallbacks", "task_type", "requirements"} & set(sent), sorted(sent)
+    row = (await gw.records(1))[0]
+    assert (row.model, row.fallback_used, row.task_type) == (OPENAI_MODEL, True, "science")

@@ -119,14 +119,15 @@ def _anthropic_messages(
 def _anthropic_call(
     body: dict[str, Any], raw: bytes, headers: Headers, count_tokens: bool = False
 ) -> ChatCall[ChatRequest]:
-    from turnout.translate.anthropic_inbound import anthropic_to_openai_request
-    from turnout.translate.anthropic_native import COUNT_TOKENS, MESSAGES, native_body
+    from turnout.translate.anthropic_inbound import canonical_request
+    from turnout.translate.anthropic_native import COUNT_TOKENS, MESSAGES, TURNOUT_FIELDS, native_body
 
-    canonical = anthropic_to_openai_request(body, count_tokens=count_tokens)
-    if "metadata" in body:  # its ids are recorded (and checked) as in the other dialects
-        canonical["metadata"] = body["metadata"]
+    canonical, beyond = canonical_request(body, count_tokens=count_tokens)
+    for name in ("metadata", *TURNOUT_FIELDS):  # read (and checked) as in the other dialects
+        if name in body:
+            canonical[name] = body[name]  # type: ignore[literal-required]
     call = parse_chat(canonical)
-    call.native = native_body(body, raw, headers, COUNT_TOKENS if count_tokens else MESSAGES)
+    call.native = native_body(body, raw, headers, COUNT_TOKENS if count_tokens else MESSAGES, beyond)
     return call
 
 

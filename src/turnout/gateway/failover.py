@@ -19,7 +19,7 @@ import structlog
 
 from turnout import tracing
 from turnout.domain.snapshot import ModelEntry, ProviderEntry, Snapshot
-from turnout.errors import InvalidRequest, RateLimited, ServiceUnavailable, TurnoutError
+from turnout.errors import InvalidRequest, NeedsNativeFormat, RateLimited, ServiceUnavailable, TurnoutError
 from turnout.gateway.guards import CircuitBreakers, RateLimiter
 from turnout.gateway.keys import ProviderKeys
 from turnout.providers.base import ChatAdapter, ProviderError, StreamDecoder, Target, UpstreamRequest
@@ -184,6 +184,11 @@ class Caller:
             adapter = adapter_for(provider.provider_type)
             try:
                 request = build(adapter, target)
+            except NeedsNativeFormat as exc:  # another format's model: the next one may take it
+                self.breakers.release(model.id, tenant_id)
+                trace.passed_over(model, exc.message)
+                last_error = exc
+                continue
             except orjson.JSONEncodeError:  # orjson writes at most 254 levels; parsing took more
                 self.breakers.release(model.id, tenant_id)
                 raise InvalidRequest(

@@ -227,6 +227,9 @@ class Gateway:
                 log.warning("count_tokens.upstream_failed", model=model.id, error=exc.message[:300])
             except TurnoutError as exc:  # no credential: the estimate still answers
                 log.warning("count_tokens.upstream_failed", model=model.id, error=exc.message[:300])
+            else:
+                if raw is None and call.native.beyond is not None:  # an estimate would leave it out
+                    raise call.native.beyond
             counted = _input_tokens(raw)
         estimated = counted is None
         if counted is None:
@@ -564,6 +567,8 @@ def _native_or_chat(call: ChatCall, adapter: ChatAdapter, target: Target) -> Ups
         request: UpstreamRequest | None = native(target, call.native, stream=call.stream)
         if request is not None:
             return request
+    if call.native is not None and call.native.beyond is not None:  # translation would lose part of it
+        raise call.native.beyond
     return adapter.chat_request(target, call.body, stream=call.stream)
 
 

@@ -3,9 +3,11 @@
 Inbound (an Anthropic-dialect client): ``output_config.format`` becomes ``response_format``
 (json_schema); ``thinking`` becomes ``reasoning_effort`` (its budget's size); ``top_k`` is dropped (no
 counterpart), as are ``thinking`` blocks replayed in assistant turns and ``cache_control`` (OpenAI
-servers may reject unknown fields); server tools and ``document``-like blocks are rejected (400).
-This is the path to other providers: an Anthropic provider gets the body untouched
-(:mod:`turnout.translate.anthropic_native`). A ``tool_result``
+servers may reject unknown fields). This is the path to other providers: an Anthropic provider gets
+the body untouched (:mod:`turnout.translate.anthropic_native`). Server tools and ``document``-like
+blocks have no counterpart: ``canonical_request`` leaves them out of the canonical form (which
+still serves routing and the record) and says so with a ``NeedsNativeFormat``, the 400 a provider
+of another format answers. A ``tool_result``
 becomes a ``tool`` message (text only): with ``is_error`` its text is prefixed ``Error: `` and its
 images move to the user message that follows the tool messages.
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from turnout.errors import NeedsNativeFormat
 from turnout.translate.canonical_read import fail, is_int, is_number, string_field
 from turnout.translate.types import (
     ChatRequest,
@@ -52,8 +55,60 @@ def _block_type(block: Any, where: str) -> str:
         fail(f"{where} must be an object with a type", where)
     kind: str = block["type"]
     if kind in _UNSUPPORTED_BLOCKS:
-        fail(f"{where}: content block type '{kind}' is not supported for this model", f"{where}.type")
+        raise NeedsNativeFormat(
+            f"{where}: content block type '{kind}' can only go to an Anthropic provider's model",
+            param=f"{where}.type",
+        )
     return kind
+
+
+def canonical_request(
+    body: dict[str, Any], *, count_tokens: bool = False
+) -> tuple[ChatRequest, NeedsNativeFormat | None]:
+    """The canonical form of an inbound Messages body, and, where it holds server tools or
+    ``document``-like blocks, the first of them as the error for providers of other formats: the
+    canonical form is then translated from the body without them (a block becomes a ``[type]``
+    text, so no turn is left empty)."""
+    try:
+        return anthropic_to_openai_request(body, count_tokens=count_tokens), None
+    except NeedsNativeFormat as beyond:
+        return anthropic_to_openai_request(_without_native_only(body), count_tokens=count_tokens), beyond
+
+
+def _without_native_only(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without its server tools and ``document``-like blocks (a shallow copy)."""
+    out = dict(body)
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        kept = [t for t in tools if not isinstance(t, dict) or t.get("type") in (None, "custom")]
+        if kept:
+            out["tools"] = kept
+        else:
+            out.pop("tools", None)
+            out.pop("tool_choice", None)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        out["messages"] = [_message_without(m) for m in messages]
+    return out
+
+
+def _message_without(message: Any) -> Any:
+    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+        return message
+    return {**message, "content": _blocks_without(message["content"])}
+
+
+def _blocks_without(blocks: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind in _UNSUPPORTED_BLOCKS:
+            out.append({"type": "text", "text": f"[{kind}]"})
+        elif kind == "tool_result" and isinstance(block.get("content"), list):
+            out.append({**block, "content": _blocks_without(block["content"])})
+        else:
+            out.append(block)
+    return out
 
 
 def anthropic_to_openai_request(body: dict[str, Any], *, count_tokens: bool = False) -> ChatRequest:
@@ -311,7 +366,10 @@ def _inbound_tools(tools: Any) -> list[Tool]:
             fail(f"{where} must be an object", where)
         kind = tool.get("type")
         if kind not in (None, "custom"):
-            fail(f"{where}.type: server tool '{kind}' is not supported for this model", f"{where}.type")
+            raise NeedsNativeFormat(
+                f"{where}.type: server tool '{kind}' can only go to an Anthropic provider's model",
+                param=f"{where}.type",
+            )
         name = tool.get("name")
         if not isinstance(name, str) or not TOOL_NAME.match(name):
             fail(f"{where}.name must match ^[A-Za-z0-9_-]{{1,64}}$", f"{where}.name")

@@ -5,7 +5,8 @@ What the canonical translation would lose goes through as the client wrote it: `
 and their signatures, ``redacted_thinking``, ``cache_control`` (with ``ttl``), ``top_k``,
 ``stop_sequences``, ``metadata.user_id``, server tools, and the ``anthropic-version`` and
 ``anthropic-beta`` headers. Turnout's own ``metadata`` ids (``conversation_id``, ``agent_id``,
-``task_id``) are read for the record and never sent upstream: Anthropic accepts only ``user_id``.
+``task_id``) are read for the record and never sent upstream: Anthropic accepts only ``user_id``;
+nor are Turnout's own fields (``fallbacks``, ``task_type``, ``requirements``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any
 
 import orjson
 
+from turnout.errors import NeedsNativeFormat
 from turnout.translate.anthropic import anthropic_error_type
 from turnout.translate.passthrough import NativeBody, splice_model
 from turnout.translate.sse import sse_frame
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 ANTHROPIC_METADATA = frozenset({"user_id"})  # the metadata Anthropic takes; the rest is Turnout's
+TURNOUT_FIELDS = ("fallbacks", "task_type", "requirements")  # Turnout's own body fields: never sent
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _MESSAGE_START = b"message_start"
 
@@ -114,16 +117,25 @@ COUNT_TOKENS = CountTokensFormat()
 
 
 def native_body(
-    body: dict[str, Any], raw: bytes, headers: Mapping[str, str], fmt: MessagesFormat = MESSAGES
+    body: dict[str, Any],
+    raw: bytes,
+    headers: Mapping[str, str],
+    fmt: MessagesFormat = MESSAGES,
+    beyond: NeedsNativeFormat | None = None,
 ) -> NativeBody:
     """A validated Anthropic body as a ``NativeBody``: its raw bytes kept unless Turnout's own
-    ``metadata`` ids must be taken out, and the client's ``anthropic-*`` headers to forward."""
+    ``metadata`` ids must be taken out, and the client's ``anthropic-*`` headers to forward;
+    ``beyond``: what its canonical translation left out (only an Anthropic provider can serve it)."""
     forwarded = {name: value for name in FORWARDED_HEADERS if (value := headers.get(name))}
     metadata = body.get("metadata")
-    if not isinstance(metadata, dict) or all(key in ANTHROPIC_METADATA for key in metadata):
-        return NativeBody(fmt, body, raw, forwarded)
-    kept = {key: value for key, value in metadata.items() if key in ANTHROPIC_METADATA}
-    upstream = {key: value for key, value in body.items() if key != "metadata"}
-    if kept:
-        upstream["metadata"] = kept
-    return NativeBody(fmt, upstream, None, forwarded)
+    own_metadata = isinstance(metadata, dict) and any(key not in ANTHROPIC_METADATA for key in metadata)
+    if not own_metadata and not any(name in body for name in TURNOUT_FIELDS):
+        return NativeBody(fmt, body, raw, forwarded, beyond)
+    upstream = {key: value for key, value in body.items() if key != "metadata" and key not in TURNOUT_FIELDS}
+    if isinstance(metadata, dict):
+        kept = {key: value for key, value in metadata.items() if key in ANTHROPIC_METADATA}
+        if kept:
+            upstream["metadata"] = kept
+    elif metadata is not None:
+        upstream["metadata"] = metadata
+    return NativeBody(fmt, upstream, None, forwarded, beyond)

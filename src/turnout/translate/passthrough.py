@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from turnout.errors import NeedsNativeFormat
+
 
 class StreamRelay(Protocol):
     """Passes a native stream's bytes on as they arrive, rewriting only what names the model."""
@@ -58,6 +60,9 @@ class NativeBody:
     body: Mapping[str, Any]
     raw: bytes | None
     headers: Mapping[str, str]
+    # what the canonical translation left out (a document, a server tool): a provider of another
+    # format cannot serve the call, and failover passes over its models with this error
+    beyond: NeedsNativeFormat | None = None
 
 
 _MODEL_KEY = b'"model"'
