@@ -285,6 +285,23 @@ async def test_anthropic_message(claude: anthropic.AsyncAnthropic) -> None:
     assert short.stop_reason == "max_tokens" and short.usage.output_tokens == 3
 
 
+async def test_anthropic_refuses_fields_it_does_not_know(claude: anthropic.AsyncAnthropic) -> None:
+    """As Anthropic's API does: an OpenAI or Turnout field on /v1/messages is a 400 naming it (a
+    gateway that leaks ``fallbacks`` upstream must fail here, as it would in production)."""
+    for extra in ({"fallbacks": ["x"]}, {"response_format": {"type": "json_object"}}):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await claude.messages.create(
+                model="claude-sonnet-4-6", max_tokens=10, messages=ASK, extra_body=extra
+            )
+        assert "Extra inputs are not permitted" in str(refused.value) and next(iter(extra)) in str(
+            refused.value
+        )
+    with pytest.raises(anthropic.BadRequestError):
+        await claude.messages.count_tokens(
+            model="claude-sonnet-4-6", messages=ASK, extra_body={"max_tokens": 5}
+        )
+
+
 async def test_anthropic_stream_event_sequence(
     http: httpx.AsyncClient, claude: anthropic.AsyncAnthropic
 ) -> None:

@@ -56,6 +56,19 @@ _MESSAGES = {
 }
 
 
+# The Messages API's top-level fields; Anthropic refuses any other ("Extra inputs are not permitted")
+COUNT_FIELDS = frozenset(
+    {
+        "model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers",
+        "context_management", "output_config", "output_format",
+    }
+)  # fmt: skip
+MESSAGES_FIELDS = COUNT_FIELDS | {
+    "max_tokens", "metadata", "stop_sequences", "stream", "temperature", "top_k", "top_p",
+    "service_tier", "container", "inference_geo",
+}  # fmt: skip
+
+
 def anthropic_error(
     status: int, message: str | None = None, retry_after: float | None = None, *, etype: str | None = None
 ) -> web.Response:
@@ -163,6 +176,10 @@ class AnthropicRoutes:
     def _validate(self, body: Any, need_max_tokens: bool) -> web.Response | None:
         if not isinstance(body, dict):
             return anthropic_error(400, "There was an issue with your request body: invalid JSON.")
+        known = MESSAGES_FIELDS if need_max_tokens else COUNT_FIELDS
+        for name in body:
+            if name not in known:  # as Anthropic answers a field it does not know (an OpenAI one, say)
+                return anthropic_error(400, f"{name}: Extra inputs are not permitted")
         for name in ("model", "messages", *(("max_tokens",) if need_max_tokens else ())):
             if name not in body:
                 return anthropic_error(400, f"{name}: Field required")
