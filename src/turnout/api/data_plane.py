@@ -120,10 +120,11 @@ def _anthropic_call(
     body: dict[str, Any], raw: bytes, headers: Headers, count_tokens: bool = False
 ) -> ChatCall[ChatRequest]:
     from turnout.translate.anthropic_inbound import canonical_request
-    from turnout.translate.anthropic_native import COUNT_TOKENS, MESSAGES, TURNOUT_FIELDS, native_body
+    from turnout.translate.anthropic_native import COUNT_TOKENS, MESSAGES, native_body
+    from turnout.translate.openai import EXTENSION_FIELDS
 
     canonical, beyond = canonical_request(body, count_tokens=count_tokens)
-    for name in ("metadata", *TURNOUT_FIELDS):  # read (and checked) as in the other dialects
+    for name in EXTENSION_FIELDS:  # Turnout's own fields: read (and checked) as in the other dialects
         if name in body:
             canonical[name] = body[name]  # type: ignore[literal-required]
     call = parse_chat(canonical)

@@ -9,7 +9,7 @@ one that does not exist, so a key cannot probe another agent's catalog."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,16 +37,24 @@ def _dialect(request: Request) -> Dialect:
 
 def usable_models(snapshot: Snapshot, principal: Principal) -> list[ModelEntry]:
     """The models ``principal`` may call, by public name."""
+    found: Iterable[ModelEntry]
     if principal.agent_id is None:
-        usable = [m for m in snapshot.models.values() if m.usable]
-    else:  # an agent may use its enabled models that its capsule admits for its role
+        found = snapshot.models.values()
+    else:  # an agent's enabled models only
         enabled = snapshot.agent_models.get((principal.tenant_id, principal.agent_id), {})
-        found = (snapshot.models.get(model_id) for model_id in enabled)
-        usable = [
-            m for m in found if m is not None and m.usable and allowed_by_capsule(snapshot, principal, m)
-        ]
-    usable.sort(key=lambda m: m.public_name)
-    return usable
+        found = (m for model_id in enabled if (m := snapshot.models.get(model_id)) is not None)
+    return sorted((m for m in found if may_use(snapshot, principal, m)), key=lambda m: m.public_name)
+
+
+def may_use(snapshot: Snapshot, principal: Principal, model: ModelEntry) -> bool:
+    """Whether ``principal`` may call ``model``: it is usable and, for an agent, enabled for it and
+    admitted by its capsule for its role."""
+    if not model.usable:
+        return False
+    if principal.agent_id is None:
+        return True
+    enabled = snapshot.agent_models.get((principal.tenant_id, principal.agent_id), {})
+    return model.id in enabled and allowed_by_capsule(snapshot, principal, model)
 
 
 def _openai_model(m: ModelEntry) -> dict[str, Any]:
@@ -134,7 +142,7 @@ async def retrieve_model(request: Request) -> Response:
         principal = authenticate(request, container)
         snapshot = container.snapshots.current
         entry = snapshot.resolve_model(name)
-        if entry is None or entry not in usable_models(snapshot, principal):
+        if entry is None or not may_use(snapshot, principal, entry):
             raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
     except TurnoutError as exc:
         return refused(request, dialect, exc)

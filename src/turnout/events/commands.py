@@ -32,16 +32,8 @@ from turnout.auth.principal import Principal
 from turnout.catalog.model_service import ModelService
 from turnout.catalog.schemas import ModelCreate
 from turnout.errors import Forbidden, TurnoutError
+from turnout.events import command_io
 from turnout.events.cancel_command import Cancel, CancelCommand, CancelNamed
-from turnout.events.command_io import (
-    PREFIX,
-    QUEUE,
-    error_reply,
-    failed_reply,
-    ok_reply,
-    parse_body,
-    principal_of,
-)
 from turnout.feedback.performance import PerformanceService, ResetIn
 
 log = structlog.get_logger(__name__)
@@ -75,7 +67,9 @@ class CommandServer:
             "model.performance.reset": self._reset,
         }
         subs = [
-            await nc.subscribe(PREFIX + name, queue=QUEUE, cb=self._serving(name, handler))
+            await nc.subscribe(
+                command_io.PREFIX + name, queue=command_io.QUEUE, cb=self._serving(name, handler)
+            )
             for name, handler in handlers.items()
         ]
         subs += await self._cancelling.subscribe(nc)
@@ -94,12 +88,14 @@ class CommandServer:
     ) -> Callable[[Msg], Awaitable[None]]:
         async def serve(msg: Msg) -> None:
             try:
-                reply = ok_reply(name, await handler(principal_of(msg, self._jwt), msg.data))
+                reply = command_io.ok_reply(
+                    name, await handler(command_io.principal_of(msg, self._jwt), msg.data)
+                )
             except TurnoutError as exc:
-                reply = error_reply(name, exc)
+                reply = command_io.error_reply(name, exc)
             except Exception as exc:
                 log.exception("command.failed", command=name)
-                reply = failed_reply(name, exc)
+                reply = command_io.failed_reply(name, exc)
             log.info(
                 "command", command=name, ok=reply["ok"], code=None if reply["ok"] else reply["error"]["code"]
             )
@@ -110,10 +106,10 @@ class CommandServer:
     async def _register(self, principal: Principal, data: bytes) -> dict[str, Any]:
         if not principal.has_any("platform_admin"):
             raise Forbidden("requires role platform_admin")
-        created = await self._models.create(parse_body(data, ModelCreate))
+        created = await self._models.create(command_io.parse_body(data, ModelCreate))
         return created.model_dump(mode="json")
 
     async def _reset(self, principal: Principal, data: bytes) -> dict[str, Any]:
         if not principal.has_any("platform_admin"):
             raise Forbidden("requires role platform_admin")
-        return await self._performance.reset(parse_body(data, ResetIn), principal)
+        return await self._performance.reset(command_io.parse_body(data, ResetIn), principal)

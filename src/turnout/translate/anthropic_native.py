@@ -19,12 +19,13 @@ import orjson
 
 from turnout.errors import NeedsNativeFormat
 from turnout.translate.anthropic import anthropic_error_type
+from turnout.translate.openai import EXTENSION_FIELDS
 from turnout.translate.passthrough import NativeBody, splice_model
 from turnout.translate.sse import sse_frame
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 ANTHROPIC_METADATA = frozenset({"user_id"})  # the metadata Anthropic takes; the rest is Turnout's
-TURNOUT_FIELDS = ("fallbacks", "task_type", "requirements")  # Turnout's own body fields: never sent
+TURNOUT_FIELDS = EXTENSION_FIELDS - {"metadata"}  # Turnout's own body fields but metadata: never sent
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _MESSAGE_START = b"message_start"
 
