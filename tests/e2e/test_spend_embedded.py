@@ -5,6 +5,7 @@ tenant-scoped, and with Redis configured but down the Redis-down settings decide
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from tests.gateway_env import OPENAI_MODEL, GatewayEnv, gateway
+from tests.gateway_env import ANTHROPIC_MODEL, OPENAI_MODEL, GatewayEnv, gateway
 
 
 class Clock:
@@ -601,3 +602,78 @@ async def test_an_embeddings_call_counts_its_input_against_a_tokens_per_minute_l
     body = refused.value.body
     assert isinstance(body, dict) and body["param"] == "input", body
     assert "never fit" in body["message"] and "max_tokens" not in body["message"], body
+
+
+def worst_case(env: GatewayEnv, model_id: str, prompt_tokens: int, max_tokens: int) -> float:
+    model = env.container.snapshots.current.models[model_id]
+    return (prompt_tokens * (model.pricing_input or 0) + max_tokens * (model.pricing_output or 0)) / 1e6
+
+
+TOOLS: Any = [
+    {
+        "type": "function",
+        "function": {
+            "name": f"tool_{i}",
+            "description": "Look a record up by its id and return every field of it. " * 10,
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+        },
+    }
+    for i in range(4)
+]  # ~2,700 characters of definitions: ~680 tokens
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+async def test_tool_definitions_and_images_count_in_a_calls_reservation(env: GatewayEnv) -> None:
+    """A call's worst case counted its messages' text alone: tool definitions and images were
+    reserved at nothing, so an agent with a large toolset, or a batch of screenshots, could
+    overspend a budget under concurrency by far more than one reservation. They count now (an
+    image at the most a provider bills one, 1,600 tokens): a call they make too large for what is
+    left is refused before its upstream is called, and the same text without them fits."""
+    text_only = reservation(env, 16)
+    assert worst_case(env, OPENAI_MODEL, 600, 16) > 3 * text_only
+    await budget(env, amount_usd=round(text_only * 2.5, 8))
+    client = env.openai().with_options(max_retries=0)
+    hi: Any = [{"role": "user", "content": "hi"}]
+    with_image: Any = [{"role": "user", "content": [{"type": "text", "text": "hi"}, IMAGE]}]
+    for extra in ({"messages": hi, "tools": TOOLS}, {"messages": with_image}):
+        with pytest.raises(openai.RateLimitError) as refused:
+            await client.chat.completions.create(model=OPENAI_MODEL, max_tokens=16, **extra)
+        assert "acme daily" in refused.value.message, refused.value.message
+    assert env.upstream_calls() == 0, "a refused call reached its upstream"
+    answer = await client.chat.completions.create(model=OPENAI_MODEL, max_tokens=16, messages=hi)
+    assert answer.choices[0].message.content
+
+
+def pdf(pages: int) -> str:
+    """A base64 PDF of ``pages`` page objects (enough for a page count; nothing renders it)."""
+    objects = b"".join(b"%d 0 obj << /Type /Page /Parent 1 0 R >> endobj\n" % (n + 2) for n in range(pages))
+    body = b"%PDF-1.4\n1 0 obj << /Type /Pages /Count " + str(pages).encode() + b" >> endobj\n" + objects
+    return base64.b64encode(body + b"%%EOF\n").decode()
+
+
+async def test_a_pdf_document_counts_its_pages_in_a_calls_reservation(env: GatewayEnv) -> None:
+    """An Anthropic client's PDF ``document`` block goes to Claude untouched, but the canonical form
+    the spend guard prices holds a placeholder for it, so a 40-page report was reserved as a word.
+    Its pages count now (3,000 tokens a page): a budget with room for a few pages refuses the
+    40-page call before Claude is called, and answers the same question with a 1-page PDF."""
+    one_page = worst_case(env, ANTHROPIC_MODEL, 3_000, 16)
+    await budget(env, amount_usd=round(one_page * 4, 8))
+    client = env.anthropic()
+
+    async def ask(pages: int) -> Any:
+        document = {
+            "type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": pdf(pages)},
+        }
+        return await client.messages.create(
+            model=ANTHROPIC_MODEL,
+            max_tokens=16,
+            messages=[{"role": "user", "content": [document, {"type": "text", "text": "Summarise it."}]}],
+        )
+
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        await ask(40)
+    assert "acme daily" in refused.value.message, refused.value.message
+    assert env.upstream_calls() == 0, "a refused call reached Claude"
+    answer = await ask(1)
+    assert answer.content[0].type == "text"

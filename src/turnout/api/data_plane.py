@@ -119,7 +119,7 @@ def _anthropic_messages(
 def _anthropic_call(
     body: dict[str, Any], raw: bytes, headers: Headers, count_tokens: bool = False
 ) -> ChatCall[ChatRequest]:
-    from turnout.translate.anthropic_inbound import canonical_request
+    from turnout.translate.anthropic_inbound import canonical_request, native_only_tokens
     from turnout.translate.anthropic_native import COUNT_TOKENS, MESSAGES, native_body
     from turnout.translate.openai import EXTENSION_FIELDS
 
@@ -129,6 +129,8 @@ def _anthropic_call(
             canonical[name] = body[name]  # type: ignore[literal-required]
     call = parse_chat(canonical)
     call.native = native_body(body, raw, headers, COUNT_TOKENS if count_tokens else MESSAGES, beyond)
+    if beyond is not None:  # documents the canonical form leaves out still cost their tokens
+        call.native_tokens = native_only_tokens(body)
     return call
 
 

@@ -34,10 +34,13 @@ class ChatCall(Generic[Body]):
     # the caller's own id for the call (``X-Client-Request-Id``): known before the answer, so a
     # call can be cancelled by it, and kept on its record
     client_request_id: str | None = None
+    # estimated tokens of what only ``native`` holds (an Anthropic client's PDF documents, a server
+    # tool's results): the canonical body has a placeholder where they were
+    native_tokens: int = 0
 
     @property
     def prompt_tokens(self) -> int:
         """The prompt's estimated tokens, counted once (routing and the spend guard both read it)."""
         if self._prompt_tokens is None:
-            self._prompt_tokens = estimate_prompt_tokens(self.body)
+            self._prompt_tokens = estimate_prompt_tokens(self.body) + self.native_tokens
         return self._prompt_tokens

@@ -48,7 +48,7 @@ from turnout.providers.base import ChatAdapter, ProviderError, Target, UpstreamR
 from turnout.routing.explain import decision_dict
 from turnout.routing.service import Routed, RoutingService
 from turnout.spend.guard import SpendGuard, rate_headers
-from turnout.tokens import answer_chars, estimate_tokens, estimated_usage
+from turnout.tokens import answer_chars, estimated_usage
 from turnout.translate.passthrough import StreamRelay
 from turnout.translate.types import Chunk, Completion, EmbeddingsResponse, Usage
 
@@ -233,7 +233,7 @@ class Gateway:
             counted = _input_tokens(raw)
         estimated = counted is None
         if counted is None:
-            raw, counted = None, _estimated_input_tokens(call)
+            raw, counted = None, call.prompt_tokens
         log.info(
             "count_tokens",
             tenant=principal.tenant_id,
@@ -598,12 +598,6 @@ def _input_tokens(raw: bytes | None) -> int | None:
         return None
     count = obj.get("input_tokens") if isinstance(obj, dict) else None
     return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
-
-
-def _estimated_input_tokens(call: ChatCall) -> int:
-    """The estimate of a prompt's tokens: its messages' text and its tools' definitions."""
-    tools = call.body.get("tools")
-    return call.prompt_tokens + (estimate_tokens(len(orjson.dumps(tools))) if tools else 0)
 
 
 def _parse_chat(adapter: ChatAdapter, target: Target, payload: bytes) -> Completion:

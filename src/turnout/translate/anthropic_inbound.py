@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from turnout.errors import NeedsNativeFormat
+from turnout.tokens import PDF_PAGE_TOKENS, document_tokens, estimate_tokens
 from turnout.translate.canonical_read import fail, is_int, is_number, string_field
 from turnout.translate.types import (
     ChatRequest,
@@ -90,6 +91,44 @@ def _without_native_only(body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(messages, list):
         out["messages"] = [_message_without(m) for m in messages]
     return out
+
+
+def native_only_tokens(body: dict[str, Any]) -> int:
+    """Estimated tokens of the ``document``-like blocks the canonical form leaves out (the spend
+    guard reserves them and routing prices them): a PDF by its pages, a text document by its
+    text, a document named by URL or file id as one PDF page, any other block as its JSON text."""
+    tokens = 0
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            tokens += _blocks_tokens(content)
+    return tokens
+
+
+def _blocks_tokens(blocks: list[Any]) -> int:
+    tokens = 0
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "document":
+            tokens += _document_tokens(block.get("source"))
+        elif kind in _UNSUPPORTED_BLOCKS:
+            tokens += estimate_tokens(len(orjson.dumps(block)))
+        elif kind == "tool_result" and isinstance(block.get("content"), list):
+            tokens += _blocks_tokens(block["content"])
+    return tokens
+
+
+def _document_tokens(source: Any) -> int:
+    kind = source.get("type") if isinstance(source, dict) else None
+    data = source.get("data") if isinstance(source, dict) else None
+    if kind == "base64" and isinstance(data, str):
+        return document_tokens(data)
+    if kind == "text" and isinstance(data, str):
+        return estimate_tokens(len(data))
+    if kind == "content" and isinstance(source, dict):
+        return estimate_tokens(len(orjson.dumps(source.get("content"))))
+    return PDF_PAGE_TOKENS  # by URL or file id: unseen here, counted as one page
 
 
 def _message_without(message: Any) -> Any:
