@@ -107,3 +107,22 @@ def redact_text(text: str, *secrets: str | None) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
+
+
+def url_for_logs(url: str) -> str:
+    """``url`` (or a comma-separated list, as NATS takes) with the secret of its userinfo masked:
+    ``nats://user:***@host`` for a password, ``nats://***@host`` for a token alone."""
+    return ",".join(_masked(part) for part in url.split(","))
+
+
+def _masked(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    masked = f"{user}:***" if colon else "***"
+    return f"{scheme}://{masked}@{host}{slash}{path}"

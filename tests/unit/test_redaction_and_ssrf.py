@@ -58,3 +58,12 @@ def test_local_and_public_addresses_are_allowed(url: str) -> None:
 def test_blocked_address_detection() -> None:
     assert is_blocked_address("169.254.1.1") and is_blocked_address("fd00:ec2::254")
     assert not is_blocked_address("192.168.1.1") and not is_blocked_address("not-an-ip")
+
+
+def test_a_urls_password_or_token_is_masked_for_logs() -> None:
+    from turnout.redaction import url_for_logs
+
+    assert url_for_logs("nats://turnout:s3cret@nats:4222") == "nats://turnout:***@nats:4222"
+    assert url_for_logs("nats://tok3n@a:4222,nats://b:4222/x") == "nats://***@a:4222,nats://b:4222/x"
+    assert url_for_logs("redis://:pw@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert url_for_logs("nats://nats:4222") == "nats://nats:4222"

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from turnout.events.outbox import Outbox
 from turnout.logs import Throttle
+from turnout.redaction import url_for_logs
 from turnout.store.events import Event
 from turnout.tasks import cancel_and_wait, wait_event
 
@@ -132,14 +133,17 @@ class NatsEvents:
         errors = self._errors.due(asyncio.get_running_loop().time())
         if errors is not None:
             log.warning(
-                "events.nats_error", url=self._url, error=str(exc) or type(exc).__name__, errors=errors
+                "events.nats_error",
+                url=url_for_logs(self._url),
+                error=str(exc) or type(exc).__name__,
+                errors=errors,
             )
 
     async def _on_disconnected(self) -> None:
-        log.warning("events.nats_disconnected", url=self._url)
+        log.warning("events.nats_disconnected", url=url_for_logs(self._url))
 
     async def _on_reconnected(self) -> None:
-        log.info("events.nats_reconnected", url=self._url)
+        log.info("events.nats_reconnected", url=url_for_logs(self._url))
         self.wake()
 
     def wake(self) -> None:
