@@ -16,6 +16,7 @@ from typing import Any
 import anthropic
 import orjson
 import pytest
+from pydantic import BaseModel
 
 from tests.gateway_env import ANTHROPIC_MODEL, OPENAI_MODEL, GatewayEnv, gw  # noqa: F401
 from turnout.simulator.anthropic_extended import REDACTED_TRIGGER, signature
@@ -403,3 +404,60 @@ async def test_turnout_fields_work_in_the_anthropic_dialect_and_stay_home(gw: Ga
     assert not {"fallbacks", "task_type", "requirements"} & set(sent), sorted(sent)
     row = (await gw.records(1))[0]
     assert (row.model, row.fallback_used, row.task_type) == (OPENAI_MODEL, True, "science")
+
+
+class Weather(BaseModel):
+    city: str
+    celsius: float
+
+
+async def test_openai_structured_outputs_from_a_claude_model_parse(gw: GatewayEnv) -> None:  # noqa: F811
+    """The OpenAI SDK's ``parse`` against a Claude model got prose: ``response_format`` became a
+    system instruction, which Claude may wrap in words or fences, so ``parse`` raised. It is now
+    Claude's own way to a JSON answer, a forced tool whose input is the schema (Anthropic
+    validates it), and the tool call comes back as the message's JSON content, streamed or not,
+    with ``finish_reason`` stop."""
+    client = gw.openai()
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    done = await client.chat.completions.parse(model=ANTHROPIC_MODEL, messages=ask, response_format=Weather)
+    (choice,) = done.choices
+    assert isinstance(choice.message.parsed, Weather) and choice.finish_reason == "stop", choice
+    assert choice.message.tool_calls in (None, []), "the format's tool is not the caller's tool call"
+    sent = _sent(gw).body
+    assert sent["tool_choice"] == {"type": "tool", "name": sent["tools"][0]["name"]}, sent
+    assert sent["tools"][0]["input_schema"]["required"] == ["city", "celsius"] and "system" not in sent
+    async with client.chat.completions.stream(
+        model=ANTHROPIC_MODEL, messages=ask, response_format=Weather
+    ) as stream:
+        final = await stream.get_final_completion()
+    assert isinstance(final.choices[0].message.parsed, Weather), final
+    assert final.choices[0].finish_reason == "stop"
+    json_mode = await client.chat.completions.create(
+        model=ANTHROPIC_MODEL, messages=ask, response_format={"type": "json_object"}
+    )
+    assert isinstance(orjson.loads(json_mode.choices[0].message.content or ""), dict), json_mode
+
+
+async def test_structured_outputs_with_thinking_or_tools_ask_in_words(gw: GatewayEnv) -> None:  # noqa: F811
+    """Anthropic refuses a forced tool with thinking on, and forcing one would take the caller's
+    own tools away: then the format is asked for in the system prompt, as before."""
+    client = gw.openai()
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    schema = {"type": "json_schema", "json_schema": {"name": "w", "schema": Weather.model_json_schema()}}
+    await client.chat.completions.create(
+        model=ANTHROPIC_MODEL,
+        messages=ask,
+        response_format=schema,
+        reasoning_effort="low",  # type: ignore[arg-type]
+    )
+    sent = _sent(gw).body
+    assert "tool_choice" not in sent and "JSON Schema" in sent["system"] and sent["thinking"], sent
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    await client.chat.completions.create(
+        model=ANTHROPIC_MODEL,
+        messages=ask,
+        response_format=schema,
+        tools=[tool],  # type: ignore[arg-type,list-item]
+    )
+    sent = _sent(gw).body
+    assert [t["name"] for t in sent["tools"]] == ["lookup"] and "JSON Schema" in sent["system"], sent

@@ -80,6 +80,15 @@ async def test_redacted_thinking_and_thinking_rules(claude: anthropic.AsyncAnthr
             {"max_tokens": 2000, "thinking": THINKING, "extra_body": {"temperature": 0.2}},
             "`temperature` may only be set to 1",
         ),
+        (
+            {
+                "max_tokens": 2000,
+                "thinking": THINKING,
+                "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+                "tool_choice": {"type": "tool", "name": "f"},
+            },
+            "Thinking may not be enabled when tool_choice forces tool use",
+        ),
     ]
     for extra, message in refusals:
         with pytest.raises(anthropic.BadRequestError, match=message):

@@ -9,8 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
+from turnout.errors import InvalidRequest
+from turnout.translate.anthropic import FORMAT_TOOL, anthropic_to_openai_response
 from turnout.translate.anthropic_inbound import anthropic_to_openai_request
-from turnout.translate.anthropic_outbound import openai_to_anthropic_request
+from turnout.translate.anthropic_outbound import FORMAT_TOOL_USE, openai_to_anthropic_request
+from turnout.translate.anthropic_stream import AnthropicStreamDecoder
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 WEATHER_SCHEMA = {
@@ -258,10 +261,75 @@ def test_openai_request_defaults_and_response_format() -> None:
     out = openai_to_anthropic_request(body, "claude")
     assert out["max_tokens"] == 4096
     assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
-    assert "JSON Schema" in out["system"] and '{"type":"object"}' in out["system"]
-    assert "tool_choice" not in out and "stream" not in out
+    assert out["tools"] == [
+        {"name": FORMAT_TOOL, "description": FORMAT_TOOL_USE, "input_schema": {"type": "object"}}
+    ]
+    assert out["tool_choice"] == {"type": "tool", "name": FORMAT_TOOL}
+    assert "system" not in out and "stream" not in out
     out = openai_to_anthropic_request({**body, "response_format": {"type": "json_object"}}, "claude")
-    assert "JSON object" in out["system"]
+    assert out["tool_choice"] == {"type": "tool", "name": FORMAT_TOOL} and "system" not in out
+    array = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}}
+    out = openai_to_anthropic_request({**body, "response_format": array}, "claude")
+    assert "tools" not in out and "JSON Schema" in out["system"], "a tool's input is an object"
+    reserved = {"type": "function", "function": {"name": FORMAT_TOOL, "parameters": {"type": "object"}}}
+    with pytest.raises(InvalidRequest) as refused:
+        openai_to_anthropic_request({**body, "tools": [reserved]}, "claude")
+    assert refused.value.param == "tools[0].function.name"
+
+
+def test_the_format_tools_call_is_the_answer_whole_or_streamed() -> None:
+    message = {
+        "id": "msg_1",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": FORMAT_TOOL, "input": {"city": "Paris"}}],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 5, "output_tokens": 3},
+    }
+    (choice,) = anthropic_to_openai_response(message, "m")["choices"]
+    assert choice["message"]["content"] == '{"city":"Paris"}' and "tool_calls" not in choice["message"]
+    assert choice["finish_reason"] == "stop"
+    decoder = AnthropicStreamDecoder("m")
+    events = [
+        (
+            "message_start",
+            {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 5}}},
+        ),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "tool_use", "id": "t", "name": FORMAT_TOOL, "input": {}},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": '{"city": '},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": '"Paris"}'},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 3}},
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    raw = b"".join(b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps(data)) for name, data in events)
+    chunks = decoder.feed(raw) + decoder.finish()
+    deltas = [c["choices"][0] for c in chunks if c["choices"]]
+    assert "".join(d["delta"].get("content") or "" for d in deltas) == '{"city": "Paris"}'
+    assert not any("tool_calls" in d["delta"] for d in deltas)
+    assert [d["finish_reason"] for d in deltas if d["finish_reason"]] == ["stop"]
 
 
 def test_request_round_trip_openai_anthropic_openai() -> None:

@@ -80,6 +80,9 @@ def thinking_wanted(body: dict[str, Any]) -> bool:
     temperature = body.get("temperature")
     if temperature is not None and temperature != 1:
         raise Refused("`temperature` may only be set to 1 when thinking is enabled.")
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        raise Refused("Thinking may not be enabled when tool_choice forces tool use.")
     return True
 
 

@@ -14,6 +14,10 @@ two mappings below are inverse of each other.
 Thinking: an Anthropic answer's ``thinking`` text reaches an OpenAI client as
 ``message.reasoning_content``; an OpenAI-compatible answer's ``reasoning_content`` (or ``reasoning``)
 reaches an Anthropic client as a ``thinking`` block, with an empty signature.
+
+Structured outputs: an OpenAI client's ``response_format`` reaches Claude as a tool it must call,
+``FORMAT_TOOL``, whose input is the answer (the outbound translation); a call of it comes back as
+the message's content, the JSON text, with ``finish_reason`` ``stop``, never as a tool call.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ from turnout.translate.types import (
 # -- responses, usage and errors -------------------------------------------------------------------
 
 
+# the tool an OpenAI client's response_format becomes for Claude (reserved: a client's own tool
+# may not take the name, so a call of it is always the answer)
+FORMAT_TOOL = "turnout_response_format"
 STOP_TO_FINISH = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -94,6 +101,11 @@ _NOT_RETRYABLE_CODES = frozenset({"enforced_spend_limit_reached"})
 def finish_reason(stop_reason: Any) -> str:
     """Anthropic ``stop_reason`` -> OpenAI ``finish_reason`` (unknown or null -> ``stop``)."""
     return STOP_TO_FINISH.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def _finish(stop: Any, answered: bool) -> str:
+    """``finish_reason`` of an answer; ``answered``: it is the format tool's input, so it stopped."""
+    return "stop" if answered and stop == "tool_use" else finish_reason(stop)
 
 
 def stop_reason(finish: Any) -> str:
@@ -169,6 +181,7 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Complet
     texts: list[str] = []
     thoughts: list[str] = []
     calls: list[ToolCall] = []
+    answered = False  # the format tool was called: the answer is its input
     for block in payload["content"]:
         if not isinstance(block, dict):
             continue
@@ -180,6 +193,10 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Complet
         elif kind == "tool_use":
             arguments = block.get("input")
             call_id, name = tool_use(block, "message")
+            if name == FORMAT_TOOL:
+                texts.append(orjson.dumps(arguments if arguments is not None else {}).decode())
+                answered = True
+                continue
             calls.append(
                 {
                     "id": call_id,
@@ -209,7 +226,7 @@ def anthropic_to_openai_response(payload: dict[str, Any], model: str) -> Complet
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": finish_reason(payload.get("stop_reason")),
+                "finish_reason": _finish(payload.get("stop_reason"), answered and not calls),
             }
         ],
         "usage": openai_usage(payload.get("usage")),

@@ -2,8 +2,10 @@
 
 Outbound (an Anthropic provider): system/developer messages are joined into ``system``; consecutive
 turns of one role are merged (tool results first, as Anthropic requires); empty turns are dropped.
-``response_format`` ``json_object``/``json_schema`` becomes a system instruction (no beta header
-needed; the JSON is asked for, not enforced). ``temperature`` is clamped to Anthropic's 0-1.
+``response_format`` ``json_object``/``json_schema`` becomes a tool Claude must call
+(``FORMAT_TOOL``, the schema as its input schema, which Anthropic enforces; its call comes back as
+the answer's content), or, where a forced tool cannot go (the call's own tools, thinking, a schema
+whose root is not an object), a system instruction: the JSON asked for, not enforced. ``temperature`` is clamped to Anthropic's 0-1.
 ``seed``, penalties, ``logit_bias`` and ``logprobs`` are dropped.
 ``max_tokens`` (required by Anthropic) is ``max_completion_tokens``, else ``max_tokens``, else 4096.
 ``n > 1`` is rejected. ``reasoning_effort`` becomes ``thinking`` with the budget ``EFFORT_BUDGETS``
@@ -19,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from turnout.translate.anthropic import FORMAT_TOOL
 from turnout.translate.canonical_read import (
     fail,
     format_instruction,
@@ -33,6 +36,7 @@ from turnout.translate.types import (
 )
 
 DEFAULT_MAX_TOKENS = 4096
+FORMAT_TOOL_USE = "Give your whole answer as this tool's input: it is the JSON the user receives."
 # reasoning_effort -> thinking budget_tokens (Anthropic's least is 1024); the inverse is
 # anthropic_inbound.EFFORT_BY_BUDGET
 EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384}
@@ -87,9 +91,14 @@ def openai_to_anthropic_request(body: ChatRequest, model: str) -> dict[str, Any]
         if out["max_tokens"] <= budget:  # thinking counts within max_tokens: room for the answer on top
             asked = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
             out["max_tokens"] = budget + asked
-    instruction = format_instruction(body.get("response_format"))
-    if instruction:
-        system.append(instruction)
+    tools = _outbound_tools(body.get("tools"))
+    answer_tool = None if tools or budget is not None else _format_tool(body.get("response_format"))
+    if answer_tool is not None:  # the JSON comes as the forced tool's input, checked by Anthropic
+        out["tools"], out["tool_choice"] = [answer_tool], {"type": "tool", "name": FORMAT_TOOL}
+    else:
+        instruction = format_instruction(body.get("response_format"))
+        if instruction:
+            system.append(instruction)
     text = "\n\n".join(s for s in system if s)
     if text:
         out["system"] = text
@@ -108,7 +117,6 @@ def openai_to_anthropic_request(body: ChatRequest, model: str) -> dict[str, Any]
         out["stream"] = True
     if isinstance(body.get("user"), str) and body["user"]:
         out["metadata"] = {"user_id": body["user"]}
-    tools = _outbound_tools(body.get("tools"))
     if tools:
         out["tools"] = tools
         choice = _outbound_tool_choice(body.get("tool_choice"))
@@ -247,9 +255,33 @@ def _tool_result_block(message: Mapping[str, Any], where: str) -> dict[str, Any]
     return block
 
 
+def _format_tool(fmt: Any) -> dict[str, Any] | None:
+    """``response_format`` as the tool Claude is made to call, its input the answer: a JSON object,
+    or one of the schema's (whose root must be an object, as a tool's input is); None otherwise."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_object":
+        schema: Any = {"type": "object"}
+        description = None
+    elif kind == "json_schema":
+        spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            return None
+        description = spec.get("description") if isinstance(spec, dict) else None
+    else:
+        return None
+    return {
+        "name": FORMAT_TOOL,
+        "description": description if isinstance(description, str) and description else FORMAT_TOOL_USE,
+        "input_schema": schema,
+    }
+
+
 def _outbound_tools(tools: Any) -> list[dict[str, Any]]:
     out = []
-    for tool in function_tools(tools, "Anthropic"):
+    for i, tool in enumerate(function_tools(tools, "Anthropic")):
+        if tool.name == FORMAT_TOOL:
+            fail(f"the tool name '{FORMAT_TOOL}' is reserved", f"tools[{i}].function.name")
         converted: dict[str, Any] = {"name": tool.name}
         if tool.description is not None:
             converted["description"] = tool.description

@@ -18,6 +18,7 @@ import orjson
 
 from turnout.ids import new_hex
 from turnout.translate.anthropic import (
+    FORMAT_TOOL,
     anthropic_error_type,
     anthropic_provider_error,
     anthropic_usage,
@@ -44,6 +45,7 @@ class AnthropicStreamDecoder:
     """
 
     __slots__ = (
+        "_answer",
         "_created",
         "_finished",
         "_id",
@@ -63,6 +65,7 @@ class AnthropicStreamDecoder:
         self._id = f"chatcmpl-{new_hex()}"
         self._created = int(time.time())
         self._tools: dict[int, list[Any]] = {}  # block index -> [tool-call index, saw arguments]
+        self._answer: dict[int, bool] = {}  # the format tool's block index -> saw its input
         self._usage: dict[str, Any] = {}
         self._started = False
         self._finished = False
@@ -136,13 +139,17 @@ class AnthropicStreamDecoder:
                 if tool is not None and not tool[1]:
                     tool[1] = True  # no input deltas at all: arguments must still be JSON
                     self._delta(out, _args(tool[0], "{}"))
+                if isinstance(index, int) and self._answer.get(index) is False:
+                    self._answer[index] = True  # an answer with no input deltas is still JSON
+                    self._delta(out, {"content": "{}"})
             elif kind == "message_delta":
                 self._add_usage(obj.get("usage"))
                 delta = obj.get("delta")
                 reason = delta.get("stop_reason") if isinstance(delta, dict) else None
                 if reason is not None and not self._finished:
                     self._finished = True
-                    out.append(self._chunk({}, finish_reason(reason)))
+                    answered = reason == "tool_use" and self._answer and not self._tools
+                    out.append(self._chunk({}, "stop" if answered else finish_reason(reason)))
             elif kind == "message_stop":
                 if not self._finished:
                     self._finished = True
@@ -167,6 +174,11 @@ class AnthropicStreamDecoder:
             ordinal = len(self._tools)
             arguments = block.get("input")
             initial = orjson.dumps(arguments).decode() if isinstance(arguments, dict) and arguments else ""
+            if name == FORMAT_TOOL:  # the answer itself, as content
+                self._answer[index] = bool(initial)
+                if initial:
+                    self._delta(out, {"content": initial})
+                return
             self._tools[index] = [ordinal, bool(initial)]
             call: ToolCallDelta = {
                 "index": ordinal,
@@ -191,7 +203,10 @@ class AnthropicStreamDecoder:
         elif kind == "input_json_delta":
             tool = self._tools.get(index) if isinstance(index, int) else None
             fragment = delta.get("partial_json")
-            if tool is not None and isinstance(fragment, str) and fragment:
+            if isinstance(index, int) and index in self._answer and isinstance(fragment, str) and fragment:
+                self._answer[index] = True
+                self._delta(out, {"content": fragment})
+            elif tool is not None and isinstance(fragment, str) and fragment:
                 tool[1] = True
                 self._delta(out, _args(tool[0], fragment))
         # signature_delta, citations_delta: not part of the canonical shape
