@@ -28,8 +28,8 @@ def get_weather(city: str) -> str:
     return f"rain in {city}"
 
 
-def _chat(env: GatewayEnv, **kw: Any) -> ChatOpenAI:
-    return ChatOpenAI(base_url=f"{env.url}/v1", api_key=env.key, model=OPENAI_MODEL, max_retries=0, **kw)  # type: ignore[arg-type]
+def _chat(env: GatewayEnv, model: str = OPENAI_MODEL, **kw: Any) -> ChatOpenAI:
+    return ChatOpenAI(base_url=f"{env.url}/v1", api_key=env.key, model=model, max_retries=0, **kw)  # type: ignore[arg-type]
 
 
 async def test_langchain_chat_openai_invokes_streams_and_calls_tools(gw: GatewayEnv) -> None:  # noqa: F811
@@ -125,3 +125,15 @@ async def test_langchain_chat_anthropic_invokes_streams_calls_tools_and_structur
     rows = await gw.records(8)
     assert {r.model for r in rows} == {ANTHROPIC_MODEL, OPENAI_MODEL}
     assert all(r.status == "ok" and r.dialect == "anthropic" for r in rows)
+
+
+async def test_langchain_chat_openai_structured_output_from_both_formats(gw: GatewayEnv) -> None:  # noqa: F811
+    """ChatOpenAI's with_structured_output (response_format json_schema, parsed strictly): an
+    OpenAI-format model and a Claude model (where the format becomes a forced tool) both give an
+    instance, invoked and streamed."""
+    for model in (OPENAI_MODEL, ANTHROPIC_MODEL):
+        structured = _chat(gw, model=model).with_structured_output(Contact, method="json_schema")
+        contact = await structured.ainvoke("Ann lives in Oslo")
+        assert isinstance(contact, Contact), model
+        parts = [part async for part in structured.astream("Ann lives in Oslo")]
+        assert parts and isinstance(parts[-1], Contact), (model, parts)
