@@ -94,6 +94,10 @@ def test_cross_validated_replay_reports_baselines_verdicts_intervals_and_learnin
             iv = pair[key]
             assert iv["n"] == 2 and iv["low"] <= iv["mean"] <= iv["high"]
     assert len(data["policies"]["best_single"]["detail"]["models"]) >= 1
+    equal = data["equal_cost"]  # the per-task table at the router's own cost, from its λ sweep
+    assert equal["router_minus_table"]["n"] == 2 and equal["greedy_minus_table"]["n"] == 2
+    router = data["policies"]["router"]["mean_quality"]
+    assert equal["router_minus_table"]["mean"] == pytest.approx(router - equal["table_at_router_cost"])
     assert data["target"]["max_cost_ratio"] == 0.6
     assert run(*args) == data  # the seeds fix folds, order and exploration
 

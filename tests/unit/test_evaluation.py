@@ -14,6 +14,7 @@ from turnout.cli.evaluation import eval_app
 from turnout.routing.evaluation import Outcomes, baselines, folds, prompt_groups
 from turnout.routing.evaluation_stats import (
     apgr,
+    best_at_cost,
     calls_to_recover,
     gap_recovered,
     passes,
@@ -185,6 +186,18 @@ def test_apgr_and_cpt_on_hand_computed_curves() -> None:
     assert calls_to_recover(two, 0.8) == pytest.approx(0.5)
     assert apgr([]) == pytest.approx(0.5)  # random mixing of the two models
     assert gap_recovered(0.6, 0.5, 0.7) == pytest.approx(0.5) and math.isnan(gap_recovered(0.6, 0.5, 0.5))
+
+
+def test_the_tables_quality_at_a_cost_mixes_its_two_neighbouring_points_and_never_spends_more() -> None:
+    """A frontier of (cost, quality): between two points the table can mix them (each call to one
+    λ or the other), a point under the hull is never the best, and a dearer but worse point is
+    never bought; below the cheapest point it is that point, past the best point the best."""
+    points = [(1.0, 0.5), (2.0, 0.6), (2.5, 0.55), (3.0, 0.62), (4.0, 0.61), (2.0, 0.4)]
+    assert best_at_cost(points, 0.5) == pytest.approx(0.5)
+    assert best_at_cost(points, 1.5) == pytest.approx(0.55)
+    assert best_at_cost(points, 2.5) == pytest.approx(0.61), "(2.5, 0.55) lies under the hull"
+    assert best_at_cost(points, 3.5) == best_at_cost(points, 10.0) == pytest.approx(0.62)
+    assert math.isnan(best_at_cost([], 1.0))
 
 
 def test_a_seed_passes_only_above_the_best_single_quality_at_no_more_than_60_percent_of_its_cost() -> None:

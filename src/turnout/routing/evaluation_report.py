@@ -25,6 +25,7 @@ from turnout.routing.evaluation_stats import (
     MAX_COST_RATIO,
     Interval,
     apgr,
+    best_at_cost,
     calls_to_recover,
     finite,
     gap_recovered,
@@ -83,6 +84,8 @@ class SeedResult:
     picks: Counter[str]  # the router's choices
     strong: dict[str, np.ndarray] = field(default_factory=dict)  # two-model: share of strong calls per row
     curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # (strong share, quality)
+    # the per-task table's (cost per query, quality) at each λ of its sweep, on the same rows
+    table_frontier: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,19 @@ class TwoModel:
     policies: dict[str, GapFigures]
 
 
+@dataclass(frozen=True, slots=True)
+class EqualCost:
+    """The per-task table at the router's own cost: its λ sweep's best quality at a cost of at
+    most the router's (two λ mixed), per seed; the router (and with exploration off, at its own
+    cost) minus it. The target compares at equal or lower cost; the table's cross-validated λ
+    lands at another cost than the router's policy trade-off."""
+
+    table_at_router_cost: float
+    router_minus_table: Interval
+    table_at_greedy_cost: float
+    greedy_minus_table: Interval
+
+
 @dataclass(slots=True)
 class ReplayReport:
     """Everything ``eval replay`` prints: ``to_json`` is the object of ``--json``."""
@@ -172,6 +188,7 @@ class ReplayReport:
     learning_curves: dict[str, list[CurvePoint]]
     quarters: list[dict[str, float]]
     two_model: TwoModel | None
+    equal_cost: EqualCost | None
     picks: dict[str, int]
     notes: list[str]
 
@@ -242,10 +259,27 @@ def summarize(
         learning_curves=_learning_curves(results, tasks),
         quarters=_quarters(results),
         two_model=_two_model(results, pair) if pair else None,
+        equal_cost=_equal_cost(results, q, c),
         picks=dict(picks.most_common()),
         notes=notes,
     )
     return report
+
+
+def _equal_cost(
+    results: Sequence[SeedResult], q: dict[str, np.ndarray], c: dict[str, np.ndarray]
+) -> EqualCost | None:
+    """``EqualCost`` over the seeds (None without the table's sweep, or with one seed)."""
+    if len(results) < 2 or not all(r.table_frontier for r in results):
+        return None
+    at = {
+        p: np.array([best_at_cost(r.table_frontier, float(c[p][i])) for i, r in enumerate(results)])
+        for p in ("router", "greedy")
+    }
+    return EqualCost(
+        _mean(at["router"]), t_interval(q["router"] - at["router"]),
+        _mean(at["greedy"]), t_interval(q["greedy"] - at["greedy"]),
+    )  # fmt: skip
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -386,6 +420,14 @@ def render(report: ReplayReport, *, stderr: bool = False) -> None:
             _interval(pair.cost_vs_best_single, "+.3f") if pair else "",
         )
     console.print(table)
+    if report.equal_cost is not None:
+        e = report.equal_cost
+        console.print(
+            "per-task table at the router's own cost (its λ sweep, two λ mixed): "
+            f"{_f(e.table_at_router_cost, '.4f')}, router - it {_interval(e.router_minus_table, '+.4f')}; "
+            f"at the cost of exploration off: {_f(e.table_at_greedy_cost, '.4f')}, "
+            f"exploration off - it {_interval(e.greedy_minus_table, '+.4f')}"
+        )
     verdicts = Table(
         title=f"Target: quality above the best single model's at <= {MAX_COST_RATIO:.0%} of its cost"
     )

@@ -107,6 +107,35 @@ def calls_to_recover(points: Iterable[tuple[float, float]], target: float) -> fl
     return math.nan  # unreachable while (1, 1) anchors the curve and target <= 1
 
 
+def best_at_cost(points: Iterable[tuple[float, float]], cost: float) -> float:
+    """The best quality a policy's (cost, quality) points reach at a cost of at most ``cost``,
+    mixing two of them (each call to one or the other at random): their upper concave hull up to
+    its best point, read at ``cost`` (below the cheapest point: that point's; ``nan`` without any)."""
+    best: dict[float, float] = {}
+    for c, q in points:
+        if not (math.isnan(c) or math.isnan(q)):
+            best[float(c)] = max(float(q), best.get(float(c), -math.inf))
+    if not best:
+        return math.nan
+    pts = sorted(best.items())
+    hull: list[tuple[float, float]] = []
+    for point in pts:  # the upper hull, left to right (monotone chain)
+        while len(hull) >= 2:
+            (x0, y0), (x1, y1) = hull[-2], hull[-1]
+            if (x1 - x0) * (point[1] - y0) - (y1 - y0) * (point[0] - x0) < 0:
+                break
+            hull.pop()  # hull[-1] lies on or under the chord to ``point``
+        hull.append(point)
+    peak = max(range(len(hull)), key=lambda i: hull[i][1])
+    hull = hull[: peak + 1]  # dearer points of lower quality are never the best at a cost
+    if cost <= hull[0][0]:
+        return hull[0][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(hull):
+        if cost <= x1:
+            return y0 + (cost - x0) / (x1 - x0) * (y1 - y0)
+    return hull[-1][1]
+
+
 def finite(value: Any) -> Any:
     """``value`` with every non-finite float (and numpy scalar) made JSON-safe: ``nan``/``inf`` -> None."""
     if isinstance(value, dict):

@@ -418,6 +418,7 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
     two = plan.strong is not None
     sweep_strong = {p: np.zeros(SWEEP.size) for p in ("per_task", "knn")}
     sweep_quality = {p: np.zeros(SWEEP.size) for p in ("per_task", "knn")}
+    sweep_cost = np.zeros(SWEEP.size)  # the per-task table's, for its frontier
     knob_strong, knob_quality = np.zeros(len(plan.knobs)), np.zeros(len(plan.knobs))
     shuffler = np.random.default_rng([seed, 2])
     for k, (warm, train, held) in enumerate(_splits(plan, seed)):
@@ -427,7 +428,7 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
         chosen = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), plan.config, mixes)
         greedy = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), _greedy(plan.config), mixes)
         picks.update(o.models[j] for j in chosen.tolist())
-        fold = baselines(o, plan.neighbours, train, order, np.random.default_rng([seed, 3, k]), sweep=two)
+        fold = baselines(o, plan.neighbours, train, order, np.random.default_rng([seed, 3, k]), sweep=True)
         best_models.append(o.models[fold.best])
         for name, lam in fold.lambdas.items():
             lambdas[name].append(lam)
@@ -447,6 +448,7 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
         for name, swept in fold.sweeps.items():
             sweep_strong[name] += (swept == plan.strong).sum(1)
             sweep_quality[name] += o.scores[order[None, :], swept].sum(1)
+        sweep_cost += o.costs[order[None, :], fold.sweeps["per_task"]].sum(1)
         if two and plan.config_for is not None:
             for i, knob in enumerate(plan.knobs):
                 alt = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), plan.config_for(knob))
@@ -459,9 +461,10 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
                 zip((sweep_strong[name] / n).tolist(), (sweep_quality[name] / n).tolist(), strict=True)
             )
         curves["router"] = list(zip((knob_strong / n).tolist(), (knob_quality / n).tolist(), strict=True))
+    frontier = list(zip((sweep_cost / n).tolist(), (sweep_quality["per_task"] / n).tolist(), strict=True))
     return SeedResult(
         seed, quality, cost, seen, quarter, best_models, lambdas, picks,
-        strong if two else {}, curves,
+        strong if two else {}, curves, frontier,
     )  # fmt: skip
 
 

@@ -5,7 +5,8 @@ turns of one role are merged (tool results first, as Anthropic requires); empty 
 ``response_format`` ``json_object``/``json_schema`` becomes a tool Claude must call
 (``FORMAT_TOOL``, the schema as its input schema, which Anthropic enforces; its call comes back as
 the answer's content), or, where a forced tool cannot go (the call's own tools, thinking, a schema
-whose root is not an object), a system instruction: the JSON asked for, not enforced. ``temperature`` is clamped to Anthropic's 0-1.
+whose root is not an object), a system instruction: the JSON asked for, not enforced.
+``temperature`` is clamped to Anthropic's 0-1.
 ``seed``, penalties, ``logit_bias`` and ``logprobs`` are dropped.
 ``max_tokens`` (required by Anthropic) is ``max_completion_tokens``, else ``max_tokens``, else 4096.
 ``n > 1`` is rejected. ``reasoning_effort`` becomes ``thinking`` with the budget ``EFFORT_BUDGETS``
