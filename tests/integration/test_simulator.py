@@ -154,6 +154,11 @@ async def test_openai_tool_call_stream_helper(oai: openai.AsyncOpenAI) -> None:
         tools=[WEATHER_TOOL],
     )
     assert json.loads(plain.choices[0].message.tool_calls[0].function.arguments) == args
+    bare = await oai.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Weather in Paris?"}]
+    )
+    assert plain.usage and bare.usage
+    assert plain.usage.prompt_tokens > bare.usage.prompt_tokens + 20, "tool definitions are billed as prompt"
     asked = {"id": call.id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
     follow_up = [
         {"role": "user", "content": "Weather in Paris?"},

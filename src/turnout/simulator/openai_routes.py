@@ -248,7 +248,10 @@ class OpenAIRoutes:
             return plan
         config = sim.config
         prompt = text.last_user_text(messages)
-        prompt_tokens = text.count_prompt_tokens(text.messages_texts(messages))
+        prompt_texts = text.messages_texts(messages)
+        if body.get("tools"):  # OpenAI bills the tool definitions as prompt tokens
+            prompt_texts.append(orjson.dumps(body["tools"]).decode())
+        prompt_tokens = text.count_prompt_tokens(prompt_texts)
         cid, created = random_id("chatcmpl-", 29), int(time.time())
         tool = _pick_tool(body, messages)
         if tool is not None:
