@@ -42,10 +42,10 @@ async def test_the_readmes_nats_users_are_enough_and_the_password_stays_out_of_l
     config.write_text(readme_conf())
     nats_server.config = config
     nats_server.environ = {"TURNOUT_NATS_PASSWORD": gateway_pw, "OPS_NATS_PASSWORD": ops_pw}
+    nats_server.probe_user = ("ops", ops_pw)
+    await nats_server.start()
     port = nats_server.port
     ops_url = f"nats://ops:{ops_pw}@127.0.0.1:{port}"
-    nats_server.probe_url = ops_url
-    await nats_server.start()
     async with gateway(
         tmp_path,
         nats_url=f"nats://turnout:{gateway_pw}@127.0.0.1:{port}",
@@ -91,13 +91,13 @@ async def test_the_readmes_nats_users_are_enough_and_the_password_stays_out_of_l
 
 
 async def _cancel(nc: nats.NATS, body: dict[str, Any], token: str) -> dict[str, Any]:
-    """The command, retried while the gateway's subscriptions are not up yet."""
-    for _ in range(100):
+    """The command, retried while the gateway's subscriptions are not up yet (for 20 s)."""
+    for _ in range(20):
         with contextlib.suppress(nats.errors.NoRespondersError, nats.errors.TimeoutError):
             msg = await nc.request(
                 "turnout.commands.model.request.cancel",
                 orjson.dumps(body),
-                timeout=2,
+                timeout=1,
                 headers={"Authorization": f"Bearer {token}"},
             )
             reply: dict[str, Any] = orjson.loads(msg.data)
