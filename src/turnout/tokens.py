@@ -73,7 +73,7 @@ def part_tokens(part: Mapping[str, Any]) -> int:
     if kind == "input_audio":
         audio = part.get("input_audio")
         data = audio.get("data") if isinstance(audio, dict) else None
-        return -(-_decoded_size(data) // AUDIO_BYTES_PER_TOKEN) if isinstance(data, str) else 0
+        return -(-_decoded_size(_payload(data)) // AUDIO_BYTES_PER_TOKEN) if isinstance(data, str) else 0
     if kind == "file":
         file = part.get("file")
         data = file.get("file_data") if isinstance(file, dict) else None
@@ -84,7 +84,7 @@ def part_tokens(part: Mapping[str, Any]) -> int:
 def document_tokens(data: str) -> int:
     """Tokens of a base64 PDF (bare or a ``data:`` URL): ``PDF_PAGE_TOKENS`` a page, its pages
     counted by their page objects or, where those are compressed, by its size."""
-    payload = data.partition(",")[2] if data.startswith("data:") else data
+    payload = _payload(data)
     try:
         pdf = base64.b64decode(payload)
     except (binascii.Error, ValueError):
@@ -93,11 +93,14 @@ def document_tokens(data: str) -> int:
     return pages * PDF_PAGE_TOKENS
 
 
-def _decoded_size(data: str) -> int:
-    """Bytes of a base64 payload (a ``data:`` URL's too), from its length."""
-    if data.startswith("data:"):
-        data = data.partition(",")[2]
-    return len(data) * 3 // 4 - data[-2:].count("=")
+def _payload(data: str) -> str:
+    """The base64 of a ``data:`` URL, or ``data`` itself."""
+    return data.partition(",")[2] if data.startswith("data:") else data
+
+
+def _decoded_size(payload: str) -> int:
+    """Bytes of a base64 payload, from its length."""
+    return len(payload) * 3 // 4 - payload[-2:].count("=")
 
 
 def _tool_call_chars(calls: Any) -> int:

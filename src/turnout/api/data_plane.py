@@ -119,18 +119,19 @@ def _anthropic_messages(
 def _anthropic_call(
     body: dict[str, Any], raw: bytes, headers: Headers, count_tokens: bool = False
 ) -> ChatCall[ChatRequest]:
-    from turnout.translate.anthropic_inbound import canonical_request, native_only_tokens
+    from turnout.translate.anthropic_inbound import canonical_request
     from turnout.translate.anthropic_native import COUNT_TOKENS, MESSAGES, native_body
     from turnout.translate.openai import EXTENSION_FIELDS
 
-    canonical, beyond = canonical_request(body, count_tokens=count_tokens)
+    inbound = canonical_request(body, count_tokens=count_tokens)
+    canonical = inbound.request
     for name in EXTENSION_FIELDS:  # Turnout's own fields: read (and checked) as in the other dialects
         if name in body:
             canonical[name] = body[name]  # type: ignore[literal-required]
     call = parse_chat(canonical)
-    call.native = native_body(body, raw, headers, COUNT_TOKENS if count_tokens else MESSAGES, beyond)
-    if beyond is not None:  # documents the canonical form leaves out still cost their tokens
-        call.native_tokens = native_only_tokens(body)
+    fmt = COUNT_TOKENS if count_tokens else MESSAGES
+    call.native = native_body(body, raw, headers, fmt, inbound.beyond)
+    call.native_tokens = inbound.native_tokens  # documents left out of the canonical form still cost
     return call
 
 

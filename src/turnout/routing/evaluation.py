@@ -27,7 +27,7 @@ Every choice breaks ties toward the cheaper model.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -187,7 +187,7 @@ class Fold:
     best: int
     picks: dict[str, np.ndarray]
     lambdas: dict[str, float]
-    sweeps: dict[str, np.ndarray] = field(default_factory=dict)  # policy -> (len(SWEEP), rows) picks
+    sweeps: dict[str, np.ndarray]  # policy -> (len(SWEEP), rows) picks
 
 
 def baselines(
@@ -196,10 +196,9 @@ def baselines(
     train: np.ndarray,
     held: np.ndarray,
     rng: np.random.Generator,
-    sweep: bool = False,
 ) -> Fold:
-    """Fit every baseline on ``train`` and pick for the ``held`` rows (``sweep``: also under each
-    λ of ``SWEEP``, for the two-model curves)."""
+    """Fit every baseline on ``train`` and pick for the ``held`` rows, also under each λ of
+    ``SWEEP`` (the per-task table's frontier, the two-model curves)."""
     best = best_model(o.scores[train], o.costs[train])
     ref = float(o.costs[train, best].mean())
     predictors: dict[str, Predictor] = {
@@ -216,8 +215,7 @@ def baselines(
         lam = lambdas[name] = select_lambda(o, train, predictor, rng)
         pred, trade_cost = predictor(train, held)
         picks[name] = choose(pred, trade_cost, ref, np.array([lam]))[0]
-        if sweep:
-            sweeps[name] = choose(pred, trade_cost, ref, SWEEP)
+        sweeps[name] = choose(pred, trade_cost, ref, SWEEP)
     return Fold(best, picks, lambdas, sweeps)
 
 

@@ -428,7 +428,7 @@ def _replay_seed(plan: _Plan, seed: int) -> SeedResult:
         chosen = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), plan.config, mixes)
         greedy = _route(plan, o, warm, order, random.Random(f"{seed}/{k}"), _greedy(plan.config), mixes)
         picks.update(o.models[j] for j in chosen.tolist())
-        fold = baselines(o, plan.neighbours, train, order, np.random.default_rng([seed, 3, k]), sweep=True)
+        fold = baselines(o, plan.neighbours, train, order, np.random.default_rng([seed, 3, k]))
         best_models.append(o.models[fold.best])
         for name, lam in fold.lambdas.items():
             lambdas[name].append(lam)

@@ -15,6 +15,7 @@ images move to the user message that follows the tool messages.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -63,21 +64,32 @@ def _block_type(block: Any, where: str) -> str:
     return kind
 
 
-def canonical_request(
-    body: dict[str, Any], *, count_tokens: bool = False
-) -> tuple[ChatRequest, NeedsNativeFormat | None]:
-    """The canonical form of an inbound Messages body, and, where it holds server tools or
-    ``document``-like blocks, the first of them as the error for providers of other formats: the
-    canonical form is then translated from the body without them (a block becomes a ``[type]``
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """An inbound Messages body in canonical form: ``beyond``, the first server tool or
+    ``document``-like block it held (the error for providers of other formats), and the estimated
+    tokens of the blocks the canonical form left out (the spend guard reserves them, routing prices
+    them)."""
+
+    request: ChatRequest
+    beyond: NeedsNativeFormat | None = None
+    native_tokens: int = 0
+
+
+def canonical_request(body: dict[str, Any], *, count_tokens: bool = False) -> Inbound:
+    """The canonical form of an inbound Messages body; where it holds server tools or
+    ``document``-like blocks, translated from the body without them (a block becomes a ``[type]``
     text, so no turn is left empty)."""
     try:
-        return anthropic_to_openai_request(body, count_tokens=count_tokens), None
+        return Inbound(anthropic_to_openai_request(body, count_tokens=count_tokens))
     except NeedsNativeFormat as beyond:
-        return anthropic_to_openai_request(_without_native_only(body), count_tokens=count_tokens), beyond
+        kept, tokens = _without_native_only(body)
+        return Inbound(anthropic_to_openai_request(kept, count_tokens=count_tokens), beyond, tokens)
 
 
-def _without_native_only(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` without its server tools and ``document``-like blocks (a shallow copy)."""
+def _without_native_only(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``body`` without its server tools and ``document``-like blocks (a shallow copy), and the
+    estimated tokens of the blocks left out."""
     out = dict(body)
     tools = body.get("tools")
     if isinstance(tools, list):
@@ -87,39 +99,43 @@ def _without_native_only(body: dict[str, Any]) -> dict[str, Any]:
         else:
             out.pop("tools", None)
             out.pop("tool_choice", None)
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        out["messages"] = [_message_without(m) for m in messages]
-    return out
-
-
-def native_only_tokens(body: dict[str, Any]) -> int:
-    """Estimated tokens of the ``document``-like blocks the canonical form leaves out (the spend
-    guard reserves them and routing prices them): a PDF by its pages, a text document by its
-    text, a document named by URL or file id as one PDF page, any other block as its JSON text."""
     tokens = 0
     messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            tokens += _blocks_tokens(content)
-    return tokens
+    if isinstance(messages, list):
+        out["messages"] = []
+        for message in messages:
+            if isinstance(message, dict) and isinstance(message.get("content"), list):
+                content, left_out = _blocks_without(message["content"])
+                out["messages"].append({**message, "content": content})
+                tokens += left_out
+            else:
+                out["messages"].append(message)
+    return out, tokens
 
 
-def _blocks_tokens(blocks: list[Any]) -> int:
+def _blocks_without(blocks: list[Any]) -> tuple[list[Any], int]:
+    out: list[Any] = []
     tokens = 0
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "document":
-            tokens += _document_tokens(block.get("source"))
-        elif kind in _UNSUPPORTED_BLOCKS:
-            tokens += estimate_tokens(len(orjson.dumps(block)))
+        if kind in _UNSUPPORTED_BLOCKS:
+            out.append({"type": "text", "text": f"[{kind}]"})
+            tokens += _left_out_tokens(block)
         elif kind == "tool_result" and isinstance(block.get("content"), list):
-            tokens += _blocks_tokens(block["content"])
-    return tokens
+            content, left_out = _blocks_without(block["content"])
+            out.append({**block, "content": content})
+            tokens += left_out
+        else:
+            out.append(block)
+    return out, tokens
 
 
-def _document_tokens(source: Any) -> int:
+def _left_out_tokens(block: dict[str, Any]) -> int:
+    """A left-out block's tokens: a PDF by its pages, a text document by its text, a document named
+    by URL or file id as one PDF page, any other block as its JSON text."""
+    if block["type"] != "document":
+        return estimate_tokens(len(orjson.dumps(block)))
+    source = block.get("source")
     kind = source.get("type") if isinstance(source, dict) else None
     data = source.get("data") if isinstance(source, dict) else None
     if kind == "base64" and isinstance(data, str):
@@ -129,25 +145,6 @@ def _document_tokens(source: Any) -> int:
     if kind == "content" and isinstance(source, dict):
         return estimate_tokens(len(orjson.dumps(source.get("content"))))
     return PDF_PAGE_TOKENS  # by URL or file id: unseen here, counted as one page
-
-
-def _message_without(message: Any) -> Any:
-    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
-        return message
-    return {**message, "content": _blocks_without(message["content"])}
-
-
-def _blocks_without(blocks: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for block in blocks:
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind in _UNSUPPORTED_BLOCKS:
-            out.append({"type": "text", "text": f"[{kind}]"})
-        elif kind == "tool_result" and isinstance(block.get("content"), list):
-            out.append({**block, "content": _blocks_without(block["content"])})
-        else:
-            out.append(block)
-    return out
 
 
 def anthropic_to_openai_request(body: dict[str, Any], *, count_tokens: bool = False) -> ChatRequest:
